@@ -1,0 +1,175 @@
+/*
+ * bench.c - harness and entry point of build/bench/weft-bench.
+ *
+ *   weft-bench [workload...]     every workload when none is named
+ *
+ * Prints a readable table, then the BENCH lines (stdout). Exits non-zero
+ * if any check failed. This version runs one worker, so every line says
+ * workers=1 whatever BENCH_WORKERS asks (see README, Status).
+ */
+#include "bench.h"
+
+#include <linux/futex.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+double bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+double bench_scale(void)
+{
+    const char *s = getenv("BENCH_SCALE");
+    double v = (s && *s) ? atof(s) : 1.0;
+    return v > 0 ? v : 1.0;
+}
+
+long bench_scaled(long n)
+{
+    long v = (long)(n * bench_scale() + 0.5);
+    return v < 1 ? 1 : v;
+}
+
+int bench_workers(void)
+{
+    const char *s = getenv("BENCH_WORKERS");
+    int w = (s && *s) ? atoi(s) : 0;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return w >= 1 ? w : n < 1 ? 1 : (int)n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(bench_trial_fn fn, void *ctx, int *ok)
+{
+    double v[BENCH_REPS];
+    fn(ctx, ok); /* warm-up */
+    for (int i = 0; i < BENCH_REPS; i++) {
+        v[i] = fn(ctx, ok);
+        if (getenv("BENCH_VERBOSE"))
+            fprintf(stderr, "  run %d: %.3f\n", i, v[i]);
+    }
+    qsort(v, BENCH_REPS, sizeof v[0], cmp_double);
+    return v[BENCH_REPS / 2];
+}
+
+static struct {
+    char line[256];
+    char name[48];
+    int workers;
+    double value;
+    char unit[16];
+    int ok;
+} results[64];
+static int nresults;
+
+int bench_report(const char *name, int workers, double value,
+                 const char *unit, int ok)
+{
+    if (nresults < 64) {
+        snprintf(results[nresults].name, sizeof results[0].name, "%s", name);
+        snprintf(results[nresults].unit, sizeof results[0].unit, "%s", unit);
+        results[nresults].workers = workers;
+        results[nresults].value = value;
+        results[nresults].ok = ok;
+        nresults++;
+    }
+    return !ok;
+}
+
+weft_rt *bench_rt(unsigned workers, uint32_t max_tasks)
+{
+    weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers;
+    if (max_tasks > cfg.max_tasks)
+        cfg.max_tasks = max_tasks;
+    weft_rt *rt;
+    int err = weft_rt_create(&rt, &cfg);
+    if (err) {
+        fprintf(stderr, "weft-bench: weft_rt_create: %s (%s)\n",
+                weft_strerror(err), weft_last_error());
+        exit(2);
+    }
+    return rt;
+}
+
+void bench_done_reset(bench_done *d)
+{
+    atomic_store(&d->set, 0);
+}
+
+void bench_done_signal(bench_done *d)
+{
+    atomic_store_explicit(&d->set, 1, memory_order_release);
+    syscall(SYS_futex, &d->set, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void bench_done_wait(bench_done *d)
+{
+    while (!atomic_load_explicit(&d->set, memory_order_acquire))
+        syscall(SYS_futex, &d->set, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
+static const struct {
+    const char *name;
+    int (*run)(void);
+} workloads[] = {
+    {"switch", bench_switch},
+    {"spawn", bench_spawn},
+    {"yield_many", bench_yield_many},
+    {"chained_spawn", bench_chained_spawn},
+};
+#define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
+
+int main(int argc, char **argv)
+{
+    int rc = 0, ran = 0;
+    for (int i = 0; i < NWORKLOADS; i++) {
+        int want = argc < 2;
+        for (int a = 1; a < argc; a++)
+            want |= strcmp(argv[a], workloads[i].name) == 0;
+        if (want) {
+            fprintf(stderr, "# weft-bench: %s\n", workloads[i].name);
+            rc |= workloads[i].run();
+            ran++;
+        }
+    }
+    for (int a = 1; a < argc; a++) {
+        int known = 0;
+        for (int i = 0; i < NWORKLOADS; i++)
+            known |= strcmp(argv[a], workloads[i].name) == 0;
+        if (!known) {
+            fprintf(stderr, "weft-bench: unknown workload '%s'\n", argv[a]);
+            rc = 2;
+        }
+    }
+    if (!ran)
+        return rc;
+    printf("%-24s %8s %14s %-8s %s\n", "workload", "workers", "value",
+           "unit", "check");
+    for (int i = 0; i < nresults; i++)
+        printf("%-24s %8d %14.2f %-8s %s\n", results[i].name,
+               results[i].workers, results[i].value, results[i].unit,
+               results[i].ok ? "ok" : "FAIL");
+    printf("\n");
+    for (int i = 0; i < nresults; i++)
+        printf("BENCH name=%s impl=weft workers=%d value=%.4g unit=%s "
+               "check=%s\n",
+               results[i].name, results[i].workers, results[i].value,
+               results[i].unit, results[i].ok ? "ok" : "FAIL");
+    return rc;
+}

@@ -1,0 +1,49 @@
+/*
+ * bench.h - the harness every weft benchmark uses: sizes from the
+ * environment (BENCH_SCALE, BENCH_WORKERS), one warm-up then the median of
+ * five timed repetitions, and the BENCH line of ../shared/BENCHMARKS.md.
+ */
+#ifndef WEFT_BENCH_H
+#define WEFT_BENCH_H
+
+#include <stdint.h>
+
+#include "weft.h"
+
+#define BENCH_REPS 5
+
+/* One timed repetition: returns the workload's value (e.g. ns/op) and
+ * clears *ok if its result did not verify. */
+typedef double (*bench_trial_fn)(void *ctx, int *ok);
+
+double bench_now_ns(void);
+long bench_scaled(long n);      /* n x BENCH_SCALE, at least 1 */
+double bench_scale(void);
+int bench_workers(void);        /* BENCH_WORKERS, default: online CPUs */
+
+/* Warm-up + median of BENCH_REPS. */
+double bench_median(bench_trial_fn fn, void *ctx, int *ok);
+
+/* Record and print one result line. Returns 0, or 1 if !ok. */
+int bench_report(const char *name, int workers, double value,
+                 const char *unit, int ok);
+
+/* Create a runtime with `workers` workers and room for max_tasks tasks;
+ * exits with a message on failure (a benchmark cannot run without it). */
+weft_rt *bench_rt(unsigned workers, uint32_t max_tasks);
+
+/* A one-shot flag a task sets and a plain thread waits for. */
+typedef struct bench_done {
+    _Atomic int set;
+} bench_done;
+void bench_done_reset(bench_done *d);
+void bench_done_signal(bench_done *d);
+void bench_done_wait(bench_done *d);
+
+/* Workloads: each returns 0, or 1 if a check failed. */
+int bench_switch(void);
+int bench_spawn(void);
+int bench_chained_spawn(void);
+int bench_yield_many(void);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * weft.h - the whole public API of weft, an M:N stackful-task runtime.
+ *
+ * A task is an ordinary C function with its own stack. Many tasks run on a
+ * few worker threads; a task that blocks in a weft call parks itself, never
+ * its worker. Every call below states where it may be called from, whether
+ * it blocks, and which errors it returns.
+ *
+ * Conventions
+ * - A call that can fail returns 0 or a negative errno value; on failure it
+ *   has no effect. weft_strerror() names every value.
+ * - "Any thread" means a task, a worker, or a thread the runtime does not
+ *   know (a "plain" thread). "Task only" calls return -EPERM elsewhere.
+ * - Nothing in the library prints to stdout, exits, or aborts on bad input.
+ *   Only a broken invariant (a detected stack overflow, corrupted state)
+ *   aborts, after one line on stderr naming the module and the task.
+ *
+ * Status: one worker per runtime for now; cfg.workers > 1 is -ENOTSUP until
+ * the M:N scheduler lands (see README.md, Status).
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WEFT_BUILDING) && defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+/* ---- Errors -------------------------------------------------------------
+ * Returned negated: -EINVAL bad argument, -ENOMEM out of memory, -EAGAIN
+ * capacity exhausted (max_tasks), -ESRCH stale or unknown task handle,
+ * -EDEADLK a task joining itself, -EBUSY runtime still has tasks, -EPERM
+ * wrong calling context, -ENOTSUP not supported by this build or version,
+ * -ECANCELED runtime shutting down. */
+
+/* Name of an error code (positive or negative); never NULL. Any thread. */
+WEFT_API const char *weft_strerror(int err);
+
+/* Detail of the last error returned to the calling thread by weft_rt_create
+ * (e.g. "WEFT_STACK_SIZE: not a size: '12q'"); "" when none. Thread-local;
+ * valid until the thread's next failing weft call. Any thread. */
+WEFT_API const char *weft_last_error(void);
+
+/* ---- Runtime ------------------------------------------------------------ */
+
+typedef struct weft_rt weft_rt;
+
+/* Defaults: workers 1 (this version runs one worker), max_tasks 1048576,
+ * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
+ * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
+ * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
+ * small_stack_size a multiple of 64, 2 KiB..stack_size; guard_pages 0 or 1;
+ * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
+ * address space. */
+typedef struct weft_config {
+    unsigned workers;          /* worker threads; 0 = one per usable CPU */
+    uint32_t max_tasks;        /* live task slots (spawned, not yet reaped) */
+    size_t stack_size;         /* default stack class, bytes incl. guard */
+    size_t small_stack_size;   /* WEFT_STACK_SMALL class, bytes */
+    size_t stack_keep;         /* resident stacks kept hot before madvise */
+    int guard_pages;           /* 1 = guard pages while the map budget lasts,
+                                  0 = canaries only */
+    const char *bad_env;       /* set by weft_config_default to the first
+                                  WEFT_* variable that did not parse;
+                                  weft_rt_create then fails with -EINVAL */
+} weft_config;
+
+/* Environment overrides applied by weft_config_default (each is validated
+ * by weft_rt_create; a bad value is -EINVAL naming the variable):
+ *   WEFT_WORKERS, WEFT_MAX_TASKS, WEFT_STACK_SIZE, WEFT_SMALL_STACK_SIZE,
+ *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1).
+ * Sizes accept a k/K, m/M or g/G suffix. */
+
+/* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */
+WEFT_API void weft_config_default(weft_config *cfg);
+
+/* Create a runtime and start its workers. cfg NULL = weft_config_default.
+ * Errors: -EINVAL (bad field or environment value; weft_last_error() says
+ * which), -ENOTSUP (workers > 1 in this version), -ENOMEM, -EAGAIN (thread
+ * creation failed). Any thread; not from inside a task of another runtime's
+ * worker is fine too. */
+WEFT_API int weft_rt_create(weft_rt **out, const weft_config *cfg);
+
+/* Ask the runtime to stop: from now on weft_spawn returns -ECANCELED, and
+ * weft_rt_destroy no longer refuses a runtime with live tasks. Tasks keep
+ * running until weft_rt_destroy. Idempotent. Any thread. */
+WEFT_API int weft_rt_shutdown(weft_rt *rt);
+
+/* Stop the workers and release everything. -EBUSY while tasks are live
+ * (spawned and not yet reaped) and shutdown was not asked. After
+ * weft_rt_shutdown, each worker stops at its next switch; tasks that are
+ * queued or parked then are abandoned: they never run again and their
+ * stacks are unmapped with the arena (the runtime leaks nothing; what
+ * those tasks held is the caller's). A task that never switches keeps its
+ * worker, and this call, waiting. -EPERM from a worker thread. Plain
+ * threads only. */
+WEFT_API int weft_rt_destroy(weft_rt *rt);
+
+typedef void *(*weft_fn)(void *arg);
+
+/* Run main(arg) as a task and block the calling plain thread until it
+ * returns; *result (if not NULL) receives its return value. Errors as
+ * weft_spawn, and -EPERM from a task. */
+WEFT_API int weft_rt_run(weft_rt *rt, weft_fn main, void *arg, void **result);
+
+/* ---- Tasks -------------------------------------------------------------- */
+
+/* A value handle: slot index and generation. A handle to a finished and
+ * reaped task is detected as stale (-ESRCH), never confused with a new
+ * task in the same slot. The all-zero handle is never valid. */
+typedef struct weft_task {
+    uint64_t id;
+} weft_task;
+
+#define WEFT_TASK_NULL ((weft_task){0})
+
+enum {
+    WEFT_PRIO_CRITICAL = 0,
+    WEFT_PRIO_HIGH = 4,
+    WEFT_PRIO_NORMAL = 8,
+    WEFT_PRIO_LOW = 12,
+    WEFT_PRIO_MAX = 15
+};
+
+/* Stack classes for weft_spawn_attr.stack. */
+#define WEFT_STACK_DEFAULT ((size_t)0)
+#define WEFT_STACK_SMALL ((size_t)1)
+
+enum {
+    WEFT_DETACHED = 1u << 0,    /* reaped when it ends; cannot be joined */
+    WEFT_PREEMPTIBLE = 1u << 1  /* may be preempted (recorded; later) */
+};
+
+typedef struct weft_spawn_attr {
+    int priority;       /* 0..15, WEFT_PRIO_NORMAL by default */
+    size_t stack;       /* WEFT_STACK_DEFAULT, WEFT_STACK_SMALL, or a size
+                           in bytes, which must fit one of the two classes */
+    unsigned flags;     /* WEFT_DETACHED | WEFT_PREEMPTIBLE */
+    const char *name;   /* for dumps and errors; copied (15 chars kept) */
+} weft_spawn_attr;
+
+#define WEFT_SPAWN_ATTR_INIT {WEFT_PRIO_NORMAL, WEFT_STACK_DEFAULT, 0, NULL}
+
+/* Spawn fn(arg) as a task. rt NULL = the current task's runtime (-EPERM
+ * outside a task). out may be NULL only with WEFT_DETACHED. attr NULL =
+ * defaults. Never blocks; allocates nothing after weft_rt_create.
+ * Errors: -EINVAL (bad attribute, NULL fn, NULL out without DETACHED),
+ * -EAGAIN (max_tasks live), -ECANCELED (shutting down), -EPERM.
+ * Any thread. */
+WEFT_API int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
+                        const weft_spawn_attr *attr);
+
+/* Wait for t to end and reap it; *result (if not NULL) gets its return
+ * value. Parks a task, blocks a plain thread. A task is joined once.
+ * Errors: -ESRCH (stale or unknown handle, e.g. already joined and reaped),
+ * -EDEADLK (t is the calling task), -EINVAL (t is detached or another
+ * joiner has claimed it).
+ * Any thread. */
+WEFT_API int weft_join(weft_task t, void **result);
+
+/* Let t be reaped when it ends. Errors: -ESRCH (stale handle), -EINVAL
+ * (already detached or claimed by a joiner). Any thread. */
+WEFT_API int weft_detach(weft_task t);
+
+/* Let every other ready task run once, then continue. From a plain thread
+ * it is sched_yield(). Any thread. */
+WEFT_API void weft_yield(void);
+
+/* The calling task, or WEFT_TASK_NULL outside a task. Any thread. */
+WEFT_API weft_task weft_self(void);
+
+/* The runtime of the calling task, or NULL outside a task. Any thread. */
+WEFT_API weft_rt *weft_current(void);
+
+/* Task-local storage. Keys are process-wide (WEFT_TLS_KEYS of them); each
+ * task starts with every value NULL. A destructor, when given, runs in the
+ * task when it ends, for each non-NULL value. -EAGAIN when keys run out,
+ * -EINVAL for a bad key, -EPERM outside a task (set only; get returns
+ * NULL there). */
+#define WEFT_TLS_KEYS 16
+typedef unsigned weft_tls_key;
+WEFT_API int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *));
+WEFT_API int weft_tls_set(weft_tls_key key, void *value);
+WEFT_API void *weft_tls_get(weft_tls_key key);
+
+/* ---- Observation -------------------------------------------------------- */
+
+typedef struct weft_stats {
+    uint64_t spawns;          /* tasks spawned */
+    uint64_t finishes;        /* tasks that returned */
+    uint64_t live;            /* slots in use (spawned, not reaped) */
+    uint64_t switches;        /* context switches into tasks */
+    uint64_t yields;          /* weft_yield calls that switched */
+    uint64_t parks;           /* times a task parked */
+    uint64_t stacks_resident; /* stacks touched and not yet returned */
+    uint64_t stacks_released; /* stacks returned to the OS with madvise */
+    uint64_t guarded_stacks;  /* default stacks protected by a guard page */
+    uint64_t canary_stacks;   /* default stacks left with a canary only
+                                 because the mapping budget ran out */
+    uint64_t guard_budget;    /* guard pages the map-count budget allows */
+} weft_stats;
+
+/* Snapshot of the counters; relaxed, may be slightly stale while tasks run.
+ * Any thread. */
+WEFT_API int weft_stats_get(weft_rt *rt, weft_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_H */

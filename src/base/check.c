@@ -1,0 +1,114 @@
+/*
+ * check.c - the abort path: a tiny signal-safe formatter and weft__die.
+ *
+ * stdio is neither signal-safe nor allocation-free, and the stack-overflow
+ * handler runs on a small alternate stack, so the line is formatted by hand
+ * into a fixed buffer and written with one write(2).
+ */
+#include "check.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void put(char *buf, size_t cap, size_t *n, char c)
+{
+    if (*n + 1 < cap)
+        buf[*n] = c;
+    (*n)++;
+}
+
+static void put_num(char *buf, size_t cap, size_t *n, uint64_t v,
+                    unsigned base)
+{
+    char tmp[24];
+    int k = 0;
+    do {
+        tmp[k++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    while (k)
+        put(buf, cap, n, tmp[--k]);
+}
+
+static size_t vfmt(char *buf, size_t cap, const char *f, va_list ap)
+{
+    size_t n = 0;
+    for (; *f; f++) {
+        if (*f != '%') {
+            put(buf, cap, &n, *f);
+            continue;
+        }
+        f++;
+        int lng = 0;
+        while (*f == 'l' || *f == 'z') {
+            lng = 1;
+            f++;
+        }
+        switch (*f) {
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            for (s = s ? s : "(null)"; *s; s++)
+                put(buf, cap, &n, *s);
+            break;
+        }
+        case 'u':
+            put_num(buf, cap, &n,
+                    lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned),
+                    10);
+            break;
+        case 'd': {
+            long v = lng ? va_arg(ap, long) : va_arg(ap, int);
+            if (v < 0) {
+                put(buf, cap, &n, '-');
+                v = -v;
+            }
+            put_num(buf, cap, &n, (uint64_t)v, 10);
+            break;
+        }
+        case 'x':
+            put_num(buf, cap, &n,
+                    lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned),
+                    16);
+            break;
+        case 'p':
+            put(buf, cap, &n, '0');
+            put(buf, cap, &n, 'x');
+            put_num(buf, cap, &n, (uintptr_t)va_arg(ap, void *), 16);
+            break;
+        default:
+            put(buf, cap, &n, '%');
+            if (*f)
+                put(buf, cap, &n, *f);
+            else
+                f--;
+        }
+    }
+    if (cap)
+        buf[n < cap ? n : cap - 1] = '\0';
+    return n < cap ? n : cap - 1;
+}
+
+size_t weft__fmt(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = vfmt(buf, cap, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void weft__die(const char *module, const char *fmt, ...)
+{
+    char line[512];
+    size_t n = weft__fmt(line, sizeof line, "weft: %s: ", module);
+    va_list ap;
+    va_start(ap, fmt);
+    n += vfmt(line + n, sizeof line - n - 1, fmt, ap);
+    va_end(ap);
+    line[n++] = '\n';
+    ssize_t unused = write(2, line, n);
+    (void)unused;
+    abort();
+}

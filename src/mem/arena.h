@@ -1,0 +1,28 @@
+/*
+ * arena.h - the one reservation a runtime owns.
+ *
+ * A runtime's memory is planned as a list of regions (size, alignment),
+ * laid out in order in one mmap(MAP_NORESERVE) reservation: the kernel
+ * commits pages only when touched, so a runtime sized for a million tasks
+ * costs address space, not memory, until tasks run. Regions are page- or
+ * line-aligned as asked. The caller (rt/rt.c) decides the order (DESIGN.md
+ * §3): summary words, reservation maps, TCBs, then stacks.
+ */
+#ifndef WEFT_MEM_ARENA_H
+#define WEFT_MEM_ARENA_H
+
+#include <stddef.h>
+
+typedef struct weft_arena_plan {
+    size_t size; /* running total */
+} weft_arena_plan;
+
+/* Add a region of `size` bytes aligned to `align` (a power of two);
+ * returns its offset. */
+size_t weft__arena_add(weft_arena_plan *p, size_t size, size_t align);
+
+/* Map the planned size; NULL on failure (errno set). Creator only. */
+void *weft__arena_map(size_t size);
+void weft__arena_unmap(void *base, size_t size);
+
+#endif

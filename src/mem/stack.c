@@ -1,0 +1,232 @@
+/*
+ * stack.c - stack classes, guard pages, canaries and hot reuse.
+ *
+ * Reuse order. Spawning must not fault in fresh memory when warm memory
+ * is free: a worker keeps its last few freed stacks in a private cache
+ * (no atomics) and takes from it first; past that, stacks go to a shared
+ * Treiber stack (LIFO, so the most recently used come back first) whose
+ * head carries a 32-bit tag against ABA. Stacks never handed out are
+ * past a bump index, so creating a runtime touches no per-stack memory.
+ *
+ * High-water mark. When a stack goes back to the shared pool while more
+ * than `keep` stacks may be resident, its usable pages are returned with
+ * madvise(MADV_DONTNEED); the next user faults them in zeroed.
+ *
+ * Flags. A stack's flags are written only by whoever holds the stack (the
+ * worker that got it, or the creator) and read by the stack-overflow
+ * handler, hence atomic bytes with relaxed access.
+ */
+#include "stack.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../arch/fiber_san.h"
+#include "../base/check.h"
+
+#define CANARY UINT64_C(0x5745465453544b21) /* "WEFTSTK!" */
+#define CANARY_BYTES 16
+#define RLX memory_order_relaxed
+
+static _Atomic int64_t guard_budget = -1; /* -1: not computed yet */
+
+static int64_t count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return -1;
+    int64_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static int64_t compute_budget(void)
+{
+    int64_t max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        long long v;
+        if (fscanf(f, "%lld", &v) == 1)
+            max = v;
+        fclose(f);
+    }
+    int64_t used = count_maps();
+    /* Leave room for the program's own mappings (libraries, malloc
+     * arenas, thread stacks) to grow: a quarter of the limit, at least
+     * 1024. Each guard page costs two mappings. */
+    int64_t spare = max / 4 > 1024 ? max / 4 : 1024;
+    int64_t room = max - (used < 0 ? 1024 : used) - spare;
+    return room > 0 ? room / 2 : 0;
+}
+
+uint64_t weft__stack_guard_budget(void)
+{
+    int64_t b = atomic_load_explicit(&guard_budget, RLX);
+    if (b < 0) {
+        int64_t want = compute_budget(), expect = -1;
+        atomic_compare_exchange_strong_explicit(&guard_budget, &expect, want,
+                                                RLX, RLX);
+        b = atomic_load_explicit(&guard_budget, RLX);
+    }
+    return (uint64_t)b;
+}
+
+/* Take one guard page from the process-wide budget. */
+static int take_guard(void)
+{
+    int64_t b = (int64_t)weft__stack_guard_budget();
+    while (b > 0)
+        if (atomic_compare_exchange_weak_explicit(&guard_budget, &b, b - 1,
+                                                  RLX, RLX))
+            return 1;
+    return 0;
+}
+
+void weft__stack_pool_init(weft_stack_pool *p)
+{
+    atomic_store_explicit(&p->head, 0, RLX);
+    atomic_store_explicit(&p->bump, 0, RLX);
+    if (p->want_guard && !p->small)
+        weft__stack_guard_budget();
+}
+
+char *weft__stack_bottom(const weft_stack_pool *p, uint32_t i)
+{
+    char *lo = p->base + (size_t)i * p->size;
+    return p->small ? lo + CANARY_BYTES : lo + p->page;
+}
+
+static _Atomic uint64_t *canary_at(const weft_stack_pool *p, uint32_t i)
+{
+    char *lo = p->base + (size_t)i * p->size;
+    return (_Atomic uint64_t *)(p->small ? lo : lo + p->page);
+}
+
+int weft__stack_canary_ok(const weft_stack_pool *p, uint32_t i)
+{
+    if (!(atomic_load_explicit(&p->flags[i], RLX) & WEFT_STK_CANARY))
+        return 1;
+    return atomic_load_explicit(canary_at(p, i), RLX) == CANARY;
+}
+
+/* First use of stack i: guard page if the budget allows, else canary. */
+static void first_use(weft_stack_pool *p, uint32_t i)
+{
+    uint8_t f = WEFT_STK_USED;
+    if (!p->small && p->want_guard && take_guard() &&
+        mprotect(p->base + (size_t)i * p->size, p->page, PROT_NONE) == 0) {
+        f |= WEFT_STK_GUARDED;
+        atomic_fetch_add_explicit(&p->guarded, 1, RLX);
+    } else {
+        f |= WEFT_STK_CANARY;
+        if (!p->small)
+            atomic_fetch_add_explicit(&p->canaried, 1, RLX);
+    }
+    atomic_store_explicit(&p->flags[i], f, RLX);
+}
+
+static void make_ready(weft_stack_pool *p, uint32_t i)
+{
+    uint8_t f = atomic_load_explicit(&p->flags[i], RLX);
+    if (weft_unlikely(!(f & WEFT_STK_USED))) {
+        first_use(p, i);
+        f = atomic_load_explicit(&p->flags[i], RLX);
+    }
+    if (!(f & WEFT_STK_RESIDENT)) {
+        atomic_store_explicit(&p->flags[i], f | WEFT_STK_RESIDENT, RLX);
+        atomic_fetch_add_explicit(&p->resident, 1, RLX);
+    }
+    if (f & WEFT_STK_CANARY)
+        atomic_store_explicit(canary_at(p, i), CANARY, RLX);
+}
+
+static int64_t pool_pop(weft_stack_pool *p)
+{
+    /* Acquire: pairs with the release CAS in pool_push, so next[i] as
+     * written by the pusher is visible. */
+    uint64_t h = atomic_load_explicit(&p->head, memory_order_acquire);
+    while ((uint32_t)h) {
+        uint32_t i = (uint32_t)h - 1;
+        uint64_t n = ((h >> 32) + 1) << 32 |
+                     atomic_load_explicit(&p->next[i], RLX);
+        if (atomic_compare_exchange_weak_explicit(
+                &p->head, &h, n, memory_order_acquire,
+                memory_order_acquire))
+            return i;
+    }
+    uint32_t b = atomic_fetch_add_explicit(&p->bump, 1, RLX);
+    if (b < p->count)
+        return b;
+    atomic_fetch_sub_explicit(&p->bump, 1, RLX);
+    return -1;
+}
+
+static void pool_push(weft_stack_pool *p, uint32_t i)
+{
+    if (atomic_load_explicit(&p->resident, RLX) > p->keep) {
+        char *lo = weft__stack_bottom(p, i);
+        char *hi = weft__stack_top(p, i);
+        /* Page-align inward: a small stack may share pages with others. */
+        uintptr_t a = ((uintptr_t)lo + p->page - 1) & ~(p->page - 1);
+        uintptr_t z = (uintptr_t)hi & ~(p->page - 1);
+        if (z > a && madvise((void *)a, z - a, MADV_DONTNEED) == 0)
+            atomic_fetch_add_explicit(&p->released, 1, RLX);
+        uint8_t f = atomic_load_explicit(&p->flags[i], RLX);
+        atomic_store_explicit(&p->flags[i], f & ~WEFT_STK_RESIDENT, RLX);
+        atomic_fetch_sub_explicit(&p->resident, 1, RLX);
+    }
+    uint64_t h = atomic_load_explicit(&p->head, RLX);
+    do {
+        atomic_store_explicit(&p->next[i], (uint32_t)h, RLX);
+        /* Release: publishes next[i] to pool_pop's acquire. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &p->head, &h, ((h >> 32) + 1) << 32 | (i + 1), memory_order_release,
+        RLX));
+}
+
+int64_t weft__stack_get(weft_stack_pool *p, weft_stack_cache *c)
+{
+    int64_t i;
+    if (c && c->n)
+        i = c->idx[--c->n];
+    else if ((i = pool_pop(p)) < 0)
+        return -1;
+    make_ready(p, (uint32_t)i);
+    /* A task that left this stack mid-frame left ASan poison behind. */
+    weft_san_unpoison(weft__stack_bottom(p, (uint32_t)i),
+                      (size_t)(weft__stack_top(p, (uint32_t)i) -
+                               weft__stack_bottom(p, (uint32_t)i)));
+    return i;
+}
+
+void weft__stack_put(weft_stack_pool *p, weft_stack_cache *c, uint32_t i)
+{
+    atomic_store_explicit(&p->owner[i], 0, RLX);
+    if (c && c->n < WEFT_STACK_CACHE) {
+        c->idx[c->n++] = i;
+        return;
+    }
+    pool_push(p, i);
+}
+
+void weft__stack_drain(weft_stack_pool *p, weft_stack_cache *c)
+{
+    while (c->n)
+        pool_push(p, c->idx[--c->n]);
+}
+
+int64_t weft__stack_find_guard(const weft_stack_pool *p, const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr, b = (uintptr_t)p->base;
+    if (a < b || a >= b + (uintptr_t)p->count * p->size)
+        return -1;
+    uint32_t i = (uint32_t)((a - b) / p->size);
+    uintptr_t off = (a - b) % p->size;
+    size_t zone = p->small ? CANARY_BYTES : p->page;
+    return off < zone ? (int64_t)i : -1;
+}

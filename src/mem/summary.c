@@ -1,0 +1,233 @@
+/*
+ * summary.c - the active summary tree and the reservation maps.
+ *
+ * Problem. A wake-up must cost one or two atomic operations from any
+ * thread, never allocate, never be lost and never be delivered twice, and a
+ * worker must learn cheaply whether anything is signalled. Queues of woken
+ * tasks fail the first two (a foreign thread would need a lock or a node).
+ *
+ * Design. Each task slot has one signal bit; setting it is the wake-up.
+ * Bits are grouped 63 to a leaf word, leaves 64 to a root word, roots 64 to
+ * a top word. Every upper bit means "the word below is non-zero". A
+ * signaller sets its bit with one fetch_or and climbs only when it turned a
+ * word from zero to non-zero; a taker exchanges a whole leaf's bits away
+ * and climbs only when it emptied it. Bits are taken by atomic RMWs, so
+ * each set bit is handed to exactly one taker.
+ *
+ * The race (clearing an upper bit). A taker that empties a leaf must clear
+ * the leaf's root bit; a signaller may meanwhile set a bit in the now-empty
+ * leaf, see old == 0 and set the root bit, and the taker's clear could then
+ * erase that set, leaving a non-zero leaf under a clear root bit: a lost
+ * wake-up. Resolution: after clearing the root bit the taker re-reads the
+ * leaf and sets the root bit again if the leaf is non-zero. Proof: the
+ * root RMWs are totally ordered. If the signaller's root OR (B) precedes
+ * the taker's AND (D), D reads B's value with acquire, B is a release that
+ * follows the signaller's leaf OR (A), so A happens-before the taker's
+ * re-read (E), which therefore sees the bit and restores the root bit. If
+ * D precedes B, B leaves the root bit set. Either way the leaf stays
+ * visible. The same argument covers root -> top, and the reservation maps'
+ * "leaf full" transitions (see reserve/release below).
+ *
+ * Orders: signal's leaf OR is a release, paired with the acquire of the
+ * taker's exchange, so whatever the signaller wrote before signalling (the
+ * task's state) is visible to the worker that takes the bit. Upper-level
+ * RMWs are acq_rel for the proof above.
+ */
+#include "summary.h"
+
+#include <errno.h>
+
+#include "../base/bits.h"
+#include "../base/check.h"
+#include "../base/compiler.h"
+
+#define ACQ_REL memory_order_acq_rel
+#define ACQ memory_order_acquire
+#define REL memory_order_release
+#define RLX memory_order_relaxed
+
+void weft__summary_init(weft_summary *s)
+{
+    uint32_t leaves = s->leaf_count;
+    for (uint32_t l = 0; l < leaves; l++) {
+        uint64_t w = WEFT_LEAF_YIELD; /* bit 63 is never a slot */
+        uint32_t first = l * WEFT_LEAF_SLOTS;
+        for (uint32_t b = 0; b < WEFT_LEAF_SLOTS; b++)
+            if (first + b >= s->max_tasks)
+                w |= UINT64_C(1) << b;
+        /* Only the last leaf has slots past max_tasks; the rest start 0. */
+        if (w != WEFT_LEAF_YIELD)
+            atomic_store_explicit(&s->resv[l], w, RLX);
+        else
+            atomic_store_explicit(&s->resv[l], WEFT_LEAF_YIELD, RLX);
+    }
+    for (uint32_t j = 0; j < s->root_count; j++) {
+        uint32_t n = leaves - j * 64 < 64 ? leaves - j * 64 : 64;
+        uint64_t w = n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
+        atomic_store_explicit(&s->avail[j], w, RLX);
+    }
+}
+
+/* Set bit b of *w; returns 1 when *w was zero. */
+static int set_up(_Atomic uint64_t *w, uint64_t bit)
+{
+    return atomic_fetch_or_explicit(w, bit, ACQ_REL) == 0; /* pairs with
+                                                    clear_up's AND */
+}
+
+/* Clear `bit` of *w after the word below (`below`) was emptied; restore it
+ * if `below` became non-zero meanwhile (the race in the header comment).
+ * Returns 1 when *w became zero and stayed so. */
+static int clear_up(_Atomic uint64_t *w, uint64_t bit,
+                    _Atomic uint64_t *below, uint64_t below_mask)
+{
+    uint64_t old = atomic_fetch_and_explicit(w, ~bit, ACQ_REL); /* pairs
+                                                with set_up's OR */
+    if (atomic_load_explicit(below, ACQ) & below_mask) {
+        atomic_fetch_or_explicit(w, bit, ACQ_REL);
+        return 0;
+    }
+    return (old & ~bit) == 0;
+}
+
+int weft__summary_signal(weft_summary *s, uint32_t slot)
+{
+    uint32_t l = slot / WEFT_LEAF_SLOTS;
+    uint64_t bit = UINT64_C(1) << (slot % WEFT_LEAF_SLOTS);
+    /* Release: the task's state written before the signal is visible to
+     * the taker (pairs with weft__summary_take's acquire exchange). */
+    uint64_t old = atomic_fetch_or_explicit(&s->leaf[l], bit, REL);
+    if (old & WEFT_LEAF_SIGNALS)
+        return 0;
+    if (set_up(&s->root[l / 64], UINT64_C(1) << (l % 64)))
+        set_up(&s->top[l / 4096], UINT64_C(1) << ((l / 64) % 64));
+    return 1;
+}
+
+uint64_t weft__summary_take(weft_summary *s, uint32_t l)
+{
+    /* Acquire: pairs with the release OR in weft__summary_signal. */
+    uint64_t got = atomic_fetch_and_explicit(&s->leaf[l], WEFT_LEAF_YIELD,
+                                             ACQ_REL) &
+                   WEFT_LEAF_SIGNALS;
+    if (!got)
+        return 0;
+    uint32_t r = l / 64;
+    if (clear_up(&s->root[r], UINT64_C(1) << (l % 64), &s->leaf[l],
+                 WEFT_LEAF_SIGNALS))
+        clear_up(&s->top[r / 64], UINT64_C(1) << (r % 64), &s->root[r],
+                 ~UINT64_C(0));
+    return got;
+}
+
+uint32_t weft__summary_find(weft_summary *s, uint32_t *cursor)
+{
+    uint32_t start = *cursor % s->leaf_count;
+    uint32_t tstart = start / 4096;
+    for (uint32_t i = 0; i <= s->top_count; i++) {
+        uint32_t t = (tstart + i) % s->top_count;
+        uint64_t tw = atomic_load_explicit(&s->top[t], RLX);
+        unsigned from = i == 0 ? (start / 64) % 64 : 0;
+        while (tw) {
+            unsigned tb = weft_next_bit(tw, from);
+            uint32_t r = t * 64 + tb;
+            uint64_t rw = atomic_load_explicit(&s->root[r], RLX);
+            if (rw) {
+                unsigned lb = weft_next_bit(rw, r == start / 64 ? start : 0);
+                uint32_t l = r * 64 + lb;
+                *cursor = l + 1;
+                return l;
+            }
+            tw &= ~(UINT64_C(1) << tb);
+        }
+    }
+    return UINT32_MAX;
+}
+
+/*
+ * Reservation. A slot is reserved by CAS-setting a zero bit of its leaf's
+ * resv word. The leaf that becomes full clears its avail bit, then re-reads
+ * resv and sets the avail bit again if a release made room meanwhile; a
+ * release that turns a full leaf non-full sets the avail bit. This is
+ * clear_up/set_up with "full" in the role of "empty", and the same proof
+ * applies.
+ */
+#define FULL (~UINT64_C(0))
+
+static int64_t take_in_leaf(weft_summary *s, uint32_t l)
+{
+    uint64_t w = atomic_load_explicit(&s->resv[l], RLX);
+    while (w != FULL) {
+        uint64_t bit = UINT64_C(1) << weft_ctz64(~w);
+        /* Relaxed suffices: a reserved slot is private to the reserver
+         * until it publishes the task through a queue (release). */
+        if (atomic_compare_exchange_weak_explicit(&s->resv[l], &w, w | bit,
+                                                  RLX, RLX)) {
+            if ((w | bit) == FULL) {
+                uint64_t abit = UINT64_C(1) << (l % 64);
+                uint64_t old = atomic_fetch_and_explicit(
+                    &s->avail[l / 64], ~abit, ACQ_REL); /* pairs with the
+                                            release's fetch_or below */
+                (void)old;
+                if (atomic_load_explicit(&s->resv[l], ACQ) != FULL)
+                    atomic_fetch_or_explicit(&s->avail[l / 64], abit,
+                                             ACQ_REL);
+            }
+            return (int64_t)l * WEFT_LEAF_SLOTS + weft_ctz64(bit);
+        }
+    }
+    return -EAGAIN;
+}
+
+int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint)
+{
+    uint32_t l = *hint < s->leaf_count ? *hint : 0;
+    int64_t slot = take_in_leaf(s, l);
+    if (weft_likely(slot >= 0))
+        return slot;
+    /* The hint leaf is full: look for a leaf with room, from the hint on. */
+    uint32_t r0 = l / 64;
+    for (uint32_t i = 0; i <= s->root_count; i++) {
+        uint32_t r = (r0 + i) % s->root_count;
+        uint64_t aw = atomic_load_explicit(&s->avail[r], ACQ);
+        while (aw) {
+            uint32_t cand = r * 64 + weft_ctz64(aw);
+            slot = take_in_leaf(s, cand);
+            if (slot >= 0) {
+                *hint = cand;
+                return slot;
+            }
+            aw &= aw - 1;
+        }
+    }
+    return -EAGAIN;
+}
+
+void weft__summary_release(weft_summary *s, uint32_t slot)
+{
+    uint32_t l = slot / WEFT_LEAF_SLOTS;
+    uint64_t bit = UINT64_C(1) << (slot % WEFT_LEAF_SLOTS);
+    /* Release: the slot's last user's writes happen-before the next
+     * reserver's (pairs with the acquire re-read in take_in_leaf and the
+     * queue that hands the new task over). */
+    uint64_t old = atomic_fetch_and_explicit(&s->resv[l], ~bit, ACQ_REL);
+    if (weft_unlikely(!(old & bit)))
+        weft__die("summary", "release of slot %u, which is not reserved",
+                  slot);
+    if (old == FULL)
+        atomic_fetch_or_explicit(&s->avail[l / 64], UINT64_C(1) << (l % 64),
+                                 ACQ_REL); /* pairs with take_in_leaf's
+                                              fetch_and */
+}
+
+uint64_t weft__summary_snapshot(const weft_summary *s)
+{
+    uint64_t acc = 0;
+    for (uint32_t i = 0; i < s->top_count; i++)
+        acc |= atomic_load_explicit(&s->top[i], ACQ);
+    for (uint32_t i = 0; i < s->root_count; i++)
+        acc |= atomic_load_explicit(&s->root[i], ACQ);
+    for (uint32_t i = 0; i < s->leaf_count; i++)
+        acc |= atomic_load_explicit(&s->leaf[i], ACQ) & WEFT_LEAF_SIGNALS;
+    return acc;
+}

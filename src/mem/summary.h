@@ -1,0 +1,89 @@
+/*
+ * summary.h - the active summary tree and the reservation maps
+ * (DESIGN.md §5). The words live in the runtime's arena; this module only
+ * sees their addresses and knows nothing of tasks or workers beyond slot
+ * and leaf numbers.
+ *
+ * Slot s lives in leaf s / 63 at bit s % 63. A leaf word's bits 0-62 are
+ * the signal bits of its slots; bit 63 is reserved for the yield bit of the
+ * worker that owns the leaf. Root word j bit k is set while leaf 64j+k is
+ * non-zero, and top word t bit k while root word 64t+k is non-zero: the
+ * top level lets a worker learn "nothing is signalled" from one word for
+ * up to 258,048 slots (five words for a million), instead of scanning
+ * every root word.
+ *
+ * Beside it, the reservation maps: resv[leaf] has bit b set while slot
+ * 63*leaf+b is reserved (bit 63 and bits past max_tasks are set forever),
+ * and avail[j] bit k is set while leaf 64j+k has a free slot. These two are
+ * the task-slot allocator: no free list, no lock.
+ */
+#ifndef WEFT_MEM_SUMMARY_H
+#define WEFT_MEM_SUMMARY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEFT_LEAF_SLOTS 63u
+#define WEFT_LEAF_SIGNALS ((UINT64_C(1) << 63) - 1)
+#define WEFT_LEAF_YIELD (UINT64_C(1) << 63)
+
+typedef struct weft_summary {
+    _Atomic uint64_t *top;   /* top_count words over the root words */
+    _Atomic uint64_t *root;  /* root_count words over the leaf words */
+    _Atomic uint64_t *leaf;  /* leaf_count signal words */
+    _Atomic uint64_t *avail; /* root_count words: leaf has a free slot */
+    _Atomic uint64_t *resv;  /* leaf_count words: reserved slots */
+    uint32_t max_tasks;
+    uint32_t leaf_count;
+    uint32_t root_count;
+    uint32_t top_count;
+} weft_summary;
+
+/* Word counts for a given max_tasks (all derived; see arena.c). */
+static inline uint32_t weft__summary_leaves(uint32_t max_tasks)
+{
+    return (max_tasks + WEFT_LEAF_SLOTS - 1) / WEFT_LEAF_SLOTS;
+}
+static inline uint32_t weft__summary_roots(uint32_t leaves)
+{
+    return (leaves + 63) / 64;
+}
+static inline uint32_t weft__summary_tops(uint32_t roots)
+{
+    return (roots + 63) / 64;
+}
+
+/* Initialise freshly mapped (zeroed) words: mark bits past max_tasks and
+ * every leaf's bit 63 reserved, set avail. Creator only. */
+void weft__summary_init(weft_summary *s);
+
+/* Set slot's signal bit. Returns 1 when this made its leaf non-zero (the
+ * caller then wakes one sleeping worker), 0 otherwise, including when the
+ * bit was already set: a repeated signal costs one atomic OR. Any thread,
+ * including foreign ones; signal safe. */
+int weft__summary_signal(weft_summary *s, uint32_t slot);
+
+/* Take every signal bit of leaf `leaf` at once; returns them (bits 0-62).
+ * Each set bit is returned to exactly one taker. Any thread. */
+uint64_t weft__summary_take(weft_summary *s, uint32_t leaf);
+
+/* Find a leaf with signals, scanning from a rotating start `*cursor` (the
+ * caller's, updated). Returns the leaf number or UINT32_MAX if the tree
+ * shows none. Any thread. */
+uint32_t weft__summary_find(weft_summary *s, uint32_t *cursor);
+
+/* Reserve a free slot, preferring leaf *hint (updated to the leaf used).
+ * Returns the slot, or -EAGAIN when all max_tasks are reserved (the maps
+ * are left as they were). Any thread. */
+int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint);
+
+/* Release a reserved slot. Debug builds abort if it was not reserved.
+ * Any thread. */
+void weft__summary_release(weft_summary *s, uint32_t slot);
+
+/* OR of every summary word (top, root, leaf): zero when nothing is
+ * signalled. For tests and idle checks; not atomic as a whole. */
+uint64_t weft__summary_snapshot(const weft_summary *s);
+
+#endif

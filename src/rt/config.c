@@ -1,0 +1,113 @@
+/*
+ * config.c - defaults, WEFT_* environment overrides, and validation.
+ *
+ * weft_config_default cannot fail, so a variable that does not parse is
+ * remembered in cfg->bad_env and weft_rt_create reports it (-EINVAL, with
+ * the variable's name and value in weft_last_error()): a typo in the
+ * environment is never silently ignored.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../base/env.h"
+#include "../base/error.h"
+#include "rt.h"
+
+#define MAX_TASKS_LIMIT (UINT32_C(1) << 24)
+#define ARENA_LIMIT ((uint64_t)64 << 40)
+
+static const struct {
+    const char *name;
+    int suffix;
+    size_t off;
+    int width; /* 4: unsigned / uint32_t / int, 8: size_t */
+} vars[] = {
+    {"WEFT_WORKERS", 0, offsetof(weft_config, workers), 4},
+    {"WEFT_MAX_TASKS", 0, offsetof(weft_config, max_tasks), 4},
+    {"WEFT_STACK_SIZE", 1, offsetof(weft_config, stack_size), 8},
+    {"WEFT_SMALL_STACK_SIZE", 1, offsetof(weft_config, small_stack_size), 8},
+    {"WEFT_STACK_KEEP", 0, offsetof(weft_config, stack_keep), 8},
+    {"WEFT_GUARD_PAGES", 0, offsetof(weft_config, guard_pages), 4},
+};
+
+void weft_config_default(weft_config *cfg)
+{
+    if (!cfg)
+        return;
+    *cfg = (weft_config){
+        .workers = 1,
+        .max_tasks = UINT32_C(1) << 20,
+        .stack_size = (size_t)256 << 10,
+        .small_stack_size = (size_t)16 << 10,
+        .stack_keep = 1024,
+        .guard_pages = 1,
+        .bad_env = NULL,
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i].name);
+        uint64_t x;
+        if (!v)
+            continue;
+        if (weft__env_parse_u64(v, vars[i].suffix, &x) ||
+            (vars[i].width == 4 && x > UINT32_MAX)) {
+            if (!cfg->bad_env)
+                cfg->bad_env = vars[i].name;
+            continue;
+        }
+        char *field = (char *)cfg + vars[i].off;
+        if (vars[i].width == 4)
+            *(uint32_t *)field = (uint32_t)x;
+        else
+            *(size_t *)field = (size_t)x;
+    }
+}
+
+int weft__config_check(weft_config *c)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (c->bad_env)
+        return weft__error_set(-EINVAL, "%s: cannot parse '%s'", c->bad_env,
+                               getenv(c->bad_env) ? getenv(c->bad_env) : "");
+    if (c->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = n > 0 ? (unsigned)n : 1;
+    }
+    if (c->workers > 1)
+        return weft__error_set(-ENOTSUP,
+                               "workers: %u requested; this version runs one "
+                               "worker per runtime",
+                               c->workers);
+    if (c->max_tasks < 1 || c->max_tasks > MAX_TASKS_LIMIT)
+        return weft__error_set(-EINVAL, "max_tasks: %u not in 1..%u",
+                               c->max_tasks, MAX_TASKS_LIMIT);
+    if (c->workers > weft__summary_leaves(c->max_tasks))
+        return weft__error_set(-EINVAL,
+                               "workers: %u exceeds leaf_count %u (each "
+                               "worker needs a leaf of 63 task slots)",
+                               c->workers,
+                               weft__summary_leaves(c->max_tasks));
+    if (c->stack_size % page || c->stack_size < ((size_t)16 << 10) ||
+        c->stack_size > ((size_t)1 << 30))
+        return weft__error_set(-EINVAL,
+                               "stack_size: %zu is not a multiple of the "
+                               "page size in 16 KiB..1 GiB",
+                               c->stack_size);
+    if (c->small_stack_size % 64 || c->small_stack_size < 2048 ||
+        c->small_stack_size > c->stack_size)
+        return weft__error_set(-EINVAL,
+                               "small_stack_size: %zu is not a multiple of "
+                               "64 in 2 KiB..stack_size",
+                               c->small_stack_size);
+    if (c->guard_pages != 0 && c->guard_pages != 1)
+        return weft__error_set(-EINVAL, "guard_pages: %d is not 0 or 1",
+                               c->guard_pages);
+    if ((uint64_t)c->max_tasks * (c->stack_size + c->small_stack_size) >
+        ARENA_LIMIT)
+        return weft__error_set(-EINVAL,
+                               "max_tasks: %u stacks of %zu + %zu bytes "
+                               "exceed the 64 TiB arena limit",
+                               c->max_tasks, c->stack_size,
+                               c->small_stack_size);
+    return 0;
+}

@@ -1,0 +1,325 @@
+/*
+ * rt.c - create, run, shut down and destroy a runtime; the registry that
+ * resolves task handles; the stack-overflow reporter.
+ *
+ * Arena order (DESIGN.md §3): the runtime header and its workers, summary
+ * words (top, root, leaf), reservation maps (avail, resv), the hot and cold
+ * TCB arrays, per-slot queue links, stack metadata, signal stacks, then the
+ * default-class stacks and the small-class stacks (page aligned). Only the
+ * header, the worker array and the summary words are written at creation;
+ * everything else is touched when first used.
+ *
+ * The registry. A handle carries an 8-bit runtime id so weft_join and
+ * weft_detach (which take no runtime argument) can find the runtime from
+ * any thread. Ids are claimed by CAS in a fixed table and released at
+ * destroy; a handle of a destroyed runtime resolves to -ESRCH.
+ *
+ * Stack overflow. A default-class stack's guard page faults on overflow.
+ * Every worker runs with an alternate signal stack, and a process-wide
+ * SIGSEGV/SIGBUS handler (installed once, chaining to the previous one for
+ * faults that are not ours) looks the address up in every registered
+ * runtime's stack pools and, when it is a guard page, prints one line
+ * naming the task and aborts.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../base/check.h"
+#include "../base/error.h"
+#include "../base/futex.h"
+#include "../mem/arena.h"
+#include "rt.h"
+
+#define RLX memory_order_relaxed
+#define REGISTRY 256
+
+static weft_rt *_Atomic registry[REGISTRY];
+
+weft_rt *weft__rt_by_id(uint32_t id)
+{
+    /* Acquire: pairs with the release store in weft_rt_create, so the
+     * runtime's fields are visible to whoever resolves a handle. */
+    return id && id < REGISTRY ? atomic_load_explicit(&registry[id],
+                                                      memory_order_acquire)
+                               : NULL;
+}
+
+/* ---- stack overflow reports ------------------------------------------- */
+
+static struct sigaction old_segv, old_bus;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+    for (uint32_t id = 1; id < REGISTRY; id++) {
+        weft_rt *rt = atomic_load_explicit(&registry[id], RLX);
+        if (!rt)
+            continue;
+        for (int cls = 0; cls < 2; cls++) {
+            weft_stack_pool *p = &rt->pool[cls];
+            int64_t i = weft__stack_find_guard(p, si->si_addr);
+            if (i < 0)
+                continue;
+            uint32_t owner = atomic_load_explicit(&p->owner[i], RLX);
+            const char *name = owner ? rt->cold[owner - 1].name : "?";
+            weft__die("stack",
+                      "stack overflow in task '%s' (slot %u, %lu-byte %s "
+                      "stack)",
+                      name, owner ? owner - 1 : 0, (unsigned long)p->size,
+                      cls ? "small" : "default");
+        }
+    }
+    /* Not ours: hand it to whoever was there before. */
+    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+    if (old->sa_flags & SA_SIGINFO) {
+        old->sa_sigaction(sig, si, uc);
+    } else if (old->sa_handler != SIG_IGN && old->sa_handler != SIG_DFL) {
+        old->sa_handler(sig);
+    } else {
+        /* Default action: restore it and return; the fault repeats. */
+        sigaction(sig, old, NULL);
+    }
+}
+
+static void install_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+}
+
+/* ---- create ----------------------------------------------------------- */
+
+typedef struct layout {
+    size_t rt, workers, top, root, leaf, avail, resv, hot, cold, link;
+    size_t next[2], flags[2], owner[2], alt, stacks[2], total;
+} layout;
+
+static void plan(const weft_config *c, const weft_summary *s, size_t page,
+                 layout *l)
+{
+    weft_arena_plan p = {0};
+    size_t line = WEFT_CACHELINE, n = c->max_tasks;
+    l->rt = weft__arena_add(&p, sizeof(weft_rt), line);
+    l->workers = weft__arena_add(&p, c->workers * sizeof(weft_worker), line);
+    l->top = weft__arena_add(&p, s->top_count * 8, line);
+    l->root = weft__arena_add(&p, s->root_count * 8, line);
+    l->leaf = weft__arena_add(&p, s->leaf_count * 8, line);
+    l->avail = weft__arena_add(&p, s->root_count * 8, line);
+    l->resv = weft__arena_add(&p, s->leaf_count * 8, line);
+    l->hot = weft__arena_add(&p, n * sizeof(weft_tcb), line);
+    l->cold = weft__arena_add(&p, n * sizeof(weft_tcb_cold), line);
+    l->link = weft__arena_add(&p, n * 4, line);
+    for (int k = 0; k < 2; k++) {
+        l->next[k] = weft__arena_add(&p, n * 4, line);
+        l->flags[k] = weft__arena_add(&p, n, line);
+        l->owner[k] = weft__arena_add(&p, n * 4, line);
+    }
+    l->alt = weft__arena_add(&p, c->workers * WEFT_ALTSTACK, page);
+    l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
+    l->stacks[1] = weft__arena_add(&p, n * c->small_stack_size, page);
+    l->total = weft__arena_add(&p, 0, page);
+}
+
+static void *worker_main(void *arg)
+{
+    weft__worker_loop(arg);
+    return NULL;
+}
+
+static void stop_workers(weft_rt *rt, uint32_t started)
+{
+    atomic_store_explicit(&rt->stopping, 1, memory_order_release);
+    for (uint32_t i = 0; i < started; i++) {
+        weft_worker *w = &rt->workers[i];
+        atomic_store_explicit(&w->sleep, 0, RLX);
+        weft__futex_wake(&w->sleep, 1);
+    }
+    for (uint32_t i = 0; i < started; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+}
+
+int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
+{
+    weft__error_clear();
+    if (!out)
+        return weft__error_set(-EINVAL, "out: NULL");
+    weft_config cfg;
+    if (cfg_in)
+        cfg = *cfg_in;
+    else
+        weft_config_default(&cfg);
+    int err = weft__config_check(&cfg);
+    if (err)
+        return err;
+    pthread_once(&handler_once, install_handler);
+
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    weft_summary sum = {.max_tasks = cfg.max_tasks};
+    sum.leaf_count = weft__summary_leaves(cfg.max_tasks);
+    sum.root_count = weft__summary_roots(sum.leaf_count);
+    sum.top_count = weft__summary_tops(sum.root_count);
+    layout l;
+    plan(&cfg, &sum, page, &l);
+    char *a = weft__arena_map(l.total);
+    if (!a)
+        return weft__error_set(-ENOMEM, "arena: cannot reserve %zu bytes",
+                               l.total);
+
+    weft_rt *rt = (weft_rt *)(a + l.rt);
+    rt->cfg = cfg;
+    rt->nworkers = cfg.workers;
+    rt->workers = (weft_worker *)(a + l.workers);
+    rt->arena = a;
+    rt->arena_size = l.total;
+    sum.top = (_Atomic uint64_t *)(a + l.top);
+    sum.root = (_Atomic uint64_t *)(a + l.root);
+    sum.leaf = (_Atomic uint64_t *)(a + l.leaf);
+    sum.avail = (_Atomic uint64_t *)(a + l.avail);
+    sum.resv = (_Atomic uint64_t *)(a + l.resv);
+    rt->sum = sum;
+    weft__summary_init(&rt->sum);
+    rt->hot = (weft_tcb *)(a + l.hot);
+    rt->cold = (weft_tcb_cold *)(a + l.cold);
+    rt->link = (_Atomic uint32_t *)(a + l.link);
+    for (int k = 0; k < 2; k++) {
+        weft_stack_pool *p = &rt->pool[k];
+        p->base = a + l.stacks[k];
+        p->size = k ? cfg.small_stack_size : cfg.stack_size;
+        p->count = cfg.max_tasks;
+        p->small = k;
+        p->want_guard = cfg.guard_pages;
+        p->page = page;
+        p->keep = cfg.stack_keep;
+        p->next = (_Atomic uint32_t *)(a + l.next[k]);
+        p->flags = (_Atomic uint8_t *)(a + l.flags[k]);
+        p->owner = (_Atomic uint32_t *)(a + l.owner[k]);
+        weft__stack_pool_init(p);
+    }
+    weft__inject_init(&rt->inject, rt->link);
+
+    uint32_t id = 0;
+    for (uint32_t i = 1; i < REGISTRY && !id; i++) {
+        weft_rt *none = NULL;
+        /* Release: pairs with weft__rt_by_id's acquire. */
+        if (atomic_compare_exchange_strong_explicit(
+                &registry[i], &none, rt, memory_order_release, RLX))
+            id = i;
+    }
+    if (!id) {
+        err = weft__error_set(-EAGAIN, "runtimes: %u already exist",
+                              REGISTRY - 1);
+        goto fail_registry;
+    }
+    rt->id = id;
+
+    uint32_t started = 0;
+    for (; started < rt->nworkers; started++) {
+        weft_worker *w = &rt->workers[started];
+        w->rt = rt;
+        w->id = started;
+        w->resv_hint = started;
+        w->altstack = a + l.alt + started * WEFT_ALTSTACK;
+        if (pthread_create(&w->thread, NULL, worker_main, w)) {
+            err = weft__error_set(-EAGAIN, "workers: cannot create thread");
+            goto fail_threads;
+        }
+    }
+    *out = rt;
+    return 0;
+
+fail_threads:
+    stop_workers(rt, started);
+    atomic_store_explicit(&registry[id], NULL, RLX);
+fail_registry:
+    weft__inject_destroy(&rt->inject);
+    weft__arena_unmap(a, l.total);
+    return err;
+}
+
+/* ---- shutdown, destroy, run ----------------------------------------- */
+
+static uint64_t live_tasks(weft_rt *rt)
+{
+    uint64_t spawned = atomic_load_explicit(&rt->ext_spawns, RLX);
+    uint64_t reaped = atomic_load_explicit(&rt->ext_reaps, RLX);
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        spawned += atomic_load_explicit(&rt->workers[i].st.spawns, RLX);
+        reaped += atomic_load_explicit(&rt->workers[i].st.reaps, RLX);
+    }
+    return spawned - reaped;
+}
+
+int weft_rt_shutdown(weft_rt *rt)
+{
+    if (!rt)
+        return -EINVAL;
+    atomic_store_explicit(&rt->shutdown, 1, memory_order_release);
+    return 0;
+}
+
+int weft_rt_destroy(weft_rt *rt)
+{
+    if (!rt)
+        return -EINVAL;
+    if (weft__worker_self())
+        return -EPERM;
+    if (live_tasks(rt) && !atomic_load_explicit(&rt->shutdown, RLX))
+        return -EBUSY;
+    stop_workers(rt, rt->nworkers);
+    for (int k = 0; k < 2; k++)
+        for (uint32_t i = 0; i < rt->nworkers; i++)
+            weft__stack_drain(&rt->pool[k], &rt->workers[i].cache[k]);
+    atomic_store_explicit(&registry[rt->id], NULL, memory_order_release);
+    weft__inject_destroy(&rt->inject);
+    weft__arena_unmap(rt->arena, rt->arena_size);
+    return 0;
+}
+
+int weft_rt_run(weft_rt *rt, weft_fn main, void *arg, void **result)
+{
+    if (!rt || !main)
+        return -EINVAL;
+    if (weft__worker_self())
+        return -EPERM;
+    weft_task t;
+    int err = weft_spawn(rt, &t, main, arg, NULL);
+    if (err)
+        return err;
+    return weft_join(t, result);
+}
+
+int weft_stats_get(weft_rt *rt, weft_stats *o)
+{
+    if (!rt || !o)
+        return -EINVAL;
+    memset(o, 0, sizeof *o);
+    o->spawns = atomic_load_explicit(&rt->ext_spawns, RLX);
+    uint64_t reaps = atomic_load_explicit(&rt->ext_reaps, RLX);
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        weft_wstats *s = &rt->workers[i].st;
+        o->spawns += atomic_load_explicit(&s->spawns, RLX);
+        o->finishes += atomic_load_explicit(&s->finishes, RLX);
+        reaps += atomic_load_explicit(&s->reaps, RLX);
+        o->switches += atomic_load_explicit(&s->switches, RLX);
+        o->yields += atomic_load_explicit(&s->yields, RLX);
+        o->parks += atomic_load_explicit(&s->parks, RLX);
+    }
+    o->live = o->spawns - reaps;
+    for (int k = 0; k < 2; k++) {
+        weft_stack_pool *p = &rt->pool[k];
+        o->stacks_resident += atomic_load_explicit(&p->resident, RLX);
+        o->stacks_released += atomic_load_explicit(&p->released, RLX);
+        o->guarded_stacks += atomic_load_explicit(&p->guarded, RLX);
+        o->canary_stacks += atomic_load_explicit(&p->canaried, RLX);
+    }
+    o->guard_budget = weft__stack_guard_budget();
+    return 0;
+}

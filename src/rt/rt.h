@@ -1,0 +1,13 @@
+/*
+ * rt.h - the top layer's internal calls.
+ */
+#ifndef WEFT_RT_RT_H
+#define WEFT_RT_RT_H
+
+#include "../sched/sched.h"
+
+/* Validate a config, resolving workers == 0. 0 or -EINVAL / -ENOTSUP with
+ * weft_last_error() set. */
+int weft__config_check(weft_config *c);
+
+#endif

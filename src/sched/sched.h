@@ -1,0 +1,145 @@
+/*
+ * sched.h - the runtime's scheduler state: the runtime object, its
+ * workers, and the calls the rest of the library makes into the scheduler.
+ *
+ * Everything here lives in the runtime's one arena mapping (mem/arena.h):
+ * the runtime header, the worker array, the summary and reservation words,
+ * the TCB arrays, the per-slot queue links, the stack metadata and the
+ * stacks. After weft_rt_create nothing is allocated.
+ */
+#ifndef WEFT_SCHED_SCHED_H
+#define WEFT_SCHED_SCHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../base/compiler.h"
+#include "../mem/stack.h"
+#include "../mem/summary.h"
+#include "../queue/deque.h"
+#include "../queue/inject.h"
+#include "task.h"
+
+/* Per-worker counters: written by the owner only (plain increments of
+ * relaxed atomics compile to ordinary adds), read by weft_stats_get. */
+typedef struct weft_wstats {
+    _Atomic uint64_t spawns, finishes, reaps, switches, yields, parks;
+} weft_wstats;
+
+typedef struct weft_worker {
+    /* Owner-only line(s): the run loop's working set. */
+    weft_aligned(WEFT_CACHELINE) struct weft_rt *rt;
+    weft_tcb *current;        /* task running now; NULL in the scheduler */
+    uint32_t cur_slot;        /* its slot */
+    uint32_t id;              /* 0..workers-1 */
+    uint32_t lifo;            /* slot + 1 of the LIFO-slot task, 0 = none */
+    uint32_t lifo_runs;       /* consecutive runs taken from the LIFO slot */
+    uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
+    uint32_t tick;            /* scheduling decisions, for fairness */
+    uint32_t find_cursor;     /* rotating start in the summary tree */
+    uint32_t resv_hint;       /* leaf to reserve slots from first */
+    void *sched_sp;           /* the scheduler context (thread stack) */
+    void *sched_fiber;        /* its TSan fiber */
+    void *fake_stack;         /* ASan fake-stack handle of the context
+                                 being left */
+    weft_stack_cache cache[2]; /* hot stacks: [0] default, [1] small */
+    void *sched_stack_lo;     /* the thread stack, for ASan's fiber API */
+    size_t sched_stack_size;
+    weft_wstats st;
+    pthread_t thread;
+    char *altstack;           /* signal stack (arena) */
+
+    /* Shared line: set by wakers, slept on by the owner. */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
+                                                            about to be */
+    weft_deque dq;
+} weft_worker;
+
+/* A waiter record, on the waiting side's own stack: a task (parks) or a
+ * plain thread (futex). At least 8-byte aligned: it travels through tagged
+ * words. */
+typedef struct weft_waiter {
+    struct weft_rt *rt;
+    weft_tcb *task;          /* NULL for a plain thread */
+    uint32_t slot;           /* the task's slot */
+    _Atomic uint32_t futex;  /* plain thread: 0 waiting, 1 woken */
+} weft_waiter;
+
+struct weft_rt {
+    weft_config cfg;
+    uint32_t id;              /* registry id, 1..255 */
+    uint32_t nworkers;
+    weft_worker *workers;
+    weft_summary sum;
+    weft_tcb *hot;            /* [max_tasks] */
+    weft_tcb_cold *cold;      /* [max_tasks] */
+    _Atomic uint32_t *link;   /* [max_tasks] queue links */
+    weft_stack_pool pool[2];  /* [0] default class, [1] small class */
+    weft_inject inject;
+    void *arena;
+    size_t arena_size;
+
+    weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
+    _Atomic int stopping;     /* weft_rt_destroy: workers exit */
+    _Atomic int shutdown;     /* weft_rt_shutdown: no new spawns */
+    _Atomic uint64_t ext_spawns; /* spawns by plain threads */
+    _Atomic uint64_t ext_reaps;  /* reaps by plain threads */
+    _Atomic uint32_t ext_hint; /* reservation hint for plain threads */
+};
+
+/* The worker the calling thread is, or NULL. Never inlined, and re-read
+ * after any call that can switch: a task may resume on another worker
+ * (DESIGN.md §9, thread-local storage and migration). Any thread. */
+weft_worker *weft__worker_self(void);
+
+/* Registry: runtime by id, for handles. Any thread. */
+struct weft_rt *weft__rt_by_id(uint32_t id);
+
+/* Run the scheduler loop of worker w on the calling thread until the
+ * runtime stops. Worker thread only. */
+void weft__worker_loop(weft_worker *w);
+
+/* Make a RUNNABLE task (new or unparked) runnable somewhere: the calling
+ * worker's LIFO slot when called on a worker of rt, else its signal bit
+ * plus a wake-up. Any thread. */
+void weft__sched_ready(struct weft_rt *rt, uint32_t slot);
+
+/* Park the calling task until weft__task_unpark; may return spuriously
+ * (callers loop on their condition). Task only; switches. */
+void weft__task_park(void);
+
+/* Wake a parked task; idempotent, harmless on a running or finished one.
+ * Any thread. */
+void weft__task_unpark(struct weft_rt *rt, uint32_t slot, uint32_t gen);
+
+/* Block the caller until weft__waiter_wake(w) (task: parks; thread:
+ * futex). Any thread. */
+void weft__waiter_wait(weft_waiter *w);
+
+/* Wake w's owner. After this call w may already be gone: it copies what
+ * it needs first. Any thread. */
+void weft__waiter_wake(weft_waiter *w);
+
+
+/* Wake one sleeping worker if any. Any thread. */
+void weft__wake_one(struct weft_rt *rt);
+
+/* Bytes at the top of every stack kept for task-local values. */
+#define WEFT_TLS_BYTES (WEFT_TLS_KEYS * sizeof(void *))
+/* Per-worker alternate signal stack (stack-overflow reports). */
+#define WEFT_ALTSTACK ((size_t)64 * 1024)
+
+/* End the calling task with `result` (TLS destructors, then switch away
+ * for good). Task only; never returns. */
+weft_noreturn void weft__task_exit(void *result);
+
+/* Switch away from the finished calling task. Task only. */
+weft_noreturn void weft__task_switch_dead(void);
+
+/* Complete the end of task `t` after its stack was left: release the
+ * stack, publish DONE (or reap if detached), wake the joiner. Runs in
+ * after_switch on worker w. */
+void weft__task_finish(weft_worker *w, weft_tcb *t, uint32_t slot);
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * task.c - a task's life: spawn, run to its end, join or detach, reap;
+ * park and unpark; waiter records; task-local storage.
+ *
+ * Reaping. A slot is freed (generation + 1, reservation bit released)
+ * exactly once, by whoever the state word names: the joiner (JOINED set),
+ * weft_detach on a DONE task, or the finishing worker when DETACHED was
+ * set first. JOINED and DETACHED exclude each other, and the CAS that
+ * sets either also sees whether the task is already DONE.
+ *
+ * The joiner slot. A joiner registers a waiter record (on its own stack)
+ * by CAS 0 -> record in cold.joiner. The finisher first exchanges the
+ * slot to JOINER_DONE, then publishes DONE, then wakes the record it got.
+ * Order matters twice. (1) The exchange comes before DONE: once DONE is
+ * visible a joiner may reap and the slot may be reused at once, so the
+ * finisher must not touch cold.joiner after it. (2) A joiner that lost
+ * the registration race (it saw JOINER_DONE) waits for DONE, which follows
+ * within the finisher's next few instructions. A registered joiner waits
+ * for its record's flag, not for DONE, so its record stays alive until the
+ * finisher is done with it (weft__waiter_wake copies what it needs before
+ * setting the flag).
+ *
+ * Park and unpark. weft__task_park is a switch-out with MSG_PARK; the task
+ * becomes PARKED in after_switch (worker.c). weft__task_unpark CASes
+ * PARKED -> RUNNABLE and makes the task ready; on a RUNNABLE task (not yet
+ * switched out, or running) it sets WAKE, which the next park consumes
+ * instead of parking. So an unpark can arrive before, during or after the
+ * park and is never lost; at worst a later park returns early, which every
+ * caller tolerates by re-checking its condition in a loop.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "../arch/fiber_san.h"
+#include "../base/atomic.h"
+#include "../base/check.h"
+#include "../base/futex.h"
+#include "sched.h"
+
+#define RLX memory_order_relaxed
+#define ACQ memory_order_acquire
+#define REL memory_order_release
+#define ACQ_REL memory_order_acq_rel
+#define JOINER_DONE ((uintptr_t)1)
+
+static inline void stat_inc(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, RLX) + 1, RLX);
+}
+
+/* ---- spawn ------------------------------------------------------------- */
+
+static int check_attr(const weft_rt *rt, const weft_spawn_attr *a,
+                      uint64_t *bits)
+{
+    *bits = (uint64_t)WEFT_PRIO_NORMAL << WEFT_TS_PRIO_SHIFT;
+    if (!a)
+        return 0;
+    if (a->priority < 0 || a->priority > WEFT_PRIO_MAX)
+        return -EINVAL;
+    if (a->flags & ~(unsigned)(WEFT_DETACHED | WEFT_PREEMPTIBLE))
+        return -EINVAL;
+    *bits = (uint64_t)a->priority << WEFT_TS_PRIO_SHIFT;
+    if (a->stack == WEFT_STACK_SMALL)
+        *bits |= WEFT_TS_SMALL;
+    else if (a->stack != WEFT_STACK_DEFAULT) {
+        /* A size picks the smallest class that fits it. */
+        size_t usable_small = rt->cfg.small_stack_size - 16 - WEFT_TLS_BYTES;
+        size_t usable = rt->cfg.stack_size - rt->pool[0].page -
+                        WEFT_TLS_BYTES;
+        if (a->stack <= usable_small)
+            *bits |= WEFT_TS_SMALL;
+        else if (a->stack > usable)
+            return -EINVAL;
+    }
+    if (a->flags & WEFT_DETACHED)
+        *bits |= WEFT_TS_DETACHED;
+    if (a->flags & WEFT_PREEMPTIBLE)
+        *bits |= WEFT_TS_PREEMPTIBLE;
+    return 0;
+}
+
+int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
+               const weft_spawn_attr *attr)
+{
+    weft_worker *w = weft__worker_self();
+    if (!rt) {
+        if (!w || !w->current)
+            return -EPERM;
+        rt = w->rt;
+    }
+    uint64_t bits;
+    int err = check_attr(rt, attr, &bits);
+    if (err)
+        return err;
+    if (!fn || (!out && !(bits & WEFT_TS_DETACHED)))
+        return -EINVAL;
+    if (atomic_load_explicit(&rt->shutdown, RLX))
+        return -ECANCELED;
+    int mine = w && w->rt == rt;
+    int64_t slot;
+    if (mine) {
+        slot = weft__summary_reserve(&rt->sum, &w->resv_hint);
+    } else {
+        uint32_t hint = atomic_load_explicit(&rt->ext_hint, RLX);
+        slot = weft__summary_reserve(&rt->sum, &hint);
+        atomic_store_explicit(&rt->ext_hint, hint, RLX);
+    }
+    if (slot < 0)
+        return -EAGAIN;
+    weft_tcb *t = &rt->hot[slot];
+    weft_tcb_cold *c = &rt->cold[slot];
+    uint64_t gen = atomic_load_explicit(&t->state, RLX) & WEFT_TS_GEN_MASK;
+    t->sp = NULL;
+    t->fn = fn;
+    t->arg = arg;
+    c->result = NULL;
+    c->tls = NULL;
+    c->stack = 0;
+    if (attr && attr->name) {
+        strncpy(c->name, attr->name, sizeof c->name - 1);
+        c->name[sizeof c->name - 1] = '\0';
+    } else {
+        c->name[0] = '\0';
+    }
+    /* Relaxed: the task is handed over by a queue push or a signal bit,
+     * both release operations. */
+    atomic_store_explicit(&t->state, gen | bits | WEFT_TS_RUNNABLE, RLX);
+    if (mine)
+        stat_inc(&w->st.spawns);
+    else
+        atomic_fetch_add_explicit(&rt->ext_spawns, 1, RLX);
+    if (out)
+        *out = weft__handle(rt->id, (uint32_t)slot,
+                            (uint32_t)(gen >> WEFT_TS_GEN_SHIFT));
+    weft__sched_ready(rt, (uint32_t)slot);
+    return 0;
+}
+
+/* ---- the end of a task ---------------------------------------------- */
+
+static struct {
+    _Atomic unsigned count;
+    void (*_Atomic dtor[WEFT_TLS_KEYS])(void *);
+} keys;
+
+void weft__task_exit(void *result)
+{
+    weft_worker *w = weft__worker_self();
+    weft_rt *rt = w->rt;
+    weft_tcb_cold *c = &rt->cold[w->cur_slot];
+    /* Destructors may set values again; four rounds, as POSIX allows. */
+    for (int round = 0; c->tls && round < 4; round++) {
+        int any = 0;
+        for (unsigned k = 0; k < WEFT_TLS_KEYS; k++) {
+            void (*d)(void *) = atomic_load_explicit(&keys.dtor[k], ACQ);
+            void *v = c->tls[k];
+            if (d && v) {
+                c->tls[k] = NULL;
+                d(v);
+                any = 1;
+            }
+        }
+        if (!any)
+            break;
+        w = weft__worker_self(); /* a destructor may have switched */
+        c = &w->rt->cold[w->cur_slot];
+    }
+    c->result = result;
+    weft__task_switch_dead();
+}
+
+static void count_reap(weft_rt *rt)
+{
+    weft_worker *w = weft__worker_self();
+    if (w && w->rt == rt)
+        stat_inc(&w->st.reaps);
+    else
+        atomic_fetch_add_explicit(&rt->ext_reaps, 1, RLX);
+}
+
+/* Free a DONE slot whose reaping the caller owns. Any thread. */
+static void reap(weft_rt *rt, uint32_t slot)
+{
+    weft_tcb *t = &rt->hot[slot];
+    atomic_store_explicit(&rt->cold[slot].joiner, 0, RLX);
+    uint64_t s = atomic_load_explicit(&t->state, RLX);
+    /* Release: pairs with stale-handle readers' acquire loads; the slot
+     * bit's release (summary) hands the slot to the next reserver. */
+    atomic_store_explicit(
+        &t->state, (s & WEFT_TS_GEN_MASK) + WEFT_TS_GEN_ONE, REL);
+    weft__summary_release(&rt->sum, slot);
+    count_reap(rt);
+}
+
+void weft__task_finish(weft_worker *w, weft_tcb *t, uint32_t slot)
+{
+    weft_rt *rt = w->rt;
+    weft_tcb_cold *c = &rt->cold[slot];
+    int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
+    weft__stack_put(&rt->pool[cls], &w->cache[cls], c->stack - 1);
+    c->stack = 0;
+    weft_tsan_destroy(c->san_fiber);
+    c->san_fiber = NULL;
+    stat_inc(&w->st.finishes);
+
+    uintptr_t j = atomic_exchange_explicit(&c->joiner, JOINER_DONE,
+                                           ACQ_REL); /* pairs with the
+                                                  joiner's registering CAS */
+    uint64_t s = atomic_load_explicit(&t->state, RLX);
+    for (;;) {
+        if (s & WEFT_TS_DETACHED) {
+            uint64_t n = WEFT_TS_DONE | (s & WEFT_TS_GEN_MASK);
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ,
+                                                      RLX)) {
+                reap(rt, slot);
+                return;
+            }
+        } else {
+            uint64_t n = (s & ~(WEFT_TS_MASK | WEFT_TS_WAKE)) | WEFT_TS_DONE;
+            /* Release: result and the stack release happen-before a
+             * joiner's acquire load that sees DONE. */
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, REL,
+                                                      RLX))
+                break;
+        }
+    }
+    if (j && j != JOINER_DONE)
+        weft__waiter_wake((weft_waiter *)j);
+}
+
+/* ---- handles ----------------------------------------------------------- */
+
+/* Resolve a handle: runtime, slot, and the state word if the generation
+ * matches. Returns 0 or -ESRCH. */
+static int resolve(weft_task h, weft_rt **rt, uint32_t *slot, uint64_t *s)
+{
+    *rt = weft__rt_by_id(weft__handle_rt(h));
+    *slot = weft__handle_slot(h);
+    if (!*rt || *slot >= (*rt)->cfg.max_tasks)
+        return -ESRCH;
+    /* Acquire: pairs with finish's release (DONE) and reap's release. */
+    *s = atomic_load_explicit(&(*rt)->hot[*slot].state, ACQ);
+    if (weft_ts_state(*s) == WEFT_TS_FREE ||
+        (weft_ts_gen(*s) & 0xffffff) != weft__handle_gen(h))
+        return -ESRCH;
+    return 0;
+}
+
+int weft_join(weft_task h, void **result)
+{
+    weft_rt *rt;
+    uint32_t slot;
+    uint64_t s;
+    if (resolve(h, &rt, &slot, &s))
+        return -ESRCH;
+    weft_worker *w = weft__worker_self();
+    if (w && w->current && w->rt == rt && w->cur_slot == slot)
+        return -EDEADLK;
+    weft_tcb *t = &rt->hot[slot];
+    for (;;) {
+        if (s & (WEFT_TS_JOINED | WEFT_TS_DETACHED))
+            return -EINVAL;
+        if (atomic_compare_exchange_weak_explicit(&t->state, &s,
+                                                  s | WEFT_TS_JOINED, ACQ,
+                                                  ACQ))
+            break;
+        if (weft_ts_state(s) == WEFT_TS_FREE ||
+            (weft_ts_gen(s) & 0xffffff) != weft__handle_gen(h))
+            return -ESRCH;
+    }
+    if (weft_ts_state(s) != WEFT_TS_DONE) {
+        weft_waiter me = {.rt = rt};
+        if (w && w->current) {
+            me.task = w->current;
+            me.slot = w->cur_slot;
+        }
+        uintptr_t expect = 0;
+        if (atomic_compare_exchange_strong_explicit(
+                &rt->cold[slot].joiner, &expect, (uintptr_t)&me, ACQ_REL,
+                ACQ)) /* pairs with the finisher's exchange */
+            weft__waiter_wait(&me);
+        /* Registered and woken, or the finisher is between its exchange
+         * and DONE: DONE is at most a few instructions away. */
+        for (int spins = 0; weft_ts_state(atomic_load_explicit(
+                                &t->state, ACQ)) != WEFT_TS_DONE;
+             spins++) {
+            if (spins < 100)
+                weft_cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+    if (result)
+        *result = rt->cold[slot].result;
+    reap(rt, slot);
+    return 0;
+}
+
+int weft_detach(weft_task h)
+{
+    weft_rt *rt;
+    uint32_t slot;
+    uint64_t s;
+    if (resolve(h, &rt, &slot, &s))
+        return -ESRCH;
+    weft_tcb *t = &rt->hot[slot];
+    for (;;) {
+        if (s & (WEFT_TS_JOINED | WEFT_TS_DETACHED))
+            return -EINVAL;
+        if (weft_ts_state(s) == WEFT_TS_DONE) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &t->state, &s, s | WEFT_TS_DETACHED, ACQ, ACQ)) {
+                reap(rt, slot);
+                return 0;
+            }
+        } else if (atomic_compare_exchange_weak_explicit(
+                       &t->state, &s, s | WEFT_TS_DETACHED, ACQ_REL, ACQ)) {
+            return 0;
+        }
+        if (weft_ts_state(s) == WEFT_TS_FREE ||
+            (weft_ts_gen(s) & 0xffffff) != weft__handle_gen(h))
+            return -ESRCH;
+    }
+}
+
+weft_task weft_self(void)
+{
+    weft_worker *w = weft__worker_self();
+    if (!w || !w->current)
+        return WEFT_TASK_NULL;
+    uint64_t s = atomic_load_explicit(&w->current->state, RLX);
+    return weft__handle(w->rt->id, w->cur_slot, weft_ts_gen(s));
+}
+
+weft_rt *weft_current(void)
+{
+    weft_worker *w = weft__worker_self();
+    return w && w->current ? w->rt : NULL;
+}
+
+/* ---- park, unpark, waiters ------------------------------------------ */
+
+void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
+{
+    weft_tcb *t = &rt->hot[slot];
+    uint64_t s = atomic_load_explicit(&t->state, RLX);
+    for (;;) {
+        if (weft_ts_gen(s) != gen)
+            return; /* it ended and its slot moved on */
+        unsigned st = weft_ts_state(s);
+        if (st == WEFT_TS_PARKED) {
+            uint64_t n = (s & ~WEFT_TS_MASK) | WEFT_TS_RUNNABLE;
+            /* Acquire: pairs with after_switch's release publishing the
+             * parked context, which we are about to hand to a worker.
+             * Release: what we wrote before waking is visible to it. */
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, n,
+                                                      ACQ_REL, RLX)) {
+                weft__sched_ready(rt, slot);
+                return;
+            }
+        } else if (st == WEFT_TS_RUNNABLE && !(s & WEFT_TS_WAKE)) {
+            /* Release: pairs with the acquire CAS in weft__task_park
+             * that consumes WAKE. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &t->state, &s, s | WEFT_TS_WAKE, REL, RLX))
+                return;
+        } else {
+            return; /* already woken, or DONE */
+        }
+    }
+}
+
+void weft__waiter_wait(weft_waiter *me)
+{
+    /* Acquire: pairs with weft__waiter_wake's release store. */
+    while (!atomic_load_explicit(&me->futex, ACQ)) {
+        if (me->task)
+            weft__task_park();
+        else
+            weft__futex_wait(&me->futex, 0, 0);
+    }
+}
+
+void weft__waiter_wake(weft_waiter *wt)
+{
+    /* Copy first: once the flag is set the record may vanish. */
+    weft_rt *rt = wt->rt;
+    weft_tcb *task = wt->task;
+    uint32_t slot = wt->slot;
+    if (task) {
+        uint32_t gen = weft_ts_gen(atomic_load_explicit(&task->state, RLX));
+        atomic_store_explicit(&wt->futex, 1, REL); /* pairs with
+                                                      waiter_wait */
+        weft__task_unpark(rt, slot, gen);
+    } else {
+        atomic_store_explicit(&wt->futex, 1, REL);
+        /* A wake on a reused address is at worst spurious. */
+        weft__futex_wake(&wt->futex, 1);
+    }
+}
+
+/* ---- task-local storage ----------------------------------------------- */
+
+int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *))
+{
+    if (!key)
+        return -EINVAL;
+    unsigned k = atomic_fetch_add_explicit(&keys.count, 1, RLX);
+    if (k >= WEFT_TLS_KEYS) {
+        atomic_fetch_sub_explicit(&keys.count, 1, RLX);
+        return -EAGAIN;
+    }
+    /* Release: pairs with weft__task_exit's acquire load of the dtor. */
+    atomic_store_explicit(&keys.dtor[k], dtor, REL);
+    *key = k;
+    return 0;
+}
+
+int weft_tls_set(weft_tls_key key, void *value)
+{
+    if (key >= atomic_load_explicit(&keys.count, RLX) ||
+        key >= WEFT_TLS_KEYS)
+        return -EINVAL;
+    weft_worker *w = weft__worker_self();
+    if (!w || !w->current)
+        return -EPERM;
+    weft_rt *rt = w->rt;
+    weft_tcb_cold *c = &rt->cold[w->cur_slot];
+    if (!c->tls) {
+        int cls = (atomic_load_explicit(&w->current->state, RLX) &
+                   WEFT_TS_SMALL)
+                      ? 1
+                      : 0;
+        c->tls = (void **)(weft__stack_top(&rt->pool[cls], c->stack - 1) -
+                           WEFT_TLS_BYTES);
+        memset(c->tls, 0, WEFT_TLS_BYTES);
+    }
+    c->tls[key] = value;
+    return 0;
+}
+
+void *weft_tls_get(weft_tls_key key)
+{
+    weft_worker *w = weft__worker_self();
+    if (key >= WEFT_TLS_KEYS || !w || !w->current)
+        return NULL;
+    void **tls = w->rt->cold[w->cur_slot].tls;
+    return tls ? tls[key] : NULL;
+}

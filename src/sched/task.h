@@ -1,0 +1,121 @@
+/*
+ * task.h - the task control block and its packed state word.
+ *
+ * A TCB is split hot/cold (DESIGN.md §3). The hot part, 32 bytes, is what
+ * every switch touches; the cold part is what spawn, join and dumps touch.
+ * Both live in arena arrays indexed by slot.
+ *
+ * State word (64 bits, one CAS per change):
+ *
+ *     bits 0-2   state        (enum below)
+ *     bit  3     WAKE         an unpark arrived while the task was not
+ *                             parked; its next park returns at once
+ *     bit  4     DETACHED     reaped when it ends
+ *     bit  5     JOINED       a joiner has claimed it
+ *     bit  6     SMALL        runs on a small-class stack
+ *     bit  7     PREEMPTIBLE  (recorded for the preemption issue)
+ *     bits 8-11  priority     0..15
+ *     bit  12    CANARY       default-class stack with a canary (the
+ *                             guard budget ran out); checked on switch-out
+ *     bits 13-39 unused
+ *     bits 40-63 generation   of the slot, +1 each time it is freed
+ *
+ * States, who owns the task (and its stack) in each, and what may follow:
+ *
+ *     FREE      nobody; the slot is not reserved      -> RUNNABLE (spawn)
+ *     RUNNABLE  the scheduler: queued, or running on  -> PARKED (its own
+ *               exactly one worker                       switch-out only),
+ *                                                        DONE
+ *     PARKED    whoever will unpark it; stack holds   -> RUNNABLE (unpark)
+ *               its saved context
+ *     DONE      its joiner (or, detached, the worker  -> FREE (reap)
+ *               that finished it); its stack is freed
+ *
+ * "Queued" and "running" share one state on purpose: a yield or a queue
+ * move then needs no atomic operation at all; only park, unpark, finish
+ * and reap change the word. A task is published as PARKED or DONE only
+ * after its stack has been left (sched/worker.c, after_switch), so no
+ * worker can resume a context that is still live elsewhere.
+ */
+#ifndef WEFT_SCHED_TASK_H
+#define WEFT_SCHED_TASK_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "weft.h"
+
+enum {
+    WEFT_TS_FREE = 0,
+    WEFT_TS_RUNNABLE = 1,
+    WEFT_TS_PARKED = 2,
+    WEFT_TS_DONE = 3,
+};
+
+#define WEFT_TS_MASK UINT64_C(7)
+#define WEFT_TS_WAKE (UINT64_C(1) << 3)
+#define WEFT_TS_DETACHED (UINT64_C(1) << 4)
+#define WEFT_TS_JOINED (UINT64_C(1) << 5)
+#define WEFT_TS_SMALL (UINT64_C(1) << 6)
+#define WEFT_TS_PREEMPTIBLE (UINT64_C(1) << 7)
+#define WEFT_TS_CANARY (UINT64_C(1) << 12)
+#define WEFT_TS_PRIO_SHIFT 8
+#define WEFT_TS_GEN_SHIFT 40
+#define WEFT_TS_GEN_MASK (~UINT64_C(0) << WEFT_TS_GEN_SHIFT)
+#define WEFT_TS_GEN_ONE (UINT64_C(1) << WEFT_TS_GEN_SHIFT)
+
+static inline unsigned weft_ts_state(uint64_t s)
+{
+    return (unsigned)(s & WEFT_TS_MASK);
+}
+static inline uint32_t weft_ts_gen(uint64_t s)
+{
+    return (uint32_t)(s >> WEFT_TS_GEN_SHIFT);
+}
+
+/* Hot part: the switch path's working set. */
+typedef struct weft_tcb {
+    void *sp;                /* saved stack pointer; NULL before first run.
+                                Written by the worker running the task */
+    weft_fn fn;              /* entry; set at spawn, read at first run */
+    void *arg;               /* its argument */
+    _Atomic uint64_t state;  /* the word above; any thread, by CAS */
+} weft_tcb;
+
+_Static_assert(sizeof(weft_tcb) <= 32, "hot TCB must fit 32 bytes");
+
+/* Cold part. */
+typedef struct weft_tcb_cold {
+    void *result;             /* return value; written before DONE */
+    _Atomic uintptr_t joiner; /* tagged: 0, a waiter, or JOINER_DONE */
+    uint32_t stack;           /* bound stack index + 1; 0 = none. Owner:
+                                 the worker running the task */
+    uint32_t spare;
+    void **tls;               /* task-local values (on its stack) or NULL */
+    char name[16];            /* for errors and dumps; NUL-terminated */
+    void *san_fiber;          /* its TSan fiber (TSan builds only) */
+} weft_tcb_cold;
+
+/* A handle packs: bits 0-31 slot, 32-55 generation (24 bits), 56-63
+ * runtime id (1..255) from the process's runtime registry. */
+static inline weft_task weft__handle(uint32_t rtid, uint32_t slot,
+                                     uint32_t gen)
+{
+    weft_task t = {(uint64_t)rtid << 56 | (uint64_t)(gen & 0xffffff) << 32 |
+                   slot};
+    return t;
+}
+static inline uint32_t weft__handle_rt(weft_task t)
+{
+    return (uint32_t)(t.id >> 56);
+}
+static inline uint32_t weft__handle_slot(weft_task t)
+{
+    return (uint32_t)t.id;
+}
+static inline uint32_t weft__handle_gen(weft_task t)
+{
+    return (uint32_t)(t.id >> 32) & 0xffffff;
+}
+
+#endif

@@ -1,0 +1,459 @@
+/*
+ * worker.c - a worker's run loop, its run order, and every context switch.
+ *
+ * Problem. A switch between two tasks should cost what the hardware
+ * charges for saving and restoring the callee-saved registers, plus the
+ * few loads that pick the next task. Going through a scheduler context
+ * (task -> scheduler -> task) doubles that, so a task that yields, parks or
+ * ends switches straight to the next task when there is one, and to the
+ * worker's scheduler context (its thread stack) only when there is none.
+ *
+ * Finishing a switch-out. A task that parks or ends cannot publish that
+ * itself: until its registers are saved and its stack is left, another
+ * worker must not resume it, and a dead task's stack must not be reused.
+ * So every switch carries a message to the context it enters: the task
+ * that left, tagged with what it did (YIELD, PARK, DEAD). The entered side
+ * runs after_switch() first thing and completes the departure: it queues
+ * a yielder, publishes a parker as PARKED (or requeues it when a wake-up
+ * raced with the park), releases a dead task's stack and publishes it as
+ * DONE. This is Go's "park_m on g0" without the trip through g0.
+ *
+ * Run order (DESIGN.md §4), each step only when the previous found
+ * nothing: the LIFO slot (bounded to LIFO_MAX consecutive runs), the
+ * deque, the signalled tasks of the summary tree, the yield queue, the
+ * injection queue; every FAIR_TICK-th decision looks at the injection
+ * queue first so it is never starved. Stealing and mailboxes join with the
+ * M:N issue.
+ *
+ * Sleeping (the no-lost-wake-up argument). A worker with nothing to do
+ * announces itself (sleep = 1, then idle++), issues a seq_cst fence, and
+ * re-checks every place work can appear from another thread (summary top
+ * words, injection queue, stop flag) before futex-waiting on `sleep`. A
+ * producer publishes its work, issues a seq_cst fence, then reads `idle`
+ * and, if non-zero, clears some sleeper's `sleep` (CAS 1 -> 0) and wakes
+ * it. The two fences are ordered in the single total order S. If the
+ * sleeper's fence comes first, the producer's read of idle sees the
+ * increment and its scan sees sleep == 1, so it wakes the worker (and a
+ * futex wait on a word already 0 returns at once). If the producer's fence
+ * comes first, the sleeper's re-check sees the work and it does not sleep.
+ * Either way no work is left with every worker asleep. tests/stress
+ * checks it with foreign-thread wake-ups that would hang if one were lost.
+ */
+#include "sched.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+
+#include "../arch/ctx.h"
+#include "../arch/fiber_san.h"
+#include "../base/atomic.h"
+#include "../base/bits.h"
+#include "../base/check.h"
+#include "../base/futex.h"
+
+#define RLX memory_order_relaxed
+#define LIFO_MAX 3    /* consecutive LIFO-slot runs before it yields */
+#define FAIR_TICK 61  /* every so many decisions, injection queue first */
+#define INJECT_BATCH 32
+#define SPIN_ROUNDS 64
+
+/* Messages carried by a switch: the task that left | what it did. Hot
+ * TCBs are 32 bytes in a cache-aligned array, so 5 low bits are free. */
+enum { MSG_NONE = 0, MSG_YIELD = 1, MSG_PARK = 2, MSG_DEAD = 3 };
+#define MSG_MASK ((uintptr_t)31)
+
+static _Thread_local weft_worker *tls_worker;
+
+weft_noinline weft_worker *weft__worker_self(void)
+{
+    /* The volatile read and the barrier keep the compiler from caching
+     * this thread's worker across a switch (the task may have migrated). */
+    __asm__ __volatile__("" ::: "memory");
+    return *(weft_worker *volatile *)&tls_worker;
+}
+
+static inline uint32_t slot_of(weft_rt *rt, weft_tcb *t)
+{
+    return (uint32_t)(t - rt->hot);
+}
+
+static inline void stat_inc(_Atomic uint64_t *c)
+{
+    /* Owner-only counter: a relaxed load and store, no RMW. */
+    atomic_store_explicit(c, atomic_load_explicit(c, RLX) + 1, RLX);
+}
+
+/* ---- queues ------------------------------------------------------------ */
+
+/* Push onto the deque; a full ring moves its older half to the injection
+ * queue in one batch and retries. Owner only. */
+static void push_local(weft_worker *w, uint32_t slot)
+{
+    while (weft__deque_push(&w->dq, slot) < 0) {
+        uint32_t half[WEFT_DEQUE_CAP / 2];
+        uint32_t n = weft__deque_grab(&w->dq, half, WEFT_DEQUE_CAP / 2);
+        weft__inject_push(&w->rt->inject, half, n);
+        weft__wake_one(w->rt);
+    }
+}
+
+static void yq_push(weft_worker *w, uint32_t slot)
+{
+    atomic_store_explicit(&w->rt->link[slot], 0, RLX);
+    if (w->yq_tail)
+        atomic_store_explicit(&w->rt->link[w->yq_tail - 1], slot + 1, RLX);
+    else
+        w->yq_head = slot + 1;
+    w->yq_tail = slot + 1;
+}
+
+static int64_t yq_pop(weft_worker *w)
+{
+    uint32_t h = w->yq_head;
+    if (!h)
+        return -1;
+    w->yq_head = atomic_load_explicit(&w->rt->link[h - 1], RLX);
+    if (!w->yq_head)
+        w->yq_tail = 0;
+    return h - 1;
+}
+
+/* Take a batch from the injection queue: run the first, queue the rest. */
+static int64_t from_inject(weft_worker *w)
+{
+    uint32_t got[INJECT_BATCH];
+    uint32_t n = weft__inject_pop(&w->rt->inject, got, INJECT_BATCH);
+    if (!n)
+        return -1;
+    for (uint32_t i = n - 1; i > 0; i--)
+        push_local(w, got[i]);
+    return got[0];
+}
+
+/* Take one leaf of signalled tasks: run the first, queue the rest. */
+static int64_t from_summary(weft_worker *w)
+{
+    weft_summary *s = &w->rt->sum;
+    uint32_t leaf = weft__summary_find(s, &w->find_cursor);
+    if (leaf == UINT32_MAX)
+        return -1;
+    uint64_t bits = weft__summary_take(s, leaf);
+    if (!bits)
+        return -1;
+    uint32_t first = leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits);
+    for (bits &= bits - 1; bits; bits &= bits - 1)
+        push_local(w, leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits));
+    return first;
+}
+
+/* The next task to run on w, or -1. Owner only. */
+static int64_t find_work(weft_worker *w)
+{
+    int64_t s;
+    if (weft_unlikely(++w->tick % FAIR_TICK == 0) &&
+        (s = from_inject(w)) >= 0)
+        return s;
+    if (w->lifo) {
+        s = w->lifo - 1;
+        w->lifo = 0;
+        if (w->lifo_runs < LIFO_MAX) {
+            w->lifo_runs++;
+            return s;
+        }
+        push_local(w, (uint32_t)s); /* it waits its turn in the deque */
+    }
+    w->lifo_runs = 0;
+    if (weft__deque_maybe_nonempty(&w->dq)) {
+        uint32_t x = weft__deque_take(&w->dq);
+        if (x != WEFT_DEQUE_EMPTY)
+            return x;
+    }
+    if ((s = from_summary(w)) >= 0)
+        return s;
+    if ((s = yq_pop(w)) >= 0)
+        return s;
+    return from_inject(w);
+}
+
+/* Anything another thread may have made runnable for this worker. */
+static int has_foreign_work(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    if (weft__inject_len(&rt->inject))
+        return 1;
+    for (uint32_t i = 0; i < rt->sum.top_count; i++)
+        if (atomic_load_explicit(&rt->sum.top[i], RLX))
+            return 1;
+    return atomic_load_explicit(&rt->stopping, RLX);
+}
+
+/* ---- switching ---------------------------------------------------------- */
+
+static void after_switch(weft_worker *w, uintptr_t msg);
+static void task_entry(void *msg);
+
+/* Give task t (first run) a stack and a fresh frame. Owner worker. */
+static void bind_stack(weft_worker *w, weft_tcb *t, uint32_t slot)
+{
+    weft_rt *rt = w->rt;
+    uint64_t st = atomic_load_explicit(&t->state, RLX);
+    int cls = (st & WEFT_TS_SMALL) ? 1 : 0;
+    weft_stack_pool *p = &rt->pool[cls];
+    int64_t i = weft__stack_get(p, &w->cache[cls]);
+    if (weft_unlikely(i < 0)) /* max_tasks stacks per class: impossible */
+        weft__die("stack", "no stack left for task slot %u", slot);
+    rt->cold[slot].stack = (uint32_t)i + 1;
+    atomic_store_explicit(&p->owner[i], slot + 1, RLX);
+    if (!cls && (atomic_load_explicit(&p->flags[i], RLX) & WEFT_STK_CANARY))
+        atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
+    rt->cold[slot].san_fiber = weft_tsan_create();
+    t->sp = weft__ctx_make(weft__stack_top(p, (uint32_t)i) - WEFT_TLS_BYTES,
+                           task_entry);
+}
+
+weft_cold static void canary_dead(weft_worker *w, weft_tcb *t)
+{
+    weft_rt *rt = w->rt;
+    uint32_t slot = slot_of(rt, t);
+    int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
+    weft__die("stack",
+              "stack overflow in task '%s' (slot %u, %lu-byte %s stack, "
+              "canary overwritten)",
+              rt->cold[slot].name, slot, (unsigned long)rt->pool[cls].size,
+              cls ? "small" : "default");
+}
+
+/* Switch from the running context (task `from`, or the scheduler when
+ * NULL) to task slot `to` (or the scheduler when negative), carrying
+ * `msg`. Returns when the leaving context is resumed. Owner worker. */
+static void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
+                       uintptr_t msg)
+{
+    weft_rt *rt = w->rt;
+    void **save = from ? &from->sp : &w->sched_sp;
+    void *to_sp, *fiber;
+    const void *bottom = NULL;
+    size_t size = 0;
+    if (from && weft_unlikely(atomic_load_explicit(&from->state, RLX) &
+                              (WEFT_TS_SMALL | WEFT_TS_CANARY))) {
+        uint32_t i = rt->cold[slot_of(rt, from)].stack - 1;
+        int cls = (atomic_load_explicit(&from->state, RLX) & WEFT_TS_SMALL)
+                      ? 1
+                      : 0;
+        if (!weft__stack_canary_ok(&rt->pool[cls], i))
+            canary_dead(w, from);
+    }
+    if (to >= 0) {
+        weft_tcb *t = &rt->hot[to];
+        if (!t->sp)
+            bind_stack(w, t, (uint32_t)to);
+        w->current = t;
+        w->cur_slot = (uint32_t)to;
+        to_sp = t->sp;
+        fiber = rt->cold[to].san_fiber;
+        stat_inc(&w->st.switches);
+#ifdef WEFT_ASAN
+        int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1
+                                                                        : 0;
+        uint32_t si = rt->cold[to].stack - 1;
+        bottom = weft__stack_bottom(&rt->pool[cls], si);
+        size = (size_t)(weft__stack_top(&rt->pool[cls], si) -
+                        (char *)bottom);
+#endif
+    } else {
+        w->current = NULL;
+        to_sp = w->sched_sp;
+        fiber = w->sched_fiber;
+#ifdef WEFT_ASAN
+        bottom = w->sched_stack_lo;
+        size = w->sched_stack_size;
+#endif
+    }
+    (void)bottom;
+    (void)size;
+    (void)fiber;
+    void *fake = NULL;
+    (void)fake;
+    weft_san_start_switch((msg & MSG_MASK) == MSG_DEAD ? NULL : &fake,
+                          bottom, size);
+    weft_tsan_switch(fiber);
+    uintptr_t got = (uintptr_t)weft__ctx_switch(save, to_sp, (void *)msg);
+    weft_san_finish_switch(fake);
+    after_switch(weft__worker_self(), got);
+}
+
+/* First code of every task, on its fresh stack. */
+static void task_entry(void *msg)
+{
+    weft_san_finish_switch(NULL);
+    weft_worker *w = weft__worker_self();
+    after_switch(w, (uintptr_t)msg);
+    weft_tcb *t = w->current;
+    void *result = t->fn(t->arg);
+    weft__task_exit(result);
+}
+
+/* Complete the departure of the task that just left (see the header). */
+static void after_switch(weft_worker *w, uintptr_t msg)
+{
+    if (!msg)
+        return;
+    weft_rt *rt = w->rt;
+    weft_tcb *prev = (weft_tcb *)(msg & ~MSG_MASK);
+    uint32_t slot = slot_of(rt, prev);
+    switch (msg & MSG_MASK) {
+    case MSG_YIELD:
+        yq_push(w, slot);
+        return;
+    case MSG_PARK: {
+        uint64_t s = atomic_load_explicit(&prev->state, RLX);
+        for (;;) {
+            if (s & WEFT_TS_WAKE) {
+                /* An unpark raced with the park: consume it, stay
+                 * runnable. */
+                if (atomic_compare_exchange_weak_explicit(
+                        &prev->state, &s, s & ~WEFT_TS_WAKE, RLX, RLX)) {
+                    push_local(w, slot);
+                    return;
+                }
+                continue;
+            }
+            uint64_t n = (s & ~WEFT_TS_MASK) | WEFT_TS_PARKED;
+            /* Release: the parked context (saved registers, stack) is
+             * complete before an unparker's acquire CAS sees PARKED. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &prev->state, &s, n, memory_order_release, RLX))
+                return;
+        }
+    }
+    case MSG_DEAD:
+        weft__task_finish(w, prev, slot);
+        return;
+    }
+}
+
+/* ---- what tasks call ------------------------------------------------- */
+
+void weft_yield(void)
+{
+    weft_worker *w = weft__worker_self();
+    if (!w || !w->current) {
+        sched_yield();
+        return;
+    }
+    int64_t next = find_work(w);
+    if (next < 0)
+        return; /* nothing else is ready */
+    stat_inc(&w->st.yields);
+    weft_tcb *cur = w->current;
+    switch_ctx(w, cur, next, (uintptr_t)cur | MSG_YIELD);
+}
+
+void weft__task_park(void)
+{
+    weft_worker *w = weft__worker_self();
+    weft_tcb *cur = w->current;
+    uint64_t s = atomic_load_explicit(&cur->state, RLX);
+    if (s & WEFT_TS_WAKE) {
+        /* A wake-up is pending: consume it instead of parking. Acquire:
+         * pairs with the unparker's CAS, so what it published before
+         * waking us is visible. */
+        if (atomic_compare_exchange_strong_explicit(
+                &cur->state, &s, s & ~WEFT_TS_WAKE, memory_order_acquire,
+                RLX))
+            return;
+    }
+    stat_inc(&w->st.parks);
+    switch_ctx(w, cur, find_work(w), (uintptr_t)cur | MSG_PARK);
+}
+
+void weft__task_switch_dead(void)
+{
+    weft_worker *w = weft__worker_self();
+    weft_tcb *cur = w->current;
+    switch_ctx(w, cur, find_work(w), (uintptr_t)cur | MSG_DEAD);
+    weft__die("worker", "a finished task was resumed");
+}
+
+void weft__sched_ready(weft_rt *rt, uint32_t slot)
+{
+    weft_worker *w = weft__worker_self();
+    if (w && w->rt == rt) {
+        if (w->lifo)
+            push_local(w, w->lifo - 1);
+        w->lifo = slot + 1;
+        return;
+    }
+    if (weft__summary_signal(&rt->sum, slot))
+        weft__wake_one(rt);
+}
+
+/* ---- the loop ------------------------------------------------------- */
+
+void weft__wake_one(weft_rt *rt)
+{
+    /* seq_cst fence: pairs with the sleeper's fence (header comment). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&rt->idle, RLX))
+        return;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        weft_worker *v = &rt->workers[i];
+        uint32_t one = 1;
+        if (atomic_load_explicit(&v->sleep, RLX) == 1 &&
+            atomic_compare_exchange_strong_explicit(&v->sleep, &one, 0, RLX,
+                                                    RLX)) {
+            weft__futex_wake(&v->sleep, 1);
+            return;
+        }
+    }
+}
+
+static void idle(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (has_foreign_work(w))
+            return;
+        weft_cpu_relax();
+    }
+    atomic_store_explicit(&w->sleep, 1, RLX);
+    atomic_fetch_add_explicit(&rt->idle, 1, RLX);
+    /* seq_cst fence: pairs with weft__wake_one's fence (header). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!has_foreign_work(w))
+        while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
+               !atomic_load_explicit(&rt->stopping, RLX))
+            weft__futex_wait(&w->sleep, 1, 0);
+    atomic_store_explicit(&w->sleep, 0, RLX);
+    atomic_fetch_sub_explicit(&rt->idle, 1, RLX);
+}
+
+void weft__worker_loop(weft_worker *w)
+{
+    tls_worker = w;
+    w->sched_fiber = weft_tsan_current();
+    stack_t ss = {.ss_sp = w->altstack, .ss_size = WEFT_ALTSTACK};
+    sigaltstack(&ss, NULL);
+#ifdef WEFT_ASAN
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *lo;
+        size_t sz;
+        pthread_attr_getstack(&a, &lo, &sz);
+        w->sched_stack_lo = lo;
+        w->sched_stack_size = sz;
+        pthread_attr_destroy(&a);
+    }
+#endif
+    while (!atomic_load_explicit(&w->rt->stopping, memory_order_acquire)) {
+        int64_t s = find_work(w);
+        if (s >= 0)
+            switch_ctx(w, NULL, s, MSG_NONE);
+        else
+            idle(w);
+    }
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+    tls_worker = NULL;
+}
