@@ -53,7 +53,7 @@ WEFT_API const char *weft_last_error(void);
 
 typedef struct weft_rt weft_rt;
 
-/* Defaults: workers 1 (this version runs one worker), max_tasks 1048576,
+/* Defaults: workers 1 (this version runs one worker), max_tasks 65536,
  * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
  * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;

@@ -73,6 +73,17 @@ uint64_t weft__summary_take(weft_summary *s, uint32_t leaf);
  * shows none. Any thread. */
 uint32_t weft__summary_find(weft_summary *s, uint32_t *cursor);
 
+/* Cheap check before weft__summary_find: does any top word show a
+ * signal? Relaxed; the sleep protocol re-checks under its fences. Any
+ * thread. */
+static inline int weft__summary_any(const weft_summary *s)
+{
+    for (uint32_t i = 0; i < s->top_count; i++)
+        if (atomic_load_explicit(&s->top[i], memory_order_relaxed))
+            return 1;
+    return 0;
+}
+
 /* Reserve a free slot, preferring leaf *hint (updated to the leaf used).
  * Returns the slot, or -EAGAIN when all max_tasks are reserved (the maps
  * are left as they were). Any thread. */

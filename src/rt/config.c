@@ -37,7 +37,7 @@ void weft_config_default(weft_config *cfg)
         return;
     *cfg = (weft_config){
         .workers = 1,
-        .max_tasks = UINT32_C(1) << 20,
+        .max_tasks = UINT32_C(1) << 16,
         .stack_size = (size_t)256 << 10,
         .small_stack_size = (size_t)16 << 10,
         .stack_keep = 1024,

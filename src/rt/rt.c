@@ -224,6 +224,9 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     for (; started < rt->nworkers; started++) {
         weft_worker *w = &rt->workers[started];
         w->rt = rt;
+        w->hot = rt->hot;
+        w->link = rt->link;
+        w->top1 = rt->sum.top_count == 1 ? rt->sum.top : NULL;
         w->id = started;
         w->resv_hint = started;
         w->altstack = a + l.alt + started * WEFT_ALTSTACK;
@@ -310,6 +313,8 @@ int weft_stats_get(weft_rt *rt, weft_stats *o)
         reaps += atomic_load_explicit(&s->reaps, RLX);
         o->switches += atomic_load_explicit(&s->switches, RLX);
         o->yields += atomic_load_explicit(&s->yields, RLX);
+        o->yields += atomic_load_explicit(&s->fast_yields, RLX);
+        o->switches += atomic_load_explicit(&s->fast_yields, RLX);
         o->parks += atomic_load_explicit(&s->parks, RLX);
     }
     o->live = o->spawns - reaps;

@@ -25,18 +25,25 @@
  * relaxed atomics compile to ordinary adds), read by weft_stats_get. */
 typedef struct weft_wstats {
     _Atomic uint64_t spawns, finishes, reaps, switches, yields, parks;
+    _Atomic uint64_t fast_yields; /* yields by the fast path: each is also
+                                     a switch */
 } weft_wstats;
 
 typedef struct weft_worker {
     /* Owner-only line(s): the run loop's working set. */
     weft_aligned(WEFT_CACHELINE) struct weft_rt *rt;
+    weft_tcb *hot;            /* rt->hot, one dependent load closer */
+    _Atomic uint32_t *link;   /* rt->link, likewise */
+    _Atomic uint64_t *top1;   /* the summary's top word when it has only
+                                 one (most configs), else NULL */
     weft_tcb *current;        /* task running now; NULL in the scheduler */
     uint32_t cur_slot;        /* its slot */
     uint32_t id;              /* 0..workers-1 */
     uint32_t lifo;            /* slot + 1 of the LIFO-slot task, 0 = none */
     uint32_t lifo_runs;       /* consecutive runs taken from the LIFO slot */
     uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
-    uint32_t tick;            /* scheduling decisions, for fairness */
+    uint32_t fair_countdown;  /* decisions until the injection queue is
+                                 looked at first (fairness) */
     uint32_t find_cursor;     /* rotating start in the summary tree */
     uint32_t resv_hint;       /* leaf to reserve slots from first */
     void *sched_sp;           /* the scheduler context (thread stack) */

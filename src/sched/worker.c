@@ -58,12 +58,23 @@
 #define INJECT_BATCH 32
 #define SPIN_ROUNDS 64
 
+/* Sanitizer builds take the general switch path, which carries the
+ * fiber annotations. */
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+#define WEFT_SANITIZED 1
+#else
+#define WEFT_SANITIZED 0
+#endif
+
 /* Messages carried by a switch: the task that left | what it did. Hot
  * TCBs are 32 bytes in a cache-aligned array, so 5 low bits are free. */
 enum { MSG_NONE = 0, MSG_YIELD = 1, MSG_PARK = 2, MSG_DEAD = 3 };
 #define MSG_MASK ((uintptr_t)31)
 
-static _Thread_local weft_worker *tls_worker;
+/* initial-exec: the library is position-independent, and the default
+ * TLS model for that calls __tls_get_addr on every access. */
+static _Thread_local weft_worker *tls_worker
+    __attribute__((tls_model("initial-exec")));
 
 weft_noinline weft_worker *weft__worker_self(void)
 {
@@ -76,6 +87,11 @@ weft_noinline weft_worker *weft__worker_self(void)
 static inline uint32_t slot_of(weft_rt *rt, weft_tcb *t)
 {
     return (uint32_t)(t - rt->hot);
+}
+
+static inline uint32_t wslot_of(weft_worker *w, weft_tcb *t)
+{
+    return (uint32_t)(t - w->hot);
 }
 
 static inline void stat_inc(_Atomic uint64_t *c)
@@ -100,9 +116,9 @@ static void push_local(weft_worker *w, uint32_t slot)
 
 static void yq_push(weft_worker *w, uint32_t slot)
 {
-    atomic_store_explicit(&w->rt->link[slot], 0, RLX);
+    atomic_store_explicit(&w->link[slot], 0, RLX);
     if (w->yq_tail)
-        atomic_store_explicit(&w->rt->link[w->yq_tail - 1], slot + 1, RLX);
+        atomic_store_explicit(&w->link[w->yq_tail - 1], slot + 1, RLX);
     else
         w->yq_head = slot + 1;
     w->yq_tail = slot + 1;
@@ -113,14 +129,14 @@ static int64_t yq_pop(weft_worker *w)
     uint32_t h = w->yq_head;
     if (!h)
         return -1;
-    w->yq_head = atomic_load_explicit(&w->rt->link[h - 1], RLX);
+    w->yq_head = atomic_load_explicit(&w->link[h - 1], RLX);
     if (!w->yq_head)
         w->yq_tail = 0;
     return h - 1;
 }
 
 /* Take a batch from the injection queue: run the first, queue the rest. */
-static int64_t from_inject(weft_worker *w)
+weft_noinline static int64_t from_inject(weft_worker *w)
 {
     uint32_t got[INJECT_BATCH];
     uint32_t n = weft__inject_pop(&w->rt->inject, got, INJECT_BATCH);
@@ -132,7 +148,7 @@ static int64_t from_inject(weft_worker *w)
 }
 
 /* Take one leaf of signalled tasks: run the first, queue the rest. */
-static int64_t from_summary(weft_worker *w)
+weft_noinline static int64_t from_summary(weft_worker *w)
 {
     weft_summary *s = &w->rt->sum;
     uint32_t leaf = weft__summary_find(s, &w->find_cursor);
@@ -147,21 +163,33 @@ static int64_t from_summary(weft_worker *w)
     return first;
 }
 
-/* The next task to run on w, or -1. Owner only. */
-static int64_t find_work(weft_worker *w)
+/* The LIFO slot's task has run LIFO_MAX times in a row: it waits its
+ * turn in the deque like the others. */
+weft_noinline static void lifo_expire(weft_worker *w, uint32_t slot)
+{
+    push_local(w, slot);
+}
+
+/* The next task to run on w, or -1. The common cases (LIFO slot, deque,
+ * yield queue, nothing signalled) stay in this frame; the rest are
+ * out-of-line calls so the fast path needs no saved registers. Owner
+ * only. */
+static inline int64_t find_work(weft_worker *w)
 {
     int64_t s;
-    if (weft_unlikely(++w->tick % FAIR_TICK == 0) &&
-        (s = from_inject(w)) >= 0)
-        return s;
+    if (weft_unlikely(--w->fair_countdown == 0)) {
+        w->fair_countdown = FAIR_TICK;
+        if ((s = from_inject(w)) >= 0)
+            return s;
+    }
     if (w->lifo) {
         s = w->lifo - 1;
         w->lifo = 0;
-        if (w->lifo_runs < LIFO_MAX) {
+        if (weft_likely(w->lifo_runs < LIFO_MAX)) {
             w->lifo_runs++;
             return s;
         }
-        push_local(w, (uint32_t)s); /* it waits its turn in the deque */
+        lifo_expire(w, (uint32_t)s);
     }
     w->lifo_runs = 0;
     if (weft__deque_maybe_nonempty(&w->dq)) {
@@ -169,11 +197,12 @@ static int64_t find_work(weft_worker *w)
         if (x != WEFT_DEQUE_EMPTY)
             return x;
     }
-    if ((s = from_summary(w)) >= 0)
+    if (weft_unlikely(weft__summary_any(&w->rt->sum)) &&
+        (s = from_summary(w)) >= 0)
         return s;
     if ((s = yq_pop(w)) >= 0)
         return s;
-    return from_inject(w);
+    return weft__inject_len(&w->rt->inject) ? from_inject(w) : -1;
 }
 
 /* Anything another thread may have made runnable for this worker. */
@@ -182,19 +211,18 @@ static int has_foreign_work(weft_worker *w)
     weft_rt *rt = w->rt;
     if (weft__inject_len(&rt->inject))
         return 1;
-    for (uint32_t i = 0; i < rt->sum.top_count; i++)
-        if (atomic_load_explicit(&rt->sum.top[i], RLX))
-            return 1;
+    if (weft__summary_any(&rt->sum))
+        return 1;
     return atomic_load_explicit(&rt->stopping, RLX);
 }
 
 /* ---- switching ---------------------------------------------------------- */
 
-static void after_switch(weft_worker *w, uintptr_t msg);
+static inline void after_switch(weft_worker *w, uintptr_t msg);
 static void task_entry(void *msg);
 
 /* Give task t (first run) a stack and a fresh frame. Owner worker. */
-static void bind_stack(weft_worker *w, weft_tcb *t, uint32_t slot)
+weft_noinline static void bind_stack(weft_worker *w, weft_tcb *t, uint32_t slot)
 {
     weft_rt *rt = w->rt;
     uint64_t st = atomic_load_explicit(&t->state, RLX);
@@ -224,10 +252,21 @@ weft_cold static void canary_dead(weft_worker *w, weft_tcb *t)
               cls ? "small" : "default");
 }
 
+/* Switch-out check of a canary-protected stack. */
+weft_noinline static void check_canary(weft_worker *w, weft_tcb *from)
+{
+    weft_rt *rt = w->rt;
+    uint32_t i = rt->cold[slot_of(rt, from)].stack - 1;
+    int cls =
+        (atomic_load_explicit(&from->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
+    if (!weft__stack_canary_ok(&rt->pool[cls], i))
+        canary_dead(w, from);
+}
+
 /* Switch from the running context (task `from`, or the scheduler when
  * NULL) to task slot `to` (or the scheduler when negative), carrying
  * `msg`. Returns when the leaving context is resumed. Owner worker. */
-static void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
+static inline void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
                        uintptr_t msg)
 {
     weft_rt *rt = w->rt;
@@ -236,17 +275,11 @@ static void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
     const void *bottom = NULL;
     size_t size = 0;
     if (from && weft_unlikely(atomic_load_explicit(&from->state, RLX) &
-                              (WEFT_TS_SMALL | WEFT_TS_CANARY))) {
-        uint32_t i = rt->cold[slot_of(rt, from)].stack - 1;
-        int cls = (atomic_load_explicit(&from->state, RLX) & WEFT_TS_SMALL)
-                      ? 1
-                      : 0;
-        if (!weft__stack_canary_ok(&rt->pool[cls], i))
-            canary_dead(w, from);
-    }
+                              (WEFT_TS_SMALL | WEFT_TS_CANARY)))
+        check_canary(w, from);
     if (to >= 0) {
         weft_tcb *t = &rt->hot[to];
-        if (!t->sp)
+        if (weft_unlikely(!t->sp))
             bind_stack(w, t, (uint32_t)to);
         w->current = t;
         w->cur_slot = (uint32_t)to;
@@ -280,7 +313,8 @@ static void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
     weft_tsan_switch(fiber);
     uintptr_t got = (uintptr_t)weft__ctx_switch(save, to_sp, (void *)msg);
     weft_san_finish_switch(fake);
-    after_switch(weft__worker_self(), got);
+    if (got)
+        after_switch(weft__worker_self(), got);
 }
 
 /* First code of every task, on its fresh stack. */
@@ -294,18 +328,24 @@ static void task_entry(void *msg)
     weft__task_exit(result);
 }
 
-/* Complete the departure of the task that just left (see the header). */
-static void after_switch(weft_worker *w, uintptr_t msg)
+weft_noinline static void after_switch_slow(weft_worker *w, uintptr_t msg);
+
+/* Complete the departure of the task that just left (see the header).
+ * A yield, the common case, is handled inline. */
+static inline void after_switch(weft_worker *w, uintptr_t msg)
 {
-    if (!msg)
-        return;
+    if ((msg & MSG_MASK) == MSG_YIELD)
+        yq_push(w, wslot_of(w, (weft_tcb *)(msg & ~MSG_MASK)));
+    else if (msg)
+        after_switch_slow(w, msg);
+}
+
+static void after_switch_slow(weft_worker *w, uintptr_t msg)
+{
     weft_rt *rt = w->rt;
     weft_tcb *prev = (weft_tcb *)(msg & ~MSG_MASK);
     uint32_t slot = slot_of(rt, prev);
     switch (msg & MSG_MASK) {
-    case MSG_YIELD:
-        yq_push(w, slot);
-        return;
     case MSG_PARK: {
         uint64_t s = atomic_load_explicit(&prev->state, RLX);
         for (;;) {
@@ -335,19 +375,58 @@ static void after_switch(weft_worker *w, uintptr_t msg)
 
 /* ---- what tasks call ------------------------------------------------- */
 
-void weft_yield(void)
+/* The general yield: any run-order step may supply the next task. */
+weft_noinline static void yield_slow(weft_worker *w)
 {
-    weft_worker *w = weft__worker_self();
-    if (!w || !w->current) {
-        sched_yield();
-        return;
-    }
     int64_t next = find_work(w);
     if (next < 0)
         return; /* nothing else is ready */
     stat_inc(&w->st.yields);
     weft_tcb *cur = w->current;
     switch_ctx(w, cur, next, (uintptr_t)cur | MSG_YIELD);
+}
+
+/*
+ * weft_yield's fast path covers the steady state of yielding tasks: the
+ * next task is the head of the yield queue and nothing earlier in the run
+ * order has work. It keeps no value live across the switch (everything is
+ * re-read after it), so it needs no callee-saved registers of its own and
+ * the switch's register save is the only one paid. Anything else goes to
+ * yield_slow, which follows the whole run order.
+ */
+void weft_yield(void)
+{
+    weft_worker *w = weft__worker_self();
+    if (weft_unlikely(!w || !w->current)) {
+        sched_yield();
+        return;
+    }
+    weft_tcb *cur = w->current;
+    uint32_t head = w->yq_head;
+    if (weft_unlikely(WEFT_SANITIZED || w->fair_countdown <= 1 || w->lifo ||
+                      !head || !w->top1 ||
+                      atomic_load_explicit(w->top1, RLX) ||
+                      weft__deque_maybe_nonempty(&w->dq) ||
+                      (atomic_load_explicit(&cur->state, RLX) &
+                       (WEFT_TS_SMALL | WEFT_TS_CANARY)))) {
+        yield_slow(w);
+        return;
+    }
+    w->fair_countdown--;
+    w->lifo_runs = 0;
+    uint32_t next = head - 1;
+    weft_tcb *t = &w->hot[next];
+    w->yq_head = atomic_load_explicit(&w->link[next], RLX);
+    if (!w->yq_head)
+        w->yq_tail = 0;
+    w->current = t;
+    w->cur_slot = next;
+    stat_inc(&w->st.fast_yields);
+    uintptr_t got = (uintptr_t)weft__ctx_switch(&cur->sp, t->sp,
+                                                (void *)((uintptr_t)cur |
+                                                         MSG_YIELD));
+    if (got)
+        after_switch(weft__worker_self(), got);
 }
 
 void weft__task_park(void)
