@@ -24,6 +24,14 @@
  *   with the frame-pointer chain ended (an unwinder stops there). entry must
  *   never return: the trampoline traps if it does.
  *
+ * weft__ctx_start(top, entry, arg)   (ports that define WEFT_CTX_HAS_START)
+ *   Abandons the running context: sets the stack pointer to `top` (aligned
+ *   down as the ABI requires), loads the default FP control state (as a
+ *   fresh frame has it), ends the frame-pointer chain and calls
+ *   entry(arg). It never returns. The scheduler uses it to start a task
+ *   that has never run on the stack of the task that just ended, which
+ *   then needs no save, no stack release and no fresh frame.
+ *
  * Each port's frame layout is drawn in its .S file; the sizes below are the
  * part C relies on (how much of a stack a fresh frame uses) and are checked
  * against the ports by tests/arch.
@@ -38,6 +46,7 @@
 #define WEFT_CTX_FRAME 0 /* ucontext keeps its state in a heap-free slot */
 #elif defined(__x86_64__)
 #define WEFT_CTX_FRAME 64 /* 6 GPRs, MXCSR + x87 CW, return address */
+#define WEFT_CTX_HAS_START 1
 #elif defined(__aarch64__)
 #define WEFT_CTX_FRAME 176 /* x19-x30, d8-d15, FPCR, pad */
 #elif defined(__riscv) && __riscv_xlen == 64
@@ -49,6 +58,9 @@
 #ifndef __ASSEMBLER__
 void *weft__ctx_switch(void **save, void *to, void *arg);
 void *weft__ctx_make(void *top, void (*entry)(void *));
+#ifdef WEFT_CTX_HAS_START
+_Noreturn void weft__ctx_start(void *top, void (*entry)(void *), void *arg);
+#endif
 #endif
 
 #endif

@@ -122,4 +122,34 @@ weft__ctx_make:
         .cfi_endproc
         .size   weft__ctx_make, .-weft__ctx_make
 
+/* void weft__ctx_start(void *top, void (*entry)(void *), void *arg)
+ * rdi = top, rsi = entry, rdx = arg. Never returns. */
+        .globl  weft__ctx_start
+        .hidden weft__ctx_start
+        .type   weft__ctx_start, @function
+        .p2align 4
+weft__ctx_start:
+        .cfi_startproc
+        .cfi_undefined rip              /* end of stack for unwinders */
+        movq    %rdi, %rsp
+        andq    $-16, %rsp              /* aligned before the call, so
+                                           entry sees rsp + 8 aligned */
+        ldmxcsr weft_ctx_default_fp(%rip)   /* MXCSR 0x1f80 */
+        fldcw   weft_ctx_default_fp+4(%rip) /* x87 CW 0x037f */
+        xorl    %ebp, %ebp              /* end the frame-pointer chain */
+        movq    %rdx, %rdi              /* entry(arg) */
+        callq   *%rsi
+        ud2                             /* entry returned: trap */
+        .cfi_endproc
+        .size   weft__ctx_start, .-weft__ctx_start
+
+        .section .rodata
+        .p2align 3
+        .type   weft_ctx_default_fp, @object
+weft_ctx_default_fp:
+        .long   0x1f80                  /* MXCSR: all masked, nearest */
+        .short  0x037f                  /* x87 CW: masked, double ext. */
+        .short  0
+        .size   weft_ctx_default_fp, 8
+
         .section .note.GNU-stack,"",@progbits

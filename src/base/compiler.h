@@ -40,4 +40,12 @@
 #endif
 #endif
 
+/* Functions that never return (a task's entry and exit) stay out of
+ * TSan's function-entry instrumentation. */
+#ifdef WEFT_TSAN
+#define WEFT_NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define WEFT_NO_TSAN
+#endif
+
 #endif

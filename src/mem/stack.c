@@ -197,10 +197,14 @@ int64_t weft__stack_get(weft_stack_pool *p, weft_stack_cache *c)
     else if ((i = pool_pop(p)) < 0)
         return -1;
     make_ready(p, (uint32_t)i);
-    /* A task that left this stack mid-frame left ASan poison behind. */
-    weft_san_unpoison(weft__stack_bottom(p, (uint32_t)i),
-                      (size_t)(weft__stack_top(p, (uint32_t)i) -
-                               weft__stack_bottom(p, (uint32_t)i)));
+    /* A finished task leaves the frames that were live at its last switch
+     * (entry, exit, switch) poisoned for ASan; they are all near the top,
+     * since every deeper frame returned before the task could end. */
+    char *top = weft__stack_top(p, (uint32_t)i);
+    size_t n = (size_t)(top - weft__stack_bottom(p, (uint32_t)i));
+    n = n < ((size_t)16 << 10) ? n : ((size_t)16 << 10);
+    weft_san_unpoison(top - n, n);
+    (void)top;
     return i;
 }
 
@@ -212,6 +216,31 @@ void weft__stack_put(weft_stack_pool *p, weft_stack_cache *c, uint32_t i)
         return;
     }
     pool_push(p, i);
+}
+
+void *weft__stack_fiber(weft_stack_pool *p, uint32_t i)
+{
+#ifdef WEFT_TSAN
+    if (!p->san[i])
+        p->san[i] = weft_tsan_create();
+    return p->san[i];
+#else
+    (void)p;
+    (void)i;
+    return NULL;
+#endif
+}
+
+void weft__stack_pool_fini(weft_stack_pool *p)
+{
+#ifdef WEFT_TSAN
+    uint32_t n = atomic_load_explicit(&p->bump, RLX);
+    for (uint32_t i = 0; i < n && i < p->count; i++)
+        if (p->san[i])
+            weft_tsan_destroy(p->san[i]);
+#else
+    (void)p;
+#endif
 }
 
 void weft__stack_drain(weft_stack_pool *p, weft_stack_cache *c)

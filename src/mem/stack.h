@@ -41,6 +41,8 @@ typedef struct weft_stack_pool {
                               read one being rewritten: atomic, relaxed */
     _Atomic uint8_t *flags;    /* WEFT_STK_* per stack; see stack.c */
     _Atomic uint32_t *owner;   /* slot + 1 of the task bound, 0 = none */
+    void **san;                /* TSan fiber of each stack (TSan builds):
+                                  one per stack, reused by its tasks */
     _Atomic uint64_t head;     /* Treiber top: tag << 32 | (index + 1) */
     _Atomic uint32_t bump;     /* stacks at or above never handed out */
     _Atomic uint64_t resident; /* stacks that may hold resident pages */
@@ -70,6 +72,13 @@ int64_t weft__stack_get(weft_stack_pool *p, weft_stack_cache *c);
 /* Give a stack back (its task has left it for good). Owner worker of `c`;
  * c may be NULL (return straight to the pool; any thread). */
 void weft__stack_put(weft_stack_pool *p, weft_stack_cache *c, uint32_t i);
+
+/* TSan fiber of stack i (created on first use), or NULL outside TSan
+ * builds. Holder of the stack. */
+void *weft__stack_fiber(weft_stack_pool *p, uint32_t i);
+
+/* Destroy the pool's TSan fibers (runtime teardown). Creator only. */
+void weft__stack_pool_fini(weft_stack_pool *p);
 
 /* Return cached stacks to the pool (worker exit). */
 void weft__stack_drain(weft_stack_pool *p, weft_stack_cache *c);

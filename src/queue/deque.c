@@ -35,20 +35,6 @@
 #define RLX memory_order_relaxed
 #define SC memory_order_seq_cst
 
-int weft__deque_push(weft_deque *d, uint32_t x)
-{
-    int64_t b = atomic_load_explicit(&d->bottom, RLX);
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire); /* pairs
-                                   with the thieves' CAS on top: the slot we
-                                   overwrite was read by its thief */
-    if (b - t >= (int64_t)WEFT_DEQUE_CAP)
-        return -1;
-    atomic_store_explicit(&d->buf[b & MASK], x, RLX);
-    /* Release: pairs with weft__deque_steal's acquire load of bottom. */
-    atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
-    return 0;
-}
-
 uint32_t weft__deque_take(weft_deque *d)
 {
     int64_t b = atomic_load_explicit(&d->bottom, RLX) - 1;

@@ -24,8 +24,22 @@ typedef struct weft_deque {
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t buf[WEFT_DEQUE_CAP];
 } weft_deque;
 
-/* Push x at the bottom; 0, or -1 when full. Owner only. */
-int weft__deque_push(weft_deque *d, uint32_t x);
+/* Push x at the bottom; 0, or -1 when full. Owner only. Inline: it is on
+ * every spawn. See deque.c for the orders. */
+static inline int weft__deque_push(weft_deque *d, uint32_t x)
+{
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire); /* pairs
+                           with the thieves' CAS on top: the slot we are
+                           about to overwrite was read by its thief */
+    if (b - t >= (int64_t)WEFT_DEQUE_CAP)
+        return -1;
+    atomic_store_explicit(&d->buf[b & (WEFT_DEQUE_CAP - 1)], x,
+                          memory_order_relaxed);
+    /* Release: pairs with weft__deque_steal's acquire load of bottom. */
+    atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
+    return 0;
+}
 
 /* Take from the bottom; WEFT_DEQUE_EMPTY if empty. Owner only. */
 uint32_t weft__deque_take(weft_deque *d);

@@ -99,7 +99,7 @@ static void install_handler(void)
 
 typedef struct layout {
     size_t rt, workers, top, root, leaf, avail, resv, hot, cold, link;
-    size_t next[2], flags[2], owner[2], alt, stacks[2], total;
+    size_t next[2], flags[2], owner[2], san[2], alt, stacks[2], total;
 } layout;
 
 static void plan(const weft_config *c, const weft_summary *s, size_t page,
@@ -121,6 +121,7 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
         l->next[k] = weft__arena_add(&p, n * 4, line);
         l->flags[k] = weft__arena_add(&p, n, line);
         l->owner[k] = weft__arena_add(&p, n * 4, line);
+        l->san[k] = weft__arena_add(&p, n * sizeof(void *), line);
     }
     l->alt = weft__arena_add(&p, c->workers * WEFT_ALTSTACK, page);
     l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
@@ -201,6 +202,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         p->next = (_Atomic uint32_t *)(a + l.next[k]);
         p->flags = (_Atomic uint8_t *)(a + l.flags[k]);
         p->owner = (_Atomic uint32_t *)(a + l.owner[k]);
+        p->san = (void **)(a + l.san[k]);
         weft__stack_pool_init(p);
     }
     weft__inject_init(&rt->inject, rt->link);
@@ -277,9 +279,11 @@ int weft_rt_destroy(weft_rt *rt)
     if (live_tasks(rt) && !atomic_load_explicit(&rt->shutdown, RLX))
         return -EBUSY;
     stop_workers(rt, rt->nworkers);
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         for (uint32_t i = 0; i < rt->nworkers; i++)
             weft__stack_drain(&rt->pool[k], &rt->workers[i].cache[k]);
+        weft__stack_pool_fini(&rt->pool[k]);
+    }
     atomic_store_explicit(&registry[rt->id], NULL, memory_order_release);
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(rt->arena, rt->arena_size);

@@ -112,6 +112,10 @@ void weft__worker_loop(weft_worker *w);
  * plus a wake-up. Any thread. */
 void weft__sched_ready(struct weft_rt *rt, uint32_t slot);
 
+/* weft__sched_ready for a task of w's own runtime, called on w: into the
+ * LIFO slot (the previous occupant moves to the deque). Owner worker. */
+void weft__sched_ready_local(weft_worker *w, uint32_t slot);
+
 /* Park the calling task until weft__task_unpark; may return spuriously
  * (callers loop on their condition). Task only; switches. */
 void weft__task_park(void);
@@ -137,16 +141,21 @@ void weft__wake_one(struct weft_rt *rt);
 /* Per-worker alternate signal stack (stack-overflow reports). */
 #define WEFT_ALTSTACK ((size_t)64 * 1024)
 
-/* End the calling task with `result` (TLS destructors, then switch away
- * for good). Task only; never returns. */
-weft_noreturn void weft__task_exit(void *result);
+/* Finish the calling task's own work: TLS destructors, then store
+ * `result`. Task only. */
+void weft__task_exit(void *result);
 
-/* Switch away from the finished calling task. Task only. */
+/* Switch away from the finished calling task for good. Task only. */
 weft_noreturn void weft__task_switch_dead(void);
 
 /* Complete the end of task `t` after its stack was left: release the
  * stack, publish DONE (or reap if detached), wake the joiner. Runs in
  * after_switch on worker w. */
 void weft__task_finish(weft_worker *w, weft_tcb *t, uint32_t slot);
+
+/* The second half of weft__task_finish, for a task whose stack was handed
+ * to its successor instead of released: publish DONE (or reap), wake the
+ * joiner. Owner worker; t must never run again. */
+void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot);
 
 #endif

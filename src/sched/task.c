@@ -134,7 +134,10 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     if (out)
         *out = weft__handle(rt->id, (uint32_t)slot,
                             (uint32_t)(gen >> WEFT_TS_GEN_SHIFT));
-    weft__sched_ready(rt, (uint32_t)slot);
+    if (mine)
+        weft__sched_ready_local(w, (uint32_t)slot);
+    else
+        weft__sched_ready(rt, (uint32_t)slot);
     return 0;
 }
 
@@ -168,7 +171,6 @@ void weft__task_exit(void *result)
         c = &w->rt->cold[w->cur_slot];
     }
     c->result = result;
-    weft__task_switch_dead();
 }
 
 static void count_reap(weft_rt *rt)
@@ -201,30 +203,37 @@ void weft__task_finish(weft_worker *w, weft_tcb *t, uint32_t slot)
     int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
     weft__stack_put(&rt->pool[cls], &w->cache[cls], c->stack - 1);
     c->stack = 0;
-    weft_tsan_destroy(c->san_fiber);
-    c->san_fiber = NULL;
+    c->san_fiber = NULL; /* it stays with the stack */
+    weft__task_publish_end(w, t, slot);
+}
+
+void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
+{
+    weft_rt *rt = w->rt;
+    weft_tcb_cold *c = &rt->cold[slot];
     stat_inc(&w->st.finishes);
 
+    uint64_t s = atomic_load_explicit(&t->state, RLX);
+    if (s & WEFT_TS_DETACHED) {
+        /* DETACHED is final and excludes joiners, so nobody else may claim
+         * this slot: no joiner exchange, no CAS. A racing stale unpark at
+         * most loses its WAKE bit, which means nothing on a dead task. */
+        reap(rt, slot);
+        return;
+    }
     uintptr_t j = atomic_exchange_explicit(&c->joiner, JOINER_DONE,
                                            ACQ_REL); /* pairs with the
                                                   joiner's registering CAS */
-    uint64_t s = atomic_load_explicit(&t->state, RLX);
     for (;;) {
-        if (s & WEFT_TS_DETACHED) {
-            uint64_t n = WEFT_TS_DONE | (s & WEFT_TS_GEN_MASK);
-            if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ,
-                                                      RLX)) {
-                reap(rt, slot);
-                return;
-            }
-        } else {
-            uint64_t n = (s & ~(WEFT_TS_MASK | WEFT_TS_WAKE)) | WEFT_TS_DONE;
-            /* Release: result and the stack release happen-before a
-             * joiner's acquire load that sees DONE. */
-            if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, REL,
-                                                      RLX))
-                break;
+        if (s & WEFT_TS_DETACHED) { /* weft_detach won the race */
+            reap(rt, slot);
+            return;
         }
+        uint64_t n = (s & ~(WEFT_TS_MASK | WEFT_TS_WAKE)) | WEFT_TS_DONE;
+        /* Release: result and the stack release happen-before a joiner's
+         * acquire load that sees DONE. */
+        if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, REL, RLX))
+            break;
     }
     if (j && j != JOINER_DONE)
         weft__waiter_wake((weft_waiter *)j);

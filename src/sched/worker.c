@@ -104,7 +104,7 @@ static inline void stat_inc(_Atomic uint64_t *c)
 
 /* Push onto the deque; a full ring moves its older half to the injection
  * queue in one batch and retries. Owner only. */
-static void push_local(weft_worker *w, uint32_t slot)
+weft_noinline static void push_overflow(weft_worker *w, uint32_t slot)
 {
     while (weft__deque_push(&w->dq, slot) < 0) {
         uint32_t half[WEFT_DEQUE_CAP / 2];
@@ -112,6 +112,12 @@ static void push_local(weft_worker *w, uint32_t slot)
         weft__inject_push(&w->rt->inject, half, n);
         weft__wake_one(w->rt);
     }
+}
+
+static inline void push_local(weft_worker *w, uint32_t slot)
+{
+    if (weft_unlikely(weft__deque_push(&w->dq, slot) < 0))
+        push_overflow(w, slot);
 }
 
 static void yq_push(weft_worker *w, uint32_t slot)
@@ -235,7 +241,7 @@ weft_noinline static void bind_stack(weft_worker *w, weft_tcb *t, uint32_t slot)
     atomic_store_explicit(&p->owner[i], slot + 1, RLX);
     if (!cls && (atomic_load_explicit(&p->flags[i], RLX) & WEFT_STK_CANARY))
         atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
-    rt->cold[slot].san_fiber = weft_tsan_create();
+    rt->cold[slot].san_fiber = weft__stack_fiber(p, (uint32_t)i);
     t->sp = weft__ctx_make(weft__stack_top(p, (uint32_t)i) - WEFT_TLS_BYTES,
                            task_entry);
 }
@@ -317,15 +323,25 @@ static inline void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
         after_switch(weft__worker_self(), got);
 }
 
-/* First code of every task, on its fresh stack. */
-static void task_entry(void *msg)
+/* Everything a task does between its first switch-in and its end, in a
+ * function that returns, so sanitizers see balanced frames. */
+weft_noinline static void task_run(uintptr_t msg)
+{
+    weft_worker *w = weft__worker_self();
+    after_switch(w, msg);
+    weft_tcb *t = w->current;
+    weft__task_exit(t->fn(t->arg));
+}
+
+/* First code of every task, on its fresh stack. It never returns, so it
+ * is left out of TSan's instrumentation: its frame would otherwise stay
+ * on the shadow stack of the stack's fiber, one per task the stack ever
+ * ran, until TSan's depot overflows. */
+WEFT_NO_TSAN static void task_entry(void *msg)
 {
     weft_san_finish_switch(NULL);
-    weft_worker *w = weft__worker_self();
-    after_switch(w, (uintptr_t)msg);
-    weft_tcb *t = w->current;
-    void *result = t->fn(t->arg);
-    weft__task_exit(result);
+    task_run((uintptr_t)msg);
+    weft__task_switch_dead();
 }
 
 weft_noinline static void after_switch_slow(weft_worker *w, uintptr_t msg);
@@ -447,21 +463,72 @@ void weft__task_park(void)
     switch_ctx(w, cur, find_work(w), (uintptr_t)cur | MSG_PARK);
 }
 
-void weft__task_switch_dead(void)
+#if defined(WEFT_CTX_HAS_START) && !WEFT_SANITIZED
+/*
+ * Stack handoff. The task that just ended is abandoned, not suspended:
+ * when the next task has never run and wants the same stack class, it
+ * simply starts on the ended task's stack (weft__ctx_start resets the
+ * stack pointer to its top). That skips the register save, the stack
+ * release and get, and building a fresh frame; spawn-heavy work (spawn,
+ * chained_spawn, fork-join leaves) then runs on one hot stack. The ended
+ * task's end is published while still on the stack, which is safe
+ * because the stack is not released: it changes owner.
+ */
+weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur,
+                                  uint32_t slot, uint32_t next)
+{
+    weft_rt *rt = w->rt;
+    if (atomic_load_explicit(&cur->state, RLX) &
+        (WEFT_TS_SMALL | WEFT_TS_CANARY))
+        check_canary(w, cur);
+    weft_tcb_cold *c = &rt->cold[slot], *n = &rt->cold[next];
+    weft_tcb *t = &w->hot[next];
+    int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
+    uint32_t i = c->stack - 1;
+    n->stack = i + 1;
+    n->san_fiber = c->san_fiber;
+    c->stack = 0;
+    atomic_store_explicit(&rt->pool[cls].owner[i], next + 1, RLX);
+    if (weft_unlikely(atomic_load_explicit(&cur->state, RLX) &
+                      WEFT_TS_CANARY))
+        atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
+    weft__task_publish_end(w, cur, slot);
+    w->current = t;
+    w->cur_slot = next;
+    stat_inc(&w->st.switches);
+    weft__ctx_start(weft__stack_top(&rt->pool[cls], i) - WEFT_TLS_BYTES,
+                    task_entry, NULL);
+}
+#endif
+
+WEFT_NO_TSAN void weft__task_switch_dead(void)
 {
     weft_worker *w = weft__worker_self();
     weft_tcb *cur = w->current;
-    switch_ctx(w, cur, find_work(w), (uintptr_t)cur | MSG_DEAD);
+    int64_t next = find_work(w);
+#if defined(WEFT_CTX_HAS_START) && !WEFT_SANITIZED
+    if (next >= 0 && !w->hot[next].sp &&
+        !((atomic_load_explicit(&w->hot[next].state, RLX) ^
+           atomic_load_explicit(&cur->state, RLX)) &
+          WEFT_TS_SMALL))
+        handoff(w, cur, w->cur_slot, (uint32_t)next);
+#endif
+    switch_ctx(w, cur, next, (uintptr_t)cur | MSG_DEAD);
     weft__die("worker", "a finished task was resumed");
+}
+
+void weft__sched_ready_local(weft_worker *w, uint32_t slot)
+{
+    if (w->lifo)
+        push_local(w, w->lifo - 1);
+    w->lifo = slot + 1;
 }
 
 void weft__sched_ready(weft_rt *rt, uint32_t slot)
 {
     weft_worker *w = weft__worker_self();
     if (w && w->rt == rt) {
-        if (w->lifo)
-            push_local(w, w->lifo - 1);
-        w->lifo = slot + 1;
+        weft__sched_ready_local(w, slot);
         return;
     }
     if (weft__summary_signal(&rt->sum, slot))
