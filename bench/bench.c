@@ -76,8 +76,8 @@ static struct {
 } results[64];
 static int nresults;
 
-int bench_report(const char *name, int workers, double value,
-                 const char *unit, int ok)
+int bench_report(const char *name, int workers, double value, const char *unit,
+                 int ok)
 {
     if (nresults < 64) {
         snprintf(results[nresults].name, sizeof results[0].name, "%s", name);
@@ -159,8 +159,8 @@ int main(int argc, char **argv)
     }
     if (!ran)
         return rc;
-    printf("%-24s %8s %14s %-8s %s\n", "workload", "workers", "value",
-           "unit", "check");
+    printf("%-24s %8s %14s %-8s %s\n", "workload", "workers", "value", "unit",
+           "check");
     for (int i = 0; i < nresults; i++)
         printf("%-24s %8d %14.2f %-8s %s\n", results[i].name,
                results[i].workers, results[i].value, results[i].unit,

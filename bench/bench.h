@@ -17,16 +17,16 @@
 typedef double (*bench_trial_fn)(void *ctx, int *ok);
 
 double bench_now_ns(void);
-long bench_scaled(long n);      /* n x BENCH_SCALE, at least 1 */
+long bench_scaled(long n); /* n x BENCH_SCALE, at least 1 */
 double bench_scale(void);
-int bench_workers(void);        /* BENCH_WORKERS, default: online CPUs */
+int bench_workers(void); /* BENCH_WORKERS, default: online CPUs */
 
 /* Warm-up + median of BENCH_REPS. */
 double bench_median(bench_trial_fn fn, void *ctx, int *ok);
 
 /* Record and print one result line. Returns 0, or 1 if !ok. */
-int bench_report(const char *name, int workers, double value,
-                 const char *unit, int ok);
+int bench_report(const char *name, int workers, double value, const char *unit,
+                 int ok);
 
 /* Create a runtime with `workers` workers and room for max_tasks tasks;
  * exits with a message on failure (a benchmark cannot run without it). */

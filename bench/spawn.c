@@ -18,8 +18,7 @@ typedef struct {
 static void *empty(void *arg)
 {
     ctx *c = arg;
-    if (atomic_fetch_add_explicit(&c->finished, 1, memory_order_relaxed) +
-            1 ==
+    if (atomic_fetch_add_explicit(&c->finished, 1, memory_order_relaxed) + 1 ==
         c->n)
         bench_done_signal(&c->done);
     return NULL;

@@ -61,14 +61,14 @@ typedef struct weft_rt weft_rt;
  * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
  * address space. */
 typedef struct weft_config {
-    unsigned workers;          /* worker threads; 0 = one per usable CPU */
-    uint32_t max_tasks;        /* live task slots (spawned, not yet reaped) */
-    size_t stack_size;         /* default stack class, bytes incl. guard */
-    size_t small_stack_size;   /* WEFT_STACK_SMALL class, bytes */
-    size_t stack_keep;         /* resident stacks kept hot before madvise */
-    int guard_pages;           /* 1 = guard pages while the map budget lasts,
+    unsigned workers;        /* worker threads; 0 = one per usable CPU */
+    uint32_t max_tasks;      /* live task slots (spawned, not yet reaped) */
+    size_t stack_size;       /* default stack class, bytes incl. guard */
+    size_t small_stack_size; /* WEFT_STACK_SMALL class, bytes */
+    size_t stack_keep;       /* resident stacks kept hot before madvise */
+    int guard_pages;         /* 1 = guard pages while the map budget lasts,
                                   0 = canaries only */
-    const char *bad_env;       /* set by weft_config_default to the first
+    const char *bad_env;     /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
 } weft_config;
@@ -135,19 +135,22 @@ enum {
 #define WEFT_STACK_SMALL ((size_t)1)
 
 enum {
-    WEFT_DETACHED = 1u << 0,    /* reaped when it ends; cannot be joined */
-    WEFT_PREEMPTIBLE = 1u << 1  /* may be preempted (recorded; later) */
+    WEFT_DETACHED = 1u << 0,   /* reaped when it ends; cannot be joined */
+    WEFT_PREEMPTIBLE = 1u << 1 /* may be preempted (recorded; later) */
 };
 
 typedef struct weft_spawn_attr {
-    int priority;       /* 0..15, WEFT_PRIO_NORMAL by default */
-    size_t stack;       /* WEFT_STACK_DEFAULT, WEFT_STACK_SMALL, or a size
+    int priority;     /* 0..15, WEFT_PRIO_NORMAL by default */
+    size_t stack;     /* WEFT_STACK_DEFAULT, WEFT_STACK_SMALL, or a size
                            in bytes, which must fit one of the two classes */
-    unsigned flags;     /* WEFT_DETACHED | WEFT_PREEMPTIBLE */
-    const char *name;   /* for dumps and errors; copied (15 chars kept) */
+    unsigned flags;   /* WEFT_DETACHED | WEFT_PREEMPTIBLE */
+    const char *name; /* for dumps and errors; copied (15 chars kept) */
 } weft_spawn_attr;
 
-#define WEFT_SPAWN_ATTR_INIT {WEFT_PRIO_NORMAL, WEFT_STACK_DEFAULT, 0, NULL}
+#define WEFT_SPAWN_ATTR_INIT                                                   \
+    {                                                                          \
+        WEFT_PRIO_NORMAL, WEFT_STACK_DEFAULT, 0, NULL                          \
+    }
 
 /* Spawn fn(arg) as a task. rt NULL = the current task's runtime (-EPERM
  * outside a task). out may be NULL only with WEFT_DETACHED. attr NULL =

@@ -20,15 +20,14 @@
 #include "../base/compiler.h"
 
 #ifdef WEFT_ASAN
-void __sanitizer_start_switch_fiber(void **fake_stack_save,
-                                    const void *bottom, size_t size);
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                    size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save,
-                                     const void **bottom_old,
-                                     size_t *size_old);
+                                     const void **bottom_old, size_t *size_old);
 void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
-#define weft_san_start_switch(save, bottom, size)                         \
+#define weft_san_start_switch(save, bottom, size)                              \
     __sanitizer_start_switch_fiber(save, bottom, size)
-#define weft_san_finish_switch(save)                                      \
+#define weft_san_finish_switch(save)                                           \
     __sanitizer_finish_switch_fiber(save, NULL, NULL)
 #define weft_san_unpoison(p, n) __asan_unpoison_memory_region(p, n)
 #else

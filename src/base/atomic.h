@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define weft_load_relaxed(p) atomic_load_explicit(p, memory_order_relaxed)
-#define weft_store_relaxed(p, v)                                          \
+#define weft_store_relaxed(p, v)                                               \
     atomic_store_explicit(p, v, memory_order_relaxed)
 
 /* A hint to the core that this is a spin-wait iteration. */

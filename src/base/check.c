@@ -19,8 +19,7 @@ static void put(char *buf, size_t cap, size_t *n, char c)
     (*n)++;
 }
 
-static void put_num(char *buf, size_t cap, size_t *n, uint64_t v,
-                    unsigned base)
+static void put_num(char *buf, size_t cap, size_t *n, uint64_t v, unsigned base)
 {
     char tmp[24];
     int k = 0;
@@ -55,8 +54,7 @@ static size_t vfmt(char *buf, size_t cap, const char *f, va_list ap)
         }
         case 'u':
             put_num(buf, cap, &n,
-                    lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned),
-                    10);
+                    lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10);
             break;
         case 'd': {
             long v = lng ? va_arg(ap, long) : va_arg(ap, int);
@@ -69,8 +67,7 @@ static size_t vfmt(char *buf, size_t cap, const char *f, va_list ap)
         }
         case 'x':
             put_num(buf, cap, &n,
-                    lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned),
-                    16);
+                    lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16);
             break;
         case 'p':
             put(buf, cap, &n, '0');

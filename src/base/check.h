@@ -26,11 +26,11 @@ size_t weft__fmt(char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #ifdef WEFT_DEBUG
-#define weft_assert(module, cond)                                         \
-    do {                                                                  \
-        if (weft_unlikely(!(cond)))                                       \
-            weft__die(module, "%s:%u: assertion failed: %s", __FILE__,    \
-                      (unsigned)__LINE__, #cond);                         \
+#define weft_assert(module, cond)                                              \
+    do {                                                                       \
+        if (weft_unlikely(!(cond)))                                            \
+            weft__die(module, "%s:%u: assertion failed: %s", __FILE__,         \
+                      (unsigned)__LINE__, #cond);                              \
     } while (0)
 #else
 #define weft_assert(module, cond) ((void)0)

@@ -21,7 +21,7 @@
 #define weft_noreturn _Noreturn
 
 /* Round x up to a multiple of the power of two a. */
-#define weft_align_up(x, a) (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
+#define weft_align_up(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
 
 #define WEFT_STATIC_ASSERT(c, m) _Static_assert(c, m)
 

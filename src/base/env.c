@@ -19,10 +19,20 @@ int weft__env_parse_u64(const char *s, int with_suffix, uint64_t *out)
     unsigned shift = 0;
     if (with_suffix && *p) {
         switch (*p) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: return -EINVAL;
+        case 'k':
+        case 'K':
+            shift = 10;
+            break;
+        case 'm':
+        case 'M':
+            shift = 20;
+            break;
+        case 'g':
+        case 'G':
+            shift = 30;
+            break;
+        default:
+            return -EINVAL;
         }
         p++;
     }

@@ -81,8 +81,8 @@ static int take_guard(void)
 {
     int64_t b = (int64_t)weft__stack_guard_budget();
     while (b > 0)
-        if (atomic_compare_exchange_weak_explicit(&guard_budget, &b, b - 1,
-                                                  RLX, RLX))
+        if (atomic_compare_exchange_weak_explicit(&guard_budget, &b, b - 1, RLX,
+                                                  RLX))
             return 1;
     return 0;
 }
@@ -152,11 +152,10 @@ static int64_t pool_pop(weft_stack_pool *p)
     uint64_t h = atomic_load_explicit(&p->head, memory_order_acquire);
     while ((uint32_t)h) {
         uint32_t i = (uint32_t)h - 1;
-        uint64_t n = ((h >> 32) + 1) << 32 |
-                     atomic_load_explicit(&p->next[i], RLX);
+        uint64_t n =
+            ((h >> 32) + 1) << 32 | atomic_load_explicit(&p->next[i], RLX);
         if (atomic_compare_exchange_weak_explicit(
-                &p->head, &h, n, memory_order_acquire,
-                memory_order_acquire))
+                &p->head, &h, n, memory_order_acquire, memory_order_acquire))
             return i;
     }
     uint32_t b = atomic_fetch_add_explicit(&p->bump, 1, RLX);

@@ -30,14 +30,14 @@ enum {
 };
 
 typedef struct weft_stack_pool {
-    char *base;        /* first stack */
-    size_t size;       /* bytes per stack, including guard or canary */
-    uint32_t count;    /* stacks in the class */
-    int small;         /* 1: small class (canary only, no guard page) */
-    int want_guard;    /* config: guard pages while the budget lasts */
-    size_t page;       /* system page size */
-    size_t keep;       /* resident stacks kept before madvise */
-    _Atomic uint32_t *next; /* free-list links (arena); a stalled popper may
+    char *base;                /* first stack */
+    size_t size;               /* bytes per stack, including guard or canary */
+    uint32_t count;            /* stacks in the class */
+    int small;                 /* 1: small class (canary only, no guard page) */
+    int want_guard;            /* config: guard pages while the budget lasts */
+    size_t page;               /* system page size */
+    size_t keep;               /* resident stacks kept before madvise */
+    _Atomic uint32_t *next;    /* free-list links (arena); a stalled popper may
                               read one being rewritten: atomic, relaxed */
     _Atomic uint8_t *flags;    /* WEFT_STK_* per stack; see stack.c */
     _Atomic uint32_t *owner;   /* slot + 1 of the task bound, 0 = none */

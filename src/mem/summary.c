@@ -78,8 +78,8 @@ static int set_up(_Atomic uint64_t *w, uint64_t bit)
 /* Clear `bit` of *w after the word below (`below`) was emptied; restore it
  * if `below` became non-zero meanwhile (the race in the header comment).
  * Returns 1 when *w became zero and stayed so. */
-static int clear_up(_Atomic uint64_t *w, uint64_t bit,
-                    _Atomic uint64_t *below, uint64_t below_mask)
+static int clear_up(_Atomic uint64_t *w, uint64_t bit, _Atomic uint64_t *below,
+                    uint64_t below_mask)
 {
     uint64_t old = atomic_fetch_and_explicit(w, ~bit, ACQ_REL); /* pairs
                                                 with set_up's OR */
@@ -107,9 +107,9 @@ int weft__summary_signal(weft_summary *s, uint32_t slot)
 uint64_t weft__summary_take(weft_summary *s, uint32_t l)
 {
     /* Acquire: pairs with the release OR in weft__summary_signal. */
-    uint64_t got = atomic_fetch_and_explicit(&s->leaf[l], WEFT_LEAF_YIELD,
-                                             ACQ_REL) &
-                   WEFT_LEAF_SIGNALS;
+    uint64_t got =
+        atomic_fetch_and_explicit(&s->leaf[l], WEFT_LEAF_YIELD, ACQ_REL) &
+        WEFT_LEAF_SIGNALS;
     if (!got)
         return 0;
     uint32_t r = l / 64;
@@ -161,8 +161,8 @@ static int64_t take_in_leaf(weft_summary *s, uint32_t l)
         uint64_t bit = UINT64_C(1) << weft_ctz64(~w);
         /* Relaxed suffices: a reserved slot is private to the reserver
          * until it publishes the task through a queue (release). */
-        if (atomic_compare_exchange_weak_explicit(&s->resv[l], &w, w | bit,
-                                                  RLX, RLX)) {
+        if (atomic_compare_exchange_weak_explicit(&s->resv[l], &w, w | bit, RLX,
+                                                  RLX)) {
             if ((w | bit) == FULL) {
                 uint64_t abit = UINT64_C(1) << (l % 64);
                 uint64_t old = atomic_fetch_and_explicit(
@@ -170,8 +170,7 @@ static int64_t take_in_leaf(weft_summary *s, uint32_t l)
                                             release's fetch_or below */
                 (void)old;
                 if (atomic_load_explicit(&s->resv[l], ACQ) != FULL)
-                    atomic_fetch_or_explicit(&s->avail[l / 64], abit,
-                                             ACQ_REL);
+                    atomic_fetch_or_explicit(&s->avail[l / 64], abit, ACQ_REL);
             }
             return (int64_t)l * WEFT_LEAF_SLOTS + weft_ctz64(bit);
         }
@@ -212,8 +211,7 @@ void weft__summary_release(weft_summary *s, uint32_t slot)
      * queue that hands the new task over). */
     uint64_t old = atomic_fetch_and_explicit(&s->resv[l], ~bit, ACQ_REL);
     if (weft_unlikely(!(old & bit)))
-        weft__die("summary", "release of slot %u, which is not reserved",
-                  slot);
+        weft__die("summary", "release of slot %u, which is not reserved", slot);
     if (old == FULL)
         atomic_fetch_or_explicit(&s->avail[l / 64], UINT64_C(1) << (l % 64),
                                  ACQ_REL); /* pairs with take_in_leaf's

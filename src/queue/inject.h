@@ -16,9 +16,9 @@
 
 typedef struct weft_inject {
     pthread_mutex_t lock;
-    uint32_t head, tail;   /* slot + 1, 0 = none; under lock */
+    uint32_t head, tail;    /* slot + 1, 0 = none; under lock */
     _Atomic uint32_t *link; /* next slot + 1 per slot (arena) */
-    _Atomic uint64_t len;  /* written under lock, read without it */
+    _Atomic uint64_t len;   /* written under lock, read without it */
 } weft_inject;
 
 void weft__inject_init(weft_inject *q, _Atomic uint32_t *link);

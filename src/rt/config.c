@@ -85,8 +85,7 @@ int weft__config_check(weft_config *c)
         return weft__error_set(-EINVAL,
                                "workers: %u exceeds leaf_count %u (each "
                                "worker needs a leaf of 63 task slots)",
-                               c->workers,
-                               weft__summary_leaves(c->max_tasks));
+                               c->workers, weft__summary_leaves(c->max_tasks));
     if (c->stack_size % page || c->stack_size < ((size_t)16 << 10) ||
         c->stack_size > ((size_t)1 << 30))
         return weft__error_set(-EINVAL,

@@ -42,9 +42,9 @@ weft_rt *weft__rt_by_id(uint32_t id)
 {
     /* Acquire: pairs with the release store in weft_rt_create, so the
      * runtime's fields are visible to whoever resolves a handle. */
-    return id && id < REGISTRY ? atomic_load_explicit(&registry[id],
-                                                      memory_order_acquire)
-                               : NULL;
+    return id && id < REGISTRY
+               ? atomic_load_explicit(&registry[id], memory_order_acquire)
+               : NULL;
 }
 
 /* ---- stack overflow reports ------------------------------------------- */
@@ -211,8 +211,8 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     for (uint32_t i = 1; i < REGISTRY && !id; i++) {
         weft_rt *none = NULL;
         /* Release: pairs with weft__rt_by_id's acquire. */
-        if (atomic_compare_exchange_strong_explicit(
-                &registry[i], &none, rt, memory_order_release, RLX))
+        if (atomic_compare_exchange_strong_explicit(&registry[i], &none, rt,
+                                                    memory_order_release, RLX))
             id = i;
     }
     if (!id) {

@@ -32,30 +32,30 @@ typedef struct weft_wstats {
 typedef struct weft_worker {
     /* Owner-only line(s): the run loop's working set. */
     weft_aligned(WEFT_CACHELINE) struct weft_rt *rt;
-    weft_tcb *hot;            /* rt->hot, one dependent load closer */
-    _Atomic uint32_t *link;   /* rt->link, likewise */
-    _Atomic uint64_t *top1;   /* the summary's top word when it has only
+    weft_tcb *hot;             /* rt->hot, one dependent load closer */
+    _Atomic uint32_t *link;    /* rt->link, likewise */
+    _Atomic uint64_t *top1;    /* the summary's top word when it has only
                                  one (most configs), else NULL */
-    weft_tcb *current;        /* task running now; NULL in the scheduler */
-    uint32_t cur_slot;        /* its slot */
-    uint32_t id;              /* 0..workers-1 */
-    uint32_t lifo;            /* slot + 1 of the LIFO-slot task, 0 = none */
-    uint32_t lifo_runs;       /* consecutive runs taken from the LIFO slot */
+    weft_tcb *current;         /* task running now; NULL in the scheduler */
+    uint32_t cur_slot;         /* its slot */
+    uint32_t id;               /* 0..workers-1 */
+    uint32_t lifo;             /* slot + 1 of the LIFO-slot task, 0 = none */
+    uint32_t lifo_runs;        /* consecutive runs taken from the LIFO slot */
     uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
-    uint32_t fair_countdown;  /* decisions until the injection queue is
+    uint32_t fair_countdown;   /* decisions until the injection queue is
                                  looked at first (fairness) */
-    uint32_t find_cursor;     /* rotating start in the summary tree */
-    uint32_t resv_hint;       /* leaf to reserve slots from first */
-    void *sched_sp;           /* the scheduler context (thread stack) */
-    void *sched_fiber;        /* its TSan fiber */
-    void *fake_stack;         /* ASan fake-stack handle of the context
+    uint32_t find_cursor;      /* rotating start in the summary tree */
+    uint32_t resv_hint;        /* leaf to reserve slots from first */
+    void *sched_sp;            /* the scheduler context (thread stack) */
+    void *sched_fiber;         /* its TSan fiber */
+    void *fake_stack;          /* ASan fake-stack handle of the context
                                  being left */
     weft_stack_cache cache[2]; /* hot stacks: [0] default, [1] small */
-    void *sched_stack_lo;     /* the thread stack, for ASan's fiber API */
+    void *sched_stack_lo;      /* the thread stack, for ASan's fiber API */
     size_t sched_stack_size;
     weft_wstats st;
     pthread_t thread;
-    char *altstack;           /* signal stack (arena) */
+    char *altstack; /* signal stack (arena) */
 
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
@@ -68,31 +68,31 @@ typedef struct weft_worker {
  * words. */
 typedef struct weft_waiter {
     struct weft_rt *rt;
-    weft_tcb *task;          /* NULL for a plain thread */
-    uint32_t slot;           /* the task's slot */
-    _Atomic uint32_t futex;  /* plain thread: 0 waiting, 1 woken */
+    weft_tcb *task;         /* NULL for a plain thread */
+    uint32_t slot;          /* the task's slot */
+    _Atomic uint32_t futex; /* plain thread: 0 waiting, 1 woken */
 } weft_waiter;
 
 struct weft_rt {
     weft_config cfg;
-    uint32_t id;              /* registry id, 1..255 */
+    uint32_t id; /* registry id, 1..255 */
     uint32_t nworkers;
     weft_worker *workers;
     weft_summary sum;
-    weft_tcb *hot;            /* [max_tasks] */
-    weft_tcb_cold *cold;      /* [max_tasks] */
-    _Atomic uint32_t *link;   /* [max_tasks] queue links */
-    weft_stack_pool pool[2];  /* [0] default class, [1] small class */
+    weft_tcb *hot;           /* [max_tasks] */
+    weft_tcb_cold *cold;     /* [max_tasks] */
+    _Atomic uint32_t *link;  /* [max_tasks] queue links */
+    weft_stack_pool pool[2]; /* [0] default class, [1] small class */
     weft_inject inject;
     void *arena;
     size_t arena_size;
 
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
-    _Atomic int stopping;     /* weft_rt_destroy: workers exit */
-    _Atomic int shutdown;     /* weft_rt_shutdown: no new spawns */
+    _Atomic int stopping;        /* weft_rt_destroy: workers exit */
+    _Atomic int shutdown;        /* weft_rt_shutdown: no new spawns */
     _Atomic uint64_t ext_spawns; /* spawns by plain threads */
     _Atomic uint64_t ext_reaps;  /* reaps by plain threads */
-    _Atomic uint32_t ext_hint; /* reservation hint for plain threads */
+    _Atomic uint32_t ext_hint;   /* reservation hint for plain threads */
 };
 
 /* The worker the calling thread is, or NULL. Never inlined, and re-read
@@ -131,7 +131,6 @@ void weft__waiter_wait(weft_waiter *w);
 /* Wake w's owner. After this call w may already be gone: it copies what
  * it needs first. Any thread. */
 void weft__waiter_wake(weft_waiter *w);
-
 
 /* Wake one sleeping worker if any. Any thread. */
 void weft__wake_one(struct weft_rt *rt);

@@ -67,8 +67,7 @@ static int check_attr(const weft_rt *rt, const weft_spawn_attr *a,
     else if (a->stack != WEFT_STACK_DEFAULT) {
         /* A size picks the smallest class that fits it. */
         size_t usable_small = rt->cfg.small_stack_size - 16 - WEFT_TLS_BYTES;
-        size_t usable = rt->cfg.stack_size - rt->pool[0].page -
-                        WEFT_TLS_BYTES;
+        size_t usable = rt->cfg.stack_size - rt->pool[0].page - WEFT_TLS_BYTES;
         if (a->stack <= usable_small)
             *bits |= WEFT_TS_SMALL;
         else if (a->stack > usable)
@@ -190,8 +189,8 @@ static void reap(weft_rt *rt, uint32_t slot)
     uint64_t s = atomic_load_explicit(&t->state, RLX);
     /* Release: pairs with stale-handle readers' acquire loads; the slot
      * bit's release (summary) hands the slot to the next reserver. */
-    atomic_store_explicit(
-        &t->state, (s & WEFT_TS_GEN_MASK) + WEFT_TS_GEN_ONE, REL);
+    atomic_store_explicit(&t->state, (s & WEFT_TS_GEN_MASK) + WEFT_TS_GEN_ONE,
+                          REL);
     weft__summary_release(&rt->sum, slot);
     count_reap(rt);
 }
@@ -272,8 +271,7 @@ int weft_join(weft_task h, void **result)
         if (s & (WEFT_TS_JOINED | WEFT_TS_DETACHED))
             return -EINVAL;
         if (atomic_compare_exchange_weak_explicit(&t->state, &s,
-                                                  s | WEFT_TS_JOINED, ACQ,
-                                                  ACQ))
+                                                  s | WEFT_TS_JOINED, ACQ, ACQ))
             break;
         if (weft_ts_state(s) == WEFT_TS_FREE ||
             (weft_ts_gen(s) & 0xffffff) != weft__handle_gen(h))
@@ -292,8 +290,9 @@ int weft_join(weft_task h, void **result)
             weft__waiter_wait(&me);
         /* Registered and woken, or the finisher is between its exchange
          * and DONE: DONE is at most a few instructions away. */
-        for (int spins = 0; weft_ts_state(atomic_load_explicit(
-                                &t->state, ACQ)) != WEFT_TS_DONE;
+        for (int spins = 0;
+             weft_ts_state(atomic_load_explicit(&t->state, ACQ)) !=
+             WEFT_TS_DONE;
              spins++) {
             if (spins < 100)
                 weft_cpu_relax();
@@ -364,8 +363,8 @@ void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
             /* Acquire: pairs with after_switch's release publishing the
              * parked context, which we are about to hand to a worker.
              * Release: what we wrote before waking is visible to it. */
-            if (atomic_compare_exchange_weak_explicit(&t->state, &s, n,
-                                                      ACQ_REL, RLX)) {
+            if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ_REL,
+                                                      RLX)) {
                 weft__sched_ready(rt, slot);
                 return;
             }
@@ -429,8 +428,7 @@ int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *))
 
 int weft_tls_set(weft_tls_key key, void *value)
 {
-    if (key >= atomic_load_explicit(&keys.count, RLX) ||
-        key >= WEFT_TLS_KEYS)
+    if (key >= atomic_load_explicit(&keys.count, RLX) || key >= WEFT_TLS_KEYS)
         return -EINVAL;
     weft_worker *w = weft__worker_self();
     if (!w || !w->current)
@@ -438,10 +436,9 @@ int weft_tls_set(weft_tls_key key, void *value)
     weft_rt *rt = w->rt;
     weft_tcb_cold *c = &rt->cold[w->cur_slot];
     if (!c->tls) {
-        int cls = (atomic_load_explicit(&w->current->state, RLX) &
-                   WEFT_TS_SMALL)
-                      ? 1
-                      : 0;
+        int cls =
+            (atomic_load_explicit(&w->current->state, RLX) & WEFT_TS_SMALL) ? 1
+                                                                            : 0;
         c->tls = (void **)(weft__stack_top(&rt->pool[cls], c->stack - 1) -
                            WEFT_TLS_BYTES);
         memset(c->tls, 0, WEFT_TLS_BYTES);

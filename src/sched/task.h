@@ -75,11 +75,11 @@ static inline uint32_t weft_ts_gen(uint64_t s)
 
 /* Hot part: the switch path's working set. */
 typedef struct weft_tcb {
-    void *sp;                /* saved stack pointer; NULL before first run.
+    void *sp;               /* saved stack pointer; NULL before first run.
                                 Written by the worker running the task */
-    weft_fn fn;              /* entry; set at spawn, read at first run */
-    void *arg;               /* its argument */
-    _Atomic uint64_t state;  /* the word above; any thread, by CAS */
+    weft_fn fn;             /* entry; set at spawn, read at first run */
+    void *arg;              /* its argument */
+    _Atomic uint64_t state; /* the word above; any thread, by CAS */
 } weft_tcb;
 
 _Static_assert(sizeof(weft_tcb) <= 32, "hot TCB must fit 32 bytes");
@@ -91,15 +91,14 @@ typedef struct weft_tcb_cold {
     uint32_t stack;           /* bound stack index + 1; 0 = none. Owner:
                                  the worker running the task */
     uint32_t spare;
-    void **tls;               /* task-local values (on its stack) or NULL */
-    char name[16];            /* for errors and dumps; NUL-terminated */
-    void *san_fiber;          /* its TSan fiber (TSan builds only) */
+    void **tls;      /* task-local values (on its stack) or NULL */
+    char name[16];   /* for errors and dumps; NUL-terminated */
+    void *san_fiber; /* its TSan fiber (TSan builds only) */
 } weft_tcb_cold;
 
 /* A handle packs: bits 0-31 slot, 32-55 generation (24 bits), 56-63
  * runtime id (1..255) from the process's runtime registry. */
-static inline weft_task weft__handle(uint32_t rtid, uint32_t slot,
-                                     uint32_t gen)
+static inline weft_task weft__handle(uint32_t rtid, uint32_t slot, uint32_t gen)
 {
     weft_task t = {(uint64_t)rtid << 56 | (uint64_t)(gen & 0xffffff) << 32 |
                    slot};

@@ -53,8 +53,8 @@
 #include "../base/futex.h"
 
 #define RLX memory_order_relaxed
-#define LIFO_MAX 3    /* consecutive LIFO-slot runs before it yields */
-#define FAIR_TICK 61  /* every so many decisions, injection queue first */
+#define LIFO_MAX 3   /* consecutive LIFO-slot runs before it yields */
+#define FAIR_TICK 61 /* every so many decisions, injection queue first */
 #define INJECT_BATCH 32
 #define SPIN_ROUNDS 64
 
@@ -263,8 +263,7 @@ weft_noinline static void check_canary(weft_worker *w, weft_tcb *from)
 {
     weft_rt *rt = w->rt;
     uint32_t i = rt->cold[slot_of(rt, from)].stack - 1;
-    int cls =
-        (atomic_load_explicit(&from->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
+    int cls = (atomic_load_explicit(&from->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
     if (!weft__stack_canary_ok(&rt->pool[cls], i))
         canary_dead(w, from);
 }
@@ -273,7 +272,7 @@ weft_noinline static void check_canary(weft_worker *w, weft_tcb *from)
  * NULL) to task slot `to` (or the scheduler when negative), carrying
  * `msg`. Returns when the leaving context is resumed. Owner worker. */
 static inline void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
-                       uintptr_t msg)
+                              uintptr_t msg)
 {
     weft_rt *rt = w->rt;
     void **save = from ? &from->sp : &w->sched_sp;
@@ -293,12 +292,11 @@ static inline void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
         fiber = rt->cold[to].san_fiber;
         stat_inc(&w->st.switches);
 #ifdef WEFT_ASAN
-        int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1
-                                                                        : 0;
+        int cls =
+            (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
         uint32_t si = rt->cold[to].stack - 1;
         bottom = weft__stack_bottom(&rt->pool[cls], si);
-        size = (size_t)(weft__stack_top(&rt->pool[cls], si) -
-                        (char *)bottom);
+        size = (size_t)(weft__stack_top(&rt->pool[cls], si) - (char *)bottom);
 #endif
     } else {
         w->current = NULL;
@@ -314,8 +312,8 @@ static inline void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
     (void)fiber;
     void *fake = NULL;
     (void)fake;
-    weft_san_start_switch((msg & MSG_MASK) == MSG_DEAD ? NULL : &fake,
-                          bottom, size);
+    weft_san_start_switch((msg & MSG_MASK) == MSG_DEAD ? NULL : &fake, bottom,
+                          size);
     weft_tsan_switch(fiber);
     uintptr_t got = (uintptr_t)weft__ctx_switch(save, to_sp, (void *)msg);
     weft_san_finish_switch(fake);
@@ -420,8 +418,7 @@ void weft_yield(void)
     weft_tcb *cur = w->current;
     uint32_t head = w->yq_head;
     if (weft_unlikely(WEFT_SANITIZED || w->fair_countdown <= 1 || w->lifo ||
-                      !head || !w->top1 ||
-                      atomic_load_explicit(w->top1, RLX) ||
+                      !head || !w->top1 || atomic_load_explicit(w->top1, RLX) ||
                       weft__deque_maybe_nonempty(&w->dq) ||
                       (atomic_load_explicit(&cur->state, RLX) &
                        (WEFT_TS_SMALL | WEFT_TS_CANARY)))) {
@@ -438,9 +435,8 @@ void weft_yield(void)
     w->current = t;
     w->cur_slot = next;
     stat_inc(&w->st.fast_yields);
-    uintptr_t got = (uintptr_t)weft__ctx_switch(&cur->sp, t->sp,
-                                                (void *)((uintptr_t)cur |
-                                                         MSG_YIELD));
+    uintptr_t got = (uintptr_t)weft__ctx_switch(
+        &cur->sp, t->sp, (void *)((uintptr_t)cur | MSG_YIELD));
     if (got)
         after_switch(weft__worker_self(), got);
 }
@@ -455,8 +451,7 @@ void weft__task_park(void)
          * pairs with the unparker's CAS, so what it published before
          * waking us is visible. */
         if (atomic_compare_exchange_strong_explicit(
-                &cur->state, &s, s & ~WEFT_TS_WAKE, memory_order_acquire,
-                RLX))
+                &cur->state, &s, s & ~WEFT_TS_WAKE, memory_order_acquire, RLX))
             return;
     }
     stat_inc(&w->st.parks);
@@ -474,8 +469,8 @@ void weft__task_park(void)
  * task's end is published while still on the stack, which is safe
  * because the stack is not released: it changes owner.
  */
-weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur,
-                                  uint32_t slot, uint32_t next)
+weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur, uint32_t slot,
+                                  uint32_t next)
 {
     weft_rt *rt = w->rt;
     if (atomic_load_explicit(&cur->state, RLX) &
@@ -489,8 +484,7 @@ weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur,
     n->san_fiber = c->san_fiber;
     c->stack = 0;
     atomic_store_explicit(&rt->pool[cls].owner[i], next + 1, RLX);
-    if (weft_unlikely(atomic_load_explicit(&cur->state, RLX) &
-                      WEFT_TS_CANARY))
+    if (weft_unlikely(atomic_load_explicit(&cur->state, RLX) & WEFT_TS_CANARY))
         atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
     weft__task_publish_end(w, cur, slot);
     w->current = t;
