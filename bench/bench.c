@@ -132,6 +132,7 @@ static const struct {
     {"spawn", bench_spawn},
     {"yield_many", bench_yield_many},
     {"chained_spawn", bench_chained_spawn},
+    {"active_summary", bench_active_summary},
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 

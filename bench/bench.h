@@ -45,5 +45,6 @@ int bench_switch(void);
 int bench_spawn(void);
 int bench_chained_spawn(void);
 int bench_yield_many(void);
+int bench_active_summary(void);
 
 #endif

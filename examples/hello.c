@@ -18,6 +18,7 @@ static void *child(void *arg)
 
 static void *main_task(void *arg)
 {
+    (void)arg;
     weft_task kids[10];
     for (intptr_t i = 0; i < 10; i++) {
         weft_spawn_attr attr = WEFT_SPAWN_ATTR_INIT;

@@ -28,6 +28,14 @@
  * visible. The same argument covers root -> top, and the reservation maps'
  * "leaf full" transitions (see reserve/release below).
  *
+ * The restore is itself a zero -> non-zero transition of the root word
+ * and is published upwards like one (clear_up's REFILLED): between the
+ * taker's clear and its restore, a second taker may have found the root
+ * word zero and cleared its top bit, while the signaller that refilled
+ * the leaf found the restored root bit set and did not climb. Without
+ * that, the leaf's bits sat under a clear top bit for good (found by the
+ * `hot` scenario of bench/active_summary at 4 threads).
+ *
  * Orders: signal's leaf OR is a release, paired with the acquire of the
  * taker's exchange, so whatever the signaller wrote before signalling (the
  * task's state) is visible to the worker that takes the bit. Upper-level
@@ -75,19 +83,55 @@ static int set_up(_Atomic uint64_t *w, uint64_t bit)
                                                     clear_up's AND */
 }
 
+/* What clear_up did to the word. */
+enum { KEPT = 0, EMPTIED = 1, REFILLED = 2 };
+
 /* Clear `bit` of *w after the word below (`below`) was emptied; restore it
  * if `below` became non-zero meanwhile (the race in the header comment).
- * Returns 1 when *w became zero and stayed so. */
-static int clear_up(_Atomic uint64_t *w, uint64_t bit, _Atomic uint64_t *below,
-                    uint64_t below_mask)
+ * Returns EMPTIED when *w became zero and stayed so (the caller clears
+ * the level above), REFILLED when the restore turned *w from zero back to
+ * non-zero (the caller must publish that upwards like any other zero to
+ * non-zero transition: between our clear and our restore, another taker
+ * may have seen *w zero and cleared the level above, and the signaller
+ * that refilled `below` saw our restored bit and did not climb), KEPT
+ * otherwise. */
+static int clear_up(_Atomic uint64_t *w, uint64_t bit,
+                    _Atomic uint64_t *below, uint64_t below_mask)
 {
     uint64_t old = atomic_fetch_and_explicit(w, ~bit, ACQ_REL); /* pairs
                                                 with set_up's OR */
     if (atomic_load_explicit(below, ACQ) & below_mask) {
-        atomic_fetch_or_explicit(w, bit, ACQ_REL);
-        return 0;
+        if (atomic_fetch_or_explicit(w, bit, ACQ_REL) == 0)
+            return REFILLED;
+        return KEPT;
     }
-    return (old & ~bit) == 0;
+    return (old & ~bit) == 0 ? EMPTIED : KEPT;
+}
+
+/* Leaf l just became zero: clear its root bit, and the root's top bit
+ * if the root word emptied too (each with the re-check of clear_up). */
+static void leaf_emptied(weft_summary *s, uint32_t l)
+{
+    uint32_t r = l / 64;
+    uint64_t tbit = UINT64_C(1) << (r % 64);
+    switch (clear_up(&s->root[r], UINT64_C(1) << (l % 64), &s->leaf[l],
+                     ~UINT64_C(0))) {
+    case EMPTIED:
+        /* The top word has nothing above it: a REFILLED top needs no
+         * further publication. */
+        clear_up(&s->top[r / 64], tbit, &s->root[r], ~UINT64_C(0));
+        break;
+    case REFILLED:
+        set_up(&s->top[r / 64], tbit);
+        break;
+    }
+}
+
+/* Leaf l just became non-zero: publish it upwards. */
+static void leaf_filled(weft_summary *s, uint32_t l)
+{
+    if (set_up(&s->root[l / 64], UINT64_C(1) << (l % 64)))
+        set_up(&s->top[l / 4096], UINT64_C(1) << ((l / 64) % 64));
 }
 
 int weft__summary_signal(weft_summary *s, uint32_t slot)
@@ -99,25 +143,71 @@ int weft__summary_signal(weft_summary *s, uint32_t slot)
     uint64_t old = atomic_fetch_or_explicit(&s->leaf[l], bit, REL);
     if (old & WEFT_LEAF_SIGNALS)
         return 0;
-    if (set_up(&s->root[l / 64], UINT64_C(1) << (l % 64)))
-        set_up(&s->top[l / 4096], UINT64_C(1) << ((l / 64) % 64));
+    if (!old) /* a set yield bit already published the leaf */
+        leaf_filled(s, l);
     return 1;
 }
 
 uint64_t weft__summary_take(weft_summary *s, uint32_t l)
 {
-    /* Acquire: pairs with the release OR in weft__summary_signal. */
-    uint64_t got =
-        atomic_fetch_and_explicit(&s->leaf[l], WEFT_LEAF_YIELD, ACQ_REL) &
-        WEFT_LEAF_SIGNALS;
-    if (!got)
-        return 0;
-    uint32_t r = l / 64;
-    if (clear_up(&s->root[r], UINT64_C(1) << (l % 64), &s->leaf[l],
-                 WEFT_LEAF_SIGNALS))
-        clear_up(&s->top[r / 64], UINT64_C(1) << (r % 64), &s->root[r],
-                 ~UINT64_C(0));
+    /* Acquire: pairs with the release OR in weft__summary_signal. The
+     * yield bit is left in place. */
+    uint64_t old =
+        atomic_fetch_and_explicit(&s->leaf[l], WEFT_LEAF_YIELD, ACQ_REL);
+    uint64_t got = old & WEFT_LEAF_SIGNALS;
+    if (got && !(old & WEFT_LEAF_YIELD))
+        leaf_emptied(s, l);
     return got;
+}
+
+int weft__summary_yield_set(weft_summary *s, uint32_t l)
+{
+    /* Release: the yield queue's contents are published before the bit
+     * (pairs with the acquire of a thief's take or load). */
+    uint64_t old =
+        atomic_fetch_or_explicit(&s->leaf[l], WEFT_LEAF_YIELD, ACQ_REL);
+    if (old)
+        return 0;
+    leaf_filled(s, l);
+    return 1;
+}
+
+void weft__summary_yield_clear(weft_summary *s, uint32_t l)
+{
+    uint64_t old =
+        atomic_fetch_and_explicit(&s->leaf[l], ~WEFT_LEAF_YIELD, ACQ_REL);
+    if (old == WEFT_LEAF_YIELD)
+        leaf_emptied(s, l);
+}
+
+int64_t weft__summary_reserve_worker(weft_summary *s)
+{
+    for (uint32_t j = 0; j < s->root_count; j++) {
+        uint64_t w = atomic_load_explicit(&s->wmap[j], RLX);
+        for (;;) {
+            uint64_t free_bits = ~w;
+            uint32_t n = s->leaf_count - j * 64;
+            if (n < 64)
+                free_bits &= (UINT64_C(1) << n) - 1;
+            if (!free_bits)
+                break;
+            uint64_t bit = free_bits & -free_bits;
+            if (atomic_compare_exchange_weak_explicit(&s->wmap[j], &w,
+                                                      w | bit, ACQ_REL, RLX))
+                return (int64_t)j * 64 + weft_ctz64(bit);
+        }
+    }
+    return -EAGAIN;
+}
+
+void weft__summary_release_worker(weft_summary *s, uint32_t leaf)
+{
+    uint64_t bit = UINT64_C(1) << (leaf % 64);
+    uint64_t old =
+        atomic_fetch_and_explicit(&s->wmap[leaf / 64], ~bit, ACQ_REL);
+    if (weft_unlikely(!(old & bit)))
+        weft__die("summary", "release of worker leaf %u, not reserved",
+                  leaf);
 }
 
 uint32_t weft__summary_find(weft_summary *s, uint32_t *cursor)
@@ -226,6 +316,6 @@ uint64_t weft__summary_snapshot(const weft_summary *s)
     for (uint32_t i = 0; i < s->root_count; i++)
         acc |= atomic_load_explicit(&s->root[i], ACQ);
     for (uint32_t i = 0; i < s->leaf_count; i++)
-        acc |= atomic_load_explicit(&s->leaf[i], ACQ) & WEFT_LEAF_SIGNALS;
+        acc |= atomic_load_explicit(&s->leaf[i], ACQ);
     return acc;
 }

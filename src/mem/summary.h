@@ -34,6 +34,8 @@ typedef struct weft_summary {
     _Atomic uint64_t *leaf;  /* leaf_count signal words */
     _Atomic uint64_t *avail; /* root_count words: leaf has a free slot */
     _Atomic uint64_t *resv;  /* leaf_count words: reserved slots */
+    _Atomic uint64_t *wmap;  /* root_count words: leaf reserved by a
+                                worker (for its yield bit) */
     uint32_t max_tasks;
     uint32_t leaf_count;
     uint32_t root_count;
@@ -84,6 +86,18 @@ static inline int weft__summary_any(const weft_summary *s)
     return 0;
 }
 
+/* Set / clear the yield bit (63) of leaf l: set when the owning worker's
+ * yield queue becomes non-empty, cleared when it drains. Set returns 1 if
+ * that made the leaf non-zero (the caller may wake a worker). Any thread
+ * (in practice the owning worker). */
+int weft__summary_yield_set(weft_summary *s, uint32_t l);
+void weft__summary_yield_clear(weft_summary *s, uint32_t l);
+
+/* Reserve a leaf for a worker (its yield bit); -EAGAIN when every leaf is
+ * taken. Release: debug builds abort on a leaf not reserved. Any thread. */
+int64_t weft__summary_reserve_worker(weft_summary *s);
+void weft__summary_release_worker(weft_summary *s, uint32_t leaf);
+
 /* Reserve a free slot, preferring leaf *hint (updated to the leaf used).
  * Returns the slot, or -EAGAIN when all max_tasks are reserved (the maps
  * are left as they were). Any thread. */
@@ -93,8 +107,9 @@ int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint);
  * Any thread. */
 void weft__summary_release(weft_summary *s, uint32_t slot);
 
-/* OR of every summary word (top, root, leaf): zero when nothing is
- * signalled. For tests and idle checks; not atomic as a whole. */
+/* OR of every summary word (top, root, leaf, yield bits included): zero
+ * when nothing is signalled and no yield queue is flagged. For tests and
+ * idle checks; not atomic as a whole. */
 uint64_t weft__summary_snapshot(const weft_summary *s);
 
 #endif

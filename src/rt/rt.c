@@ -98,7 +98,7 @@ static void install_handler(void)
 /* ---- create ----------------------------------------------------------- */
 
 typedef struct layout {
-    size_t rt, workers, top, root, leaf, avail, resv, hot, cold, link;
+    size_t rt, workers, top, root, leaf, avail, resv, wmap, hot, cold, link;
     size_t next[2], flags[2], owner[2], san[2], alt, stacks[2], total;
 } layout;
 
@@ -114,6 +114,7 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->leaf = weft__arena_add(&p, s->leaf_count * 8, line);
     l->avail = weft__arena_add(&p, s->root_count * 8, line);
     l->resv = weft__arena_add(&p, s->leaf_count * 8, line);
+    l->wmap = weft__arena_add(&p, s->root_count * 8, line);
     l->hot = weft__arena_add(&p, n * sizeof(weft_tcb), line);
     l->cold = weft__arena_add(&p, n * sizeof(weft_tcb_cold), line);
     l->link = weft__arena_add(&p, n * 4, line);
@@ -185,6 +186,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     sum.leaf = (_Atomic uint64_t *)(a + l.leaf);
     sum.avail = (_Atomic uint64_t *)(a + l.avail);
     sum.resv = (_Atomic uint64_t *)(a + l.resv);
+    sum.wmap = (_Atomic uint64_t *)(a + l.wmap);
     rt->sum = sum;
     weft__summary_init(&rt->sum);
     rt->hot = (weft_tcb *)(a + l.hot);
