@@ -232,7 +232,17 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         w->link = rt->link;
         w->top1 = rt->sum.top_count == 1 ? rt->sum.top : NULL;
         w->id = started;
-        w->resv_hint = started;
+        int64_t leaf = weft__summary_reserve_worker(&rt->sum);
+        if (leaf < 0) { /* config_check keeps workers <= leaf_count */
+            err = weft__error_set(-EINVAL, "workers: no leaf left");
+            goto fail_threads;
+        }
+        w->leaf = (uint32_t)leaf;
+        w->yroot = &rt->sum.root[leaf / 64];
+        w->yleaf = &rt->sum.leaf[leaf];
+        w->yroot_bit = UINT64_C(1) << (leaf % 64);
+        w->ytop_bit = UINT64_C(1) << ((leaf / 64) % 64);
+        w->resv_hint = (uint32_t)leaf;
         w->altstack = a + l.alt + started * WEFT_ALTSTACK;
         if (pthread_create(&w->thread, NULL, worker_main, w)) {
             err = weft__error_set(-EAGAIN, "workers: cannot create thread");

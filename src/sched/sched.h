@@ -11,6 +11,7 @@
 #define WEFT_SCHED_SCHED_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -30,38 +31,48 @@ typedef struct weft_wstats {
 } weft_wstats;
 
 typedef struct weft_worker {
-    /* Owner-only line(s): the run loop's working set. */
+    /* Owner-only. The first line is the yield fast path's working set
+     * (worker.c, weft_yield): keep it within 64 bytes. */
     weft_aligned(WEFT_CACHELINE) struct weft_rt *rt;
     weft_tcb *hot;             /* rt->hot, one dependent load closer */
     _Atomic uint32_t *link;    /* rt->link, likewise */
     _Atomic uint64_t *top1;    /* the summary's top word when it has only
-                                 one (most configs), else NULL */
+                                  one (most configs), else NULL */
     weft_tcb *current;         /* task running now; NULL in the scheduler */
     uint32_t cur_slot;         /* its slot */
-    uint32_t id;               /* 0..workers-1 */
     uint32_t lifo;             /* slot + 1 of the LIFO-slot task, 0 = none */
     uint32_t lifo_runs;        /* consecutive runs taken from the LIFO slot */
     uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
     uint32_t fair_countdown;   /* decisions until the injection queue is
-                                 looked at first (fairness) */
+                                  looked at first (fairness) */
+
+    weft_wstats st;            /* counters: owner writes, stats reads */
+    _Atomic uint64_t *yroot;   /* root word over this worker's leaf */
+    _Atomic uint64_t *yleaf;   /* this worker's leaf word */
+    uint64_t ytop_bit;         /* its leaf's root word's bit in *top1 */
+    uint64_t yroot_bit;        /* its leaf's bit in *yroot */
+    uint32_t id;               /* 0..workers-1 */
     uint32_t find_cursor;      /* rotating start in the summary tree */
     uint32_t resv_hint;        /* leaf to reserve slots from first */
+    uint32_t leaf;             /* the leaf this worker reserved: its yield
+                                  bit, and its first choice for slots */
+    int yield_published;       /* its yield bit is set (see worker.c) */
     void *sched_sp;            /* the scheduler context (thread stack) */
     void *sched_fiber;         /* its TSan fiber */
-    void *fake_stack;          /* ASan fake-stack handle of the context
-                                 being left */
     weft_stack_cache cache[2]; /* hot stacks: [0] default, [1] small */
     void *sched_stack_lo;      /* the thread stack, for ASan's fiber API */
     size_t sched_stack_size;
-    weft_wstats st;
     pthread_t thread;
-    char *altstack; /* signal stack (arena) */
+    char *altstack;            /* signal stack (arena) */
 
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
                                                             about to be */
     weft_deque dq;
 } weft_worker;
+
+_Static_assert(offsetof(weft_worker, st) <= WEFT_CACHELINE,
+               "the yield fast path's fields must share one cache line");
 
 /* A waiter record, on the waiting side's own stack: a task (parks) or a
  * plain thread (futex). At least 8-byte aligned: it travels through tagged
