@@ -33,10 +33,10 @@ typedef struct {
     weft_summary s;
     void *mem;
     size_t size;
-    _Atomic uint8_t *flag;   /* per slot: pending signal / reserved */
+    _Atomic uint8_t *flag; /* per slot: pending signal / reserved */
     const char *scenario;
     int threads;
-    long ops;                /* per thread */
+    long ops; /* per thread */
     _Atomic long taken, sent, bad;
     pthread_barrier_t start;
 } world;
@@ -84,8 +84,8 @@ static long take_some(world *w, uint32_t *cursor)
     long n = 0;
     for (; bits; bits &= bits - 1, n++) {
         uint32_t slot = l * WEFT_LEAF_SLOTS + (uint32_t)__builtin_ctzll(bits);
-        if (atomic_exchange_explicit(&w->flag[slot], 0,
-                                     memory_order_acq_rel) != 1)
+        if (atomic_exchange_explicit(&w->flag[slot], 0, memory_order_acq_rel) !=
+            1)
             atomic_fetch_add(&w->bad, 1);
     }
     return n;
@@ -112,8 +112,7 @@ static void *signal_thread(void *p)
         uint32_t slot = k + (uint32_t)a->id;
         if (slot >= span)
             slot = (uint32_t)a->id;
-        if (atomic_load_explicit(&w->flag[slot], memory_order_acquire) ==
-            0) {
+        if (atomic_load_explicit(&w->flag[slot], memory_order_acquire) == 0) {
             atomic_store_explicit(&w->flag[slot], 1, memory_order_relaxed);
             weft__summary_signal(&w->s, slot);
             sent++;
@@ -143,8 +142,7 @@ static void *yield_thread(void *p)
         if (slot >= w->s.max_tasks)
             slot = base;
         weft__summary_yield_set(&w->s, (uint32_t)leaf);
-        if (atomic_load_explicit(&w->flag[slot], memory_order_acquire) ==
-            0) {
+        if (atomic_load_explicit(&w->flag[slot], memory_order_acquire) == 0) {
             atomic_store_explicit(&w->flag[slot], 1, memory_order_relaxed);
             weft__summary_signal(&w->s, slot);
             sent++;
