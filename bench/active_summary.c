@@ -129,7 +129,7 @@ static void *yield_thread(void *p)
 {
     arg_t *a = p;
     world *w = a->w;
-    int64_t leaf = weft__summary_reserve_worker(&w->s);
+    int64_t leaf = weft__summary_reserve_worker(&w->s, UINT32_MAX);
     if (leaf < 0) {
         atomic_fetch_add(&w->bad, 1);
         return NULL;

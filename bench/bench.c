@@ -4,8 +4,8 @@
  *   weft-bench [workload...]     every workload when none is named
  *
  * Prints a readable table, then the BENCH lines (stdout). Exits non-zero
- * if any check failed. This version runs one worker, so every line says
- * workers=1 whatever BENCH_WORKERS asks (see README, Status).
+ * if any check failed. Multi-worker workloads use BENCH_WORKERS workers
+ * (default: the CPUs this process may use); `switch` uses one.
  */
 #include "bench.h"
 
@@ -107,6 +107,20 @@ weft_rt *bench_rt(unsigned workers, uint32_t max_tasks)
     return rt;
 }
 
+void bench_verbose_stats(weft_rt *rt)
+{
+    weft_stats s;
+    if (!getenv("BENCH_VERBOSE") || weft_stats_get(rt, &s))
+        return;
+    fprintf(stderr,
+            "  stats: spawns %llu inlined %llu steals %llu/%llu parks %llu "
+            "switches %llu yields %llu\n",
+            (unsigned long long)s.spawns, (unsigned long long)s.inlined,
+            (unsigned long long)s.steals, (unsigned long long)s.steal_attempts,
+            (unsigned long long)s.parks, (unsigned long long)s.switches,
+            (unsigned long long)s.yields);
+}
+
 void bench_done_reset(bench_done *d)
 {
     atomic_store(&d->set, 0);
@@ -130,6 +144,8 @@ static const struct {
 } workloads[] = {
     {"switch", bench_switch},
     {"spawn", bench_spawn},
+    {"skynet", bench_skynet},
+    {"fib", bench_fib},
     {"yield_many", bench_yield_many},
     {"chained_spawn", bench_chained_spawn},
     {"active_summary", bench_active_summary},

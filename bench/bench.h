@@ -32,6 +32,9 @@ int bench_report(const char *name, int workers, double value, const char *unit,
  * exits with a message on failure (a benchmark cannot run without it). */
 weft_rt *bench_rt(unsigned workers, uint32_t max_tasks);
 
+/* With BENCH_VERBOSE set, print the runtime's counters on stderr. */
+void bench_verbose_stats(weft_rt *rt);
+
 /* A one-shot flag a task sets and a plain thread waits for. */
 typedef struct bench_done {
     _Atomic int set;
@@ -46,5 +49,7 @@ int bench_spawn(void);
 int bench_chained_spawn(void);
 int bench_yield_many(void);
 int bench_active_summary(void);
+int bench_skynet(void);
+int bench_fib(void);
 
 #endif

@@ -64,11 +64,12 @@ static double trial(void *p, int *ok)
 int bench_chained_spawn(void)
 {
     ctx c = {.n = bench_scaled(100000)};
-    c.rt = bench_rt(1, 0);
+    int workers = bench_workers();
+    c.rt = bench_rt((unsigned)workers, 0);
     args = calloc((size_t)c.n, sizeof *args);
     int ok = args != NULL;
     double v = ok ? bench_median(trial, &c, &ok) : 0;
     weft_rt_destroy(c.rt);
     free(args);
-    return bench_report("chained_spawn", 1, v, "ns/op", ok);
+    return bench_report("chained_spawn", workers, v, "ns/op", ok);
 }

@@ -57,9 +57,10 @@ static double trial(void *p, int *ok)
 int bench_spawn(void)
 {
     ctx c = {.n = bench_scaled(1000000)};
-    c.rt = bench_rt(1, (uint32_t)c.n + 64);
+    int workers = bench_workers();
+    c.rt = bench_rt((unsigned)workers, (uint32_t)c.n + 64);
     int ok = 1;
     double v = bench_median(trial, &c, &ok);
     weft_rt_destroy(c.rt);
-    return bench_report("spawn", 1, v, "ns/op", ok);
+    return bench_report("spawn", workers, v, "ns/op", ok);
 }

@@ -46,7 +46,7 @@ static double trial(void *p, int *ok)
 
 int bench_yield_many(void)
 {
-    const int workers = 1; /* one worker in this version */
+    const int workers = bench_workers();
     ctx c = {bench_rt(workers, 0), 2 * workers, bench_scaled(200000)};
     int ok = 1;
     double v = bench_median(trial, &c, &ok);

@@ -68,6 +68,8 @@ typedef struct weft_config {
     size_t stack_keep;       /* resident stacks kept hot before madvise */
     int guard_pages;         /* 1 = guard pages while the map budget lasts,
                                   0 = canaries only */
+    int pin;                 /* 1 = pin worker i to the i-th CPU of the
+                                process's affinity mask */
     const char *bad_env;     /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
@@ -203,6 +205,10 @@ typedef struct weft_stats {
     uint64_t switches;        /* context switches into tasks */
     uint64_t yields;          /* weft_yield calls that switched */
     uint64_t parks;           /* times a task parked */
+    uint64_t steals;          /* tasks taken from another worker's deque */
+    uint64_t steal_attempts;  /* victims looked at */
+    uint64_t inlined;         /* joins that ran a not-yet-started child on
+                                 the joiner's own stack */
     uint64_t stacks_resident; /* stacks touched and not yet returned */
     uint64_t stacks_released; /* stacks returned to the OS with madvise */
     uint64_t guarded_stacks;  /* default stacks protected by a guard page */

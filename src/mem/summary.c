@@ -95,8 +95,8 @@ enum { KEPT = 0, EMPTIED = 1, REFILLED = 2 };
  * may have seen *w zero and cleared the level above, and the signaller
  * that refilled `below` saw our restored bit and did not climb), KEPT
  * otherwise. */
-static int clear_up(_Atomic uint64_t *w, uint64_t bit,
-                    _Atomic uint64_t *below, uint64_t below_mask)
+static int clear_up(_Atomic uint64_t *w, uint64_t bit, _Atomic uint64_t *below,
+                    uint64_t below_mask)
 {
     uint64_t old = atomic_fetch_and_explicit(w, ~bit, ACQ_REL); /* pairs
                                                 with set_up's OR */
@@ -180,8 +180,17 @@ void weft__summary_yield_clear(weft_summary *s, uint32_t l)
         leaf_emptied(s, l);
 }
 
-int64_t weft__summary_reserve_worker(weft_summary *s)
+/* Try to reserve leaf l for a worker. */
+static int claim_leaf(weft_summary *s, uint32_t l)
 {
+    uint64_t bit = UINT64_C(1) << (l % 64);
+    return !(atomic_fetch_or_explicit(&s->wmap[l / 64], bit, ACQ_REL) & bit);
+}
+
+int64_t weft__summary_reserve_worker(weft_summary *s, uint32_t want)
+{
+    if (want < s->leaf_count && claim_leaf(s, want))
+        return want;
     for (uint32_t j = 0; j < s->root_count; j++) {
         uint64_t w = atomic_load_explicit(&s->wmap[j], RLX);
         for (;;) {
@@ -192,8 +201,8 @@ int64_t weft__summary_reserve_worker(weft_summary *s)
             if (!free_bits)
                 break;
             uint64_t bit = free_bits & -free_bits;
-            if (atomic_compare_exchange_weak_explicit(&s->wmap[j], &w,
-                                                      w | bit, ACQ_REL, RLX))
+            if (atomic_compare_exchange_weak_explicit(&s->wmap[j], &w, w | bit,
+                                                      ACQ_REL, RLX))
                 return (int64_t)j * 64 + weft_ctz64(bit);
         }
     }
@@ -206,8 +215,7 @@ void weft__summary_release_worker(weft_summary *s, uint32_t leaf)
     uint64_t old =
         atomic_fetch_and_explicit(&s->wmap[leaf / 64], ~bit, ACQ_REL);
     if (weft_unlikely(!(old & bit)))
-        weft__die("summary", "release of worker leaf %u, not reserved",
-                  leaf);
+        weft__die("summary", "release of worker leaf %u, not reserved", leaf);
 }
 
 uint32_t weft__summary_find(weft_summary *s, uint32_t *cursor)
@@ -249,9 +257,9 @@ static int64_t take_in_leaf(weft_summary *s, uint32_t l)
     uint64_t w = atomic_load_explicit(&s->resv[l], RLX);
     while (w != FULL) {
         uint64_t bit = UINT64_C(1) << weft_ctz64(~w);
-        /* Relaxed suffices: a reserved slot is private to the reserver
-         * until it publishes the task through a queue (release). */
-        if (atomic_compare_exchange_weak_explicit(&s->resv[l], &w, w | bit, RLX,
+        /* Acquire: pairs with weft__summary_release's fetch_and, so the
+         * slot's previous user's writes (its TCB) happen-before ours. */
+        if (atomic_compare_exchange_weak_explicit(&s->resv[l], &w, w | bit, ACQ,
                                                   RLX)) {
             if ((w | bit) == FULL) {
                 uint64_t abit = UINT64_C(1) << (l % 64);

@@ -93,9 +93,11 @@ static inline int weft__summary_any(const weft_summary *s)
 int weft__summary_yield_set(weft_summary *s, uint32_t l);
 void weft__summary_yield_clear(weft_summary *s, uint32_t l);
 
-/* Reserve a leaf for a worker (its yield bit); -EAGAIN when every leaf is
- * taken. Release: debug builds abort on a leaf not reserved. Any thread. */
-int64_t weft__summary_reserve_worker(weft_summary *s);
+/* Reserve a leaf for a worker (its yield bit, and where it reserves task
+ * slots first): `want` if free, else the lowest free one; -EAGAIN when
+ * every leaf is taken. Release aborts on a leaf not reserved. Any
+ * thread. */
+int64_t weft__summary_reserve_worker(weft_summary *s, uint32_t want);
 void weft__summary_release_worker(weft_summary *s, uint32_t leaf);
 
 /* Reserve a free slot, preferring leaf *hint (updated to the leaf used).

@@ -7,7 +7,10 @@
  * environment is never silently ignored.
  */
 #include <errno.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../base/env.h"
@@ -15,6 +18,7 @@
 #include "rt.h"
 
 #define MAX_TASKS_LIMIT (UINT32_C(1) << 24)
+#define WORKERS_LIMIT 1024u
 #define ARENA_LIMIT ((uint64_t)64 << 40)
 
 static const struct {
@@ -29,14 +33,56 @@ static const struct {
     {"WEFT_SMALL_STACK_SIZE", 1, offsetof(weft_config, small_stack_size), 8},
     {"WEFT_STACK_KEEP", 0, offsetof(weft_config, stack_keep), 8},
     {"WEFT_GUARD_PAGES", 0, offsetof(weft_config, guard_pages), 4},
+    {"WEFT_PIN", 0, offsetof(weft_config, pin), 4},
 };
+
+/* cgroup v2 "cpu.max" ("max 100000" or "QUOTA PERIOD"), else v1's
+ * cfs_quota_us / cfs_period_us: the CPUs' worth of time this process may
+ * use, rounded up; 0 when unlimited or unknown. */
+static unsigned cgroup_cpus(void)
+{
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char q[32];
+        if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max"))
+            quota = atoll(q);
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) {
+        if (fscanf(f, "%lld", &quota) != 1)
+            quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r"))) {
+            if (fscanf(f, "%lld", &period) != 1)
+                period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (unsigned)((quota + period - 1) / period);
+}
+
+unsigned weft__config_cpus(void)
+{
+    cpu_set_t set;
+    unsigned n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (unsigned)CPU_COUNT(&set);
+    if (!n) {
+        long k = sysconf(_SC_NPROCESSORS_ONLN);
+        n = k > 0 ? (unsigned)k : 1;
+    }
+    unsigned q = cgroup_cpus();
+    return q && q < n ? q : n;
+}
 
 void weft_config_default(weft_config *cfg)
 {
     if (!cfg)
         return;
     *cfg = (weft_config){
-        .workers = 1,
+        .workers = 0,
         .max_tasks = UINT32_C(1) << 16,
         .stack_size = (size_t)256 << 10,
         .small_stack_size = (size_t)16 << 10,
@@ -69,15 +115,11 @@ int weft__config_check(weft_config *c)
     if (c->bad_env)
         return weft__error_set(-EINVAL, "%s: cannot parse '%s'", c->bad_env,
                                getenv(c->bad_env) ? getenv(c->bad_env) : "");
-    if (c->workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->workers = n > 0 ? (unsigned)n : 1;
-    }
-    if (c->workers > 1)
-        return weft__error_set(-ENOTSUP,
-                               "workers: %u requested; this version runs one "
-                               "worker per runtime",
-                               c->workers);
+    if (c->workers == 0)
+        c->workers = weft__config_cpus();
+    if (c->workers > WORKERS_LIMIT)
+        return weft__error_set(-EINVAL, "workers: %u exceeds %u", c->workers,
+                               WORKERS_LIMIT);
     if (c->max_tasks < 1 || c->max_tasks > MAX_TASKS_LIMIT)
         return weft__error_set(-EINVAL, "max_tasks: %u not in 1..%u",
                                c->max_tasks, MAX_TASKS_LIMIT);
@@ -98,6 +140,8 @@ int weft__config_check(weft_config *c)
                                "small_stack_size: %zu is not a multiple of "
                                "64 in 2 KiB..stack_size",
                                c->small_stack_size);
+    if (c->pin != 0 && c->pin != 1)
+        return weft__error_set(-EINVAL, "pin: %d is not 0 or 1", c->pin);
     if (c->guard_pages != 0 && c->guard_pages != 1)
         return weft__error_set(-EINVAL, "guard_pages: %d is not 0 or 1",
                                c->guard_pages);

@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -130,9 +131,33 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->total = weft__arena_add(&p, 0, page);
 }
 
+/* cfg.pin: worker i runs on the i-th CPU of the process's affinity mask
+ * (wrapping). Topology-aware placement (fill one L3 group first) comes
+ * with the topology work. */
+static void pin_worker(weft_worker *w)
+{
+    cpu_set_t set, one;
+    if (sched_getaffinity(0, sizeof set, &set))
+        return;
+    int n = CPU_COUNT(&set), want = (int)(w->id % (unsigned)n), seen = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &set))
+            continue;
+        if (seen++ == want) {
+            CPU_ZERO(&one);
+            CPU_SET(c, &one);
+            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+            return;
+        }
+    }
+}
+
 static void *worker_main(void *arg)
 {
-    weft__worker_loop(arg);
+    weft_worker *w = arg;
+    if (w->rt->cfg.pin)
+        pin_worker(w);
+    weft__worker_loop(w);
     return NULL;
 }
 
@@ -232,7 +257,15 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         w->link = rt->link;
         w->top1 = rt->sum.top_count == 1 ? rt->sum.top : NULL;
         w->id = started;
-        int64_t leaf = weft__summary_reserve_worker(&rt->sum);
+        w->rng = 2654435761u * (started + 1) | 1;
+        /* Home leaves 8 apart: eight 8-byte words fill a cache line, and
+         * every spawn and reap does an RMW on its leaf's reservation
+         * word; neighbours' words on one line cost fib at 2 workers 1.7x
+         * its 1-worker time (measured). Wraps when leaves are few. */
+        uint32_t want = (started * 8) % rt->sum.leaf_count;
+        if (started * 8 >= rt->sum.leaf_count)
+            want = started % rt->sum.leaf_count;
+        int64_t leaf = weft__summary_reserve_worker(&rt->sum, want);
         if (leaf < 0) { /* config_check keeps workers <= leaf_count */
             err = weft__error_set(-EINVAL, "workers: no leaf left");
             goto fail_threads;
@@ -332,6 +365,9 @@ int weft_stats_get(weft_rt *rt, weft_stats *o)
         o->yields += atomic_load_explicit(&s->fast_yields, RLX);
         o->switches += atomic_load_explicit(&s->fast_yields, RLX);
         o->parks += atomic_load_explicit(&s->parks, RLX);
+        o->steals += atomic_load_explicit(&s->steals, RLX);
+        o->inlined += atomic_load_explicit(&s->inlined, RLX);
+        o->steal_attempts += atomic_load_explicit(&s->steal_attempts, RLX);
     }
     o->live = o->spawns - reaps;
     for (int k = 0; k < 2; k++) {

@@ -10,4 +10,8 @@
  * weft_last_error() set. */
 int weft__config_check(weft_config *c);
 
+/* CPUs this process may use: its affinity mask, limited by a cgroup CPU
+ * quota when one is set. Any thread. */
+unsigned weft__config_cpus(void);
+
 #endif

@@ -28,6 +28,8 @@ typedef struct weft_wstats {
     _Atomic uint64_t spawns, finishes, reaps, switches, yields, parks;
     _Atomic uint64_t fast_yields; /* yields by the fast path: each is also
                                      a switch */
+    _Atomic uint64_t steals, steal_attempts;
+    _Atomic uint64_t inlined; /* joins that ran the child inline */
 } weft_wstats;
 
 typedef struct weft_worker {
@@ -57,13 +59,14 @@ typedef struct weft_worker {
     uint32_t leaf;             /* the leaf this worker reserved: its yield
                                   bit, and its first choice for slots */
     int yield_published;       /* its yield bit is set (see worker.c) */
+    uint32_t rng;              /* xorshift state for victim order */
     void *sched_sp;            /* the scheduler context (thread stack) */
     void *sched_fiber;         /* its TSan fiber */
     weft_stack_cache cache[2]; /* hot stacks: [0] default, [1] small */
     void *sched_stack_lo;      /* the thread stack, for ASan's fiber API */
     size_t sched_stack_size;
     pthread_t thread;
-    char *altstack;            /* signal stack (arena) */
+    char *altstack; /* signal stack (arena) */
 
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
@@ -99,6 +102,7 @@ struct weft_rt {
     size_t arena_size;
 
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
+    _Atomic uint32_t searching;  /* workers spinning for work (worker.c) */
     _Atomic int stopping;        /* weft_rt_destroy: workers exit */
     _Atomic int shutdown;        /* weft_rt_shutdown: no new spawns */
     _Atomic uint64_t ext_spawns; /* spawns by plain threads */
@@ -126,6 +130,15 @@ void weft__sched_ready(struct weft_rt *rt, uint32_t slot);
 /* weft__sched_ready for a task of w's own runtime, called on w: into the
  * LIFO slot (the previous occupant moves to the deque). Owner worker. */
 void weft__sched_ready_local(weft_worker *w, uint32_t slot);
+
+/* Run task `slot` inline, on the calling task's stack, if it has never
+ * run, wants the same stack class, and is still this worker's to give:
+ * in its LIFO slot or at the bottom of its deque. It runs with its own
+ * identity (weft_self, its TLS, its blocking: if it parks, the caller's
+ * frames park with it). Returns 1 once it has returned (result stored,
+ * finish counted; the caller reaps it), 0 if it could not be taken. The
+ * caller holds JOINED on it. Task only. */
+int weft__sched_run_inline(weft_worker *w, uint32_t slot);
 
 /* Park the calling task until weft__task_unpark; may return spuriously
  * (callers loop on their condition). Task only; switches. */

@@ -116,6 +116,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     t->arg = arg;
     c->result = NULL;
     c->tls = NULL;
+    c->tls_area = NULL;
     c->stack = 0;
     if (attr && attr->name) {
         strncpy(c->name, attr->name, sizeof c->name - 1);
@@ -276,6 +277,15 @@ int weft_join(weft_task h, void **result)
         if (weft_ts_state(s) == WEFT_TS_FREE ||
             (weft_ts_gen(s) & 0xffffff) != weft__handle_gen(h))
             return -ESRCH;
+    }
+    if (weft_ts_state(s) != WEFT_TS_DONE && w && w->current && w->rt == rt &&
+        weft__sched_run_inline(w, slot)) {
+        /* It ran to its end inside this call; we hold JOINED, so nobody
+         * else looks at it: reap it ourselves. */
+        if (result)
+            *result = rt->cold[slot].result;
+        reap(rt, slot);
+        return 0;
     }
     if (weft_ts_state(s) != WEFT_TS_DONE) {
         weft_waiter me = {.rt = rt};
@@ -439,8 +449,10 @@ int weft_tls_set(weft_tls_key key, void *value)
         int cls =
             (atomic_load_explicit(&w->current->state, RLX) & WEFT_TS_SMALL) ? 1
                                                                             : 0;
-        c->tls = (void **)(weft__stack_top(&rt->pool[cls], c->stack - 1) -
-                           WEFT_TLS_BYTES);
+        c->tls = c->tls_area
+                     ? c->tls_area
+                     : (void **)(weft__stack_top(&rt->pool[cls], c->stack - 1) -
+                                 WEFT_TLS_BYTES);
         memset(c->tls, 0, WEFT_TLS_BYTES);
     }
     c->tls[key] = value;

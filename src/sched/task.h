@@ -92,6 +92,9 @@ typedef struct weft_tcb_cold {
                                  the worker running the task */
     uint32_t spare;
     void **tls;      /* task-local values (on its stack) or NULL */
+    void **tls_area; /* where they go when first set, if not at the top
+                        of its own stack (a task run inline by its joiner
+                        has no stack of its own); NULL otherwise */
     char name[16];   /* for errors and dumps; NUL-terminated */
     void *san_fiber; /* its TSan fiber (TSan builds only) */
 } weft_tcb_cold;

@@ -26,18 +26,28 @@
  * M:N issue.
  *
  * Sleeping (the no-lost-wake-up argument). A worker with nothing to do
- * announces itself (sleep = 1, then idle++), issues a seq_cst fence, and
- * re-checks every place work can appear from another thread (summary top
- * words, injection queue, stop flag) before futex-waiting on `sleep`. A
- * producer publishes its work, issues a seq_cst fence, then reads `idle`
- * and, if non-zero, clears some sleeper's `sleep` (CAS 1 -> 0) and wakes
- * it. The two fences are ordered in the single total order S. If the
- * sleeper's fence comes first, the producer's read of idle sees the
- * increment and its scan sees sleep == 1, so it wakes the worker (and a
- * futex wait on a word already 0 returns at once). If the producer's fence
- * comes first, the sleeper's re-check sees the work and it does not sleep.
- * Either way no work is left with every worker asleep. tests/stress
- * checks it with foreign-thread wake-ups that would hang if one were lost.
+ * announces itself: sleep = 1, then an RMW idle += 1. It then re-checks
+ * every place work can appear from another thread (summary top words,
+ * the injection queue, every deque, the stop flag) and futex-waits on
+ * `sleep` only if all are empty. A producer publishes its work, then does
+ * an RMW idle += 0 and, if it read non-zero, clears some sleeper's `sleep`
+ * (CAS 1 -> 0) and wakes it. The two RMWs on `idle` are ordered in its
+ * modification order, and each reads the other's value or a later one:
+ * - the sleeper's RMW first: the producer's RMW (acquire) reads a value
+ *   from the sleeper's release sequence, so it sees idle >= 1 and the
+ *   sleep = 1 stored before it, and wakes the worker (a futex wait on a
+ *   word already 0 returns at once);
+ * - the producer's RMW first: the sleeper's RMW (acquire) reads from it,
+ *   so the producer's publication happens-before the sleeper's re-check,
+ *   which sees the work and does not sleep.
+ * Either way no work is left with every worker asleep. The edge is on a
+ * variable, not a stand-alone fence, so ThreadSanitizer sees it too
+ * (DESIGN.md §9). tests/unit/test_summary.c wakes parked tasks 10^6 times
+ * from plain threads, and tests/stress the same across workers: a lost
+ * wake-up hangs them.
+ *
+ * Wake-ups for new work on a worker's own deque (notify) skip the RMW:
+ * see notify() for why that is safe.
  */
 #include "sched.h"
 
@@ -120,6 +130,26 @@ static inline void push_local(weft_worker *w, uint32_t slot)
         push_overflow(w, slot);
 }
 
+/*
+ * New stealable work on this worker's deque: wake an idle worker unless
+ * one is already searching (it will find the work, and wakes a successor
+ * when it does: see search()). At most one worker is woken per burst, so
+ * a spawn loop does not stampede the sleepers.
+ *
+ * No fence here, unlike weft__wake_one: work on a worker's own deque
+ * cannot be lost (its owner runs it), so a sleeper that announced itself
+ * just as we pushed costs parallelism, not progress, and the next push
+ * wakes it. Foreign submissions (signal bits, the injection queue), which
+ * no running worker owns, take the fenced path. Owner only.
+ */
+static inline void notify(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    if (rt->nworkers > 1 && atomic_load_explicit(&rt->idle, RLX) &&
+        !atomic_load_explicit(&rt->searching, RLX))
+        weft__wake_one(rt);
+}
+
 static void yq_push(weft_worker *w, uint32_t slot)
 {
     atomic_store_explicit(&w->link[slot], 0, RLX);
@@ -150,6 +180,8 @@ weft_noinline static int64_t from_inject(weft_worker *w)
         return -1;
     for (uint32_t i = n - 1; i > 0; i--)
         push_local(w, got[i]);
+    if (n > 1)
+        notify(w);
     return got[0];
 }
 
@@ -164,8 +196,11 @@ weft_noinline static int64_t from_summary(weft_worker *w)
     if (!bits)
         return -1;
     uint32_t first = leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits);
-    for (bits &= bits - 1; bits; bits &= bits - 1)
-        push_local(w, leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits));
+    if (bits & (bits - 1)) {
+        for (bits &= bits - 1; bits; bits &= bits - 1)
+            push_local(w, leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits));
+        notify(w);
+    }
     return first;
 }
 
@@ -194,6 +229,60 @@ weft_noinline static void publish_yield(weft_worker *w, int want)
     w->yield_published = want;
 }
 
+/* xorshift32 (Marsaglia 2003): the victim order of a thief. Owner only. */
+static inline uint32_t next_rand(weft_worker *w)
+{
+    uint32_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return w->rng = x;
+}
+
+/*
+ * Steal one task from another worker's deque, visiting victims in a
+ * random rotation (so thieves spread over victims instead of all hitting
+ * worker 0). A lost CAS race (ABORT) is retried on the same victim a few
+ * times: the deque was not empty. Signalled tasks of every worker are
+ * already visible to this worker through the summary tree, which
+ * find_work reads before it gets here. Owner only.
+ */
+weft_noinline static int64_t steal(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    uint32_t n = rt->nworkers, start = next_rand(w) % n;
+    for (uint32_t i = 0; i < n; i++) {
+        weft_worker *v = &rt->workers[(start + i) % n];
+        if (v == w)
+            continue;
+        stat_inc(&w->st.steal_attempts);
+        for (int tries = 0; tries < 4; tries++) {
+            uint32_t x = weft__deque_steal(&v->dq);
+            if (x == WEFT_DEQUE_EMPTY)
+                break;
+            if (x != WEFT_DEQUE_ABORT) {
+                stat_inc(&w->st.steals);
+                return x;
+            }
+        }
+    }
+    return -1;
+}
+
+/* The yield queue is owner-only; when other workers sit idle, yielded
+ * tasks move to the deque, where they can be stolen. Owner only. */
+weft_noinline static void share_yielded(weft_worker *w)
+{
+    int64_t s;
+    int moved = 0;
+    while ((s = yq_pop(w)) >= 0) {
+        push_local(w, (uint32_t)s);
+        moved = 1;
+    }
+    if (moved)
+        weft__wake_one(w->rt);
+}
+
 /* The LIFO slot's task has run LIFO_MAX times in a row: it waits its
  * turn in the deque like the others. */
 weft_noinline static void lifo_expire(weft_worker *w, uint32_t slot)
@@ -210,8 +299,12 @@ static inline int64_t find_work(weft_worker *w)
     int64_t s;
     if (weft_unlikely(--w->fair_countdown == 0)) {
         w->fair_countdown = FAIR_TICK;
-        publish_yield(w, w->yq_head != 0 &&
-                             atomic_load_explicit(&w->rt->idle, RLX) != 0);
+        if (atomic_load_explicit(&w->rt->stopping, RLX))
+            return -1; /* back to the scheduler loop, which exits */
+        int others_idle = atomic_load_explicit(&w->rt->idle, RLX) != 0;
+        publish_yield(w, w->yq_head != 0 && others_idle);
+        if (others_idle && w->yq_head)
+            share_yielded(w);
         if ((s = from_inject(w)) >= 0)
             return s;
     }
@@ -235,10 +328,14 @@ static inline int64_t find_work(weft_worker *w)
         return s;
     if ((s = yq_pop(w)) >= 0)
         return s;
-    return weft__inject_len(&w->rt->inject) ? from_inject(w) : -1;
+    if (weft__inject_len(&w->rt->inject) && (s = from_inject(w)) >= 0)
+        return s;
+    return w->rt->nworkers > 1 ? steal(w) : -1;
 }
 
-/* Anything another thread may have made runnable for this worker. */
+/* Anything another thread may have made runnable for this worker: the
+ * injection queue, signal bits, another worker's deque, or the stop flag.
+ * O(workers), on the way to sleep only. */
 static int has_foreign_work(weft_worker *w)
 {
     weft_rt *rt = w->rt;
@@ -246,6 +343,12 @@ static int has_foreign_work(weft_worker *w)
         return 1;
     if (weft__summary_any(&rt->sum))
         return 1;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        weft_deque *d = &rt->workers[i].dq;
+        if (atomic_load_explicit(&d->bottom, RLX) >
+            atomic_load_explicit(&d->top, RLX))
+            return 1;
+    }
     return atomic_load_explicit(&rt->stopping, RLX);
 }
 
@@ -298,8 +401,12 @@ weft_noinline static void check_canary(weft_worker *w, weft_tcb *from)
 /* Switch from the running context (task `from`, or the scheduler when
  * NULL) to task slot `to` (or the scheduler when negative), carrying
  * `msg`. Returns when the leaving context is resumed. Owner worker. */
-static inline void switch_ctx(weft_worker *w, weft_tcb *from, int64_t to,
-                              uintptr_t msg)
+/* Always inlined: in the one caller that never returns
+ * (weft__task_switch_dead, kept out of TSan's instrumentation) an
+ * out-of-line, instrumented copy would leave one TSan frame per ended
+ * task on the stack's fiber. */
+static inline __attribute__((always_inline)) void
+switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
 {
     weft_rt *rt = w->rt;
     void **save = from ? &from->sp : &w->sched_sp;
@@ -396,6 +503,7 @@ static void after_switch_slow(weft_worker *w, uintptr_t msg)
                 if (atomic_compare_exchange_weak_explicit(
                         &prev->state, &s, s & ~WEFT_TS_WAKE, RLX, RLX)) {
                     push_local(w, slot);
+                    notify(w);
                     return;
                 }
                 continue;
@@ -433,7 +541,7 @@ static inline int others_signalled(weft_worker *w)
 weft_noinline static void yield_slow(weft_worker *w)
 {
     int64_t next = find_work(w);
-    if (next < 0)
+    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX))
         return; /* nothing else is ready */
     stat_inc(&w->st.yields);
     weft_tcb *cur = w->current;
@@ -553,9 +661,12 @@ WEFT_NO_TSAN void weft__task_switch_dead(void)
 
 void weft__sched_ready_local(weft_worker *w, uint32_t slot)
 {
-    if (w->lifo)
-        push_local(w, w->lifo - 1);
+    uint32_t old = w->lifo;
     w->lifo = slot + 1;
+    if (old) {
+        push_local(w, old - 1);
+        notify(w);
+    }
 }
 
 void weft__sched_ready(weft_rt *rt, uint32_t slot)
@@ -569,13 +680,68 @@ void weft__sched_ready(weft_rt *rt, uint32_t slot)
         weft__wake_one(rt);
 }
 
+/*
+ * Inline join (DESIGN.md §4, the fork-join runtimes' trick). A task that
+ * joins a child it spawned which has not started yet, and is still in this
+ * worker's LIFO slot or at the bottom of its deque (so no thief has it),
+ * runs the child's function right here instead of parking: no stack to
+ * bind, no switch, no wake-up. The child keeps its identity: w->current
+ * names it while it runs, so weft_self, task-local storage, stats and
+ * blocking are its own. It shares the caller's stack (and stack index,
+ * fiber, canary), so if it parks, the caller's frames below it park with
+ * it, and both resume together, possibly on another worker: everything
+ * after the call re-reads the worker. Only a child of the same stack class
+ * is taken, so stack checks stay valid.
+ */
+int weft__sched_run_inline(weft_worker *w, uint32_t slot)
+{
+    weft_rt *rt = w->rt;
+    weft_tcb *t = &w->hot[slot], *parent = w->current;
+    uint32_t pslot = w->cur_slot;
+    if (t->sp || ((atomic_load_explicit(&t->state, RLX) ^
+                   atomic_load_explicit(&parent->state, RLX)) &
+                  WEFT_TS_SMALL))
+        return 0;
+    if (w->lifo == slot + 1) {
+        w->lifo = 0;
+    } else {
+        if (!weft__deque_maybe_nonempty(&w->dq))
+            return 0;
+        uint32_t x = weft__deque_take(&w->dq);
+        if (x == WEFT_DEQUE_EMPTY)
+            return 0;
+        if (x != slot) {
+            push_local(w, x); /* not ours: back where it was */
+            return 0;
+        }
+    }
+    weft_tcb_cold *c = &rt->cold[slot], *pc = &rt->cold[pslot];
+    void *tls[WEFT_TLS_KEYS];
+    c->stack = pc->stack;
+    c->san_fiber = pc->san_fiber;
+    c->tls_area = tls;
+    w->current = t;
+    w->cur_slot = slot;
+    stat_inc(&w->st.inlined);
+    void *r = t->fn(t->arg);
+    weft__task_exit(r);      /* its TLS destructors, its result */
+    w = weft__worker_self(); /* it may have parked and moved */
+    c->stack = 0;
+    c->san_fiber = NULL;
+    c->tls = NULL;
+    c->tls_area = NULL;
+    stat_inc(&w->st.finishes);
+    w->current = parent;
+    w->cur_slot = pslot;
+    return 1;
+}
+
 /* ---- the loop ------------------------------------------------------- */
 
 void weft__wake_one(weft_rt *rt)
 {
-    /* seq_cst fence: pairs with the sleeper's fence (header comment). */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!atomic_load_explicit(&rt->idle, RLX))
+    /* acq_rel RMW: pairs with the sleeper's RMW on idle (header). */
+    if (!atomic_fetch_add_explicit(&rt->idle, 0, memory_order_acq_rel))
         return;
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         weft_worker *v = &rt->workers[i];
@@ -589,19 +755,33 @@ void weft__wake_one(weft_rt *rt)
     }
 }
 
+/*
+ * Nothing to run: search (spin, watching for work anywhere) for a short
+ * bound, then sleep. While searching the worker counts in rt->searching,
+ * which tells notify() that new work will be found without a wake-up. A
+ * searcher that finds work and was the last one wakes a successor, since
+ * where one task appeared more may follow (Go's resetspinning); the chain
+ * stops at the first worker that finds nothing. The spin is bounded
+ * (DESIGN.md §9: unbounded stealing spins burn idle CPU).
+ */
 static void idle(weft_worker *w)
 {
     weft_rt *rt = w->rt;
     publish_yield(w, 0); /* the yield queue is empty when idle */
+    atomic_fetch_add_explicit(&rt->searching, 1, RLX);
     for (int i = 0; i < SPIN_ROUNDS; i++) {
-        if (has_foreign_work(w))
+        if (has_foreign_work(w)) {
+            if (atomic_fetch_sub_explicit(&rt->searching, 1, RLX) == 1 &&
+                atomic_load_explicit(&rt->idle, RLX))
+                weft__wake_one(rt);
             return;
+        }
         weft_cpu_relax();
     }
+    atomic_fetch_sub_explicit(&rt->searching, 1, RLX);
     atomic_store_explicit(&w->sleep, 1, RLX);
-    atomic_fetch_add_explicit(&rt->idle, 1, RLX);
-    /* seq_cst fence: pairs with weft__wake_one's fence (header). */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* acq_rel RMW: pairs with weft__wake_one's RMW on idle (header). */
+    atomic_fetch_add_explicit(&rt->idle, 1, memory_order_acq_rel);
     if (!has_foreign_work(w))
         while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
                !atomic_load_explicit(&rt->stopping, RLX))
