@@ -45,8 +45,12 @@ static void *skynet(void *arg)
             skynet(&kid[i]); /* out of slots: run it here */
         }
     }
+    /* Join newest first: the last child spawned is in the LIFO slot, the
+     * one before it at the bottom of the deque, and so on, so each join
+     * can run its child inline unless a thief took it (the peers' waits
+     * are order-free too: task_group.wait, a WaitGroup, rayon scopes). */
     n->sum = 0;
-    for (int i = 0; i < 10; i++) {
+    for (int i = 9; i >= 0; i--) {
         if (t[i].id)
             weft_join(t[i], NULL);
         n->sum += kid[i].sum;
