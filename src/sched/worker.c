@@ -297,7 +297,8 @@ weft_noinline static void lifo_expire(weft_worker *w, uint32_t slot)
 static inline int64_t find_work(weft_worker *w)
 {
     int64_t s;
-    if (weft_unlikely(--w->fair_countdown == 0)) {
+    if (weft_unlikely(w->fair_countdown-- <= 1)) { /* <= : a zeroed worker
+                                                       must tick, not wrap */
         w->fair_countdown = FAIR_TICK;
         if (atomic_load_explicit(&w->rt->stopping, RLX))
             return -1; /* back to the scheduler loop, which exits */
@@ -793,6 +794,7 @@ static void idle(weft_worker *w)
 void weft__worker_loop(weft_worker *w)
 {
     tls_worker = w;
+    w->fair_countdown = FAIR_TICK;
     w->sched_fiber = weft_tsan_current();
     stack_t ss = {.ss_sp = w->altstack, .ss_size = WEFT_ALTSTACK};
     sigaltstack(&ss, NULL);
