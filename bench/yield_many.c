@@ -50,6 +50,7 @@ int bench_yield_many(void)
     ctx c = {bench_rt(workers, 0), 2 * workers, bench_scaled(200000)};
     int ok = 1;
     double v = bench_median(trial, &c, &ok);
+    bench_verbose_stats(c.rt);
     weft_rt_destroy(c.rt);
     return bench_report("yield_many", workers, v, "ns/op", ok);
 }
