@@ -15,8 +15,11 @@
  *   Only a broken invariant (a detected stack overflow, corrupted state)
  *   aborts, after one line on stderr naming the module and the task.
  *
- * Status: one worker per runtime for now; cfg.workers > 1 is -ENOTSUP until
- * the M:N scheduler lands (see README.md, Status).
+ * Migration: a task may resume on another worker (another OS thread) after
+ * any call that can block or yield. The address of a _Thread_local
+ * variable, pthread_self() and thread-affine locks are therefore only
+ * stable between such calls; task-local storage (weft_tls_*) follows the
+ * task.
  */
 #ifndef WEFT_H
 #define WEFT_H
@@ -53,7 +56,8 @@ WEFT_API const char *weft_last_error(void);
 
 typedef struct weft_rt weft_rt;
 
-/* Defaults: workers 1 (this version runs one worker), max_tasks 65536,
+/* Defaults: workers 0 (one per CPU the process may use: its affinity mask,
+ * limited by a cgroup CPU quota), max_tasks 65536,
  * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
  * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
@@ -86,7 +90,7 @@ WEFT_API void weft_config_default(weft_config *cfg);
 
 /* Create a runtime and start its workers. cfg NULL = weft_config_default.
  * Errors: -EINVAL (bad field or environment value; weft_last_error() says
- * which), -ENOTSUP (workers > 1 in this version), -ENOMEM, -EAGAIN (thread
+ * which), -ENOMEM, -EAGAIN (thread
  * creation failed). Any thread; not from inside a task of another runtime's
  * worker is fine too. */
 WEFT_API int weft_rt_create(weft_rt **out, const weft_config *cfg);
