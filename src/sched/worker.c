@@ -712,10 +712,8 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     weft_rt *rt = w->rt;
     weft_tcb *t = &w->hot[slot], *parent = w->current;
     uint32_t pslot = w->cur_slot;
-    if (t->sp || ((atomic_load_explicit(&t->state, RLX) ^
-                   atomic_load_explicit(&parent->state, RLX)) &
-                  WEFT_TS_SMALL))
-        return 0;
+    /* Take it first: until it is ours, a thief may be starting it, and
+     * its fields are not ours to read. */
     if (w->lifo == slot + 1) {
         w->lifo = 0;
     } else {
@@ -728,6 +726,12 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
             push_local(w, x); /* not ours: back where it was */
             return 0;
         }
+    }
+    if (t->sp || ((atomic_load_explicit(&t->state, RLX) ^
+                   atomic_load_explicit(&parent->state, RLX)) &
+                  WEFT_TS_SMALL)) {
+        push_local(w, slot); /* started before, or another stack class */
+        return 0;
     }
     weft_tcb_cold *c = &rt->cold[slot], *pc = &rt->cold[pslot];
     void *tls[WEFT_TLS_KEYS];
