@@ -115,8 +115,15 @@ int weft__config_check(weft_config *c)
     if (c->bad_env)
         return weft__error_set(-EINVAL, "%s: cannot parse '%s'", c->bad_env,
                                getenv(c->bad_env) ? getenv(c->bad_env) : "");
-    if (c->workers == 0)
+    if (c->workers == 0) {
+        /* Automatic: one per usable CPU, but no more than there are
+         * leaves (a runtime with very few task slots still starts). An
+         * explicit count that does not fit is an error below. */
         c->workers = weft__config_cpus();
+        uint32_t leaves = weft__summary_leaves(c->max_tasks ? c->max_tasks : 1);
+        if (c->workers > leaves)
+            c->workers = leaves;
+    }
     if (c->workers > WORKERS_LIMIT)
         return weft__error_set(-EINVAL, "workers: %u exceeds %u", c->workers,
                                WORKERS_LIMIT);

@@ -161,9 +161,15 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Stop the workers, each at its next switch: tasks switching after this
+ * point go to the scheduler loop, which exits. The summary bit diverts
+ * the yield fast path, which checks only the summary, into the path that
+ * reads `stopping`. */
 static void stop_workers(weft_rt *rt, uint32_t started)
 {
     atomic_store_explicit(&rt->stopping, 1, memory_order_release);
+    if (started)
+        weft__summary_yield_set(&rt->sum, rt->workers[0].leaf);
     for (uint32_t i = 0; i < started; i++) {
         weft_worker *w = &rt->workers[i];
         atomic_store_explicit(&w->sleep, 0, RLX);
@@ -248,6 +254,13 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         goto fail_registry;
     }
     rt->id = id;
+    /* Registry ids are reused; the epoch keeps a destroyed runtime's
+     * handles stale in its successor (same id, same slots, generations
+     * from 0 again). Golden-ratio steps spread successive epochs over the
+     * 24-bit generation space. */
+    static _Atomic uint32_t epochs;
+    rt->epoch = (atomic_fetch_add_explicit(&epochs, 1, RLX) * 0x9e3779u) &
+                0xffffff;
 
     uint32_t started = 0;
     for (; started < rt->nworkers; started++) {

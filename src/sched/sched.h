@@ -88,26 +88,32 @@ typedef struct weft_waiter {
 } weft_waiter;
 
 struct weft_rt {
+    /* Read-mostly: set at creation (the flags once, at the end). */
     weft_config cfg;
-    uint32_t id; /* registry id, 1..255 */
+    uint32_t id;    /* registry id, 1..255 */
+    uint32_t epoch; /* added to generations in handles (rt.c) */
     uint32_t nworkers;
     weft_worker *workers;
     weft_summary sum;
-    weft_tcb *hot;           /* [max_tasks] */
-    weft_tcb_cold *cold;     /* [max_tasks] */
-    _Atomic uint32_t *link;  /* [max_tasks] queue links */
-    weft_stack_pool pool[2]; /* [0] default class, [1] small class */
-    weft_inject inject;
+    weft_tcb *hot;          /* [max_tasks] */
+    weft_tcb_cold *cold;    /* [max_tasks] */
+    _Atomic uint32_t *link; /* [max_tasks] queue links */
     void *arena;
     size_t arena_size;
+    _Atomic int stopping; /* weft_rt_destroy: workers exit; read on every
+                             scheduling decision off the yield fast path */
+    _Atomic int shutdown; /* weft_rt_shutdown: no new spawns */
 
+    /* Written by whoever uses them; each block on its own lines. */
+    weft_aligned(WEFT_CACHELINE) weft_stack_pool pool[2]; /* [0] default,
+                                                     [1] small class */
+    weft_aligned(WEFT_CACHELINE) weft_inject inject;
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
-    _Atomic uint32_t searching;  /* workers spinning for work (worker.c) */
-    _Atomic int stopping;        /* weft_rt_destroy: workers exit */
-    _Atomic int shutdown;        /* weft_rt_shutdown: no new spawns */
-    _Atomic uint64_t ext_spawns; /* spawns by plain threads */
-    _Atomic uint64_t ext_reaps;  /* reaps by plain threads */
-    _Atomic uint32_t ext_hint;   /* reservation hint for plain threads */
+    _Atomic uint32_t searching; /* workers spinning for work (worker.c) */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t ext_spawns; /* by plain
+                                                                 threads */
+    _Atomic uint64_t ext_reaps; /* reaps by plain threads */
+    _Atomic uint32_t ext_hint;  /* reservation hint for plain threads */
 };
 
 /* The worker the calling thread is, or NULL. Never inlined, and re-read
@@ -145,7 +151,8 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot);
 void weft__task_park(void);
 
 /* Wake a parked task; idempotent, harmless on a running or finished one.
- * Any thread. */
+ * gen is the generation as its handle shows it (weft__handle_gen). Any
+ * thread. */
 void weft__task_unpark(struct weft_rt *rt, uint32_t slot, uint32_t gen);
 
 /* Block the caller until weft__waiter_wake(w) (task: parks; thread:

@@ -49,6 +49,14 @@ static inline void stat_inc(_Atomic uint64_t *c)
     atomic_store_explicit(c, atomic_load_explicit(c, RLX) + 1, RLX);
 }
 
+/* The generation a handle shows for state word s: the slot's generation
+ * plus the runtime's epoch, so a runtime that reuses a destroyed one's
+ * registry id and slots does not give old handles a new meaning. */
+static inline uint32_t hgen(const weft_rt *rt, uint64_t s)
+{
+    return (weft_ts_gen(s) + rt->epoch) & 0xffffff;
+}
+
 /* ---- spawn ------------------------------------------------------------- */
 
 static int check_attr(const weft_rt *rt, const weft_spawn_attr *a,
@@ -132,8 +140,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     else
         atomic_fetch_add_explicit(&rt->ext_spawns, 1, RLX);
     if (out)
-        *out = weft__handle(rt->id, (uint32_t)slot,
-                            (uint32_t)(gen >> WEFT_TS_GEN_SHIFT));
+        *out = weft__handle(rt->id, (uint32_t)slot, hgen(rt, gen));
     if (mine)
         weft__sched_ready_local(w, (uint32_t)slot);
     else
@@ -252,7 +259,7 @@ static int resolve(weft_task h, weft_rt **rt, uint32_t *slot, uint64_t *s)
     /* Acquire: pairs with finish's release (DONE) and reap's release. */
     *s = atomic_load_explicit(&(*rt)->hot[*slot].state, ACQ);
     if (weft_ts_state(*s) == WEFT_TS_FREE ||
-        (weft_ts_gen(*s) & 0xffffff) != weft__handle_gen(h))
+        hgen(*rt, *s) != weft__handle_gen(h))
         return -ESRCH;
     return 0;
 }
@@ -275,7 +282,7 @@ int weft_join(weft_task h, void **result)
                                                   s | WEFT_TS_JOINED, ACQ, ACQ))
             break;
         if (weft_ts_state(s) == WEFT_TS_FREE ||
-            (weft_ts_gen(s) & 0xffffff) != weft__handle_gen(h))
+            hgen(rt, s) != weft__handle_gen(h))
             return -ESRCH;
     }
     if (weft_ts_state(s) != WEFT_TS_DONE && w && w->current && w->rt == rt &&
@@ -338,7 +345,7 @@ int weft_detach(weft_task h)
             return 0;
         }
         if (weft_ts_state(s) == WEFT_TS_FREE ||
-            (weft_ts_gen(s) & 0xffffff) != weft__handle_gen(h))
+            hgen(rt, s) != weft__handle_gen(h))
             return -ESRCH;
     }
 }
@@ -349,7 +356,7 @@ weft_task weft_self(void)
     if (!w || !w->current)
         return WEFT_TASK_NULL;
     uint64_t s = atomic_load_explicit(&w->current->state, RLX);
-    return weft__handle(w->rt->id, w->cur_slot, weft_ts_gen(s));
+    return weft__handle(w->rt->id, w->cur_slot, hgen(w->rt, s));
 }
 
 weft_rt *weft_current(void)
@@ -365,7 +372,7 @@ void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
     weft_tcb *t = &rt->hot[slot];
     uint64_t s = atomic_load_explicit(&t->state, RLX);
     for (;;) {
-        if (weft_ts_gen(s) != gen)
+        if (hgen(rt, s) != gen)
             return; /* it ended and its slot moved on */
         unsigned st = weft_ts_state(s);
         if (st == WEFT_TS_PARKED) {
@@ -408,7 +415,7 @@ void weft__waiter_wake(weft_waiter *wt)
     weft_tcb *task = wt->task;
     uint32_t slot = wt->slot;
     if (task) {
-        uint32_t gen = weft_ts_gen(atomic_load_explicit(&task->state, RLX));
+        uint32_t gen = hgen(rt, atomic_load_explicit(&task->state, RLX));
         atomic_store_explicit(&wt->futex, 1, REL); /* pairs with
                                                       waiter_wait */
         weft__task_unpark(rt, slot, gen);

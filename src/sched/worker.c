@@ -301,7 +301,10 @@ static inline int64_t find_local(weft_worker *w);
 static inline int64_t find_work(weft_worker *w)
 {
     int64_t s = find_local(w);
-    return s >= 0 || w->rt->nworkers == 1 ? s : steal(w);
+    if (s >= 0 || w->rt->nworkers == 1 ||
+        atomic_load_explicit(&w->rt->stopping, RLX))
+        return s;
+    return steal(w);
 }
 
 /* Everything but stealing. A yielding task uses this alone: it is itself
@@ -312,11 +315,14 @@ static inline int64_t find_work(weft_worker *w)
 static inline int64_t find_local(weft_worker *w)
 {
     int64_t s;
+    /* Stopping: every caller then switches to the scheduler loop, which
+     * exits; weft_rt_destroy also sets a summary bit so that the yield
+     * fast path, which does not come here, is diverted (rt.c). */
+    if (weft_unlikely(atomic_load_explicit(&w->rt->stopping, RLX)))
+        return -1;
     if (weft_unlikely(w->fair_countdown-- <= 1)) { /* <= : a zeroed worker
                                                        must tick, not wrap */
         w->fair_countdown = FAIR_TICK;
-        if (atomic_load_explicit(&w->rt->stopping, RLX))
-            return -1; /* back to the scheduler loop, which exits */
         int others_idle = atomic_load_explicit(&w->rt->idle, RLX) != 0;
         publish_yield(w, w->yq_head != 0 && others_idle);
         if (others_idle && w->yq_head)

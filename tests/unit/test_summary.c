@@ -258,15 +258,15 @@ TEST(unit, summary_worker_leaves)
     tree_init(&t, 63 * 70 + 1); /* 71 leaves: two words of the map */
     uint8_t seen[71] = {0};
     for (int i = 0; i < 71; i++) {
-        int64_t l = weft__summary_reserve_worker(&t.s);
+        int64_t l = weft__summary_reserve_worker(&t.s, UINT32_MAX);
         CHECK_CMP_INT(l, >=, 0);
         CHECK_CMP_INT(l, <, 71);
         CHECK_EQ_INT(seen[l], 0);
         seen[l] = 1;
     }
-    CHECK_EQ_INT(weft__summary_reserve_worker(&t.s), -EAGAIN);
+    CHECK_EQ_INT(weft__summary_reserve_worker(&t.s, UINT32_MAX), -EAGAIN);
     weft__summary_release_worker(&t.s, 66);
-    CHECK_EQ_INT(weft__summary_reserve_worker(&t.s), 66);
+    CHECK_EQ_INT(weft__summary_reserve_worker(&t.s, UINT32_MAX), 66);
     tree_fini(&t);
 }
 
