@@ -50,7 +50,7 @@
 #elif defined(__aarch64__)
 #define WEFT_CTX_FRAME 176 /* x19-x30, d8-d15, FPCR, pad */
 #elif defined(__riscv) && __riscv_xlen == 64
-#define WEFT_CTX_FRAME 224 /* ra, s0-s11, fs0-fs11, fcsr, pad */
+#define WEFT_CTX_FRAME 208 /* ra, s0-s11, fs0-fs11, fcsr */
 #else
 #error "weft: no context switch for this ISA; build with -DWEFT_SWITCH=ucontext"
 #endif

@@ -21,18 +21,21 @@
  * flags, which "are not preserved across a public interface and may have
  * any value on entry to a subroutine": it is not saved.
  *
- * Saved frame, at the stack pointer stored in *save (offsets in bytes):
+ * Saved frame, at the stack pointer stored in *save (offsets in bytes,
+ * two slots a row as one stp/ldp moves them):
  *
- *     +168  padding            (keeps sp 16-byte aligned)
- *     +160  FPCR
- *     +152  d15
- *      ...
- *     +96   d8                 (d8 + 8 * n holds d(8 + n))
- *     +88   x28
- *      ...
- *     +16   x19                (x19 + 8 * n holds x(19 + n))
- *     +8    x30 (lr)           (where the switch was called from)
- *     +0    x29 (fp)           <- saved stack pointer
+ *     +160  FPCR             +168  padding (keeps sp 16-byte aligned)
+ *     +144  d14              +152  d15
+ *     +128  d12              +136  d13
+ *     +112  d10              +120  d11
+ *     +96   d8               +104  d9
+ *     +80   x27              +88   x28
+ *     +64   x25              +72   x26
+ *     +48   x23              +56   x24
+ *     +32   x21              +40   x22
+ *     +16   x19              +24   x20
+ *     +0    x29 (fp)         +8    x30 (lr: where the switch was called)
+ *     ^ saved stack pointer
  *
  * fp and lr sit at the bottom, as in the frame record of AAPCS64 "The
  * Frame Pointer", so a tool walking a suspended task starts from the pair

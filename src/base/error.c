@@ -5,6 +5,7 @@
 #include "error.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -30,6 +31,8 @@ static const struct {
 
 const char *weft_strerror(int err)
 {
+    if (err == INT_MIN)
+        return "unknown error";
     if (err < 0)
         err = -err;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
