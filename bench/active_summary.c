@@ -43,35 +43,18 @@ typedef struct {
 
 static void world_init(world *w, uint32_t max_tasks)
 {
-    weft_summary *s = &w->s;
-    memset(s, 0, sizeof *s);
-    s->max_tasks = max_tasks;
-    s->leaf_count = weft__summary_leaves(max_tasks);
-    s->root_count = weft__summary_roots(s->leaf_count);
-    s->top_count = weft__summary_tops(s->root_count);
-    weft_arena_plan p = {0};
-    size_t top = weft__arena_add(&p, s->top_count * 8, 64);
-    size_t root = weft__arena_add(&p, s->root_count * 8, 64);
-    size_t leaf = weft__arena_add(&p, s->leaf_count * 8, 64);
-    size_t avail = weft__arena_add(&p, s->root_count * 8, 64);
-    size_t resv = weft__arena_add(&p, s->leaf_count * 8, 64);
-    size_t wmap = weft__arena_add(&p, s->root_count * 8, 64);
-    size_t flag = weft__arena_add(&p, max_tasks, 64);
-    w->size = p.size;
-    char *m = weft__arena_map(p.size);
+    weft__summary_size(&w->s, max_tasks);
+    size_t words = weft__summary_bytes(&w->s);
+    w->size = words + max_tasks;
+    char *m = weft__arena_map(w->size);
     if (!m) {
         perror("active_summary: mmap");
         exit(2);
     }
     w->mem = m;
-    s->top = (_Atomic uint64_t *)(m + top);
-    s->root = (_Atomic uint64_t *)(m + root);
-    s->leaf = (_Atomic uint64_t *)(m + leaf);
-    s->avail = (_Atomic uint64_t *)(m + avail);
-    s->resv = (_Atomic uint64_t *)(m + resv);
-    s->wmap = (_Atomic uint64_t *)(m + wmap);
-    w->flag = (_Atomic uint8_t *)(m + flag);
-    weft__summary_init(s);
+    weft__summary_place(&w->s, m);
+    w->flag = (_Atomic uint8_t *)(m + words);
+    weft__summary_init(&w->s);
 }
 
 /* Take one leaf the tree shows; returns bits taken (checked). */

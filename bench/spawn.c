@@ -61,6 +61,7 @@ int bench_spawn(void)
     c.rt = bench_rt((unsigned)workers, (uint32_t)c.n + 64);
     int ok = 1;
     double v = bench_median(trial, &c, &ok);
+    bench_verbose_stats(c.rt);
     weft_rt_destroy(c.rt);
     return bench_report("spawn", workers, v, "ns/op", ok);
 }

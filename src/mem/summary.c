@@ -54,6 +54,52 @@
 #define REL memory_order_release
 #define RLX memory_order_relaxed
 
+void weft__summary_size(weft_summary *s, uint32_t max_tasks)
+{
+    s->max_tasks = max_tasks;
+    s->leaf_count = weft__summary_leaves(max_tasks);
+    s->root_count = weft__summary_roots(s->leaf_count);
+    s->top_count = weft__summary_tops(s->root_count);
+}
+
+/* The six arrays in layout order, with their lengths in words. */
+static void arrays(weft_summary *s, _Atomic uint64_t ***f, uint32_t *n)
+{
+    _Atomic uint64_t **fields[6] = {&s->top,   &s->root, &s->leaf,
+                                    &s->avail, &s->resv, &s->wmap};
+    uint32_t counts[6] = {s->top_count,  s->root_count, s->leaf_count,
+                          s->root_count, s->leaf_count, s->root_count};
+    for (int i = 0; i < 6; i++) {
+        f[i] = fields[i];
+        n[i] = counts[i];
+    }
+}
+
+#define LINE_WORDS 8 /* 64-byte lines */
+
+size_t weft__summary_bytes(const weft_summary *s)
+{
+    _Atomic uint64_t **f[6];
+    uint32_t n[6];
+    size_t words = 0;
+    arrays((weft_summary *)s, f, n);
+    for (int i = 0; i < 6; i++)
+        words += (n[i] + LINE_WORDS - 1) / LINE_WORDS * LINE_WORDS;
+    return words * 8;
+}
+
+void weft__summary_place(weft_summary *s, void *mem)
+{
+    _Atomic uint64_t **f[6];
+    uint32_t n[6];
+    _Atomic uint64_t *p = mem;
+    arrays(s, f, n);
+    for (int i = 0; i < 6; i++) {
+        *f[i] = p;
+        p += (n[i] + LINE_WORDS - 1) / LINE_WORDS * LINE_WORDS;
+    }
+}
+
 void weft__summary_init(weft_summary *s)
 {
     uint32_t leaves = s->leaf_count;

@@ -56,6 +56,18 @@ static inline uint32_t weft__summary_tops(uint32_t roots)
     return (roots + 63) / 64;
 }
 
+/* Set the word counts for max_tasks (leaf, root, top). */
+void weft__summary_size(weft_summary *s, uint32_t max_tasks);
+
+/* Bytes the words of a sized summary take, laid out in the order of
+ * DESIGN.md §3 (top, root, leaf words, then the reservation maps), each
+ * array on its own cache lines. */
+size_t weft__summary_bytes(const weft_summary *s);
+
+/* Point the word arrays of a sized summary into mem (line aligned, zeroed,
+ * weft__summary_bytes long). */
+void weft__summary_place(weft_summary *s, void *mem);
+
 /* Initialise freshly mapped (zeroed) words: mark bits past max_tasks and
  * every leaf's bit 63 reserved, set avail. Creator only. */
 void weft__summary_init(weft_summary *s);

@@ -99,7 +99,7 @@ static void install_handler(void)
 /* ---- create ----------------------------------------------------------- */
 
 typedef struct layout {
-    size_t rt, workers, top, root, leaf, avail, resv, wmap, hot, cold, link;
+    size_t rt, workers, sum, hot, cold, link;
     size_t next[2], flags[2], owner[2], san[2], alt, stacks[2], total;
 } layout;
 
@@ -110,12 +110,7 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     size_t line = WEFT_CACHELINE, n = c->max_tasks;
     l->rt = weft__arena_add(&p, sizeof(weft_rt), line);
     l->workers = weft__arena_add(&p, c->workers * sizeof(weft_worker), line);
-    l->top = weft__arena_add(&p, s->top_count * 8, line);
-    l->root = weft__arena_add(&p, s->root_count * 8, line);
-    l->leaf = weft__arena_add(&p, s->leaf_count * 8, line);
-    l->avail = weft__arena_add(&p, s->root_count * 8, line);
-    l->resv = weft__arena_add(&p, s->leaf_count * 8, line);
-    l->wmap = weft__arena_add(&p, s->root_count * 8, line);
+    l->sum = weft__arena_add(&p, weft__summary_bytes(s), line);
     l->hot = weft__arena_add(&p, n * sizeof(weft_tcb), line);
     l->cold = weft__arena_add(&p, n * sizeof(weft_tcb_cold), line);
     l->link = weft__arena_add(&p, n * 4, line);
@@ -195,10 +190,8 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     pthread_once(&handler_once, install_handler);
 
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    weft_summary sum = {.max_tasks = cfg.max_tasks};
-    sum.leaf_count = weft__summary_leaves(cfg.max_tasks);
-    sum.root_count = weft__summary_roots(sum.leaf_count);
-    sum.top_count = weft__summary_tops(sum.root_count);
+    weft_summary sum;
+    weft__summary_size(&sum, cfg.max_tasks);
     layout l;
     plan(&cfg, &sum, page, &l);
     char *a = weft__arena_map(l.total);
@@ -212,12 +205,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     rt->workers = (weft_worker *)(a + l.workers);
     rt->arena = a;
     rt->arena_size = l.total;
-    sum.top = (_Atomic uint64_t *)(a + l.top);
-    sum.root = (_Atomic uint64_t *)(a + l.root);
-    sum.leaf = (_Atomic uint64_t *)(a + l.leaf);
-    sum.avail = (_Atomic uint64_t *)(a + l.avail);
-    sum.resv = (_Atomic uint64_t *)(a + l.resv);
-    sum.wmap = (_Atomic uint64_t *)(a + l.wmap);
+    weft__summary_place(&sum, a + l.sum);
     rt->sum = sum;
     weft__summary_init(&rt->sum);
     rt->hot = (weft_tcb *)(a + l.hot);

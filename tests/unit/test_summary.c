@@ -21,26 +21,13 @@ typedef struct {
 
 static void tree_init(tree *t, uint32_t max_tasks)
 {
-    weft_summary *s = &t->s;
     memset(t, 0, sizeof *t);
-    s->max_tasks = max_tasks;
-    s->leaf_count = weft__summary_leaves(max_tasks);
-    s->root_count = weft__summary_roots(s->leaf_count);
-    s->top_count = weft__summary_tops(s->root_count);
-    weft_arena_plan p = {0};
-    size_t o[6];
-    size_t n[6] = {s->top_count,  s->root_count, s->leaf_count,
-                   s->root_count, s->leaf_count, s->root_count};
-    for (int i = 0; i < 6; i++)
-        o[i] = weft__arena_add(&p, n[i] * 8, 64);
-    t->size = p.size;
-    t->mem = weft__arena_map(p.size);
+    weft__summary_size(&t->s, max_tasks);
+    t->size = weft__summary_bytes(&t->s);
+    t->mem = weft__arena_map(t->size);
     CHECK_NOT_NULL(t->mem);
-    _Atomic uint64_t **f[6] = {&s->top,   &s->root, &s->leaf,
-                               &s->avail, &s->resv, &s->wmap};
-    for (int i = 0; i < 6; i++)
-        *f[i] = (_Atomic uint64_t *)(t->mem + o[i]);
-    weft__summary_init(s);
+    weft__summary_place(&t->s, t->mem);
+    weft__summary_init(&t->s);
 }
 
 static void tree_fini(tree *t)
