@@ -137,6 +137,10 @@ static int wait_child(pid_t pid, double secs, int *status)
         pid_t r = waitpid(pid, status, WNOHANG);
         if (r == pid)
             return 0;
+        if (r < 0 && errno != EINTR) {
+            *status = 255 << 8; /* lost the child: report a failure */
+            return 0;
+        }
         clock_gettime(CLOCK_MONOTONIC, &now);
         double left = secs - ((double)(now.tv_sec - start.tv_sec) +
                               (double)(now.tv_nsec - start.tv_nsec) / 1e9);

@@ -164,12 +164,12 @@ static void churn_million(unsigned workers)
     test_rt_destroy_clean(rt);
 }
 
-TEST_T(stress, churn_million_no_memory_growth, 60)
+TEST_T(stress, churn_million_no_memory_growth, 30)
 {
     churn_million(1);
 }
 
-TEST_T(stress, churn_million_all_workers, 60)
+TEST_T(stress, churn_million_all_workers, 30)
 {
     churn_million(0);
 }
