@@ -180,17 +180,19 @@ void weft__task_exit(void *result)
     c->result = result;
 }
 
-static void count_reap(weft_rt *rt)
+/* w: the calling thread's worker, or NULL on a plain thread. */
+static void count_reap(weft_rt *rt, weft_worker *w)
 {
-    weft_worker *w = weft__worker_self();
     if (w && w->rt == rt)
         stat_inc(&w->st.reaps);
     else
         atomic_fetch_add_explicit(&rt->ext_reaps, 1, RLX);
 }
 
-/* Free a DONE slot whose reaping the caller owns. Any thread. */
-static void reap(weft_rt *rt, uint32_t slot)
+/* Free a DONE slot whose reaping the caller owns. Any thread; w is the
+ * caller's worker (weft__worker_self), passed in because the callers
+ * already have it. */
+static void reap(weft_rt *rt, uint32_t slot, weft_worker *w)
 {
     weft_tcb *t = &rt->hot[slot];
     atomic_store_explicit(&rt->cold[slot].joiner, 0, RLX);
@@ -200,7 +202,7 @@ static void reap(weft_rt *rt, uint32_t slot)
     atomic_store_explicit(&t->state, (s & WEFT_TS_GEN_MASK) + WEFT_TS_GEN_ONE,
                           REL);
     weft__summary_release(&rt->sum, slot);
-    count_reap(rt);
+    count_reap(rt, w);
 }
 
 void weft__task_finish(weft_worker *w, weft_tcb *t, uint32_t slot)
@@ -225,7 +227,7 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
         /* DETACHED is final and excludes joiners, so nobody else may claim
          * this slot: no joiner exchange, no CAS. A racing stale unpark at
          * most loses its WAKE bit, which means nothing on a dead task. */
-        reap(rt, slot);
+        reap(rt, slot, w);
         return;
     }
     uintptr_t j = atomic_exchange_explicit(&c->joiner, JOINER_DONE,
@@ -233,7 +235,7 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
                                                   joiner's registering CAS */
     for (;;) {
         if (s & WEFT_TS_DETACHED) { /* weft_detach won the race */
-            reap(rt, slot);
+            reap(rt, slot, w);
             return;
         }
         uint64_t n = (s & ~(WEFT_TS_MASK | WEFT_TS_WAKE)) | WEFT_TS_DONE;
@@ -250,9 +252,12 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
 
 /* Resolve a handle: runtime, slot, and the state word if the generation
  * matches. Returns 0 or -ESRCH. */
-static int resolve(weft_task h, weft_rt **rt, uint32_t *slot, uint64_t *s)
+static int resolve(weft_task h, weft_worker *w, weft_rt **rt, uint32_t *slot,
+                   uint64_t *s)
 {
-    *rt = weft__rt_by_id(weft__handle_rt(h));
+    /* The caller's own runtime needs no registry look-up. */
+    *rt = w && w->rt->id == weft__handle_rt(h) ? w->rt
+                                              : weft__rt_by_id(weft__handle_rt(h));
     *slot = weft__handle_slot(h);
     if (!*rt || *slot >= (*rt)->cfg.max_tasks)
         return -ESRCH;
@@ -269,9 +274,9 @@ int weft_join(weft_task h, void **result)
     weft_rt *rt;
     uint32_t slot;
     uint64_t s;
-    if (resolve(h, &rt, &slot, &s))
-        return -ESRCH;
     weft_worker *w = weft__worker_self();
+    if (resolve(h, w, &rt, &slot, &s))
+        return -ESRCH;
     if (w && w->current && w->rt == rt && w->cur_slot == slot)
         return -EDEADLK;
     weft_tcb *t = &rt->hot[slot];
@@ -291,7 +296,7 @@ int weft_join(weft_task h, void **result)
          * else looks at it: reap it ourselves. */
         if (result)
             *result = rt->cold[slot].result;
-        reap(rt, slot);
+        reap(rt, slot, w);
         return 0;
     }
     if (weft_ts_state(s) != WEFT_TS_DONE) {
@@ -319,7 +324,7 @@ int weft_join(weft_task h, void **result)
     }
     if (result)
         *result = rt->cold[slot].result;
-    reap(rt, slot);
+    reap(rt, slot, w);
     return 0;
 }
 
@@ -328,7 +333,7 @@ int weft_detach(weft_task h)
     weft_rt *rt;
     uint32_t slot;
     uint64_t s;
-    if (resolve(h, &rt, &slot, &s))
+    if (resolve(h, weft__worker_self(), &rt, &slot, &s))
         return -ESRCH;
     weft_tcb *t = &rt->hot[slot];
     for (;;) {
@@ -337,7 +342,7 @@ int weft_detach(weft_task h)
         if (weft_ts_state(s) == WEFT_TS_DONE) {
             if (atomic_compare_exchange_weak_explicit(
                     &t->state, &s, s | WEFT_TS_DETACHED, ACQ, ACQ)) {
-                reap(rt, slot);
+                reap(rt, slot, weft__worker_self());
                 return 0;
             }
         } else if (atomic_compare_exchange_weak_explicit(

@@ -748,7 +748,10 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     w->cur_slot = slot;
     stat_inc(&w->st.inlined);
     void *r = t->fn(t->arg);
-    weft__task_exit(r);      /* its TLS destructors, its result */
+    if (c->tls)
+        weft__task_exit(r); /* its TLS destructors, then its result */
+    else
+        c->result = r;
     w = weft__worker_self(); /* it may have parked and moved */
     c->stack = 0;
     c->san_fiber = NULL;
