@@ -256,8 +256,9 @@ static int resolve(weft_task h, weft_worker *w, weft_rt **rt, uint32_t *slot,
                    uint64_t *s)
 {
     /* The caller's own runtime needs no registry look-up. */
-    *rt = w && w->rt->id == weft__handle_rt(h) ? w->rt
-                                              : weft__rt_by_id(weft__handle_rt(h));
+    *rt = w && w->rt->id == weft__handle_rt(h)
+              ? w->rt
+              : weft__rt_by_id(weft__handle_rt(h));
     *slot = weft__handle_slot(h);
     if (!*rt || *slot >= (*rt)->cfg.max_tasks)
         return -ESRCH;
@@ -296,7 +297,8 @@ int weft_join(weft_task h, void **result)
          * else looks at it: reap it ourselves. */
         if (result)
             *result = rt->cold[slot].result;
-        reap(rt, slot, w);
+        reap(rt, slot, weft__worker_self()); /* w may be stale: the join
+                                                  may have parked and moved */
         return 0;
     }
     if (weft_ts_state(s) != WEFT_TS_DONE) {
@@ -324,7 +326,8 @@ int weft_join(weft_task h, void **result)
     }
     if (result)
         *result = rt->cold[slot].result;
-    reap(rt, slot, w);
+    reap(rt, slot, weft__worker_self()); /* w may be stale: the join
+                                                  may have parked and moved */
     return 0;
 }
 
