@@ -247,8 +247,8 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
      * from 0 again). Golden-ratio steps spread successive epochs over the
      * 24-bit generation space. */
     static _Atomic uint32_t epochs;
-    rt->epoch = (atomic_fetch_add_explicit(&epochs, 1, RLX) * 0x9e3779u) &
-                0xffffff;
+    rt->epoch =
+        (atomic_fetch_add_explicit(&epochs, 1, RLX) * 0x9e3779u) & 0xffffff;
 
     uint32_t started = 0;
     for (; started < rt->nworkers; started++) {

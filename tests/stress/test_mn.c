@@ -121,8 +121,8 @@ static void *tree_node(void *arg)
     for (int i = 0; i < kids && i < 4; i++) {
         uint64_t cs = (mix(seed * 7 + (uint64_t)i) & ~UINT64_C(7)) |
                       (uint64_t)(depth + 1);
-        CHECK_OK(weft_spawn(NULL, &t[i], tree_node, (void *)(uintptr_t)cs,
-                            NULL));
+        CHECK_OK(
+            weft_spawn(NULL, &t[i], tree_node, (void *)(uintptr_t)cs, NULL));
     }
     int n = kids < 4 ? kids : 4, first = (int)(mix(seed ^ 3) % 4);
     for (int k = 0; k < n; k++) {
@@ -159,10 +159,22 @@ static void trees_at(unsigned workers)
     test_rt_destroy_clean(rt);
 }
 
-TEST_T(stress, trees_1_worker, 120) { trees_at(1); }
-TEST_T(stress, trees_2_workers, 120) { trees_at(2); }
-TEST_T(stress, trees_4_workers, 120) { trees_at(4); }
-TEST_T(stress, trees_8_workers, 120) { trees_at(8); }
+TEST_T(stress, trees_1_worker, 120)
+{
+    trees_at(1);
+}
+TEST_T(stress, trees_2_workers, 120)
+{
+    trees_at(2);
+}
+TEST_T(stress, trees_4_workers, 120)
+{
+    trees_at(4);
+}
+TEST_T(stress, trees_8_workers, 120)
+{
+    trees_at(8);
+}
 
 /* ---- a ring of tasks handing a token around, across workers ------------ */
 
