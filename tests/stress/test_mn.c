@@ -5,6 +5,7 @@
  * from eight plain threads at once.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -364,4 +365,29 @@ TEST_T(stress, spawn_from_eight_plain_threads, 120)
     int n = TEST_SANITIZED ? 512 : 5008; /* rounded up to 16 */
     CHECK_EQ_INT(atomic_load(&e.sum), 8L * n);
     test_rt_destroy_clean(e.rt);
+}
+
+/* ---- pinning ------------------------------------------------------------- */
+
+static void *cpus_of_my_thread(void *arg)
+{
+    (void)arg;
+    cpu_set_t set;
+    CHECK_EQ_INT(pthread_getaffinity_np(pthread_self(), sizeof set, &set), 0);
+    return (void *)(intptr_t)CPU_COUNT(&set);
+}
+
+TEST(stress, pinned_workers_run_on_one_cpu)
+{
+    /* cfg.pin: each worker thread is bound to one CPU of the process's
+     * affinity mask, so a task sees a one-CPU mask on whichever worker
+     * it runs. */
+    weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.max_tasks = 256;
+    cfg.pin = 1;
+    weft_rt *rt = test_rt_cfg(&cfg);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ_INT((intptr_t)test_run(rt, cpus_of_my_thread, NULL), 1);
+    test_rt_destroy_clean(rt);
 }
