@@ -124,7 +124,7 @@ static void first_use(weft_stack_pool *p, uint32_t i)
         atomic_fetch_add_explicit(&p->guarded, 1, RLX);
     } else {
         f |= WEFT_STK_CANARY;
-        if (!p->small)
+        if (!p->small && p->want_guard) /* the budget ran out */
             atomic_fetch_add_explicit(&p->canaried, 1, RLX);
     }
     atomic_store_explicit(&p->flags[i], f, RLX);

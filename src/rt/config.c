@@ -109,6 +109,8 @@ void weft_config_default(weft_config *cfg)
     }
 }
 
+/* Every message names the field and its WEFT_* variable: a value that
+ * parses but is out of range may have come from either (DESIGN.md §1). */
 int weft__config_check(weft_config *c)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -125,39 +127,45 @@ int weft__config_check(weft_config *c)
             c->workers = leaves;
     }
     if (c->workers > WORKERS_LIMIT)
-        return weft__error_set(-EINVAL, "workers: %u exceeds %u", c->workers,
-                               WORKERS_LIMIT);
+        return weft__error_set(-EINVAL, "workers (WEFT_WORKERS): %u exceeds %u",
+                               c->workers, WORKERS_LIMIT);
     if (c->max_tasks < 1 || c->max_tasks > MAX_TASKS_LIMIT)
-        return weft__error_set(-EINVAL, "max_tasks: %u not in 1..%u",
+        return weft__error_set(-EINVAL,
+                               "max_tasks (WEFT_MAX_TASKS): %u not in 1..%u",
                                c->max_tasks, MAX_TASKS_LIMIT);
     if (c->workers > weft__summary_leaves(c->max_tasks))
-        return weft__error_set(-EINVAL,
-                               "workers: %u exceeds leaf_count %u (each "
-                               "worker needs a leaf of 63 task slots)",
-                               c->workers, weft__summary_leaves(c->max_tasks));
+        return weft__error_set(
+            -EINVAL,
+            "workers (WEFT_WORKERS): %u exceeds leaf_count %u (each "
+            "worker needs a leaf of 63 task slots)",
+            c->workers, weft__summary_leaves(c->max_tasks));
     if (c->stack_size % page || c->stack_size < ((size_t)16 << 10) ||
         c->stack_size > ((size_t)1 << 30))
-        return weft__error_set(-EINVAL,
-                               "stack_size: %zu is not a multiple of the "
-                               "page size in 16 KiB..1 GiB",
-                               c->stack_size);
+        return weft__error_set(
+            -EINVAL,
+            "stack_size (WEFT_STACK_SIZE): %zu is not a multiple of the "
+            "page size in 16 KiB..1 GiB",
+            c->stack_size);
     if (c->small_stack_size % 64 || c->small_stack_size < 2048 ||
         c->small_stack_size > c->stack_size)
         return weft__error_set(-EINVAL,
-                               "small_stack_size: %zu is not a multiple of "
+                               "small_stack_size (WEFT_SMALL_STACK_SIZE): %zu "
+                               "is not a multiple of "
                                "64 in 2 KiB..stack_size",
                                c->small_stack_size);
     if (c->pin != 0 && c->pin != 1)
-        return weft__error_set(-EINVAL, "pin: %d is not 0 or 1", c->pin);
+        return weft__error_set(-EINVAL, "pin (WEFT_PIN): %d is not 0 or 1",
+                               c->pin);
     if (c->guard_pages != 0 && c->guard_pages != 1)
-        return weft__error_set(-EINVAL, "guard_pages: %d is not 0 or 1",
-                               c->guard_pages);
+        return weft__error_set(
+            -EINVAL, "guard_pages (WEFT_GUARD_PAGES): %d is not 0 or 1",
+            c->guard_pages);
     if ((uint64_t)c->max_tasks * (c->stack_size + c->small_stack_size) >
         ARENA_LIMIT)
-        return weft__error_set(-EINVAL,
-                               "max_tasks: %u stacks of %zu + %zu bytes "
-                               "exceed the 64 TiB arena limit",
-                               c->max_tasks, c->stack_size,
-                               c->small_stack_size);
+        return weft__error_set(
+            -EINVAL,
+            "max_tasks (WEFT_MAX_TASKS): %u stacks of %zu + %zu bytes "
+            "exceed the 64 TiB arena limit",
+            c->max_tasks, c->stack_size, c->small_stack_size);
     return 0;
 }

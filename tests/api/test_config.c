@@ -368,3 +368,39 @@ TEST(api, config_minimum_sizes_work)
     CHECK_EQ_PTR(test_run(rt, use_small, (void *)21), (void *)42);
     test_rt_destroy_clean(rt);
 }
+
+TEST(api, config_env_out_of_range_names_variable)
+{
+    /* A value that parses but is out of range is reported with the
+     * variable's name, not only the field's (DESIGN.md §1). */
+    clear_env();
+    setenv("WEFT_GUARD_PAGES", "2", 1);
+    weft_config c;
+    weft_config_default(&c);
+    weft_rt *rt = NULL;
+    CHECK_ERR(weft_rt_create(&rt, &c), -EINVAL);
+    CHECK_STR_CONTAINS(weft_last_error(), "WEFT_GUARD_PAGES");
+    CHECK_NULL(rt);
+}
+
+static void *noop(void *arg)
+{
+    return arg;
+}
+
+TEST(api, canary_stacks_counts_budget_fallbacks_only)
+{
+    /* guard_pages = 0 asks for canaries: they are not counted as
+     * fallbacks from an exhausted mapping budget. */
+    clear_env();
+    weft_config c;
+    weft_config_default(&c);
+    c.max_tasks = 64;
+    c.guard_pages = 0;
+    weft_rt *rt = test_rt_cfg(&c);
+    test_run(rt, noop, NULL);
+    weft_stats st = test_stats(rt);
+    CHECK_EQ_U64(st.canary_stacks, 0);
+    CHECK_EQ_U64(st.guarded_stacks, 0);
+    test_rt_destroy_clean(rt);
+}
