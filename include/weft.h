@@ -41,7 +41,7 @@ extern "C" {
  * Returned negated: -EINVAL bad argument, -ENOMEM out of memory, -EAGAIN
  * capacity exhausted (max_tasks), -ESRCH stale or unknown task handle,
  * -EDEADLK a task joining itself, -EBUSY runtime still has tasks, -EPERM
- * wrong calling context, -ENOTSUP not supported by this build or version,
+ * wrong calling context,
  * -ECANCELED runtime shutting down. */
 
 /* Name of an error code (positive or negative); never NULL. Any thread. */

@@ -6,7 +6,7 @@
 
 #include "../sched/sched.h"
 
-/* Validate a config, resolving workers == 0. 0 or -EINVAL / -ENOTSUP with
+/* Validate a config, resolving workers == 0. 0 or -EINVAL with
  * weft_last_error() set. */
 int weft__config_check(weft_config *c);
 
