@@ -186,6 +186,10 @@ const char *weft_test_errname(int err);
  * slots; fails the test if it cannot be created. Plain thread. */
 weft_rt *test_rt(uint32_t max_tasks);
 
+/* The same with exactly `workers` workers (0 = automatic): for tests whose
+ * scenario needs tasks to share one worker, or a given count. */
+weft_rt *test_rt_workers(uint32_t max_tasks, unsigned workers);
+
 /* A runtime from an explicit config; fails the test on error. */
 weft_rt *test_rt_cfg(const weft_config *cfg);
 

@@ -228,11 +228,7 @@ TEST_T(api, rt_destroy_after_shutdown_yielding, 5)
      * destroy returns. One worker, so that the two share it (on two
      * workers a lone yielder has nothing to switch to; see
      * stress.shutdown_under_load for many workers). */
-    weft_config one;
-    weft_config_default(&one);
-    one.max_tasks = 64;
-    one.workers = 1;
-    weft_rt *rt = test_rt_cfg(&one);
+    weft_rt *rt = test_rt_workers(64, 1);
     weft_task a, b;
     CHECK_OK(weft_spawn(rt, &a, yield_forever, NULL, NULL));
     CHECK_OK(weft_spawn(rt, &b, yield_forever, NULL, NULL));
@@ -277,11 +273,7 @@ static int destroy_with_queued_tasks(void)
 {
     /* One worker: with more, an idle one would run the queued tasks at
      * once. */
-    weft_config one;
-    weft_config_default(&one);
-    one.max_tasks = 64;
-    one.workers = 1;
-    weft_rt *rt = test_rt_cfg(&one);
+    weft_rt *rt = test_rt_workers(64, 1);
     weft_task s, q[3];
     CHECK_OK(weft_spawn(rt, &s, spin_then_yield, NULL, NULL));
     uint64_t end = test_now_ms() + 10000;

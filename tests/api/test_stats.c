@@ -94,11 +94,7 @@ TEST(api, stats_yields_counted)
 {
     /* One worker: each yield switches to the other task only while both
      * share it (on two, the idle worker may steal the child). */
-    weft_config one;
-    weft_config_default(&one);
-    one.max_tasks = 64;
-    one.workers = 1;
-    weft_rt *rt = test_rt_cfg(&one);
+    weft_rt *rt = test_rt_workers(64, 1);
     test_run(rt, ping_pong, rt);
     test_rt_destroy_clean(rt);
 }

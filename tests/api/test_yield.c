@@ -37,11 +37,7 @@ static void *three_yielders(void *arg)
 TEST(api, yield_round_robin)
 {
     /* Round-robin order is per worker: run the three on one. */
-    weft_config one;
-    weft_config_default(&one);
-    one.max_tasks = 64;
-    one.workers = 1;
-    weft_rt *rt = test_rt_cfg(&one);
+    weft_rt *rt = test_rt_workers(64, 1);
     test_run(rt, three_yielders, NULL);
     CHECK_EQ_INT(atomic_load(&log_len), NTASKS * ROUNDS);
     /* Each round holds every task once, in the same order as the first. */

@@ -68,6 +68,15 @@ weft_rt *test_rt_cfg(const weft_config *cfg)
     return rt;
 }
 
+weft_rt *test_rt_workers(uint32_t max_tasks, unsigned workers)
+{
+    weft_config c;
+    weft_config_default(&c);
+    c.max_tasks = max_tasks;
+    c.workers = workers;
+    return test_rt_cfg(&c);
+}
+
 weft_rt *test_rt(uint32_t max_tasks)
 {
     weft_config c;

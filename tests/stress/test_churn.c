@@ -118,11 +118,7 @@ static uint64_t expected_sum(uint64_t cycles)
 static void churn_million(unsigned workers)
 {
     const uint64_t first = 100000, total = 1000000;
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.max_tasks = 4096;
-    cfg.workers = workers;
-    weft_rt *rt = test_rt_cfg(&cfg);
+    weft_rt *rt = test_rt_workers(4096, workers);
     uint64_t done1 =
         (uint64_t)(uintptr_t)test_run(rt, churn, (void *)(uintptr_t)first);
     test_wait_live(rt, 0, 10000);

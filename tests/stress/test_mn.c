@@ -14,15 +14,6 @@
 #include "check.h"
 #include "internal.h"
 
-static weft_rt *rt_with(unsigned workers, uint32_t max_tasks)
-{
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = workers;
-    cfg.max_tasks = max_tasks;
-    return test_rt_cfg(&cfg);
-}
-
 /* ---- the deque: one owner, three thieves ------------------------------ */
 
 typedef struct {
@@ -147,7 +138,7 @@ static uint64_t tree_expect(uint64_t seed)
 
 static void trees_at(unsigned workers)
 {
-    weft_rt *rt = rt_with(workers, 1u << 15);
+    weft_rt *rt = test_rt_workers(1u << 15, workers);
     int trees = TEST_SANITIZED ? 10 : 60;
     for (int k = 0; k < trees; k++) {
         uint64_t seed = mix((uint64_t)k + 99) & ~UINT64_C(7);
@@ -229,7 +220,7 @@ TEST_T(stress, ring_wakeups_across_workers, 180)
      * test times out. */
     static ring r;
     r.rounds = TEST_SANITIZED ? 100000 : 1000000;
-    r.rt = rt_with(4, 1024);
+    r.rt = test_rt_workers(1024, 4);
     static ring_arg a[RING];
     for (int i = 0; i < RING; i++) {
         a[i] = (ring_arg){&r, i};
@@ -263,7 +254,7 @@ TEST(stress, idle_runtime_uses_under_1_percent_cpu)
      * idleness the process uses under 10 ms of CPU (1 % of one CPU). */
     if (TEST_SANITIZED)
         TEST_SKIP("sanitizer runtimes run background threads of their own");
-    weft_rt *rt = rt_with(4, 256);
+    weft_rt *rt = test_rt_workers(256, 4);
     test_run(rt, nothing, NULL);
     usleep(50 * 1000); /* let the search spins run out */
     double before = cpu_ms();
@@ -306,7 +297,7 @@ TEST_T(stress, shutdown_under_load, 60)
     /* Yielding, parked and spawning tasks on 4 workers: shutdown then
      * destroy returns promptly and leaves nothing mapped (ASan's leak
      * check covers the heap). */
-    weft_rt *rt = rt_with(4, 4096);
+    weft_rt *rt = test_rt_workers(4096, 4);
     weft_spawn_attr a = WEFT_SPAWN_ATTR_INIT;
     a.flags = WEFT_DETACHED;
     for (int i = 0; i < 64; i++) {
@@ -356,7 +347,7 @@ static void *plain_spawner(void *arg)
 TEST_T(stress, spawn_from_eight_plain_threads, 120)
 {
     static eight e;
-    e.rt = rt_with(2, 4096);
+    e.rt = test_rt_workers(4096, 2);
     pthread_t th[8];
     for (int i = 0; i < 8; i++)
         pthread_create(&th[i], NULL, plain_spawner, &e);
