@@ -23,7 +23,7 @@
  * thread-local's address (thread pointer plus offset, or what
  * __tls_get_addr returned) in a callee-saved register across the
  * swapcontext call, so the resumed side would read the first thread's
- * variable (docs/hacking.md, the M:N issue). A frame moves with its stack.
+ * variable (docs/hacking.md, migration). A frame moves with its stack.
  *
  * glibc's opt-in CET shadow stacks are not supported: makecontext would
  * size a shadow stack from uc_stack, whose extent weft__ctx_make does not

@@ -4,8 +4,9 @@
  * (in the arena), so it stores nothing but slot indices and needs no
  * memory of its own.
  *
- * This version takes a short mutex per batch (not per task). The M:N issue
- * measures it against a lock-free MPMC before deciding (DESIGN.md §4).
+ * It takes a short mutex per batch (not per task): measured against a
+ * spinlock in docs/decisions/0004-injection-queue.md; spawns from plain
+ * threads bypass it through the summary tree's signal bits.
  */
 #ifndef WEFT_QUEUE_INJECT_H
 #define WEFT_QUEUE_INJECT_H

@@ -21,9 +21,10 @@
  * Run order (DESIGN.md §4), each step only when the previous found
  * nothing: the LIFO slot (bounded to LIFO_MAX consecutive runs), the
  * deque, the signalled tasks of the summary tree, the yield queue, the
- * injection queue; every FAIR_TICK-th decision looks at the injection
- * queue first so it is never starved. Stealing and mailboxes join with the
- * M:N issue.
+ * injection queue, then stealing from another worker's deque (not for a
+ * yield: the yielder is itself runnable); every FAIR_TICK-th decision
+ * looks at the injection queue first so it is never starved, and shares
+ * yielded tasks when workers sleep. Mailboxes (mesh mode) come later.
  *
  * Sleeping (the no-lost-wake-up argument). A worker with nothing to do
  * announces itself: sleep = 1, then an RMW idle += 1. It then re-checks
@@ -133,7 +134,7 @@ static inline void push_local(weft_worker *w, uint32_t slot)
 /*
  * New stealable work on this worker's deque: wake an idle worker unless
  * one is already searching (it will find the work, and wakes a successor
- * when it does: see search()). At most one worker is woken per burst, so
+ * when it does: see idle()). At most one worker is woken per burst, so
  * a spawn loop does not stampede the sleepers.
  *
  * No fence here, unlike weft__wake_one: work on a worker's own deque
