@@ -325,6 +325,26 @@ static long take_round(stress *x, uint32_t *cursor)
     return n;
 }
 
+/* A stress run over a tree of `slots` slots, per_thread operations each. */
+static void stress_init(stress *x, uint32_t slots, long per_thread)
+{
+    x->per_thread = per_thread;
+    tree_init(&x->t, slots);
+    x->pending = calloc(slots, 1);
+    CHECK_NOT_NULL(x->pending);
+}
+
+/* Every signal taken exactly once (by the threads, or `drained` after
+ * them), nothing left in the tree; then free the run. */
+static void stress_finish(stress *x, long drained)
+{
+    CHECK_EQ_INT(atomic_load(&x->bad), 0);
+    CHECK_EQ_INT(atomic_load(&x->taken) + drained, atomic_load(&x->sent));
+    CHECK_EQ_U64(weft__summary_snapshot(&x->t.s), 0);
+    free((void *)x->pending);
+    tree_fini(&x->t);
+}
+
 static void *taker(void *p)
 {
     stress *x = p;
@@ -343,10 +363,8 @@ TEST_T(unit, summary_concurrent_exactly_once, 120)
 {
     /* Two signallers and two takers, 10^7 signal attempts in all (10^6
      * under sanitizers); every signal taken exactly once, nothing left. */
-    stress x = {.per_thread = TEST_SANITIZED ? 500000 : 5000000};
-    tree_init(&x.t, 4096);
-    x.pending = calloc(4096, 1);
-    CHECK_NOT_NULL(x.pending);
+    static stress x;
+    stress_init(&x, 4096, TEST_SANITIZED ? 500000 : 5000000);
     atomic_store(&x.signallers_left, 2);
     pthread_t th[4];
     pthread_create(&th[0], NULL, signaller, &x);
@@ -355,12 +373,8 @@ TEST_T(unit, summary_concurrent_exactly_once, 120)
     pthread_create(&th[3], NULL, taker, &x);
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
-    CHECK_EQ_INT(atomic_load(&x.bad), 0);
     CHECK_CMP_INT(atomic_load(&x.sent), >, 0);
-    CHECK_EQ_INT(atomic_load(&x.taken), atomic_load(&x.sent));
-    CHECK_EQ_U64(weft__summary_snapshot(&x.t.s), 0);
-    free((void *)x.pending);
-    tree_fini(&x.t);
+    stress_finish(&x, 0);
 }
 
 /* Four threads that each signal their own slots of one leaf and take
@@ -396,10 +410,8 @@ TEST_T(unit, summary_concurrent_hot_leaf, 120)
 {
     /* 4 x 2.5 x 10^6 operations on one leaf (10^6 in all under
      * sanitizers); this is the case that once lost a root->top bit. */
-    stress x = {.per_thread = TEST_SANITIZED ? 250000 : 2500000};
-    tree_init(&x.t, 63);
-    x.pending = calloc(63, 1);
-    CHECK_NOT_NULL(x.pending);
+    static stress x;
+    stress_init(&x, 63, TEST_SANITIZED ? 250000 : 2500000);
     pthread_t th[4];
     mixed_arg a[4];
     for (uint32_t i = 0; i < 4; i++) {
@@ -412,11 +424,7 @@ TEST_T(unit, summary_concurrent_hot_leaf, 120)
     long r, drained = 0;
     while ((r = take_round(&x, &cursor)) >= 0)
         drained += r;
-    CHECK_EQ_INT(atomic_load(&x.bad), 0);
-    CHECK_EQ_INT(atomic_load(&x.taken) + drained, atomic_load(&x.sent));
-    CHECK_EQ_U64(weft__summary_snapshot(&x.t.s), 0);
-    free((void *)x.pending);
-    tree_fini(&x.t);
+    stress_finish(&x, drained);
 }
 
 /* ---- wake-ups of parked tasks from plain threads ---------------------- */
