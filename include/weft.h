@@ -40,9 +40,10 @@ extern "C" {
 /* ---- Errors -------------------------------------------------------------
  * Returned negated: -EINVAL bad argument, -ENOMEM out of memory, -EAGAIN
  * capacity exhausted (max_tasks), -ESRCH stale or unknown task handle,
- * -EDEADLK a task joining itself, -EBUSY runtime still has tasks, -EPERM
- * wrong calling context,
- * -ECANCELED runtime shutting down. */
+ * -EDEADLK a task joining itself, -EBUSY runtime still has tasks (or a
+ * primitive still has waiters), -EPERM wrong calling context, -ECANCELED
+ * runtime shutting down, -ETIMEDOUT deadline passed, -EPIPE channel
+ * closed, -EOVERFLOW semaphore count limit. */
 
 /* Name of an error code (positive or negative); never NULL. Any thread. */
 WEFT_API const char *weft_strerror(int err);
@@ -199,6 +200,208 @@ typedef unsigned weft_tls_key;
 WEFT_API int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *));
 WEFT_API int weft_tls_set(weft_tls_key key, void *value);
 WEFT_API void *weft_tls_get(weft_tls_key key);
+
+/* ---- Time ----------------------------------------------------------------
+ * Deadlines are absolute times on weft_now_ns()'s clock (CLOCK_MONOTONIC,
+ * nanoseconds). Every blocking call below has an _until variant taking
+ * one; it returns -ETIMEDOUT once the deadline has passed without the
+ * wait being satisfied (a deadline already in the past still tries once
+ * without blocking). WEFT_NO_DEADLINE means none. A timed-out call has no
+ * effect. */
+#define WEFT_NO_DEADLINE UINT64_MAX
+
+/* Monotonic time in nanoseconds. Any thread, async-signal-safe. */
+WEFT_API uint64_t weft_now_ns(void);
+
+/* Sleep for ns nanoseconds / until a deadline. A task parks on a timer of
+ * its worker; a plain thread sleeps in the kernel. Returns 0. Any thread. */
+WEFT_API int weft_sleep_ns(uint64_t ns);
+WEFT_API int weft_sleep_until(uint64_t deadline_ns);
+
+/* ---- Synchronisation -----------------------------------------------------
+ * Mutexes, condition variables, semaphores, wait groups and events. In a
+ * task every wait parks the task, never its worker; on a plain thread it
+ * blocks the thread (futex). A primitive may be shared by tasks of several
+ * runtimes and plain threads at once. Waiters queue in FIFO order; the
+ * record of a waiter lives on its own stack, so no wait allocates.
+ *
+ * Each type is plain memory: the _INIT macro or the _init call (never
+ * fails) makes a usable object, and _destroy marks it dead. A destroyed
+ * object is detected by every later call (-EINVAL) until its memory is
+ * reused; _destroy refuses (-EBUSY) an object that is held or has waiters.
+ * The fields are private.
+ *
+ * Errors common to all: -EINVAL (NULL or destroyed object), -ETIMEDOUT
+ * (_until calls). */
+
+typedef struct weft_waitq {
+    uint32_t lock_;
+    uint32_t pad_;
+    void *head_, *tail_;
+} weft_waitq;
+#define WEFT_WAITQ_INIT_ {0, 0, NULL, NULL}
+
+/* Mutex. Not recursive, not owner-checked beyond "is it locked".
+ * Policy (documented in docs/sync.md): lock is one CAS when free. A
+ * contended locker spins briefly, then queues FIFO and parks. Unlock wakes
+ * the first waiter, which competes with newcomers (no convoy: a running
+ * task can re-take a lock it just released without a switch). A waiter
+ * that has waited over 1 ms switches the mutex to handoff mode: unlock
+ * then passes ownership directly to the first waiter and newcomers queue
+ * behind it (no starvation), until the queue empties or a waiter is served
+ * within 1 ms. */
+typedef struct weft_mutex {
+    uint32_t state_;
+    uint32_t pad_;
+    weft_waitq q_;
+} weft_mutex;
+#define WEFT_MUTEX_INIT {0, 0, WEFT_WAITQ_INIT_}
+
+WEFT_API int weft_mutex_init(weft_mutex *m);
+/* -EBUSY while locked or waited on. */
+WEFT_API int weft_mutex_destroy(weft_mutex *m);
+WEFT_API int weft_mutex_lock(weft_mutex *m);
+WEFT_API int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline_ns);
+/* -EBUSY when held. */
+WEFT_API int weft_mutex_trylock(weft_mutex *m);
+/* -EPERM when not locked. Any thread may unlock (as with a semaphore). */
+WEFT_API int weft_mutex_unlock(weft_mutex *m);
+
+/* Condition variable, used with a weft_mutex the caller holds. Waiters
+ * are woken in FIFO order. weft_cond_wait never returns without a signal,
+ * a broadcast or (for _until) its deadline: weft adds no spurious wake-ups
+ * of its own. Callers should still loop on their predicate, because
+ * another locker may change it between the signal and the wake-up. A
+ * signal or broadcast wakes only waiters already queued when it is called.
+ * The mutex is re-acquired before every return, -ETIMEDOUT included; a
+ * waiter that was signalled as its deadline passed returns 0 (the signal
+ * is never lost). */
+typedef struct weft_cond {
+    uint32_t state_;
+    uint32_t pad_;
+    weft_waitq q_;
+} weft_cond;
+#define WEFT_COND_INIT {0, 0, WEFT_WAITQ_INIT_}
+
+WEFT_API int weft_cond_init(weft_cond *c);
+WEFT_API int weft_cond_destroy(weft_cond *c); /* -EBUSY with waiters */
+WEFT_API int weft_cond_wait(weft_cond *c, weft_mutex *m);
+WEFT_API int weft_cond_wait_until(weft_cond *c, weft_mutex *m,
+                                  uint64_t deadline_ns);
+WEFT_API int weft_cond_signal(weft_cond *c);
+WEFT_API int weft_cond_broadcast(weft_cond *c);
+
+/* Counting semaphore. post hands its unit straight to the first waiter
+ * when there is one (FIFO, no barging past a queued waiter). */
+typedef struct weft_sem {
+    uint64_t state_;
+    weft_waitq q_;
+} weft_sem;
+#define WEFT_SEM_INIT(value) {(uint64_t)(value) << 2, WEFT_WAITQ_INIT_}
+#define WEFT_SEM_MAX ((uint64_t)1 << 60)
+
+/* -EINVAL when value > WEFT_SEM_MAX. */
+WEFT_API int weft_sem_init(weft_sem *s, uint64_t value);
+WEFT_API int weft_sem_destroy(weft_sem *s); /* -EBUSY with waiters */
+WEFT_API int weft_sem_wait(weft_sem *s);
+WEFT_API int weft_sem_wait_until(weft_sem *s, uint64_t deadline_ns);
+WEFT_API int weft_sem_trywait(weft_sem *s); /* -EAGAIN when zero */
+/* -EOVERFLOW when the count would pass WEFT_SEM_MAX. */
+WEFT_API int weft_sem_post(weft_sem *s);
+WEFT_API uint64_t weft_sem_value(const weft_sem *s);
+
+/* Wait group: a counter; wait blocks until it is zero. add(n) with a
+ * negative n that would take it below zero is -EINVAL and changes
+ * nothing. */
+typedef struct weft_wg {
+    int64_t count_;
+    uint32_t state_;
+    uint32_t pad_;
+    weft_waitq q_;
+} weft_wg;
+#define WEFT_WG_INIT {0, 0, 0, WEFT_WAITQ_INIT_}
+
+WEFT_API int weft_wg_init(weft_wg *g);
+WEFT_API int weft_wg_destroy(weft_wg *g); /* -EBUSY with waiters */
+WEFT_API int weft_wg_add(weft_wg *g, int64_t n);
+WEFT_API int weft_wg_done(weft_wg *g); /* weft_wg_add(g, -1) */
+WEFT_API int weft_wg_wait(weft_wg *g);
+WEFT_API int weft_wg_wait_until(weft_wg *g, uint64_t deadline_ns);
+
+/* Event: a flag that waiters wait for. set wakes every waiter and lets
+ * later waits through until reset. weft_event_set is callable from any
+ * thread, including threads the runtime does not know, and from a signal
+ * handler (it is async-signal-safe: it takes no lock a handler could
+ * interrupt, see docs/sync.md). */
+typedef struct weft_event {
+    uint32_t state_;
+    uint32_t pad_;
+    weft_waitq q_;
+} weft_event;
+#define WEFT_EVENT_INIT {0, 0, WEFT_WAITQ_INIT_}
+
+WEFT_API int weft_event_init(weft_event *e);
+WEFT_API int weft_event_destroy(weft_event *e); /* -EBUSY with waiters */
+WEFT_API int weft_event_set(weft_event *e);
+WEFT_API int weft_event_reset(weft_event *e);
+WEFT_API int weft_event_is_set(const weft_event *e);
+WEFT_API int weft_event_wait(weft_event *e);
+WEFT_API int weft_event_wait_until(weft_event *e, uint64_t deadline_ns);
+
+/* ---- Channels ------------------------------------------------------------
+ * A channel carries elements of a fixed size, copied in and out. Capacity
+ * 0 is a rendezvous: a send completes only when a receiver takes the
+ * element. Elements from one sender arrive in the order sent; blocked
+ * senders and receivers are served FIFO.
+ *
+ * Close: later sends fail with -EPIPE, and so do senders blocked at the
+ * time; receivers (blocked or later) drain what is buffered, then get
+ * -EPIPE. A second close is -EPIPE.
+ *
+ * Errors: -EINVAL (NULL channel or element, destroyed channel in builds
+ * with WEFT_DEBUG), -EPIPE (closed), -EAGAIN (try_ calls that would
+ * block), -ETIMEDOUT (_until calls). Any thread; blocking calls park a
+ * task or block a plain thread. */
+typedef struct weft_chan weft_chan;
+
+/* elem_size 1..65536; capacity 0..2^31. Allocates the channel and its
+ * buffer once. -EINVAL for a bad size, -ENOMEM. */
+WEFT_API int weft_chan_create(weft_chan **out, size_t elem_size,
+                              size_t capacity);
+/* -EBUSY while tasks or threads are blocked on it (close it first and let
+ * them return). Buffered elements are dropped. */
+WEFT_API int weft_chan_destroy(weft_chan *ch);
+WEFT_API int weft_chan_close(weft_chan *ch);
+WEFT_API int weft_chan_send(weft_chan *ch, const void *elem);
+WEFT_API int weft_chan_send_until(weft_chan *ch, const void *elem,
+                                  uint64_t deadline_ns);
+WEFT_API int weft_chan_try_send(weft_chan *ch, const void *elem);
+WEFT_API int weft_chan_recv(weft_chan *ch, void *elem);
+WEFT_API int weft_chan_recv_until(weft_chan *ch, void *elem,
+                                  uint64_t deadline_ns);
+WEFT_API int weft_chan_try_recv(weft_chan *ch, void *elem);
+WEFT_API size_t weft_chan_len(const weft_chan *ch); /* buffered now */
+WEFT_API size_t weft_chan_cap(const weft_chan *ch);
+
+/* Select: complete exactly one of several channel operations. */
+enum { WEFT_SEL_SEND = 1, WEFT_SEL_RECV = 2 };
+typedef struct weft_sel_case {
+    weft_chan *chan; /* NULL: the case is never ready (ignored) */
+    int op;          /* WEFT_SEL_SEND or WEFT_SEL_RECV */
+    void *elem;      /* element to send, or where to receive */
+    int result;      /* out, for the chosen case: 0, or -EPIPE when it
+                        completed because the channel is closed */
+} weft_sel_case;
+
+/* Wait until one case can complete, complete it, and return its index
+ * (its .result says how). Among cases ready at once the choice is
+ * uniformly random. n is at most 64. Errors: -EINVAL (bad case, n 0 or
+ * over 64, all channels NULL for the blocking form), -ETIMEDOUT (_until),
+ * -EAGAIN (try_: none ready). */
+WEFT_API int weft_select(weft_sel_case *cases, size_t n);
+WEFT_API int weft_select_until(weft_sel_case *cases, size_t n,
+                               uint64_t deadline_ns);
+WEFT_API int weft_try_select(weft_sel_case *cases, size_t n);
 
 /* ---- Observation -------------------------------------------------------- */
 

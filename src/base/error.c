@@ -18,15 +18,16 @@ static const struct {
     {0, "success"},
     {EINVAL, "invalid argument"},
     {ENOMEM, "out of memory"},
-    {EAGAIN, "capacity exhausted (max_tasks)"},
+    {EAGAIN, "capacity exhausted (max_tasks), or would block (try_)"},
     {ESRCH, "stale or unknown task handle"},
     {EDEADLK, "a task cannot join itself"},
-    {EBUSY, "runtime still has live tasks"},
+    {EBUSY, "still in use (live tasks, waiters, held lock)"},
     {EPERM, "not allowed in this calling context"},
     {ENOTSUP, "not supported in this build or version"},
     {ECANCELED, "runtime is shutting down"},
     {ETIMEDOUT, "deadline passed"},
     {EPIPE, "channel closed"},
+    {EOVERFLOW, "semaphore count limit reached"},
 };
 
 const char *weft_strerror(int err)

@@ -100,7 +100,8 @@ static void install_handler(void)
 
 typedef struct layout {
     size_t rt, workers, sum, hot, cold, link;
-    size_t next[2], flags[2], owner[2], san[2], alt, stacks[2], total;
+    size_t next[2], flags[2], owner[2], san[2], timers, alt, stacks[2];
+    size_t total;
 } layout;
 
 static void plan(const weft_config *c, const weft_summary *s, size_t page,
@@ -120,6 +121,9 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
         l->owner[k] = weft__arena_add(&p, n * 4, line);
         l->san[k] = weft__arena_add(&p, n * sizeof(void *), line);
     }
+    /* Timer heaps: one per worker, room for every task's timer. */
+    l->timers =
+        weft__arena_add(&p, c->workers * n * sizeof(weft_theap_ent), line);
     l->alt = weft__arena_add(&p, c->workers * WEFT_ALTSTACK, page);
     l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
     l->stacks[1] = weft__arena_add(&p, n * c->small_stack_size, page);
@@ -278,6 +282,9 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         w->ytop_bit = UINT64_C(1) << ((leaf / 64) % 64);
         w->resv_hint = (uint32_t)leaf;
         w->altstack = a + l.alt + started * WEFT_ALTSTACK;
+        weft__theap_init(&w->timers,
+                         (weft_theap_ent *)(a + l.timers) +
+                             (size_t)started * cfg.max_tasks);
         if (pthread_create(&w->thread, NULL, worker_main, w)) {
             err = weft__error_set(-EAGAIN, "workers: cannot create thread");
             goto fail_threads;

@@ -21,6 +21,7 @@
 #include "../queue/deque.h"
 #include "../queue/inject.h"
 #include "task.h"
+#include "timer.h"
 
 /* Per-worker counters: written by the owner only (plain increments of
  * relaxed atomics compile to ordinary adds), read by weft_stats_get. */
@@ -72,6 +73,10 @@ typedef struct weft_worker {
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
                                                             about to be */
     weft_deque dq;
+
+    /* Timers of tasks waiting with a deadline (timer.h): armed and fired
+     * by the owner, cancelled by anyone, on a line of their own. */
+    weft_aligned(WEFT_CACHELINE) weft_theap timers;
 } weft_worker;
 
 _Static_assert(offsetof(weft_worker, st) <= WEFT_CACHELINE,
@@ -154,6 +159,15 @@ void weft__task_park(void);
  * gen is the generation as its handle shows it (weft__handle_gen). Any
  * thread. */
 void weft__task_unpark(struct weft_rt *rt, uint32_t slot, uint32_t gen);
+
+/* As weft__task_unpark, but never touches the calling worker's own queues
+ * (the task is signalled through the summary tree): safe in a signal
+ * handler. Any thread. */
+void weft__task_unpark_remote(struct weft_rt *rt, uint32_t slot,
+                              uint32_t gen);
+
+/* The generation a handle to task `slot` shows now. Any thread. */
+uint32_t weft__task_hgen(struct weft_rt *rt, uint32_t slot);
 
 /* Block the caller until weft__waiter_wake(w) (task: parks; thread:
  * futex). Any thread. */

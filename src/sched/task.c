@@ -375,7 +375,8 @@ weft_rt *weft_current(void)
 
 /* ---- park, unpark, waiters ------------------------------------------ */
 
-void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
+static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen,
+                          int remote)
 {
     weft_tcb *t = &rt->hot[slot];
     uint64_t s = atomic_load_explicit(&t->state, RLX);
@@ -390,7 +391,10 @@ void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
              * Release: what we wrote before waking is visible to it. */
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ_REL,
                                                       RLX)) {
-                weft__sched_ready(rt, slot);
+                if (!remote)
+                    weft__sched_ready(rt, slot);
+                else if (weft__summary_signal(&rt->sum, slot))
+                    weft__wake_one(rt);
                 return;
             }
         } else if (st == WEFT_TS_RUNNABLE && !(s & WEFT_TS_WAKE)) {
@@ -403,6 +407,21 @@ void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
             return; /* already woken, or DONE */
         }
     }
+}
+
+void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
+{
+    unpark(rt, slot, gen, 0);
+}
+
+void weft__task_unpark_remote(weft_rt *rt, uint32_t slot, uint32_t gen)
+{
+    unpark(rt, slot, gen, 1);
+}
+
+uint32_t weft__task_hgen(weft_rt *rt, uint32_t slot)
+{
+    return hgen(rt, atomic_load_explicit(&rt->hot[slot].state, RLX));
 }
 
 void weft__waiter_wait(weft_waiter *me)

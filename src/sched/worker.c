@@ -61,6 +61,7 @@
 #include "../base/atomic.h"
 #include "../base/bits.h"
 #include "../base/check.h"
+#include "../base/clock.h"
 #include "../base/futex.h"
 
 #define RLX memory_order_relaxed
@@ -291,6 +292,14 @@ weft_noinline static void lifo_expire(weft_worker *w, uint32_t slot)
     push_local(w, slot);
 }
 
+/* Fire w's due timers. The clock is read only when a timer is armed. */
+static inline void poll_timers(weft_worker *w)
+{
+    uint64_t next = weft__timer_next(&w->timers);
+    if (weft_unlikely(next != UINT64_MAX) && next <= weft__clock_ns())
+        weft__timer_run(w, weft__clock_ns());
+}
+
 /* The next task to run on w, or -1. The common cases (LIFO slot, deque,
  * yield queue, nothing signalled) stay in this frame; the rest are
  * out-of-line calls so the fast path needs no saved registers. Owner
@@ -324,6 +333,7 @@ static inline int64_t find_local(weft_worker *w)
     if (weft_unlikely(w->fair_countdown-- <= 1)) { /* <= : a zeroed worker
                                                        must tick, not wrap */
         w->fair_countdown = FAIR_TICK;
+        poll_timers(w);
         int others_idle = atomic_load_explicit(&w->rt->idle, RLX) != 0;
         publish_yield(w, w->yq_head != 0 && others_idle);
         if (others_idle && w->yq_head)
@@ -810,10 +820,16 @@ static void idle(weft_worker *w)
     atomic_store_explicit(&w->sleep, 1, RLX);
     /* acq_rel RMW: pairs with weft__wake_one's RMW on idle (header). */
     atomic_fetch_add_explicit(&rt->idle, 1, memory_order_acq_rel);
+    /* Sleep until woken, or until this worker's earliest timer: only its
+     * own tasks arm timers on it, and they do so while it is awake, so
+     * the deadline read here cannot move earlier while it sleeps. */
+    uint64_t next = weft__timer_next(&w->timers);
     if (!has_foreign_work(w))
         while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
                !atomic_load_explicit(&rt->stopping, RLX))
-            weft__futex_wait(&w->sleep, 1, 0);
+            if (weft__futex_wait(&w->sleep, 1,
+                                 next == UINT64_MAX ? 0 : next) < 0)
+                break; /* a timer is due */
     atomic_store_explicit(&w->sleep, 0, RLX);
     atomic_fetch_sub_explicit(&rt->idle, 1, RLX);
 }
@@ -837,6 +853,7 @@ void weft__worker_loop(weft_worker *w)
     }
 #endif
     while (!atomic_load_explicit(&w->rt->stopping, memory_order_acquire)) {
+        poll_timers(w);
         int64_t s = find_work(w);
         if (s >= 0)
             switch_ctx(w, NULL, s, MSG_NONE);

@@ -1,0 +1,169 @@
+/*
+ * wait.c - blocking for tasks and plain threads, with deadlines; time.
+ *
+ * A task blocks by parking. With a deadline it first arms a timer on its
+ * current worker (the record on its stack, timer.h); whichever comes
+ * first, the waker's claim or the timer, unparks it. Parks may return
+ * spuriously (task.c), so the loop re-checks the woken flag and the
+ * timer's fired flag each time. A plain thread blocks on the woken flag
+ * with a futex whose timeout is the deadline itself (absolute
+ * CLOCK_MONOTONIC, the same clock as weft_now_ns).
+ *
+ * No lost wake-up: the waker sets the flag (release) before unparking or
+ * futex-waking; the waiter checks the flag (acquire) after every return
+ * from park or futex wait. An unpark that arrives before the park is kept
+ * as the task's WAKE bit (task.c), and a futex wake before the wait is
+ * caught by the futex's own value check (flag no longer 0).
+ */
+#include "wait.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <time.h>
+
+#include "../base/clock.h"
+#include "../base/futex.h"
+
+#define RLX memory_order_relaxed
+#define ACQ memory_order_acquire
+
+void weft__spin_slow(_Atomic uint32_t *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_load_explicit(l, RLX) &&
+            !atomic_exchange_explicit(l, 1, ACQ)) /* pairs with unlock */
+            return;
+        if (spins < 100)
+            weft_cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+void weft__wait_init(weft_wait *wt)
+{
+    weft_worker *w = weft__worker_self();
+    wt->w.rt = NULL;
+    wt->w.task = NULL;
+    wt->w.slot = 0;
+    if (w && w->current) {
+        wt->w.rt = w->rt;
+        wt->w.task = w->current;
+        wt->w.slot = w->cur_slot;
+    }
+    atomic_store_explicit(&wt->w.futex, 0, RLX);
+    atomic_store_explicit(&wt->claim, 0, RLX);
+    wt->result = 0;
+    wt->flags = 0;
+    wt->since = 0;
+}
+
+/* Try to end the wait by timeout; 1 when we won the claim. */
+static int time_out(weft_wait *wt)
+{
+    uint32_t open = 0;
+    /* acq_rel: pairs with weft__wait_claim. */
+    return atomic_compare_exchange_strong_explicit(
+        &wt->claim, &open, WAIT_TIMEOUT, memory_order_acq_rel, RLX);
+}
+
+static int block_thread(weft_wait *wt, uint64_t deadline)
+{
+    /* Acquire: pairs with weft__waiter_wake's release. */
+    /* The futex call takes 0 as "no deadline". */
+    uint64_t fdl = deadline == WAIT_FOREVER ? 0 : deadline ? deadline : 1;
+    while (!atomic_load_explicit(&wt->w.futex, ACQ)) {
+        if (weft__futex_wait(&wt->w.futex, 0, fdl) == -ETIMEDOUT &&
+            !atomic_load_explicit(&wt->w.futex, ACQ)) {
+            if (time_out(wt))
+                return -ETIMEDOUT;
+            fdl = 0; /* claimed meanwhile: its wake-up is coming */
+        }
+    }
+    return 0;
+}
+
+int weft__wait_block(weft_wait *wt, uint64_t deadline)
+{
+    if (!wt->w.task)
+        return block_thread(wt, deadline);
+    weft_timer tm;
+    int armed = 0;
+    while (!atomic_load_explicit(&wt->w.futex, ACQ)) { /* pairs with
+                                                          waiter_wake */
+        if (deadline != WAIT_FOREVER) {
+            int due;
+            if (!armed) {
+                due = weft__clock_ns() >= deadline;
+                if (!due) {
+                    weft__timer_arm(weft__worker_self(), &tm, deadline,
+                                    &wt->w);
+                    armed = 1;
+                }
+            } else {
+                /* Acquire: pairs with weft__timer_run's release. */
+                due = atomic_load_explicit(&tm.fired, ACQ);
+            }
+            if (due) {
+                if (time_out(wt)) {
+                    if (armed)
+                        weft__timer_cancel(&tm);
+                    return -ETIMEDOUT;
+                }
+                deadline = WAIT_FOREVER; /* claimed meanwhile: wait for
+                                            its wake-up */
+                continue;
+            }
+        }
+        weft__task_park();
+    }
+    if (armed)
+        weft__timer_cancel(&tm);
+    return 0;
+}
+
+void weft__wait_wake_remote(weft_wait *wt)
+{
+    weft_waiter *w = &wt->w;
+    weft_rt *rt = w->rt;
+    uint32_t slot = w->slot;
+    if (w->task) {
+        uint32_t gen = weft__task_hgen(rt, slot);
+        /* Release: pairs with the waiter's acquire of the flag. */
+        atomic_store_explicit(&w->futex, 1, memory_order_release);
+        weft__task_unpark_remote(rt, slot, gen);
+    } else {
+        atomic_store_explicit(&w->futex, 1, memory_order_release);
+        weft__futex_wake(&w->futex, 1);
+    }
+}
+
+/* ---- time ------------------------------------------------------------ */
+
+uint64_t weft_now_ns(void)
+{
+    return weft__clock_ns();
+}
+
+int weft_sleep_until(uint64_t deadline)
+{
+    weft_worker *w = weft__worker_self();
+    if (w && w->current) {
+        /* A wait nobody claims: it ends by its deadline. */
+        weft_wait wt;
+        weft__wait_init(&wt);
+        weft__wait_block(&wt, deadline);
+        return 0;
+    }
+    struct timespec ts = {(time_t)(deadline / 1000000000u),
+                          (long)(deadline % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    return 0;
+}
+
+int weft_sleep_ns(uint64_t ns)
+{
+    uint64_t now = weft__clock_ns();
+    return weft_sleep_until(now + ns < now ? UINT64_MAX : now + ns);
+}

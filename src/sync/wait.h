@@ -1,0 +1,186 @@
+/*
+ * wait.h - what every blocking primitive is built from: a wait record on
+ * the waiter's stack, queue nodes that link it into a primitive's FIFO
+ * queue, the queue's spin lock, and one blocking call for tasks (park,
+ * with a timer for deadlines) and plain threads (futex).
+ *
+ * The claim protocol. A wait may sit in several queues at once (select),
+ * may time out, and must be completed exactly once. So each wait has a
+ * claim word: 0 while open; a waker that pops one of its nodes CASes it to
+ * (node index + 1) and, only if that succeeds, completes the operation
+ * for it (copies data, sets the result) and then wakes it; a waiter whose
+ * deadline passes CASes it to WAIT_TIMEOUT and, only if that succeeds,
+ * removes its nodes and reports -ETIMEDOUT. Whoever loses the CAS backs
+ * off: a waker drops the node and tries the next one; a waiter waits
+ * (without deadline) for the wake-up that the winner is about to send.
+ * A popped node whose claim fails is simply discarded: its waiter is done
+ * with it or about to unlink it (unlinking checks `queued`, under the
+ * queue's lock).
+ *
+ * Lifetime. The record lives on the waiter's stack. A waker may use it
+ * until it sets the woken flag (weft__waiter_wake, release); the waiter
+ * returns only after seeing that flag (acquire) or after winning the claim
+ * with WAIT_TIMEOUT and unlinking its nodes under the queues' locks. So
+ * no queue and no waker holds a pointer to a record that has gone.
+ */
+#ifndef WEFT_SYNC_WAIT_H
+#define WEFT_SYNC_WAIT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../base/atomic.h"
+#include "../sched/sched.h"
+#include "weft.h"
+
+#define WAIT_TIMEOUT UINT32_MAX
+#define WAIT_FOREVER UINT64_MAX /* deadline: none */
+
+typedef struct weft_wait {
+    weft_waiter w;          /* who waits, and the woken flag */
+    _Atomic uint32_t claim; /* 0, node index + 1, or WAIT_TIMEOUT */
+    int result;             /* set by the claimer: 0, -EPIPE, ... */
+    uint32_t flags;         /* primitive-specific, set by the claimer */
+    uint64_t since;         /* when it first queued (mutex policy) */
+} weft_wait;
+
+typedef struct weft_wnode {
+    struct weft_wnode *next, *prev;
+    weft_wait *wait;
+    void *elem;     /* channels: the waiter's element */
+    uint32_t index; /* its case index (select), else 0 */
+    uint32_t queued;
+} weft_wnode;
+
+/* Fill in who is waiting: the calling task, or the calling thread. */
+void weft__wait_init(weft_wait *wt);
+
+/* Block until the wait is claimed and woken (0), or until deadline_ns
+ * (WAIT_FOREVER = none; one in the past times out at once) passes and the caller wins the claim (-ETIMEDOUT: its nodes
+ * are still linked; the caller unlinks them). Any thread. */
+int weft__wait_block(weft_wait *wt, uint64_t deadline_ns);
+
+/* A waker's CAS for node n (under its queue's lock). */
+static inline int weft__wait_claim(weft_wnode *n)
+{
+    uint32_t open = 0;
+    /* acq_rel: pairs with the waiter's timeout CAS on the same word, so
+     * exactly one wins. */
+    return atomic_compare_exchange_strong_explicit(
+        &n->wait->claim, &open, n->index + 1, memory_order_acq_rel,
+        memory_order_relaxed);
+}
+
+/* The winner's wake-up; after it the record may be gone. */
+static inline void weft__wait_wake(weft_wait *wt)
+{
+    weft__waiter_wake(&wt->w);
+}
+
+/* As weft__wait_wake, but safe in a signal handler (no worker-local
+ * queue is touched). */
+void weft__wait_wake_remote(weft_wait *wt);
+
+/* ---- queues: the caller holds the queue's lock ---------------------- */
+
+static inline void weft__wq_push(weft_waitq *q, weft_wnode *n)
+{
+    weft_wnode *t = q->tail_;
+    n->next = NULL;
+    n->prev = t;
+    if (t)
+        t->next = n;
+    else
+        q->head_ = n;
+    q->tail_ = n;
+    n->queued = 1;
+}
+
+static inline void weft__wq_push_head(weft_waitq *q, weft_wnode *n)
+{
+    weft_wnode *h = q->head_;
+    n->prev = NULL;
+    n->next = h;
+    if (h)
+        h->prev = n;
+    else
+        q->tail_ = n;
+    q->head_ = n;
+    n->queued = 1;
+}
+
+static inline void weft__wq_unlink(weft_waitq *q, weft_wnode *n)
+{
+    if (!n->queued)
+        return;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head_ = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail_ = n->prev;
+    n->queued = 0;
+}
+
+static inline int weft__wq_empty(const weft_waitq *q)
+{
+    return q->head_ == NULL;
+}
+
+/* Pop nodes until one is claimed; NULL when none is left. */
+static inline weft_wnode *weft__wq_claim(weft_waitq *q)
+{
+    weft_wnode *n;
+    while ((n = q->head_)) {
+        weft__wq_unlink(q, n);
+        if (weft__wait_claim(n))
+            return n;
+    }
+    return NULL;
+}
+
+/* ---- the queue lock -------------------------------------------------
+ * A test-and-set spin lock held for a few dozen instructions (list edits,
+ * an element copy). Nothing that blocks or switches runs under it. A
+ * holder may still lose its CPU (plain threads), so after a bounded spin
+ * the waiter yields its thread. */
+
+void weft__spin_slow(_Atomic uint32_t *l);
+
+static inline void weft__spin_lock(_Atomic uint32_t *l)
+{
+    /* Acquire: pairs with weft__spin_unlock's release. */
+    if (weft_likely(!atomic_exchange_explicit(l, 1, memory_order_acquire)))
+        return;
+    weft__spin_slow(l);
+}
+
+static inline int weft__spin_trylock(_Atomic uint32_t *l)
+{
+    return !atomic_load_explicit(l, memory_order_relaxed) &&
+           !atomic_exchange_explicit(l, 1, memory_order_acquire);
+}
+
+static inline void weft__spin_unlock(_Atomic uint32_t *l)
+{
+    atomic_store_explicit(l, 0, memory_order_release); /* pairs with the
+                                                          lock's acquire */
+}
+
+/* The public structs keep their words as plain integers (the header is
+ * also C++); the library accesses them atomically through these. */
+#define WEFT_A32(p) ((_Atomic uint32_t *)(void *)(p))
+#define WEFT_A64(p) ((_Atomic uint64_t *)(void *)(p))
+#define WEFT_AI64(p) ((_Atomic int64_t *)(void *)(p))
+
+static inline _Atomic uint32_t *weft__wq_lock_word(weft_waitq *q)
+{
+    return WEFT_A32(&q->lock_);
+}
+
+/* Marks a destroyed object in its state word (sync.c, chan.c). */
+#define WEFT_DEAD32 UINT32_C(0xdead0000)
+
+#endif
