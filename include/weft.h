@@ -62,7 +62,8 @@ typedef struct weft_rt weft_rt;
  * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
  * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
- * small_stack_size a multiple of 64, 2 KiB..stack_size; guard_pages 0 or 1;
+ * small_stack_size a multiple of 64, 1 KiB..stack_size (under 4 KiB only
+ * for tasks that call nothing deep: 128 bytes go to task-local values); guard_pages 0 or 1;
  * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
  * address space. */
 typedef struct weft_config {
@@ -234,12 +235,15 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * Errors common to all: -EINVAL (NULL or destroyed object), -ETIMEDOUT
  * (_until calls). */
 
+typedef struct weft_wlist_ {
+    void *head_, *tail_;
+} weft_wlist_;
 typedef struct weft_waitq {
     uint32_t lock_;
     uint32_t pad_;
-    void *head_, *tail_;
+    weft_wlist_ list_;
 } weft_waitq;
-#define WEFT_WAITQ_INIT_ {0, 0, NULL, NULL}
+#define WEFT_WAITQ_INIT_ {0, 0, {NULL, NULL}}
 
 /* Mutex. Not recursive, not owner-checked beyond "is it locked".
  * Policy (documented in docs/sync.md): lock is one CAS when free. A

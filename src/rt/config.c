@@ -146,12 +146,12 @@ int weft__config_check(weft_config *c)
             "stack_size (WEFT_STACK_SIZE): %zu is not a multiple of the "
             "page size in 16 KiB..1 GiB",
             c->stack_size);
-    if (c->small_stack_size % 64 || c->small_stack_size < 2048 ||
+    if (c->small_stack_size % 64 || c->small_stack_size < 1024 ||
         c->small_stack_size > c->stack_size)
         return weft__error_set(-EINVAL,
                                "small_stack_size (WEFT_SMALL_STACK_SIZE): %zu "
                                "is not a multiple of "
-                               "64 in 2 KiB..stack_size",
+                               "64 in 1 KiB..stack_size",
                                c->small_stack_size);
     if (c->pin != 0 && c->pin != 1)
         return weft__error_set(-EINVAL, "pin (WEFT_PIN): %d is not 0 or 1",

@@ -232,7 +232,7 @@ static void stack_big(weft_config *c)
 }
 static void small_tiny(weft_config *c)
 {
-    c->small_stack_size = 1024;
+    c->small_stack_size = 1024 - 64; /* one step under the minimum */
 }
 static void small_odd(weft_config *c)
 {
@@ -357,7 +357,7 @@ TEST(api, config_minimum_sizes_work)
     weft_config_default(&c);
     c.max_tasks = 1;
     c.stack_size = 16 << 10;
-    c.small_stack_size = 2048;
+    c.small_stack_size = 1024;
     weft_rt *rt = test_rt_cfg(&c);
     /* max_tasks 1: the main task has the only slot. */
     CHECK_EQ_PTR(test_run(rt, answer, (void *)1), (void *)2);
