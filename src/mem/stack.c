@@ -163,6 +163,10 @@ static void make_ready(weft_stack_pool *p, uint32_t i)
     }
     if ((f & WEFT_STK_CANARY) && p->small)
         atomic_store_explicit(canary_at(p, i), CANARY, RLX);
+    else if ((f & WEFT_STK_CANARY) && !weft__stack_canary_ok(p, i))
+        for (int k = 0; k < ZERO_CANARY / 8; k++) /* re-arm (only after an
+                                       overflow: the check alone reads) */
+            atomic_store_explicit(&canary_at(p, i)[k], 0, RLX);
 }
 
 static int64_t pool_pop(weft_stack_pool *p)

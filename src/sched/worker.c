@@ -402,7 +402,7 @@ weft_noinline static void bind_stack(weft_worker *w, weft_tcb *t, uint32_t slot)
     atomic_store_explicit(&p->owner[i], slot + 1, RLX);
     if (!cls && (atomic_load_explicit(&p->flags[i], RLX) & WEFT_STK_CANARY))
         atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
-    rt->cold[slot].san_fiber = weft__stack_fiber(p, (uint32_t)i);
+    weft__cold_set_fiber(&rt->cold[slot], weft__stack_fiber(p, (uint32_t)i));
     t->sp = weft__ctx_make(weft__stack_top(p, (uint32_t)i) - WEFT_TLS_BYTES,
                            task_entry);
 }
@@ -454,7 +454,7 @@ switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
         w->current = t;
         w->cur_slot = (uint32_t)to;
         to_sp = t->sp;
-        fiber = rt->cold[to].san_fiber;
+        fiber = weft__cold_fiber(&rt->cold[to]);
         stat_inc(&w->st.switches);
 #ifdef WEFT_ASAN
         int cls =
@@ -660,7 +660,7 @@ weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur, uint32_t slot,
     int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
     uint32_t i = c->stack - 1;
     n->stack = i + 1;
-    n->san_fiber = c->san_fiber;
+    weft__cold_set_fiber(n, weft__cold_fiber(c));
     c->stack = 0;
     atomic_store_explicit(&rt->pool[cls].owner[i], next + 1, RLX);
     if (weft_unlikely(atomic_load_explicit(&cur->state, RLX) & WEFT_TS_CANARY))
@@ -753,7 +753,7 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     weft_tcb_cold *c = &rt->cold[slot], *pc = &rt->cold[pslot];
     void *tls[WEFT_TLS_KEYS];
     c->stack = pc->stack;
-    c->san_fiber = pc->san_fiber;
+    weft__cold_set_fiber(c, weft__cold_fiber(pc));
     c->tls_area = tls;
     w->current = t;
     w->cur_slot = slot;
@@ -765,7 +765,7 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
         c->result = r;
     w = weft__worker_self(); /* it may have parked and moved */
     c->stack = 0;
-    c->san_fiber = NULL;
+    weft__cold_set_fiber(c, NULL);
     c->tls = NULL;
     c->tls_area = NULL;
     stat_inc(&w->st.finishes);
@@ -827,8 +827,8 @@ static void idle(weft_worker *w)
     if (!has_foreign_work(w))
         while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
                !atomic_load_explicit(&rt->stopping, RLX))
-            if (weft__futex_wait(&w->sleep, 1,
-                                 next == UINT64_MAX ? 0 : next) < 0)
+            if (weft__futex_wait(&w->sleep, 1, next == UINT64_MAX ? 0 : next) <
+                0)
                 break; /* a timer is due */
     atomic_store_explicit(&w->sleep, 0, RLX);
     atomic_fetch_sub_explicit(&rt->idle, 1, RLX);

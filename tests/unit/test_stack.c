@@ -255,7 +255,9 @@ TEST(unit, stack_canary_when_guard_off)
     char *bottom = weft__stack_bottom(&p, (uint32_t)i);
     CHECK(in_maps_with_perms(bottom - 1, "rw-p")); /* no guard page */
     CHECK_EQ_INT(weft__stack_canary_ok(&p, (uint32_t)i), 1);
-    bottom[3] ^= 0x40; /* an overflow reaching the lowest usable bytes */
+    bottom[3] ^= 0x40; /* the lowest usable bytes are the task's to use */
+    CHECK_EQ_INT(weft__stack_canary_ok(&p, (uint32_t)i), 1);
+    bottom[-3] ^= 0x40; /* an overflow reaching just below them */
     CHECK_EQ_INT(weft__stack_canary_ok(&p, (uint32_t)i), 0);
     /* Handing the stack out again re-arms its canary. */
     weft__stack_put(&p, NULL, (uint32_t)i);
