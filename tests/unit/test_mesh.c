@@ -75,12 +75,13 @@ enum { WORKERS = 4, RECORDS = 400 };
 /* Groups: {0, 1} and {2, 3}: a worker's group mate is id ^ 1. */
 static const uint32_t group_of[WORKERS] = {0, 0, 1, 1};
 
-static _Atomic int release_spinners;
+static _Atomic int release_spinners, spinning;
 static _Atomic int ran_on[RECORDS];
 
 static void *spinner(void *arg)
 {
     (void)arg;
+    atomic_fetch_add(&spinning, 1);
     while (!atomic_load(&release_spinners))
         ; /* holds its worker without switching */
     return NULL;
@@ -118,13 +119,8 @@ static void *deflect_main(void *arg)
                             NULL, NULL));
     /* s[0] went to the mate, s[1] and s[2] to the other group; wait until
      * the three hold their workers. */
-    for (;;) {
-        int busy = 0;
-        for (uint32_t v = 0; v < WORKERS; v++)
-            busy += v != self && rt->workers[v].current != NULL;
-        if (busy == WORKERS - 1)
-            break;
-    }
+    while (atomic_load(&spinning) < WORKERS - 1)
+        ;
     uint64_t before[WORKERS], after[WORKERS];
     for (uint32_t v = 0; v < WORKERS; v++)
         before[v] = atomic_load(&rt->mbox[v * WORKERS + self].tail);
