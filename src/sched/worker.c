@@ -410,8 +410,12 @@ static int mesh_stage(weft_worker *w, uint32_t dst, uint32_t slot, int batch)
     return 1;
 }
 
-/* Claim a hungry neighbour, nearest first; -1 when none. Owner only. */
-static int64_t mesh_hungry(weft_worker *w)
+/* Claim a hungry neighbour, nearest first; -1 when none. A sleeping one
+ * only when w has more than one task queued: a sleeping CPU can take
+ * milliseconds to wake (measured here: a task sent to a sleeping worker
+ * first ran 3-4 ms later), and w's last queued task is better run by w
+ * itself soon than by a neighbour that may wake late. Owner only. */
+static int64_t mesh_hungry(weft_worker *w, uint32_t load)
 {
     weft_rt *rt = w->rt;
     uint32_t n = rt->nworkers - 1;
@@ -419,6 +423,8 @@ static int64_t mesh_hungry(weft_worker *w)
         uint32_t v = w->order[i];
         _Atomic uint64_t *word = &rt->hungry[v / 64];
         uint64_t bit = UINT64_C(1) << (v % 64);
+        if (load < 2 && atomic_load_explicit(&rt->workers[v].sleep, RLX))
+            continue;
         if ((atomic_load_explicit(word, RLX) & bit) &&
             (atomic_fetch_and_explicit(word, ~bit, RLX) & bit))
             return v;
@@ -475,7 +481,7 @@ weft_noinline static void mesh_balance(weft_worker *w)
         return;
     int64_t v = -1;
     if (mesh_any_hungry(rt))
-        v = mesh_hungry(w);
+        v = mesh_hungry(w, load);
     if (v < 0 && load >= w->threshold)
         v = mesh_target(w, w->cur_slot);
     if (v >= 0)
@@ -501,7 +507,7 @@ weft_noinline static void mesh_tick(weft_worker *w)
     /* An idle neighbour gets half the backlog, or one yielded task (as
      * share_yielded gives thieves in steal mode). */
     if (mesh_any_hungry(w->rt) && (load >= 2 || w->yq_head)) {
-        int64_t v = mesh_hungry(w);
+        int64_t v = mesh_hungry(w, load + (w->yq_head != 0));
         if (v >= 0 && load >= 2) {
             mesh_send(w, (uint32_t)v, load / 2);
         } else if (v >= 0) {

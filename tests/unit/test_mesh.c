@@ -113,12 +113,16 @@ static void *deflect_main(void *arg)
     /* Hungry path: with every other worker idle, the first task shed goes
      * to the nearest one, the group mate, whatever its id. */
     wait_hungry(rt, self);
-    weft_task s[WORKERS];
-    for (int i = 0; i < WORKERS; i++)
+    /* Three spinners, then three no-ops: each spawn queues the previous
+     * one, and the oldest queued goes to a hungry neighbour (a sleeping one
+     * only while two or more are queued), so the spinners go out one per
+     * neighbour, the mate first. */
+    enum { NS = 2 * (WORKERS - 1) };
+    weft_task s[NS];
+    for (int i = 0; i < NS; i++)
         CHECK_OK(weft_spawn(NULL, &s[i], i < WORKERS - 1 ? spinner : nothing,
                             NULL, NULL));
-    /* s[0] went to the mate, s[1] and s[2] to the other group; wait until
-     * the three hold their workers. */
+    /* Wait until the three hold their workers. */
     while (atomic_load(&spinning) < WORKERS - 1)
         ;
     uint64_t before[WORKERS], after[WORKERS];
@@ -147,7 +151,7 @@ static void *deflect_main(void *arg)
     CHECK_EQ_U64(after[self ^ 2] - before[self ^ 2], 0);
     CHECK_EQ_U64(after[self ^ 3] - before[self ^ 3], 0);
     atomic_store(&release_spinners, 1);
-    for (int i = 0; i < WORKERS; i++)
+    for (int i = 0; i < NS; i++)
         CHECK_OK(weft_join(s[i], NULL));
     for (int i = 0; i < RECORDS; i++)
         CHECK_OK(weft_join(t[i], NULL));
