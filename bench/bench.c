@@ -149,6 +149,11 @@ static const struct {
     {"yield_many", bench_yield_many},
     {"chained_spawn", bench_chained_spawn},
     {"active_summary", bench_active_summary},
+    {"pingpong", bench_pingpong},
+    {"skynet_chan", bench_skynet_chan},
+    {"memory", bench_memory},
+    {"mutex_contended", bench_mutex_contended},
+    {"timer_churn", bench_timer_churn},
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
