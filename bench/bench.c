@@ -114,11 +114,12 @@ void bench_verbose_stats(weft_rt *rt)
         return;
     fprintf(stderr,
             "  stats: spawns %llu inlined %llu steals %llu/%llu parks %llu "
-            "switches %llu yields %llu\n",
+            "switches %llu yields %llu deflected %llu chunks %llu\n",
             (unsigned long long)s.spawns, (unsigned long long)s.inlined,
             (unsigned long long)s.steals, (unsigned long long)s.steal_attempts,
             (unsigned long long)s.parks, (unsigned long long)s.switches,
-            (unsigned long long)s.yields);
+            (unsigned long long)s.yields, (unsigned long long)s.deflected,
+            (unsigned long long)s.mail_chunks);
 }
 
 void bench_done_reset(bench_done *d)

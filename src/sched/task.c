@@ -375,8 +375,7 @@ weft_rt *weft_current(void)
 
 /* ---- park, unpark, waiters ------------------------------------------ */
 
-static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen,
-                          int remote)
+static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
 {
     weft_tcb *t = &rt->hot[slot];
     uint64_t s = atomic_load_explicit(&t->state, RLX);

@@ -10,8 +10,10 @@
 #include "check.h"
 
 static const char *const env_vars[] = {
-    "WEFT_WORKERS",          "WEFT_MAX_TASKS",  "WEFT_STACK_SIZE",
-    "WEFT_SMALL_STACK_SIZE", "WEFT_STACK_KEEP", "WEFT_GUARD_PAGES",
+    "WEFT_WORKERS",    "WEFT_MAX_TASKS",
+    "WEFT_STACK_SIZE", "WEFT_SMALL_STACK_SIZE",
+    "WEFT_STACK_KEEP", "WEFT_GUARD_PAGES",
+    "WEFT_PIN",        "WEFT_BALANCE",
 };
 
 static void clear_env(void)
@@ -403,4 +405,33 @@ TEST(api, canary_stacks_counts_budget_fallbacks_only)
     CHECK_EQ_U64(st.canary_stacks, 0);
     CHECK_EQ_U64(st.guarded_stacks, 0);
     test_rt_destroy_clean(rt);
+}
+
+TEST(api, config_env_balance)
+{
+    clear_env();
+    weft_config c;
+    weft_config_default(&c);
+    CHECK_EQ_INT(c.balance, WEFT_BALANCE_STEAL);
+    CHECK_EQ_INT(setenv("WEFT_BALANCE", "mesh", 1), 0);
+    weft_config_default(&c);
+    CHECK_EQ_INT(c.balance, WEFT_BALANCE_MESH);
+    CHECK_EQ_INT(setenv("WEFT_BALANCE", "steal", 1), 0);
+    weft_config_default(&c);
+    CHECK_EQ_INT(c.balance, WEFT_BALANCE_STEAL);
+}
+
+TEST(api, config_env_balance_bad)
+{
+    expect_env_rejected("WEFT_BALANCE", "push", "WEFT_BALANCE");
+}
+
+static void balance_2(weft_config *c)
+{
+    c->balance = 2;
+}
+
+TEST(api, config_balance_out_of_range)
+{
+    expect_field_rejected(balance_2, -EINVAL, "balance");
 }
