@@ -150,6 +150,11 @@ static const struct {
     {"yield_many", bench_yield_many},
     {"chained_spawn", bench_chained_spawn},
     {"active_summary", bench_active_summary},
+    {"pingpong", bench_pingpong},
+    {"skynet_chan", bench_skynet_chan},
+    {"memory", bench_memory},
+    {"mutex_contended", bench_mutex_contended},
+    {"timer_churn", bench_timer_churn},
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
@@ -184,10 +189,15 @@ int main(int argc, char **argv)
                results[i].workers, results[i].value, results[i].unit,
                results[i].ok ? "ok" : "FAIL");
     printf("\n");
+    /* %.4g, but never an exponent (B/task reaches 5 digits). */
     for (int i = 0; i < nresults; i++)
-        printf("BENCH name=%s impl=weft workers=%d value=%.4g unit=%s "
+        printf("BENCH name=%s impl=weft workers=%d value=%.*g unit=%s "
                "check=%s\n",
-               results[i].name, results[i].workers, results[i].value,
+               results[i].name, results[i].workers,
+               results[i].value >= 1e4 ? 15 : 4,
+               results[i].value >= 1e4
+                   ? (double)(long long)(results[i].value + 0.5)
+                   : results[i].value,
                results[i].unit, results[i].ok ? "ok" : "FAIL");
     return rc;
 }
