@@ -66,20 +66,29 @@ double bench_median(bench_trial_fn fn, void *ctx, int *ok)
     return v[BENCH_REPS / 2];
 }
 
+/* The balance mode runtimes are created in: -1 = the environment's. */
+int bench_balance = -1;
+
 static struct {
     char line[256];
+    char impl[16];
     char name[48];
     int workers;
     double value;
     char unit[16];
     int ok;
-} results[64];
+} results[128];
 static int nresults;
 
 int bench_report(const char *name, int workers, double value, const char *unit,
                  int ok)
 {
-    if (nresults < 64) {
+    /* Mesh mode at one worker is steal mode: not reported twice. */
+    if (bench_balance == WEFT_BALANCE_MESH && workers == 1)
+        return !ok;
+    if (nresults < 128) {
+        snprintf(results[nresults].impl, sizeof results[0].impl, "%s",
+                 bench_balance == WEFT_BALANCE_MESH ? "weft-mesh" : "weft");
         snprintf(results[nresults].name, sizeof results[0].name, "%s", name);
         snprintf(results[nresults].unit, sizeof results[0].unit, "%s", unit);
         results[nresults].workers = workers;
@@ -95,6 +104,8 @@ weft_rt *bench_rt(unsigned workers, uint32_t max_tasks)
     weft_config cfg;
     weft_config_default(&cfg);
     cfg.workers = workers;
+    if (bench_balance >= 0)
+        cfg.balance = bench_balance;
     if (max_tasks > cfg.max_tasks)
         cfg.max_tasks = max_tasks;
     weft_rt *rt;
@@ -158,17 +169,40 @@ static const struct {
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
+/* Workloads that run at one worker only, or without a runtime: nothing
+ * to compare between balance modes. */
+static int single_mode(const char *name)
+{
+    return !strcmp(name, "switch") || !strcmp(name, "active_summary") ||
+           !strcmp(name, "timer_churn");
+}
+
 int main(int argc, char **argv)
 {
     int rc = 0, ran = 0;
-    for (int i = 0; i < NWORKLOADS; i++) {
-        int want = argc < 2;
-        for (int a = 1; a < argc; a++)
-            want |= strcmp(argv[a], workloads[i].name) == 0;
-        if (want) {
-            fprintf(stderr, "# weft-bench: %s\n", workloads[i].name);
-            rc |= workloads[i].run();
-            ran++;
+    /* BENCH_MODES: "steal", "mesh" or "steal,mesh" (default): the balance
+     * modes to run every multi-worker workload in (issue 7: both, in one
+     * run, as impl=weft and impl=weft-mesh). */
+    const char *modes = getenv("BENCH_MODES");
+    if (!modes)
+        modes = "steal,mesh";
+    for (int m = 0; m < 2; m++) {
+        const char *mode = m ? "mesh" : "steal";
+        if (!strstr(modes, mode))
+            continue;
+        bench_balance = m ? WEFT_BALANCE_MESH : WEFT_BALANCE_STEAL;
+        for (int i = 0; i < NWORKLOADS; i++) {
+            int want = argc < 2;
+            for (int a = 1; a < argc; a++)
+                want |= strcmp(argv[a], workloads[i].name) == 0;
+            if (want && m && single_mode(workloads[i].name))
+                want = 0;
+            if (want) {
+                fprintf(stderr, "# weft-bench: %s (%s)\n", workloads[i].name,
+                        mode);
+                rc |= workloads[i].run();
+                ran++;
+            }
         }
     }
     for (int a = 1; a < argc; a++) {
@@ -182,18 +216,18 @@ int main(int argc, char **argv)
     }
     if (!ran)
         return rc;
-    printf("%-24s %8s %14s %-8s %s\n", "workload", "workers", "value", "unit",
-           "check");
+    printf("%-24s %-10s %8s %14s %-8s %s\n", "workload", "impl", "workers",
+           "value", "unit", "check");
     for (int i = 0; i < nresults; i++)
-        printf("%-24s %8d %14.2f %-8s %s\n", results[i].name,
-               results[i].workers, results[i].value, results[i].unit,
-               results[i].ok ? "ok" : "FAIL");
+        printf("%-24s %-10s %8d %14.2f %-8s %s\n", results[i].name,
+               results[i].impl, results[i].workers, results[i].value,
+               results[i].unit, results[i].ok ? "ok" : "FAIL");
     printf("\n");
     /* %.4g, but never an exponent (B/task reaches 5 digits). */
     for (int i = 0; i < nresults; i++)
-        printf("BENCH name=%s impl=weft workers=%d value=%.*g unit=%s "
+        printf("BENCH name=%s impl=%s workers=%d value=%.*g unit=%s "
                "check=%s\n",
-               results[i].name, results[i].workers,
+               results[i].name, results[i].impl, results[i].workers,
                results[i].value >= 1e4 ? 15 : 4,
                results[i].value >= 1e4
                    ? (double)(long long)(results[i].value + 0.5)

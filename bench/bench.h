@@ -17,6 +17,10 @@
 typedef double (*bench_trial_fn)(void *ctx, int *ok);
 
 double bench_now_ns(void);
+
+/* Balance mode for runtimes the benchmarks create (bench_rt): -1 = the
+ * environment's (WEFT_BALANCE), else WEFT_BALANCE_STEAL or _MESH. */
+extern int bench_balance;
 long bench_scaled(long n); /* n x BENCH_SCALE, at least 1 */
 double bench_scale(void);
 int bench_workers(void); /* BENCH_WORKERS, default: online CPUs */

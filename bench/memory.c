@@ -78,6 +78,8 @@ static int run(const char *name, int small)
     long n = bench_scaled(100000);
     weft_config cfg;
     weft_config_default(&cfg);
+    if (bench_balance >= 0)
+        cfg.balance = bench_balance;
     cfg.workers = (unsigned)workers;
     if ((uint64_t)n + 64 > cfg.max_tasks)
         cfg.max_tasks = (uint32_t)n + 64;
