@@ -517,27 +517,10 @@ weft_noinline static void mesh_tick(weft_worker *w)
         }
         return;
     }
-    if (load < 2)
-        return;
-    /* Even out with the nearest busy neighbour at least two tasks lighter:
-     * half the backlog. Yielded tasks stay: moving them between busy
-     * workers made the two sides' ticks trade the same yielders back and
-     * forth (measured: yield_many 7 -> 27..87 ns per yield). */
-    int64_t v = -1;
-    for (uint32_t i = 0; v < 0 && i < w->rt->nworkers - 1; i++) {
-        weft_worker *x = &w->rt->workers[w->order[i]];
-        if (atomic_load_explicit(&x->load, RLX) + 2 <= load)
-            v = x->id;
-    }
-    if (v < 0)
-        return;
-    /* Count what we send in v's published load until v publishes its own:
-     * with stale loads both sides' ticks would move the same tasks back
-     * and forth. */
-    uint32_t moved = load / 2;
-    atomic_fetch_add_explicit(&w->rt->workers[v].load, moved, RLX);
-    atomic_store_explicit(&w->load, load - moved, RLX);
-    mesh_send(w, (uint32_t)v, moved);
+    /* No evening-out between busy workers here: sending half a backlog
+     * to a lighter but busy neighbour on the tick cost skynet_chan 64 ->
+     * 120 ms (77k tasks moved, each send then waking its parent on the
+     * other worker); busy workers shed work only above the threshold. */
 }
 
 /* Take every chunk sent to w: run the first task, queue the rest. Sources
