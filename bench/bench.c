@@ -114,11 +114,12 @@ void bench_verbose_stats(weft_rt *rt)
         return;
     fprintf(stderr,
             "  stats: spawns %llu inlined %llu steals %llu/%llu parks %llu "
-            "switches %llu yields %llu\n",
+            "switches %llu yields %llu deflected %llu chunks %llu\n",
             (unsigned long long)s.spawns, (unsigned long long)s.inlined,
             (unsigned long long)s.steals, (unsigned long long)s.steal_attempts,
             (unsigned long long)s.parks, (unsigned long long)s.switches,
-            (unsigned long long)s.yields);
+            (unsigned long long)s.yields, (unsigned long long)s.deflected,
+            (unsigned long long)s.mail_chunks);
 }
 
 void bench_done_reset(bench_done *d)
@@ -149,6 +150,11 @@ static const struct {
     {"yield_many", bench_yield_many},
     {"chained_spawn", bench_chained_spawn},
     {"active_summary", bench_active_summary},
+    {"pingpong", bench_pingpong},
+    {"skynet_chan", bench_skynet_chan},
+    {"memory", bench_memory},
+    {"mutex_contended", bench_mutex_contended},
+    {"timer_churn", bench_timer_churn},
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
@@ -183,10 +189,15 @@ int main(int argc, char **argv)
                results[i].workers, results[i].value, results[i].unit,
                results[i].ok ? "ok" : "FAIL");
     printf("\n");
+    /* %.4g, but never an exponent (B/task reaches 5 digits). */
     for (int i = 0; i < nresults; i++)
-        printf("BENCH name=%s impl=weft workers=%d value=%.4g unit=%s "
+        printf("BENCH name=%s impl=weft workers=%d value=%.*g unit=%s "
                "check=%s\n",
-               results[i].name, results[i].workers, results[i].value,
+               results[i].name, results[i].workers,
+               results[i].value >= 1e4 ? 15 : 4,
+               results[i].value >= 1e4
+                   ? (double)(long long)(results[i].value + 0.5)
+                   : results[i].value,
                results[i].unit, results[i].ok ? "ok" : "FAIL");
     return rc;
 }

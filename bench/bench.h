@@ -51,5 +51,10 @@ int bench_yield_many(void);
 int bench_active_summary(void);
 int bench_skynet(void);
 int bench_fib(void);
+int bench_pingpong(void);
+int bench_skynet_chan(void);
+int bench_memory(void);
+int bench_mutex_contended(void);
+int bench_timer_churn(void);
 
 #endif

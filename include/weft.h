@@ -62,7 +62,8 @@ typedef struct weft_rt weft_rt;
  * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
  * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
- * small_stack_size a multiple of 64, 2 KiB..stack_size; guard_pages 0 or 1;
+ * small_stack_size a multiple of 64, 1 KiB..stack_size (under 4 KiB only
+ * for tasks that call nothing deep: 128 bytes go to task-local values); guard_pages 0 or 1;
  * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
  * address space. */
 typedef struct weft_config {
@@ -75,15 +76,24 @@ typedef struct weft_config {
                                   0 = canaries only */
     int pin;                 /* 1 = pin worker i to the i-th CPU of the
                                 process's affinity mask */
+    int balance;             /* WEFT_BALANCE_STEAL (default) or
+                                WEFT_BALANCE_MESH; see below */
     const char *bad_env;     /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
 } weft_config;
 
+/* Balance modes. STEAL: idle workers steal from busy ones (Chase-Lev
+ * deques). MESH: busy workers push work to less-loaded neighbours through
+ * point-to-point mailboxes, same L3 group first (docs/mesh.md). Both pass
+ * the same tests; the benchmarks say which wins where. */
+enum { WEFT_BALANCE_STEAL = 0, WEFT_BALANCE_MESH = 1 };
+
 /* Environment overrides applied by weft_config_default (each is validated
  * by weft_rt_create; a bad value is -EINVAL naming the variable):
  *   WEFT_WORKERS, WEFT_MAX_TASKS, WEFT_STACK_SIZE, WEFT_SMALL_STACK_SIZE,
- *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1).
+ *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1), WEFT_PIN (0 or 1),
+ *   WEFT_BALANCE ("steal" or "mesh").
  * Sizes accept a k/K, m/M or g/G suffix. */
 
 /* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */
@@ -234,12 +244,21 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * Errors common to all: -EINVAL (NULL or destroyed object), -ETIMEDOUT
  * (_until calls). */
 
+typedef struct weft_wlist_ {
+    void *head_, *tail_;
+} weft_wlist_;
 typedef struct weft_waitq {
     uint32_t lock_;
     uint32_t pad_;
-    void *head_, *tail_;
+    weft_wlist_ list_;
 } weft_waitq;
-#define WEFT_WAITQ_INIT_ {0, 0, NULL, NULL}
+#define WEFT_WAITQ_INIT_                                                       \
+    {                                                                          \
+        0, 0,                                                                  \
+        {                                                                      \
+            NULL, NULL                                                         \
+        }                                                                      \
+    }
 
 /* Mutex. Not recursive, not owner-checked beyond "is it locked".
  * Policy (documented in docs/sync.md): lock is one CAS when free. A
@@ -255,7 +274,10 @@ typedef struct weft_mutex {
     uint32_t pad_;
     weft_waitq q_;
 } weft_mutex;
-#define WEFT_MUTEX_INIT {0, 0, WEFT_WAITQ_INIT_}
+#define WEFT_MUTEX_INIT                                                        \
+    {                                                                          \
+        0, 0, WEFT_WAITQ_INIT_                                                 \
+    }
 
 WEFT_API int weft_mutex_init(weft_mutex *m);
 /* -EBUSY while locked or waited on. */
@@ -281,7 +303,10 @@ typedef struct weft_cond {
     uint32_t pad_;
     weft_waitq q_;
 } weft_cond;
-#define WEFT_COND_INIT {0, 0, WEFT_WAITQ_INIT_}
+#define WEFT_COND_INIT                                                         \
+    {                                                                          \
+        0, 0, WEFT_WAITQ_INIT_                                                 \
+    }
 
 WEFT_API int weft_cond_init(weft_cond *c);
 WEFT_API int weft_cond_destroy(weft_cond *c); /* -EBUSY with waiters */
@@ -297,7 +322,10 @@ typedef struct weft_sem {
     uint64_t state_;
     weft_waitq q_;
 } weft_sem;
-#define WEFT_SEM_INIT(value) {(uint64_t)(value) << 2, WEFT_WAITQ_INIT_}
+#define WEFT_SEM_INIT(value)                                                   \
+    {                                                                          \
+        (uint64_t)(value) << 2, WEFT_WAITQ_INIT_                               \
+    }
 #define WEFT_SEM_MAX ((uint64_t)1 << 60)
 
 /* -EINVAL when value > WEFT_SEM_MAX. */
@@ -319,7 +347,10 @@ typedef struct weft_wg {
     uint32_t pad_;
     weft_waitq q_;
 } weft_wg;
-#define WEFT_WG_INIT {0, 0, 0, WEFT_WAITQ_INIT_}
+#define WEFT_WG_INIT                                                           \
+    {                                                                          \
+        0, 0, 0, WEFT_WAITQ_INIT_                                              \
+    }
 
 WEFT_API int weft_wg_init(weft_wg *g);
 WEFT_API int weft_wg_destroy(weft_wg *g); /* -EBUSY with waiters */
@@ -338,7 +369,10 @@ typedef struct weft_event {
     uint32_t pad_;
     weft_waitq q_;
 } weft_event;
-#define WEFT_EVENT_INIT {0, 0, WEFT_WAITQ_INIT_}
+#define WEFT_EVENT_INIT                                                        \
+    {                                                                          \
+        0, 0, WEFT_WAITQ_INIT_                                                 \
+    }
 
 WEFT_API int weft_event_init(weft_event *e);
 WEFT_API int weft_event_destroy(weft_event *e); /* -EBUSY with waiters */
@@ -422,6 +456,8 @@ typedef struct weft_stats {
     uint64_t canary_stacks;   /* default stacks left with a canary only
                                  because the mapping budget ran out */
     uint64_t guard_budget;    /* guard pages the map-count budget allows */
+    uint64_t deflected;       /* mesh mode: tasks pushed to a neighbour */
+    uint64_t mail_chunks;     /* mesh mode: mailbox chunks received */
 } weft_stats;
 
 /* Snapshot of the counters; relaxed, may be slightly stale while tasks run.

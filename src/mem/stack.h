@@ -7,9 +7,10 @@
  *     [ guard page | usable ...................................... top ]
  * The guard page is PROT_NONE while the process's mapping budget lasts
  * (each guarded stack splits the arena mapping: two more VMAs against
- * vm.max_map_count); past the budget the stack gets a canary at the bottom
- * of its usable part instead, and the pool counts it. A small-class stack
- * (several per page) always has a canary:
+ * vm.max_map_count); past the budget the page stays unprotected and
+ * unused, its top 64 bytes must read zero (a canary that is never written,
+ * so the page never becomes resident; stack.c), and the pool counts it. A
+ * small-class stack (several per page) always has a written canary:
  *     [ canary 16 B | usable ...................................... top ]
  * Canaries are checked at every switch-out of their task (sched/worker.c).
  */

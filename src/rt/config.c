@@ -107,6 +107,15 @@ void weft_config_default(weft_config *cfg)
         else
             *(size_t *)field = (size_t)x;
     }
+    const char *b = getenv("WEFT_BALANCE");
+    if (b) {
+        if (!strcmp(b, "steal"))
+            cfg->balance = WEFT_BALANCE_STEAL;
+        else if (!strcmp(b, "mesh"))
+            cfg->balance = WEFT_BALANCE_MESH;
+        else if (!cfg->bad_env)
+            cfg->bad_env = "WEFT_BALANCE";
+    }
 }
 
 /* Every message names the field and its WEFT_* variable: a value that
@@ -146,13 +155,17 @@ int weft__config_check(weft_config *c)
             "stack_size (WEFT_STACK_SIZE): %zu is not a multiple of the "
             "page size in 16 KiB..1 GiB",
             c->stack_size);
-    if (c->small_stack_size % 64 || c->small_stack_size < 2048 ||
+    if (c->small_stack_size % 64 || c->small_stack_size < 1024 ||
         c->small_stack_size > c->stack_size)
         return weft__error_set(-EINVAL,
                                "small_stack_size (WEFT_SMALL_STACK_SIZE): %zu "
                                "is not a multiple of "
-                               "64 in 2 KiB..stack_size",
+                               "64 in 1 KiB..stack_size",
                                c->small_stack_size);
+    if (c->balance != WEFT_BALANCE_STEAL && c->balance != WEFT_BALANCE_MESH)
+        return weft__error_set(
+            -EINVAL, "balance (WEFT_BALANCE): %d is not steal (0) or mesh (1)",
+            c->balance);
     if (c->pin != 0 && c->pin != 1)
         return weft__error_set(-EINVAL, "pin (WEFT_PIN): %d is not 0 or 1",
                                c->pin);

@@ -100,7 +100,8 @@ static void install_handler(void)
 
 typedef struct layout {
     size_t rt, workers, sum, hot, cold, link;
-    size_t next[2], flags[2], owner[2], san[2], timers, alt, stacks[2];
+    size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt;
+    size_t stacks[2];
     size_t total;
 } layout;
 
@@ -124,6 +125,11 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     /* Timer heaps: one per worker, room for every task's timer. */
     l->timers =
         weft__arena_add(&p, c->workers * n * sizeof(weft_theap_ent), line);
+    /* Mesh mode: an N x N matrix of mailboxes and each worker's
+     * neighbour order. */
+    size_t nw = c->workers, mesh = c->balance == WEFT_BALANCE_MESH;
+    l->mbox = weft__arena_add(&p, mesh ? nw * nw * sizeof(weft_mbox) : 0, line);
+    l->order = weft__arena_add(&p, nw * nw * 4, line);
     l->alt = weft__arena_add(&p, c->workers * WEFT_ALTSTACK, page);
     l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
     l->stacks[1] = weft__arena_add(&p, n * c->small_stack_size, page);
@@ -231,6 +237,14 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         weft__stack_pool_init(p);
     }
     weft__inject_init(&rt->inject, rt->link);
+    rt->mesh = cfg.balance == WEFT_BALANCE_MESH;
+    rt->mbox = rt->mesh ? (weft_mbox *)(a + l.mbox) : NULL;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        rt->workers[i].order =
+            (uint32_t *)(a + l.order) + (size_t)i * cfg.workers;
+        rt->workers[i].threshold = WEFT_MESH_THRESHOLD;
+    }
+    weft__mesh_set_groups(rt, NULL);
 
     uint32_t id = 0;
     for (uint32_t i = 1; i < REGISTRY && !id; i++) {
@@ -282,9 +296,8 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         w->ytop_bit = UINT64_C(1) << ((leaf / 64) % 64);
         w->resv_hint = (uint32_t)leaf;
         w->altstack = a + l.alt + started * WEFT_ALTSTACK;
-        weft__theap_init(&w->timers,
-                         (weft_theap_ent *)(a + l.timers) +
-                             (size_t)started * cfg.max_tasks);
+        weft__theap_init(&w->timers, (weft_theap_ent *)(a + l.timers) +
+                                         (size_t)started * cfg.max_tasks);
         if (pthread_create(&w->thread, NULL, worker_main, w)) {
             err = weft__error_set(-EAGAIN, "workers: cannot create thread");
             goto fail_threads;
@@ -376,6 +389,8 @@ int weft_stats_get(weft_rt *rt, weft_stats *o)
         o->steals += atomic_load_explicit(&s->steals, RLX);
         o->inlined += atomic_load_explicit(&s->inlined, RLX);
         o->steal_attempts += atomic_load_explicit(&s->steal_attempts, RLX);
+        o->deflected += atomic_load_explicit(&s->deflected, RLX);
+        o->mail_chunks += atomic_load_explicit(&s->mail_in, RLX);
     }
     o->live = o->spawns - reaps;
     for (int k = 0; k < 2; k++) {

@@ -20,6 +20,7 @@
 #include "../mem/summary.h"
 #include "../queue/deque.h"
 #include "../queue/inject.h"
+#include "../queue/mailbox.h"
 #include "task.h"
 #include "timer.h"
 
@@ -30,8 +31,11 @@ typedef struct weft_wstats {
     _Atomic uint64_t fast_yields; /* yields by the fast path: each is also
                                      a switch */
     _Atomic uint64_t steals, steal_attempts;
-    _Atomic uint64_t inlined; /* joins that ran the child inline */
+    _Atomic uint64_t inlined;            /* joins that ran the child inline */
+    _Atomic uint64_t deflected, mail_in; /* mesh: tasks sent, received */
 } weft_wstats;
+
+#define WEFT_MESH_STAGED 8 /* destinations with a half-filled chunk */
 
 typedef struct weft_worker {
     /* Owner-only. The first line is the yield fast path's working set
@@ -69,6 +73,15 @@ typedef struct weft_worker {
     pthread_t thread;
     char *altstack; /* signal stack (arena) */
 
+    /* Mesh mode (worker.c), owner-only. */
+    uint32_t *order;     /* other workers, nearest (same L3) first */
+    uint32_t ngroup;     /* how many of them share this worker's L3 */
+    uint32_t threshold;  /* load above which new work is deflected */
+    uint32_t high_ticks; /* consecutive fairness ticks above it */
+    uint32_t nstaged;    /* destinations with a staged chunk */
+    uint32_t staged[WEFT_MESH_STAGED];
+    _Atomic uint32_t load; /* published load level (read by producers) */
+
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
                                                             about to be */
@@ -77,6 +90,11 @@ typedef struct weft_worker {
     /* Timers of tasks waiting with a deadline (timer.h): armed and fired
      * by the owner, cancelled by anyone, on a line of their own. */
     weft_aligned(WEFT_CACHELINE) weft_theap timers;
+
+    /* Mesh mode: which sources have published chunks for this worker.
+     * Producers set bits, the owner exchanges them to 0. */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t inbox_top;
+    _Atomic uint64_t inbox[16]; /* bit s%64 of word s/64: source s */
 } weft_worker;
 
 _Static_assert(offsetof(weft_worker, st) <= WEFT_CACHELINE,
@@ -108,6 +126,8 @@ struct weft_rt {
     _Atomic int stopping; /* weft_rt_destroy: workers exit; read on every
                              scheduling decision off the yield fast path */
     _Atomic int shutdown; /* weft_rt_shutdown: no new spawns */
+    int mesh;             /* cfg.balance == WEFT_BALANCE_MESH */
+    weft_mbox *mbox;      /* mesh: [dst * nworkers + src] */
 
     /* Written by whoever uses them; each block on its own lines. */
     weft_aligned(WEFT_CACHELINE) weft_stack_pool pool[2]; /* [0] default,
@@ -119,6 +139,8 @@ struct weft_rt {
                                                                  threads */
     _Atomic uint64_t ext_reaps; /* reaps by plain threads */
     _Atomic uint32_t ext_hint;  /* reservation hint for plain threads */
+    /* Mesh mode: idle workers that want work (bit i%64 of word i/64). */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t hungry[16];
 };
 
 /* The worker the calling thread is, or NULL. Never inlined, and re-read
@@ -163,8 +185,7 @@ void weft__task_unpark(struct weft_rt *rt, uint32_t slot, uint32_t gen);
 /* As weft__task_unpark, but never touches the calling worker's own queues
  * (the task is signalled through the summary tree): safe in a signal
  * handler. Any thread. */
-void weft__task_unpark_remote(struct weft_rt *rt, uint32_t slot,
-                              uint32_t gen);
+void weft__task_unpark_remote(struct weft_rt *rt, uint32_t slot, uint32_t gen);
 
 /* The generation a handle to task `slot` shows now. Any thread. */
 uint32_t weft__task_hgen(struct weft_rt *rt, uint32_t slot);
@@ -176,6 +197,15 @@ void weft__waiter_wait(weft_waiter *w);
 /* Wake w's owner. After this call w may already be gone: it copies what
  * it needs first. Any thread. */
 void weft__waiter_wake(weft_waiter *w);
+
+/* Mesh mode: each worker's neighbour order from the L3 group of every
+ * worker (group_of[i]; NULL: all in one group). Nearest first: same group,
+ * then the others; each list starts after the worker itself, so workers
+ * spread their deflections. Creator (and white-box tests) only, before
+ * tasks run. */
+void weft__mesh_set_groups(struct weft_rt *rt, const uint32_t *group_of);
+
+#define WEFT_MESH_THRESHOLD 64 /* initial deflection threshold (tasks) */
 
 /* Wake one sleeping worker if any. Any thread. */
 void weft__wake_one(struct weft_rt *rt);

@@ -212,7 +212,7 @@ void weft__task_finish(weft_worker *w, weft_tcb *t, uint32_t slot)
     int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
     weft__stack_put(&rt->pool[cls], &w->cache[cls], c->stack - 1);
     c->stack = 0;
-    c->san_fiber = NULL; /* it stays with the stack */
+    weft__cold_set_fiber(c, NULL); /* it stays with the stack */
     weft__task_publish_end(w, t, slot);
 }
 
@@ -375,8 +375,7 @@ weft_rt *weft_current(void)
 
 /* ---- park, unpark, waiters ------------------------------------------ */
 
-static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen,
-                          int remote)
+static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
 {
     weft_tcb *t = &rt->hot[slot];
     uint64_t s = atomic_load_explicit(&t->state, RLX);

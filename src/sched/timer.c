@@ -30,8 +30,7 @@ static void lock(weft_theap *h)
 {
     /* Acquire: pairs with unlock's release. */
     for (int spins = 0;
-         atomic_exchange_explicit(&h->lock, 1, memory_order_acquire);
-         spins++) {
+         atomic_exchange_explicit(&h->lock, 1, memory_order_acquire); spins++) {
         while (atomic_load_explicit(&h->lock, RLX)) {
             if (++spins < 200)
                 weft_cpu_relax();
@@ -43,8 +42,7 @@ static void lock(weft_theap *h)
 
 static void unlock(weft_theap *h)
 {
-    atomic_store_explicit(&h->next, h->n ? h->e[0].deadline : UINT64_MAX,
-                          RLX);
+    atomic_store_explicit(&h->next, h->n ? h->e[0].deadline : UINT64_MAX, RLX);
     atomic_store_explicit(&h->lock, 0, memory_order_release); /* pairs with
                                                               lock() */
 }

@@ -48,8 +48,8 @@ typedef struct weft_theap_ent {
  * idle check); the array is in the arena, max_tasks entries. */
 typedef struct weft_theap {
     _Atomic uint32_t lock;
-    uint32_t n;             /* entries; under lock */
-    _Atomic uint64_t next;  /* earliest deadline, UINT64_MAX when empty */
+    uint32_t n;            /* entries; under lock */
+    _Atomic uint64_t next; /* earliest deadline, UINT64_MAX when empty */
     weft_theap_ent *e;
 } weft_theap;
 

@@ -24,7 +24,8 @@
  * injection queue, then stealing from another worker's deque (not for a
  * yield: the yielder is itself runnable); every FAIR_TICK-th decision
  * looks at the injection queue first so it is never starved, and shares
- * yielded tasks when workers sleep. Mailboxes (mesh mode) come later.
+ * yielded tasks when workers sleep. In mesh mode the incoming mailboxes
+ * come after the deque, and nothing is stolen (see "mesh mode").
  *
  * Sleeping (the no-lost-wake-up argument). A worker with nothing to do
  * announces itself: sleep = 1, then an RMW idle += 1. It then re-checks
@@ -271,6 +272,313 @@ weft_noinline static int64_t steal(weft_worker *w)
     return -1;
 }
 
+/* ---- mesh mode --------------------------------------------------------
+ *
+ * The other school of balancing (DESIGN.md §7, docs/mesh.md): instead of
+ * idle workers pulling work, busy ones push it. Each ordered pair of
+ * workers has an SPSC mailbox (queue/mailbox.h). Work moves on two
+ * occasions, both when a worker queues new work:
+ *  - a neighbour is hungry (went idle and said so in rt->hungry): it gets
+ *    the oldest queued task, nearest neighbour (same L3 group) first;
+ *  - the worker's load is at or above its threshold: the oldest queued
+ *    task goes to a neighbour whose published load is under half the
+ *    threshold, same group first, picked by a hash of the spawning task
+ *    (one flow's work tends to go the same way).
+ * One task, the oldest, as a thief would take: in fork-join work it is the
+ * largest piece, and the newer ones are about to be joined by a parent
+ * still running here (each one sent away turns an inline join into a
+ * park; sending half the backlog cost skynet 5x, measured). A chunk (one
+ * task, or a batch from the fairness tick) is published at once with one
+ * release store: it never waits for a later decision of the sender, which
+ * may run inline joins for a long time without deciding anything. The
+ * destination's inbox bit is set and the destination woken if it sleeps.
+ * No cache line is written by more than two workers, except the inbox and
+ * hunger words.
+ *
+ * The threshold adapts: a worker above it for MESH_HIGH_TICKS fairness
+ * ticks in a row halves it (down to MESH_MIN_THRESHOLD: shed work earlier
+ * under sustained load); a worker that goes idle doubles it (up to
+ * MESH_MAX_THRESHOLD: keep work local when there is little of it).
+ *
+ * No lost wake-up: a producer publishes (release store of the ring's
+ * tail), sets the inbox bits, then does the RMW on rt->idle and wakes the
+ * destination if it sleeps; a sleeper stores sleep = 1, does its RMW on
+ * rt->idle, then checks its inbox (has_foreign_work). The argument of the
+ * header applies unchanged, with the inbox in place of the deques.
+ */
+#define MESH_HIGH_TICKS 4
+#define MESH_MIN_THRESHOLD 8
+#define MESH_MAX_THRESHOLD 128 /* under the deque's capacity */
+
+void weft__mesh_set_groups(weft_rt *rt, const uint32_t *group_of)
+{
+    uint32_t n = rt->nworkers;
+    for (uint32_t i = 0; i < n; i++) {
+        weft_worker *w = &rt->workers[i];
+        uint32_t k = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (uint32_t d = 1; d < n; d++) {
+                uint32_t j = (i + d) % n;
+                int same = !group_of || group_of[j] == group_of[i];
+                if (same == !pass)
+                    w->order[k++] = j;
+                if (!pass && same)
+                    w->ngroup = k;
+            }
+        if (!group_of)
+            w->ngroup = n - 1;
+        else {
+            w->ngroup = 0;
+            for (uint32_t d = 0; d < n - 1; d++)
+                w->ngroup += group_of[w->order[d]] == group_of[i];
+        }
+    }
+}
+
+static inline weft_mbox *mbox_to(weft_worker *w, uint32_t dst)
+{
+    return &w->rt->mbox[(size_t)dst * w->rt->nworkers + w->id];
+}
+
+static inline uint32_t dq_size(weft_worker *w)
+{
+    int64_t d = atomic_load_explicit(&w->dq.bottom, RLX) -
+                atomic_load_explicit(&w->dq.top, RLX);
+    return d > 0 ? (uint32_t)d : 0;
+}
+
+/* Wake worker v if it sleeps (see the argument above). Any thread. */
+static void wake_worker(weft_rt *rt, weft_worker *v)
+{
+    /* acq_rel RMW: pairs with the sleeper's RMW on idle (header). */
+    if (!atomic_fetch_add_explicit(&rt->idle, 0, memory_order_acq_rel))
+        return;
+    uint32_t one = 1;
+    if (atomic_load_explicit(&v->sleep, RLX) == 1 &&
+        atomic_compare_exchange_strong_explicit(&v->sleep, &one, 0, RLX, RLX))
+        weft__futex_wake(&v->sleep, 1);
+}
+
+/* Publish w's staged chunk for dst and tell dst. Owner only. */
+static void mesh_publish(weft_worker *w, uint32_t dst)
+{
+    weft_worker *v = &w->rt->workers[dst];
+    weft__mbox_publish(mbox_to(w, dst));
+    /* Release: pairs with the owner's acquire exchange in from_mail; the
+     * ring's tail was released before. */
+    atomic_fetch_or_explicit(&v->inbox[w->id / 64], UINT64_C(1) << (w->id % 64),
+                             memory_order_release);
+    atomic_fetch_or_explicit(&v->inbox_top, UINT64_C(1) << (w->id / 64),
+                             memory_order_release);
+    wake_worker(w->rt, v);
+}
+
+weft_noinline static void mesh_flush(weft_worker *w)
+{
+    for (uint32_t i = 0; i < w->nstaged; i++)
+        mesh_publish(w, w->staged[i]);
+    w->nstaged = 0;
+}
+
+/* Stage `slot` for worker dst; 0 when its ring is full. With `batch`
+ * more tasks follow for the same chunk; without, the chunk goes now. A
+ * chunk never waits for a later decision of w: w may run inline joins for
+ * a long time without deciding anything, and a staged task whose parent
+ * joins it would wait with it (measured: fib at 2 workers 23 -> 344 ms).
+ * Owner only. */
+static int mesh_stage(weft_worker *w, uint32_t dst, uint32_t slot, int batch)
+{
+    weft_chunk *c = weft__mbox_stage(mbox_to(w, dst));
+    if (!c)
+        return 0;
+    uint32_t k = 0;
+    while (k < w->nstaged && w->staged[k] != dst)
+        k++;
+    if (k == w->nstaged) { /* a fresh chunk */
+        if (w->nstaged == WEFT_MESH_STAGED)
+            mesh_flush(w), k = 0;
+        c = weft__mbox_stage(mbox_to(w, dst)); /* the same chunk */
+        c->n = 0;
+        w->staged[w->nstaged++] = dst;
+    }
+    c->idx[c->n++] = slot;
+    stat_inc(&w->st.deflected);
+    if (!batch || c->n == WEFT_CHUNK) {
+        mesh_publish(w, dst);
+        w->staged[k] = w->staged[--w->nstaged];
+    }
+    return 1;
+}
+
+/* Claim a hungry neighbour, nearest first; -1 when none. A sleeping one
+ * only when w has more than one task queued: a sleeping CPU can take
+ * milliseconds to wake (measured here: a task sent to a sleeping worker
+ * first ran 3-4 ms later), and w's last queued task is better run by w
+ * itself soon than by a neighbour that may wake late. Owner only. */
+static int64_t mesh_hungry(weft_worker *w, uint32_t load)
+{
+    weft_rt *rt = w->rt;
+    uint32_t n = rt->nworkers - 1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t v = w->order[i];
+        _Atomic uint64_t *word = &rt->hungry[v / 64];
+        uint64_t bit = UINT64_C(1) << (v % 64);
+        if (load < 2 && atomic_load_explicit(&rt->workers[v].sleep, RLX))
+            continue;
+        if ((atomic_load_explicit(word, RLX) & bit) &&
+            (atomic_fetch_and_explicit(word, ~bit, RLX) & bit))
+            return v;
+    }
+    return -1;
+}
+
+/* A neighbour for overflow work of flow `flow`: published load under half
+ * of w's threshold, nearest group first; -1 when none. Owner only. */
+static int64_t mesh_target(weft_worker *w, uint32_t flow)
+{
+    weft_rt *rt = w->rt;
+    uint32_t n = rt->nworkers - 1, h = flow * 2654435761u;
+    uint32_t part[2][2] = {{0, w->ngroup}, {w->ngroup, n - w->ngroup}};
+    for (int p = 0; p < 2; p++) {
+        uint32_t base = part[p][0], cnt = part[p][1];
+        for (uint32_t i = 0; i < cnt; i++) {
+            weft_worker *v = &rt->workers[w->order[base + (h + i) % cnt]];
+            if (2 * atomic_load_explicit(&v->load, RLX) < w->threshold)
+                return v->id;
+        }
+    }
+    return -1;
+}
+
+/* Is any worker hungry? One load per 64 workers. */
+static inline int mesh_any_hungry(weft_rt *rt)
+{
+    for (uint32_t k = 0; k < (rt->nworkers + 63) / 64; k++)
+        if (atomic_load_explicit(&rt->hungry[k], RLX))
+            return 1;
+    return 0;
+}
+
+/* Send up to `want` of w's oldest queued tasks to v as one chunk. */
+static void mesh_send(weft_worker *w, uint32_t v, uint32_t want)
+{
+    uint32_t got[WEFT_CHUNK];
+    uint32_t k =
+        weft__deque_grab(&w->dq, got, want < WEFT_CHUNK ? want : WEFT_CHUNK);
+    uint32_t i = 0;
+    while (i < k && mesh_stage(w, v, got[i], i + 1 < k))
+        i++;
+    for (; i < k; i++) /* its ring is full: keep them */
+        push_local(w, got[i]);
+}
+
+/* New work has been queued on w (see above). Owner only. */
+weft_noinline static void mesh_balance(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    uint32_t load = dq_size(w);
+    if (rt->nworkers == 1 || !load)
+        return;
+    int64_t v = -1;
+    if (mesh_any_hungry(rt))
+        v = mesh_hungry(w, load);
+    if (v < 0 && load >= w->threshold)
+        v = mesh_target(w, w->cur_slot);
+    if (v >= 0)
+        mesh_send(w, (uint32_t)v, 1);
+}
+
+/* Fairness tick: publish the load level, adapt the threshold, and when
+ * workers sleep, send them part of the backlog. Owner only. */
+weft_noinline static void mesh_tick(weft_worker *w)
+{
+    uint32_t load = dq_size(w);
+    atomic_store_explicit(&w->load, load, RLX);
+    if (load > w->threshold) {
+        if (++w->high_ticks >= MESH_HIGH_TICKS) {
+            w->threshold = w->threshold / 2 > MESH_MIN_THRESHOLD
+                               ? w->threshold / 2
+                               : MESH_MIN_THRESHOLD;
+            w->high_ticks = 0;
+        }
+    } else {
+        w->high_ticks = 0;
+    }
+    /* An idle neighbour gets half the backlog, or one yielded task (as
+     * share_yielded gives thieves in steal mode). */
+    if (mesh_any_hungry(w->rt) && (load >= 2 || w->yq_head)) {
+        int64_t v = mesh_hungry(w, load + (w->yq_head != 0));
+        if (v >= 0 && load >= 2) {
+            mesh_send(w, (uint32_t)v, load / 2);
+        } else if (v >= 0) {
+            int64_t y = yq_pop(w);
+            if (y >= 0 && !mesh_stage(w, (uint32_t)v, (uint32_t)y, 0))
+                yq_push(w, (uint32_t)y);
+        }
+        return;
+    }
+    if (load < 2)
+        return;
+    /* Even out with the nearest busy neighbour at least two tasks lighter:
+     * half the backlog. Yielded tasks stay: moving them between busy
+     * workers made the two sides' ticks trade the same yielders back and
+     * forth (measured: yield_many 7 -> 27..87 ns per yield). */
+    int64_t v = -1;
+    for (uint32_t i = 0; v < 0 && i < w->rt->nworkers - 1; i++) {
+        weft_worker *x = &w->rt->workers[w->order[i]];
+        if (atomic_load_explicit(&x->load, RLX) + 2 <= load)
+            v = x->id;
+    }
+    if (v < 0)
+        return;
+    /* Count what we send in v's published load until v publishes its own:
+     * with stale loads both sides' ticks would move the same tasks back
+     * and forth. */
+    uint32_t moved = load / 2;
+    atomic_fetch_add_explicit(&w->rt->workers[v].load, moved, RLX);
+    atomic_store_explicit(&w->load, load - moved, RLX);
+    mesh_send(w, (uint32_t)v, moved);
+}
+
+/* Take every chunk sent to w: run the first task, queue the rest. Sources
+ * are visited from w's own id upwards, so with workers numbered by L3
+ * group (pinning fills one group first) nearer sources come first. */
+weft_noinline static int64_t from_mail(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    /* Acquire: pairs with mesh_publish's release fetch_or. */
+    uint64_t top =
+        atomic_exchange_explicit(&w->inbox_top, 0, memory_order_acquire);
+    if (!top)
+        return -1;
+    uint32_t n = rt->nworkers, words = (n + 63) / 64;
+    int64_t first = -1;
+    for (uint32_t k = 0; k < words; k++) {
+        uint32_t wd = (w->id / 64 + k) % words;
+        if (!(top & (UINT64_C(1) << wd)))
+            continue;
+        uint64_t bits =
+            atomic_exchange_explicit(&w->inbox[wd], 0, memory_order_acquire);
+        for (; bits; bits &= bits - 1) {
+            uint32_t src = wd * 64 + weft_ctz64(bits);
+            weft_mbox *m = &rt->mbox[(size_t)w->id * n + src];
+            weft_chunk *c;
+            while ((c = weft__mbox_next(m))) {
+                for (uint32_t i = 0; i < c->n; i++) {
+                    if (first < 0)
+                        first = c->idx[i];
+                    else
+                        push_local(w, c->idx[i]);
+                }
+                stat_inc(&w->st.mail_in);
+                weft__mbox_done(m);
+            }
+        }
+    }
+    atomic_store_explicit(&w->load, dq_size(w), RLX);
+    return first;
+}
+
 /* The yield queue is owner-only; when other workers sit idle, yielded
  * tasks move to the deque, where they can be stolen. Owner only. */
 weft_noinline static void share_yielded(weft_worker *w)
@@ -311,7 +619,10 @@ static inline int64_t find_local(weft_worker *w);
 static inline int64_t find_work(weft_worker *w)
 {
     int64_t s = find_local(w);
-    if (s >= 0 || w->rt->nworkers == 1 ||
+    /* Mesh mode does not steal: measured without it, mesh is on par with
+     * steal mode on every workload (docs/mesh.md), so it is not needed as
+     * a last resort. */
+    if (s >= 0 || w->rt->nworkers == 1 || w->rt->mesh ||
         atomic_load_explicit(&w->rt->stopping, RLX))
         return s;
     return steal(w);
@@ -334,6 +645,8 @@ static inline int64_t find_local(weft_worker *w)
                                                        must tick, not wrap */
         w->fair_countdown = FAIR_TICK;
         poll_timers(w);
+        if (w->rt->mesh)
+            mesh_tick(w);
         int others_idle = atomic_load_explicit(&w->rt->idle, RLX) != 0;
         publish_yield(w, w->yq_head != 0 && others_idle);
         if (others_idle && w->yq_head)
@@ -356,6 +669,12 @@ static inline int64_t find_local(weft_worker *w)
         if (x != WEFT_DEQUE_EMPTY)
             return x;
     }
+    if (w->rt->mesh) {
+        if (w->nstaged)
+            mesh_flush(w);
+        if (atomic_load_explicit(&w->inbox_top, RLX) && (s = from_mail(w)) >= 0)
+            return s;
+    }
     if (weft_unlikely(weft__summary_any(&w->rt->sum)) &&
         (s = from_summary(w)) >= 0)
         return s;
@@ -374,6 +693,9 @@ static int has_foreign_work(weft_worker *w)
         return 1;
     if (weft__summary_any(&rt->sum))
         return 1;
+    if (rt->mesh) /* nobody steals: only mail is this worker's */
+        return atomic_load_explicit(&w->inbox_top, RLX) ||
+               atomic_load_explicit(&rt->stopping, RLX);
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         weft_deque *d = &rt->workers[i].dq;
         if (atomic_load_explicit(&d->bottom, RLX) >
@@ -402,7 +724,7 @@ weft_noinline static void bind_stack(weft_worker *w, weft_tcb *t, uint32_t slot)
     atomic_store_explicit(&p->owner[i], slot + 1, RLX);
     if (!cls && (atomic_load_explicit(&p->flags[i], RLX) & WEFT_STK_CANARY))
         atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
-    rt->cold[slot].san_fiber = weft__stack_fiber(p, (uint32_t)i);
+    weft__cold_set_fiber(&rt->cold[slot], weft__stack_fiber(p, (uint32_t)i));
     t->sp = weft__ctx_make(weft__stack_top(p, (uint32_t)i) - WEFT_TLS_BYTES,
                            task_entry);
 }
@@ -454,7 +776,7 @@ switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
         w->current = t;
         w->cur_slot = (uint32_t)to;
         to_sp = t->sp;
-        fiber = rt->cold[to].san_fiber;
+        fiber = weft__cold_fiber(&rt->cold[to]);
         stat_inc(&w->st.switches);
 #ifdef WEFT_ASAN
         int cls =
@@ -660,7 +982,7 @@ weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur, uint32_t slot,
     int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
     uint32_t i = c->stack - 1;
     n->stack = i + 1;
-    n->san_fiber = c->san_fiber;
+    weft__cold_set_fiber(n, weft__cold_fiber(c));
     c->stack = 0;
     atomic_store_explicit(&rt->pool[cls].owner[i], next + 1, RLX);
     if (weft_unlikely(atomic_load_explicit(&cur->state, RLX) & WEFT_TS_CANARY))
@@ -696,7 +1018,10 @@ void weft__sched_ready_local(weft_worker *w, uint32_t slot)
     w->lifo = slot + 1;
     if (old) {
         push_local(w, old - 1);
-        notify(w);
+        if (weft_unlikely(w->rt->mesh))
+            mesh_balance(w);
+        else
+            notify(w);
     }
 }
 
@@ -753,7 +1078,7 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     weft_tcb_cold *c = &rt->cold[slot], *pc = &rt->cold[pslot];
     void *tls[WEFT_TLS_KEYS];
     c->stack = pc->stack;
-    c->san_fiber = pc->san_fiber;
+    weft__cold_set_fiber(c, weft__cold_fiber(pc));
     c->tls_area = tls;
     w->current = t;
     w->cur_slot = slot;
@@ -765,7 +1090,7 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
         c->result = r;
     w = weft__worker_self(); /* it may have parked and moved */
     c->stack = 0;
-    c->san_fiber = NULL;
+    weft__cold_set_fiber(c, NULL);
     c->tls = NULL;
     c->tls_area = NULL;
     stat_inc(&w->st.finishes);
@@ -806,6 +1131,16 @@ static void idle(weft_worker *w)
 {
     weft_rt *rt = w->rt;
     publish_yield(w, 0); /* the yield queue is empty when idle */
+    if (rt->mesh) {
+        if (w->nstaged)
+            mesh_flush(w);
+        atomic_store_explicit(&w->load, 0, RLX);
+        if (w->threshold < MESH_MAX_THRESHOLD)
+            w->threshold *= 2;
+        if (rt->nworkers > 1) /* ask for work (relaxed: a hint) */
+            atomic_fetch_or_explicit(&rt->hungry[w->id / 64],
+                                     UINT64_C(1) << (w->id % 64), RLX);
+    }
     atomic_fetch_add_explicit(&rt->searching, 1, RLX);
     for (int i = 0; i < SPIN_ROUNDS; i++) {
         if (has_foreign_work(w)) {
@@ -827,8 +1162,8 @@ static void idle(weft_worker *w)
     if (!has_foreign_work(w))
         while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
                !atomic_load_explicit(&rt->stopping, RLX))
-            if (weft__futex_wait(&w->sleep, 1,
-                                 next == UINT64_MAX ? 0 : next) < 0)
+            if (weft__futex_wait(&w->sleep, 1, next == UINT64_MAX ? 0 : next) <
+                0)
                 break; /* a timer is due */
     atomic_store_explicit(&w->sleep, 0, RLX);
     atomic_fetch_sub_explicit(&rt->idle, 1, RLX);
@@ -855,6 +1190,12 @@ void weft__worker_loop(weft_worker *w)
     while (!atomic_load_explicit(&w->rt->stopping, memory_order_acquire)) {
         poll_timers(w);
         int64_t s = find_work(w);
+        if (s >= 0 && w->rt->mesh) { /* fed: no longer hungry */
+            _Atomic uint64_t *word = &w->rt->hungry[w->id / 64];
+            uint64_t bit = UINT64_C(1) << (w->id % 64);
+            if (atomic_load_explicit(word, RLX) & bit)
+                atomic_fetch_and_explicit(word, ~bit, RLX);
+        }
         if (s >= 0)
             switch_ctx(w, NULL, s, MSG_NONE);
         else

@@ -36,26 +36,36 @@
 
 #define RLX memory_order_relaxed
 #define CHAN_MAGIC UINT32_C(0x6368616e)
+#define CHAN_CLOSED UINT32_C(0x6368616f)
 #define CHAN_DEAD UINT32_C(0xdeadc4a7)
 #define MAX_ELEM 65536u
 #define MAX_CASES 64
 
+/* 56 bytes, so that with malloc's header it takes one 64-byte chunk: a
+ * parked receiver's channel is part of what each parked task costs
+ * (bench memory). The ring follows the struct. */
 struct weft_chan {
     _Atomic uint32_t lock;
-    _Atomic uint32_t magic;
+    _Atomic uint32_t magic; /* CHAN_MAGIC, CHAN_CLOSED, CHAN_DEAD */
     uint32_t esize;
-    uint32_t closed;
-    uint64_t cap;
-    uint64_t head;  /* ring index of the oldest element */
-    _Atomic uint64_t count; /* elements in the ring (read unlocked by len) */
-    weft_waitq sendq, recvq; /* their lock_ words are unused */
-    char *buf;
+    uint32_t cap;
+    uint32_t head;          /* ring index of the oldest element */
+    _Atomic uint32_t count; /* elements in the ring (read unlocked by len) */
+    weft_wlist_ sendq, recvq;
 };
+
+_Static_assert(sizeof(struct weft_chan) <= 56, "weft_chan must stay small");
 
 static inline int bad(const weft_chan *ch)
 {
-    return !ch || atomic_load_explicit(&((weft_chan *)ch)->magic, RLX) !=
-                      CHAN_MAGIC;
+    uint32_t m = ch ? atomic_load_explicit(&((weft_chan *)ch)->magic, RLX) : 0;
+    return m != CHAN_MAGIC && m != CHAN_CLOSED;
+}
+
+/* Under the lock. */
+static inline int closed(weft_chan *ch)
+{
+    return atomic_load_explicit(&ch->magic, RLX) == CHAN_CLOSED;
 }
 
 int weft_chan_create(weft_chan **out, size_t esize, size_t cap)
@@ -67,8 +77,7 @@ int weft_chan_create(weft_chan **out, size_t esize, size_t cap)
         return -ENOMEM;
     memset(ch, 0, sizeof *ch);
     ch->esize = (uint32_t)esize;
-    ch->cap = cap;
-    ch->buf = (char *)(ch + 1);
+    ch->cap = (uint32_t)cap;
     atomic_store_explicit(&ch->magic, CHAN_MAGIC, RLX);
     *out = ch;
     return 0;
@@ -127,9 +136,9 @@ int weft_chan_destroy(weft_chan *ch)
 
 size_t weft_chan_len(const weft_chan *ch)
 {
-    return bad(ch) ? 0
-                   : (size_t)atomic_load_explicit(&((weft_chan *)ch)->count,
-                                                  RLX);
+    return bad(ch)
+               ? 0
+               : (size_t)atomic_load_explicit(&((weft_chan *)ch)->count, RLX);
 }
 
 size_t weft_chan_cap(const weft_chan *ch)
@@ -137,9 +146,30 @@ size_t weft_chan_cap(const weft_chan *ch)
     return bad(ch) ? 0 : (size_t)ch->cap;
 }
 
-static inline char *slot_at(weft_chan *ch, uint64_t i)
+/* Element copy; the common sizes compile to a move or two. */
+static inline void copy(void *d, const void *s, uint32_t n)
 {
-    return ch->buf + (size_t)(i % ch->cap) * ch->esize;
+    switch (n) {
+    case 8:
+        memcpy(d, s, 8);
+        break;
+    case 4:
+        memcpy(d, s, 4);
+        break;
+    case 16:
+        memcpy(d, s, 16);
+        break;
+    default:
+        memcpy(d, s, n);
+    }
+}
+
+/* Element i of the ring, for i < 2 * cap (a position past head). */
+static inline char *slot_at(weft_chan *ch, uint32_t i)
+{
+    if (i >= ch->cap)
+        i -= ch->cap;
+    return (char *)(ch + 1) + (size_t)i * ch->esize;
 }
 
 /*
@@ -148,25 +178,24 @@ static inline char *slot_at(weft_chan *ch, uint64_t i)
  * *wake to the blocked party it completed with (to be woken after the
  * unlock), or 0 when it would block.
  */
-static int try_send(weft_chan *ch, const void *elem, int *res,
-                    weft_wait **wake)
+static int try_send(weft_chan *ch, const void *elem, int *res, weft_wait **wake)
 {
     *wake = NULL;
-    if (ch->closed) {
+    if (closed(ch)) {
         *res = -EPIPE;
         return 1;
     }
     weft_wnode *r = weft__wq_claim(&ch->recvq);
     *res = 0;
     if (r) {
-        memcpy(r->elem, elem, ch->esize);
+        copy(r->elem, elem, ch->esize);
         r->wait->result = 0;
         *wake = r->wait;
         return 1;
     }
-    uint64_t n = atomic_load_explicit(&ch->count, RLX);
+    uint32_t n = atomic_load_explicit(&ch->count, RLX);
     if (n < ch->cap) {
-        memcpy(slot_at(ch, ch->head + n), elem, ch->esize);
+        copy(slot_at(ch, ch->head + n), elem, ch->esize);
         atomic_store_explicit(&ch->count, n + 1, RLX);
         return 1;
     }
@@ -177,13 +206,13 @@ static int try_recv(weft_chan *ch, void *out, int *res, weft_wait **wake)
 {
     *wake = NULL;
     *res = 0;
-    uint64_t n = atomic_load_explicit(&ch->count, RLX);
+    uint32_t n = atomic_load_explicit(&ch->count, RLX);
     if (n) {
-        memcpy(out, slot_at(ch, ch->head), ch->esize);
-        ch->head = (ch->head + 1) % ch->cap;
+        copy(out, slot_at(ch, ch->head), ch->esize);
+        ch->head = ch->head + 1 == ch->cap ? 0 : ch->head + 1;
         weft_wnode *s = weft__wq_claim(&ch->sendq);
         if (s) { /* the ring was full: the first blocked sender moves in */
-            memcpy(slot_at(ch, ch->head + n - 1), s->elem, ch->esize);
+            copy(slot_at(ch, ch->head + n - 1), s->elem, ch->esize);
             s->wait->result = 0;
             *wake = s->wait;
         } else {
@@ -193,12 +222,12 @@ static int try_recv(weft_chan *ch, void *out, int *res, weft_wait **wake)
     }
     weft_wnode *s = weft__wq_claim(&ch->sendq);
     if (s) { /* rendezvous */
-        memcpy(out, s->elem, ch->esize);
+        copy(out, s->elem, ch->esize);
         s->wait->result = 0;
         *wake = s->wait;
         return 1;
     }
-    if (ch->closed) {
+    if (closed(ch)) {
         *res = -EPIPE;
         return 1;
     }
@@ -225,8 +254,8 @@ static int chan_op(weft_chan *ch, int send, void *elem, uint64_t deadline,
     }
     weft_wait wt;
     weft_wnode node = {.wait = &wt, .elem = elem};
-    weft__wait_init(&wt);
-    weft_waitq *q = send ? &ch->sendq : &ch->recvq;
+    weft__wait_init(&wt, deadline == WAIT_FOREVER);
+    weft_wlist_ *q = send ? &ch->sendq : &ch->recvq;
     weft__wq_push(q, &node);
     unlock(ch);
     int r = weft__wait_block(&wt, deadline);
@@ -271,7 +300,7 @@ int weft_chan_try_recv(weft_chan *ch, void *elem)
 
 /* Claim every node of q for close: each gets -EPIPE. Appends to *list
  * (linked through next). */
-static void close_queue(weft_waitq *q, weft_wnode ***tail)
+static void close_queue(weft_wlist_ *q, weft_wnode ***tail)
 {
     weft_wnode *n;
     while ((n = weft__wq_claim(q))) {
@@ -287,11 +316,11 @@ int weft_chan_close(weft_chan *ch)
     if (bad(ch))
         return -EINVAL;
     lock(ch);
-    if (ch->closed) {
+    if (closed(ch)) {
         unlock(ch);
         return -EPIPE;
     }
-    ch->closed = 1;
+    atomic_store_explicit(&ch->magic, CHAN_CLOSED, RLX);
     weft_wnode *all = NULL, **tail = &all;
     close_queue(&ch->recvq, &tail);
     close_queue(&ch->sendq, &tail);
@@ -394,8 +423,8 @@ static int select_impl(weft_sel_case *c, size_t n, uint64_t deadline, int try)
         return -EAGAIN;
     }
     weft_wait wt;
-    weft_wnode nodes[n]; /* n <= MAX_CASES; sized to n for small stacks */
-    weft__wait_init(&wt);
+    weft_wnode nodes[n];     /* n <= MAX_CASES; sized to n for small stacks */
+    weft__wait_init(&wt, 0); /* several nodes */
     for (size_t i = 0; i < n; i++) {
         nodes[i].queued = 0;
         if (!c[i].chan)
@@ -420,8 +449,7 @@ static int select_impl(weft_sel_case *c, size_t n, uint64_t deadline, int try)
         return r;
     /* Acquire: pairs with the claimer's CAS (its result write follows
      * under the same channel lock, published by the wake's release). */
-    uint32_t won =
-        atomic_load_explicit(&wt.claim, memory_order_acquire) - 1;
+    uint32_t won = atomic_load_explicit(&wt.claim, memory_order_acquire) - 1;
     c[won].result = wt.result;
     return (int)won;
 }

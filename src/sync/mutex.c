@@ -109,7 +109,7 @@ static int lock_slow(weft_mutex *m, uint64_t deadline)
     }
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER);
     int requeue = 0;
     for (;;) {
         _Atomic uint32_t *l = qlock(m);
@@ -124,7 +124,7 @@ static int lock_slow(weft_mutex *m, uint64_t deadline)
         s |= WAITERS;
         while (!(s & LOCKED)) {
             uint32_t n = s | LOCKED;
-            if (weft__wq_empty(&m->q_))
+            if (weft__wq_empty(&m->q_.list_))
                 n &= ~(uint32_t)WAITERS;
             /* Acquire: pairs with unlock's release. */
             if (atomic_compare_exchange_weak_explicit(st, &s, n, ACQ, RLX)) {
@@ -138,16 +138,16 @@ static int lock_slow(weft_mutex *m, uint64_t deadline)
         atomic_store_explicit(&wt.w.futex, 0, RLX);
         wt.flags = 0;
         if (requeue)
-            weft__wq_push_head(&m->q_, &node);
+            weft__wq_push_head(&m->q_.list_, &node);
         else
-            weft__wq_push(&m->q_, &node);
+            weft__wq_push(&m->q_.list_, &node);
         weft__spin_unlock(l);
 
         int r = weft__wait_block(&wt, deadline);
         if (r == -ETIMEDOUT) {
             l = qlock(m);
-            weft__wq_unlink(&m->q_, &node);
-            if (weft__wq_empty(&m->q_))
+            weft__wq_unlink(&m->q_.list_, &node);
+            if (weft__wq_empty(&m->q_.list_))
                 atomic_fetch_and_explicit(st, ~(uint32_t)(WAITERS | HANDOFF),
                                           RLX);
             weft__spin_unlock(l);
@@ -205,8 +205,8 @@ static int unlock_slow(weft_mutex *m)
             return 0;
     }
     _Atomic uint32_t *l = qlock(m);
-    weft_wnode *n = weft__wq_claim(&m->q_);
-    uint32_t clear = weft__wq_empty(&m->q_) ? WAITERS : 0;
+    weft_wnode *n = weft__wq_claim(&m->q_.list_);
+    uint32_t clear = weft__wq_empty(&m->q_.list_) ? WAITERS : 0;
     s = atomic_load_explicit(st, RLX);
     if (n && (s & HANDOFF)) {
         n->wait->flags = SERVED_HANDOFF; /* LOCKED stays: it is theirs */
@@ -255,7 +255,7 @@ int weft_cond_destroy(weft_cond *c)
     int r = 0;
     if (dead(atomic_load_explicit(WEFT_A32(&c->state_), RLX)))
         r = -EINVAL;
-    else if (!weft__wq_empty(&c->q_))
+    else if (!weft__wq_empty(&c->q_.list_))
         r = -EBUSY;
     else
         atomic_store_explicit(WEFT_A32(&c->state_), WEFT_DEAD32, RLX);
@@ -270,7 +270,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
     _Atomic uint32_t *l = weft__wq_lock_word(&c->q_);
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt);
+    weft__wait_init(&wt, 0); /* closed by its owner on error */
     weft__spin_lock(l);
     if (dead(atomic_load_explicit(WEFT_A32(&c->state_), RLX))) {
         weft__spin_unlock(l);
@@ -278,12 +278,12 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
     }
     /* Queued before the mutex is released: a signal sent by the next
      * holder finds us. */
-    weft__wq_push(&c->q_, &node);
+    weft__wq_push(&c->q_.list_, &node);
     weft__spin_unlock(l);
     int r = weft_mutex_unlock(m);
     if (r) { /* the caller did not hold m: undo */
         weft__spin_lock(l);
-        weft__wq_unlink(&c->q_, &node);
+        weft__wq_unlink(&c->q_.list_, &node);
         weft__spin_unlock(l);
         if (!weft__wait_claim(&node)) {
             /* A signal chose us meanwhile: take its wake-up and pass the
@@ -296,7 +296,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
     r = weft__wait_block(&wt, deadline);
     if (r == -ETIMEDOUT) {
         weft__spin_lock(l);
-        weft__wq_unlink(&c->q_, &node);
+        weft__wq_unlink(&c->q_.list_, &node);
         weft__spin_unlock(l);
     }
     weft_mutex_lock(m);
@@ -319,7 +319,7 @@ static int wake(weft_cond *c, int all)
         weft__spin_unlock(l);
         return -EINVAL;
     }
-    while ((n = weft__wq_claim(&c->q_))) {
+    while ((n = weft__wq_claim(&c->q_.list_))) {
         n->next = got; /* off the queue: reuse the link */
         got = n;
         if (!all)

@@ -58,7 +58,7 @@ int weft_sem_destroy(weft_sem *s)
     uint64_t v = atomic_load_explicit(WEFT_A64(&s->state_), RLX);
     if (v & S_DEAD)
         r = -EINVAL;
-    else if (!weft__wq_empty(&s->q_))
+    else if (!weft__wq_empty(&s->q_.list_))
         r = -EBUSY;
     else
         atomic_store_explicit(WEFT_A64(&s->state_), S_DEAD, RLX);
@@ -89,7 +89,7 @@ int weft_sem_wait_until(weft_sem *s, uint64_t deadline)
     _Atomic uint32_t *l = weft__wq_lock_word(&s->q_);
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER);
     weft__spin_lock(l);
     uint64_t v = atomic_fetch_or_explicit(st, S_WAITERS, ACQ) | S_WAITERS;
     for (;;) {
@@ -100,7 +100,7 @@ int weft_sem_wait_until(weft_sem *s, uint64_t deadline)
         if (v < S_ONE)
             break;
         uint64_t n = v - S_ONE;
-        if (weft__wq_empty(&s->q_))
+        if (weft__wq_empty(&s->q_.list_))
             n &= ~(uint64_t)S_WAITERS;
         /* Acquire: pairs with post's release. */
         if (atomic_compare_exchange_weak_explicit(st, &v, n, ACQ, RLX)) {
@@ -108,13 +108,13 @@ int weft_sem_wait_until(weft_sem *s, uint64_t deadline)
             return 0;
         }
     }
-    weft__wq_push(&s->q_, &node);
+    weft__wq_push(&s->q_.list_, &node);
     weft__spin_unlock(l);
     r = weft__wait_block(&wt, deadline);
     if (r == -ETIMEDOUT) {
         weft__spin_lock(l);
-        weft__wq_unlink(&s->q_, &node);
-        if (weft__wq_empty(&s->q_))
+        weft__wq_unlink(&s->q_.list_, &node);
+        if (weft__wq_empty(&s->q_.list_))
             atomic_fetch_and_explicit(st, ~(uint64_t)S_WAITERS, RLX);
         weft__spin_unlock(l);
     }
@@ -143,10 +143,10 @@ int weft_sem_post(weft_sem *s)
         return -EINVAL;
     _Atomic uint32_t *l = weft__wq_lock_word(&s->q_);
     weft__spin_lock(l);
-    weft_wnode *n = weft__wq_claim(&s->q_);
+    weft_wnode *n = weft__wq_claim(&s->q_.list_);
     int r = 0;
     if (n) {
-        if (weft__wq_empty(&s->q_))
+        if (weft__wq_empty(&s->q_.list_))
             atomic_fetch_and_explicit(st, ~(uint64_t)S_WAITERS, RLX);
     } else {
         v = atomic_load_explicit(st, RLX);
@@ -199,7 +199,7 @@ int weft_wg_destroy(weft_wg *g)
     int r = 0;
     if (atomic_load_explicit(WEFT_A32(&g->state_), RLX))
         r = -EINVAL;
-    else if (!weft__wq_empty(&g->q_))
+    else if (!weft__wq_empty(&g->q_.list_))
         r = -EBUSY;
     else
         atomic_store_explicit(WEFT_A32(&g->state_), 1, RLX);
@@ -208,7 +208,7 @@ int weft_wg_destroy(weft_wg *g)
 }
 
 /* Claim every waiter of q into a FIFO list (caller holds q's lock). */
-static weft_wnode *claim_all(weft_waitq *q)
+static weft_wnode *claim_all(weft_wlist_ *q)
 {
     weft_wnode *head = NULL, **tail = &head, *n;
     while ((n = weft__wq_claim(q))) {
@@ -248,7 +248,7 @@ int weft_wg_add(weft_wg *g, int64_t delta)
     if (v + delta == 0 && delta != 0) {
         _Atomic uint32_t *l = weft__wq_lock_word(&g->q_);
         weft__spin_lock(l);
-        weft_wnode *all = claim_all(&g->q_);
+        weft_wnode *all = claim_all(&g->q_.list_);
         weft__spin_unlock(l);
         wake_list(all, 0);
     }
@@ -273,18 +273,18 @@ int weft_wg_wait_until(weft_wg *g, uint64_t deadline)
         return 0;
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER);
     weft__spin_lock(l);
     if (!atomic_load_explicit(c, ACQ)) {
         weft__spin_unlock(l);
         return 0;
     }
-    weft__wq_push(&g->q_, &node);
+    weft__wq_push(&g->q_.list_, &node);
     weft__spin_unlock(l);
     int r = weft__wait_block(&wt, deadline);
     if (r == -ETIMEDOUT) {
         weft__spin_lock(l);
-        weft__wq_unlink(&g->q_, &node);
+        weft__wq_unlink(&g->q_.list_, &node);
         weft__spin_unlock(l);
     }
     return r;
@@ -347,7 +347,7 @@ static void e_unlock(weft_event *e)
                     st, &s, s & ~(uint32_t)E_PENDING, ACQ, RLX))
                 continue; /* acquire: pairs with set's release */
             if (s & E_SET) {
-                *tail = claim_all(&e->q_);
+                *tail = claim_all(&e->q_.list_);
                 while (*tail)
                     tail = &(*tail)->next;
             }
@@ -355,8 +355,8 @@ static void e_unlock(weft_event *e)
             continue;
         }
         /* Release: pairs with the next locker's acquire. */
-        if (atomic_compare_exchange_weak_explicit(
-                st, &s, s & ~(uint32_t)E_LOCK, REL, RLX))
+        if (atomic_compare_exchange_weak_explicit(st, &s, s & ~(uint32_t)E_LOCK,
+                                                  REL, RLX))
             break;
     }
     wake_list(wake, 1);
@@ -370,7 +370,7 @@ int weft_event_destroy(weft_event *e)
     uint32_t s = e_lock(st);
     if (e_dead(s))
         return -EINVAL;
-    if (!weft__wq_empty(&e->q_)) {
+    if (!weft__wq_empty(&e->q_.list_)) {
         e_unlock(e);
         return -EBUSY;
     }
@@ -402,7 +402,7 @@ int weft_event_set(weft_event *e)
     }
     if (s & E_LOCK)
         return 0;
-    weft_wnode *all = claim_all(&e->q_);
+    weft_wnode *all = claim_all(&e->q_.list_);
     e_unlock(e);
     wake_list(all, 1);
     return 0;
@@ -443,7 +443,7 @@ int weft_event_wait_until(weft_event *e, uint64_t deadline)
         return 0;
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER);
     s = e_lock(st);
     if (e_dead(s))
         return -EINVAL;
@@ -451,12 +451,12 @@ int weft_event_wait_until(weft_event *e, uint64_t deadline)
         e_unlock(e);
         return 0;
     }
-    weft__wq_push(&e->q_, &node);
+    weft__wq_push(&e->q_.list_, &node);
     e_unlock(e);
     int r = weft__wait_block(&wt, deadline);
     if (r == -ETIMEDOUT) {
         if (!e_dead(e_lock(st))) {
-            weft__wq_unlink(&e->q_, &node);
+            weft__wq_unlink(&e->q_.list_, &node);
             e_unlock(e);
         }
     }

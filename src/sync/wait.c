@@ -40,7 +40,7 @@ void weft__spin_slow(_Atomic uint32_t *l)
     }
 }
 
-void weft__wait_init(weft_wait *wt)
+void weft__wait_init(weft_wait *wt, int solo)
 {
     weft_worker *w = weft__worker_self();
     wt->w.rt = NULL;
@@ -55,6 +55,7 @@ void weft__wait_init(weft_wait *wt)
     atomic_store_explicit(&wt->claim, 0, RLX);
     wt->result = 0;
     wt->flags = 0;
+    wt->solo = (uint32_t)solo;
     wt->since = 0;
 }
 
@@ -96,8 +97,7 @@ int weft__wait_block(weft_wait *wt, uint64_t deadline)
             if (!armed) {
                 due = weft__clock_ns() >= deadline;
                 if (!due) {
-                    weft__timer_arm(weft__worker_self(), &tm, deadline,
-                                    &wt->w);
+                    weft__timer_arm(weft__worker_self(), &tm, deadline, &wt->w);
                     armed = 1;
                 }
             } else {
@@ -151,7 +151,7 @@ int weft_sleep_until(uint64_t deadline)
     if (w && w->current) {
         /* A wait nobody claims: it ends by its deadline. */
         weft_wait wt;
-        weft__wait_init(&wt);
+        weft__wait_init(&wt, 0);
         weft__wait_block(&wt, deadline);
         return 0;
     }

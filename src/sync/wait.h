@@ -41,6 +41,8 @@ typedef struct weft_wait {
     _Atomic uint32_t claim; /* 0, node index + 1, or WAIT_TIMEOUT */
     int result;             /* set by the claimer: 0, -EPIPE, ... */
     uint32_t flags;         /* primitive-specific, set by the claimer */
+    uint32_t solo;          /* one node, no deadline: no one races a
+                               waker's claim, which is then a plain store */
     uint64_t since;         /* when it first queued (mutex policy) */
 } weft_wait;
 
@@ -52,17 +54,24 @@ typedef struct weft_wnode {
     uint32_t queued;
 } weft_wnode;
 
-/* Fill in who is waiting: the calling task, or the calling thread. */
-void weft__wait_init(weft_wait *wt);
+/* Fill in who is waiting: the calling task, or the calling thread. `solo`:
+ * the wait has one node and no deadline, and its owner never closes it
+ * itself (see weft__wait_claim). */
+void weft__wait_init(weft_wait *wt, int solo);
 
 /* Block until the wait is claimed and woken (0), or until deadline_ns
  * (WAIT_FOREVER = none; one in the past times out at once) passes and the caller wins the claim (-ETIMEDOUT: its nodes
  * are still linked; the caller unlinks them). Any thread. */
 int weft__wait_block(weft_wait *wt, uint64_t deadline_ns);
 
-/* A waker's CAS for node n (under its queue's lock). */
+/* A waker's claim of node n (under its queue's lock): a CAS, or for a solo
+ * wait, which only this waker can end, a plain store. */
 static inline int weft__wait_claim(weft_wnode *n)
 {
+    if (n->wait->solo) {
+        atomic_store_explicit(&n->wait->claim, 1, memory_order_relaxed);
+        return 1;
+    }
     uint32_t open = 0;
     /* acq_rel: pairs with the waiter's timeout CAS on the same word, so
      * exactly one wins. */
@@ -81,9 +90,9 @@ static inline void weft__wait_wake(weft_wait *wt)
  * queue is touched). */
 void weft__wait_wake_remote(weft_wait *wt);
 
-/* ---- queues: the caller holds the queue's lock ---------------------- */
+/* ---- queues (a weft_waitq's list_): the caller holds its lock ------- */
 
-static inline void weft__wq_push(weft_waitq *q, weft_wnode *n)
+static inline void weft__wq_push(weft_wlist_ *q, weft_wnode *n)
 {
     weft_wnode *t = q->tail_;
     n->next = NULL;
@@ -96,7 +105,7 @@ static inline void weft__wq_push(weft_waitq *q, weft_wnode *n)
     n->queued = 1;
 }
 
-static inline void weft__wq_push_head(weft_waitq *q, weft_wnode *n)
+static inline void weft__wq_push_head(weft_wlist_ *q, weft_wnode *n)
 {
     weft_wnode *h = q->head_;
     n->prev = NULL;
@@ -109,7 +118,7 @@ static inline void weft__wq_push_head(weft_waitq *q, weft_wnode *n)
     n->queued = 1;
 }
 
-static inline void weft__wq_unlink(weft_waitq *q, weft_wnode *n)
+static inline void weft__wq_unlink(weft_wlist_ *q, weft_wnode *n)
 {
     if (!n->queued)
         return;
@@ -124,13 +133,13 @@ static inline void weft__wq_unlink(weft_waitq *q, weft_wnode *n)
     n->queued = 0;
 }
 
-static inline int weft__wq_empty(const weft_waitq *q)
+static inline int weft__wq_empty(const weft_wlist_ *q)
 {
     return q->head_ == NULL;
 }
 
 /* Pop nodes until one is claimed; NULL when none is left. */
-static inline weft_wnode *weft__wq_claim(weft_waitq *q)
+static inline weft_wnode *weft__wq_claim(weft_wlist_ *q)
 {
     weft_wnode *n;
     while ((n = q->head_)) {

@@ -10,8 +10,10 @@
 #include "check.h"
 
 static const char *const env_vars[] = {
-    "WEFT_WORKERS",          "WEFT_MAX_TASKS",  "WEFT_STACK_SIZE",
-    "WEFT_SMALL_STACK_SIZE", "WEFT_STACK_KEEP", "WEFT_GUARD_PAGES",
+    "WEFT_WORKERS",    "WEFT_MAX_TASKS",
+    "WEFT_STACK_SIZE", "WEFT_SMALL_STACK_SIZE",
+    "WEFT_STACK_KEEP", "WEFT_GUARD_PAGES",
+    "WEFT_PIN",        "WEFT_BALANCE",
 };
 
 static void clear_env(void)
@@ -232,7 +234,7 @@ static void stack_big(weft_config *c)
 }
 static void small_tiny(weft_config *c)
 {
-    c->small_stack_size = 1024;
+    c->small_stack_size = 1024 - 64; /* one step under the minimum */
 }
 static void small_odd(weft_config *c)
 {
@@ -357,7 +359,7 @@ TEST(api, config_minimum_sizes_work)
     weft_config_default(&c);
     c.max_tasks = 1;
     c.stack_size = 16 << 10;
-    c.small_stack_size = 2048;
+    c.small_stack_size = 1024;
     weft_rt *rt = test_rt_cfg(&c);
     /* max_tasks 1: the main task has the only slot. */
     CHECK_EQ_PTR(test_run(rt, answer, (void *)1), (void *)2);
@@ -403,4 +405,33 @@ TEST(api, canary_stacks_counts_budget_fallbacks_only)
     CHECK_EQ_U64(st.canary_stacks, 0);
     CHECK_EQ_U64(st.guarded_stacks, 0);
     test_rt_destroy_clean(rt);
+}
+
+TEST(api, config_env_balance)
+{
+    clear_env();
+    weft_config c;
+    weft_config_default(&c);
+    CHECK_EQ_INT(c.balance, WEFT_BALANCE_STEAL);
+    CHECK_EQ_INT(setenv("WEFT_BALANCE", "mesh", 1), 0);
+    weft_config_default(&c);
+    CHECK_EQ_INT(c.balance, WEFT_BALANCE_MESH);
+    CHECK_EQ_INT(setenv("WEFT_BALANCE", "steal", 1), 0);
+    weft_config_default(&c);
+    CHECK_EQ_INT(c.balance, WEFT_BALANCE_STEAL);
+}
+
+TEST(api, config_env_balance_bad)
+{
+    expect_env_rejected("WEFT_BALANCE", "push", "WEFT_BALANCE");
+}
+
+static void balance_2(weft_config *c)
+{
+    c->balance = 2;
+}
+
+TEST(api, config_balance_out_of_range)
+{
+    expect_field_rejected(balance_2, -EINVAL, "balance");
 }

@@ -9,8 +9,10 @@
  *    guard page; the SIGSEGV handler (on the worker's alternate signal
  *    stack) names the task;
  *  - default class with guard_pages = 0, and the small class: the canary
- *    at the bottom of the stack is overwritten and found at the task's
- *    next switch-out. These overflow by a few KiB only: enough to cover
+ *    (for the default class, the top 64 bytes of the unprotected
+ *    guard-page area, which must stay zero; for the small class, a word
+ *    at the stack's bottom) is overwritten and found at the task's next
+ *    switch-out. These overflow by a few KiB only: enough to cover
  *    the canary, but staying inside memory the arena owns (the unprotected
  *    guard-page area below a default stack, or the neighbouring stack
  *    below a small one, which no task uses here), then the task ends,
@@ -99,9 +101,10 @@ static void overflow_child(void *arg)
     weft_config_default(&cfg);
     cfg.max_tasks = 64;
     cfg.guard_pages = c->guard_pages;
-    /* The canary sits at the bottom of the usable part: below the guard
-     * page area of a default stack, in the first 16 bytes of a small one.
-     * The recursion reaches it from about the task's first frame. */
+    /* The recursion reaches the bottom of the usable part (above the
+     * guard page area of a default stack, above the first 16 bytes of a
+     * small one) from about the task's first frame, then writes ~3 KiB
+     * past it, over the canary. */
     overflow_target =
         c->stack_size - (c->small ? 16 : (size_t)sysconf(_SC_PAGESIZE));
     weft_rt *rt = test_rt_cfg(&cfg);
