@@ -381,12 +381,15 @@ TEST(api, sem_post_from_task_wakes_thread)
 
 enum { SF_N = 10 };
 static weft_sem sf_s;
-static _Atomic int sf_order[SF_N], sf_len;
+static _Atomic int sf_order[SF_N], sf_claim, sf_len;
 
 static void *sf_waiter(void *arg)
 {
     CHECK_OK(weft_sem_wait(&sf_s));
-    sf_order[atomic_fetch_add(&sf_len, 1)] = (int)(uintptr_t)arg;
+    /* Record first, count second: the test reads sf_order[i] as soon as
+     * it sees sf_len reach i + 1. */
+    sf_order[atomic_fetch_add(&sf_claim, 1)] = (int)(uintptr_t)arg;
+    atomic_fetch_add(&sf_len, 1);
     return NULL;
 }
 
@@ -397,6 +400,7 @@ TEST(api, sem_fifo_handoff)
     weft_rt *rt = test_rt_workers(256, 2);
     CHECK_OK(weft_sem_init(&sf_s, 0));
     atomic_store(&sf_len, 0);
+    atomic_store(&sf_claim, 0);
     weft_task t[SF_N];
     pthread_t th[SF_N];
     for (int i = 0; i < SF_N; i++) {

@@ -185,6 +185,15 @@ static void install(int sig)
  * or the main thread) does not block it. */
 TEST(api, event_set_from_sigalrm_handler_wakes_task)
 {
+    /* Hangs under ThreadSanitizer (seen in the TSan build: the handler
+     * never sets the event). TSan defers an asynchronous signal's handler
+     * until the receiving thread next enters code it intercepts; our
+     * reading is that SIGALRM, which goes to any thread, lands on a worker
+     * asleep in a raw futex system call, which TSan does not intercept.
+     * The other handler tests direct the signal at one thread and run
+     * under TSan. */
+    if (TEST_TSAN)
+        TEST_SKIP("TSan defers async signal handlers past raw futex waits");
     weft_rt *rt = test_rt_workers(256, 2);
     ev_setup();
     install(SIGALRM);
