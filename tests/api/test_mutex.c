@@ -333,6 +333,7 @@ static weft_mutex fair_m;
 static uint64_t fair_end;
 static uint64_t fair_count[FAIR_K], fair_maxwait[FAIR_K];
 static uint64_t fair_shared; /* under fair_m */
+static uint64_t fair_start, fair_began[FAIR_K];
 
 static void spin_ns(uint64_t ns)
 {
@@ -345,6 +346,7 @@ static void *fair_task(void *arg)
 {
     uintptr_t id = (uintptr_t)arg;
     uint64_t n = 0, maxw = 0;
+    fair_began[id] = weft_now_ns() - fair_start;
     for (;;) {
         uint64_t t0 = weft_now_ns();
         if (t0 >= fair_end)
@@ -368,7 +370,8 @@ TEST_T(api, mutex_contended_fairness, 30)
 {
     weft_rt *rt = test_rt_workers(256, 2);
     CHECK_OK(weft_mutex_init(&fair_m));
-    fair_end = weft_now_ns() + 400 * SU_MS;
+    fair_start = weft_now_ns();
+    fair_end = fair_start + 400 * SU_MS;
     weft_task t[FAIR_K];
     for (uintptr_t i = 0; i < FAIR_K; i++)
         t[i] = su_spawn(rt, fair_task, (void *)i);
@@ -386,6 +389,14 @@ TEST_T(api, mutex_contended_fairness, 30)
     fprintf(stderr, "\n  total %" PRIu64 ", max/min %.2f, max wait %.3f ms\n",
             total, mn ? (double)mx / (double)mn : 0.0, (double)maxw / 1e6);
     CHECK_EQ_U64(fair_shared, total);
+    /* Every task got to run at all (2 workers, 8 runnable tasks): a
+     * scheduling problem, not the mutex's, if this fails. */
+    for (int i = 0; i < FAIR_K; i++)
+        if (fair_began[i] >= fair_end - fair_start)
+            weft_check_fail(__FILE__, __LINE__,
+                            "task %d first ran %.1f ms after the start, "
+                            "after the 400 ms window",
+                            i, (double)fair_began[i] / 1e6);
     CHECK_CMP_U64(mn, >, 0); /* nobody starved */
     CHECK_CMP_U64(maxw, <, 50 * SU_MS * SU_SLOW);
     CHECK_OK(weft_mutex_destroy(&fair_m));
