@@ -61,7 +61,8 @@ typedef struct weft_rt weft_rt;
  * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
  * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
- * small_stack_size a multiple of 64, 2 KiB..stack_size; guard_pages 0 or 1;
+ * small_stack_size a multiple of 64, 2 KiB..stack_size; guard_pages and
+ * pin 0 or 1;
  * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
  * address space. */
 typedef struct weft_config {
@@ -72,8 +73,8 @@ typedef struct weft_config {
     size_t stack_keep;       /* resident stacks kept hot before madvise */
     int guard_pages;         /* 1 = guard pages while the map budget lasts,
                                   0 = canaries only */
-    int pin;                 /* 1 = pin worker i to the i-th CPU of the
-                                process's affinity mask */
+    int pin;                 /* 1 = pin each worker to one CPU, in
+                                weft_topology.pin_order */
     const char *bad_env;     /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
@@ -82,7 +83,7 @@ typedef struct weft_config {
 /* Environment overrides applied by weft_config_default (each is validated
  * by weft_rt_create; a bad value is -EINVAL naming the variable):
  *   WEFT_WORKERS, WEFT_MAX_TASKS, WEFT_STACK_SIZE, WEFT_SMALL_STACK_SIZE,
- *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1).
+ *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1), WEFT_PIN (0 or 1).
  * Sizes accept a k/K, m/M or g/G suffix. */
 
 /* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */
@@ -199,6 +200,60 @@ typedef unsigned weft_tls_key;
 WEFT_API int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *));
 WEFT_API int weft_tls_set(weft_tls_key key, void *value);
 WEFT_API void *weft_tls_get(weft_tls_key key);
+
+/* ---- Topology ----------------------------------------------------------
+ * What weft found out about the machine, restricted to the CPUs the process
+ * may run on (its affinity mask): logical CPUs, the physical cores they are
+ * SMT threads of, the L3 groups (CPUs sharing one last-level cache: an AMD
+ * CCX, an Intel socket), the NUMA nodes and the distances between them.
+ * Read from hwloc when the library was built with it, else from sysfs;
+ * what a source does not say is filled in as one group (one L3 group, one
+ * node, distance 10).
+ *
+ * Cores, L3 groups, nodes and packages are numbered densely from 0, in the
+ * order of their lowest allowed CPU. At most WEFT_TOPO_MAX_CPUS CPUs (OS numbers
+ * 0..1023) and WEFT_TOPO_MAX_NODES nodes (OS numbers 0..63) are described;
+ * CPUs numbered above are left out, and a machine with a node numbered
+ * above is described as one node. */
+
+#define WEFT_TOPO_MAX_CPUS 1024
+#define WEFT_TOPO_MAX_NODES 64
+
+typedef struct weft_cpu {
+    unsigned os;      /* OS CPU number, as for sched_setaffinity */
+    unsigned core;    /* physical core, 0..ncores-1 */
+    unsigned smt;     /* rank among its core's allowed SMT threads, 0.. */
+    unsigned l3;      /* L3 group, 0..nl3-1 */
+    unsigned node;    /* NUMA node, 0..nnodes-1 */
+    unsigned package; /* socket, 0..npackages-1 */
+} weft_cpu;
+
+typedef struct weft_topology {
+    unsigned ncpus, ncores, nl3, nnodes, npackages; /* each >= 1 (0 only
+                                                       if no allowed CPU is
+                                                       below 1024) */
+    const weft_cpu *cpus;      /* [ncpus], ascending OS number */
+    const unsigned *node_os;   /* [nnodes]: each node's OS number (for
+                                  mbind, numactl) */
+    const uint8_t *distance;   /* [nnodes * nnodes], row-major: relative
+                                  memory latency from node i to node j
+                                  (ACPI SLIT: 10 = local; 20 when the
+                                  source gives none) */
+    const unsigned *pin_order; /* [ncpus]: with cfg.pin, worker w runs on
+                                  cpus[pin_order[w % ncpus]]: one L3 group
+                                  (nodes in order) filled before the next,
+                                  one thread per core before SMT siblings */
+    const char *source;        /* "hwloc" or "sysfs" */
+} weft_topology;
+
+/* Point *out at the process's topology: found at the first call (or the
+ * first weft_rt_create), from the affinity mask of that moment, then fixed
+ * and valid for the life of the process. The first call reads sysfs or
+ * runs hwloc (which allocates): make it from a plain thread or before a
+ * runtime exists; weft_rt_create makes it, so a task's call never does.
+ * -EINVAL when out is NULL. Never blocks after the first call. Any
+ * thread. */
+WEFT_API int weft_topology_get(const weft_topology **out);
 
 /* ---- Observation -------------------------------------------------------- */
 

@@ -32,6 +32,7 @@
 #include "../base/error.h"
 #include "../base/futex.h"
 #include "../mem/arena.h"
+#include "../sched/topo.h"
 #include "rt.h"
 
 #define RLX memory_order_relaxed
@@ -126,25 +127,18 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->total = weft__arena_add(&p, 0, page);
 }
 
-/* cfg.pin: worker i runs on the i-th CPU of the process's affinity mask
- * (wrapping). Topology-aware placement (fill one L3 group first) comes
- * with the topology work. */
+/* cfg.pin: worker i runs on one CPU, in the topology's pin order (L3
+ * group by L3 group, cores before SMT siblings; sched/topo.c). Quiet when
+ * the CPU is no longer allowed. */
 static void pin_worker(weft_worker *w)
 {
-    cpu_set_t set, one;
-    if (sched_getaffinity(0, sizeof set, &set))
+    const weft_topology *t;
+    cpu_set_t one;
+    if (weft_topology_get(&t) || !t->ncpus)
         return;
-    int n = CPU_COUNT(&set), want = (int)(w->id % (unsigned)n), seen = 0;
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-        if (!CPU_ISSET(c, &set))
-            continue;
-        if (seen++ == want) {
-            CPU_ZERO(&one);
-            CPU_SET(c, &one);
-            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-            return;
-        }
-    }
+    CPU_ZERO(&one);
+    CPU_SET(t->cpus[t->pin_order[w->id % t->ncpus]].os, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
 }
 
 static void *worker_main(void *arg)
@@ -188,6 +182,10 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     if (err)
         return err;
     pthread_once(&handler_once, install_handler);
+    /* Find the topology now, on the creating thread: a task's later
+     * weft_topology_get then never runs the discovery on its stack. */
+    const weft_topology *topo;
+    weft_topology_get(&topo);
 
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     weft_summary sum;
