@@ -61,8 +61,8 @@ typedef struct weft_rt weft_rt;
  * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
  * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
- * small_stack_size a multiple of 64, 2 KiB..stack_size; guard_pages and
- * pin 0 or 1;
+ * small_stack_size a multiple of 64, 2 KiB..stack_size; guard_pages, pin
+ * and huge_pages 0 or 1;
  * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
  * address space. */
 typedef struct weft_config {
@@ -75,6 +75,12 @@ typedef struct weft_config {
                                   0 = canaries only */
     int pin;                 /* 1 = pin each worker to one CPU, in
                                 weft_topology.pin_order */
+    int huge_pages;          /* 1 = back the arena's metadata (everything
+                                but the stacks) with reserved huge pages
+                                (MAP_HUGETLB) when the system has enough;
+                                else, and with 0, transparent huge pages
+                                are asked for (MADV_HUGEPAGE). See
+                                weft_stats.huge_pages */
     const char *bad_env;     /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
@@ -83,7 +89,8 @@ typedef struct weft_config {
 /* Environment overrides applied by weft_config_default (each is validated
  * by weft_rt_create; a bad value is -EINVAL naming the variable):
  *   WEFT_WORKERS, WEFT_MAX_TASKS, WEFT_STACK_SIZE, WEFT_SMALL_STACK_SIZE,
- *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1), WEFT_PIN (0 or 1).
+ *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1), WEFT_PIN (0 or 1),
+ *   WEFT_HUGE_PAGES (0 or 1).
  * Sizes accept a k/K, m/M or g/G suffix. */
 
 /* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */
@@ -274,7 +281,19 @@ typedef struct weft_stats {
     uint64_t canary_stacks;   /* default stacks left with a canary only
                                  because the mapping budget ran out */
     uint64_t guard_budget;    /* guard pages the map-count budget allows */
+    uint64_t huge_pages;      /* how the arena's metadata is backed:
+                                 WEFT_HUGE_* below */
 } weft_stats;
+
+/* weft_stats.huge_pages. */
+enum {
+    WEFT_HUGE_NONE = 0,    /* normal pages (the kernel refused the advice) */
+    WEFT_HUGE_HUGETLB = 1, /* reserved huge pages (cfg.huge_pages = 1 and
+                              the system had enough) */
+    WEFT_HUGE_THP = 2      /* normal pages with MADV_HUGEPAGE accepted: the
+                              kernel's transparent-huge-page mode decides
+                              whether huge pages back them */
+};
 
 /* Snapshot of the counters; relaxed, may be slightly stale while tasks run.
  * Any thread. */

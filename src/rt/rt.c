@@ -7,7 +7,9 @@
  * TCB arrays, per-slot queue links, stack metadata, signal stacks, then the
  * default-class stacks and the small-class stacks (page aligned). Only the
  * header, the worker array and the summary words are written at creation;
- * everything else is touched when first used.
+ * everything else is touched when first used. The metadata (all before the
+ * stacks) is padded to whole huge pages and backed by them when the system
+ * allows (mem/arena.c).
  *
  * The registry. A handle carries an 8-bit runtime id so weft_join and
  * weft_detach (which take no runtime argument) can find the runtime from
@@ -101,7 +103,7 @@ static void install_handler(void)
 
 typedef struct layout {
     size_t rt, workers, sum, hot, cold, link;
-    size_t next[2], flags[2], owner[2], san[2], alt, stacks[2], total;
+    size_t next[2], flags[2], owner[2], san[2], alt, meta, stacks[2], total;
 } layout;
 
 static void plan(const weft_config *c, const weft_summary *s, size_t page,
@@ -122,6 +124,7 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
         l->san[k] = weft__arena_add(&p, n * sizeof(void *), line);
     }
     l->alt = weft__arena_add(&p, c->workers * WEFT_ALTSTACK, page);
+    l->meta = weft__arena_add(&p, 0, weft__arena_huge_size());
     l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
     l->stacks[1] = weft__arena_add(&p, n * c->small_stack_size, page);
     l->total = weft__arena_add(&p, 0, page);
@@ -192,7 +195,8 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     weft__summary_size(&sum, cfg.max_tasks);
     layout l;
     plan(&cfg, &sum, page, &l);
-    char *a = weft__arena_map(l.total);
+    int huge;
+    char *a = weft__arena_map_meta(l.total, l.meta, cfg.huge_pages, &huge);
     if (!a)
         return weft__error_set(-ENOMEM, "arena: cannot reserve %zu bytes",
                                l.total);
@@ -203,6 +207,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     rt->workers = (weft_worker *)(a + l.workers);
     rt->arena = a;
     rt->arena_size = l.total;
+    rt->huge_pages = huge;
     weft__summary_place(&sum, a + l.sum);
     rt->sum = sum;
     weft__summary_init(&rt->sum);
@@ -377,5 +382,6 @@ int weft_stats_get(weft_rt *rt, weft_stats *o)
         o->canary_stacks += atomic_load_explicit(&p->canaried, RLX);
     }
     o->guard_budget = weft__stack_guard_budget();
+    o->huge_pages = (uint64_t)rt->huge_pages;
     return 0;
 }
