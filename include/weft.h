@@ -63,7 +63,8 @@ typedef struct weft_rt weft_rt;
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
  * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
  * small_stack_size a multiple of 64, 1 KiB..stack_size (under 4 KiB only
- * for tasks that call nothing deep: 128 bytes go to task-local values); guard_pages 0 or 1;
+ * for tasks that call nothing deep: 128 bytes go to task-local values);
+ * guard_pages, pin and huge_pages 0 or 1; balance a WEFT_BALANCE_* value;
  * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
  * address space. */
 typedef struct weft_config {
@@ -74,8 +75,14 @@ typedef struct weft_config {
     size_t stack_keep;       /* resident stacks kept hot before madvise */
     int guard_pages;         /* 1 = guard pages while the map budget lasts,
                                   0 = canaries only */
-    int pin;                 /* 1 = pin worker i to the i-th CPU of the
-                                process's affinity mask */
+    int pin;                 /* 1 = pin each worker to one CPU, in
+                                weft_topology.pin_order */
+    int huge_pages;          /* 1 = back the arena's metadata (everything
+                                but the stacks) with reserved huge pages
+                                (MAP_HUGETLB) when the system has enough;
+                                else, and with 0, transparent huge pages
+                                are asked for (MADV_HUGEPAGE). See
+                                weft_stats.huge_pages */
     int balance;             /* WEFT_BALANCE_STEAL (default) or
                                 WEFT_BALANCE_MESH; see below */
     const char *bad_env;     /* set by weft_config_default to the first
@@ -93,7 +100,7 @@ enum { WEFT_BALANCE_STEAL = 0, WEFT_BALANCE_MESH = 1 };
  * by weft_rt_create; a bad value is -EINVAL naming the variable):
  *   WEFT_WORKERS, WEFT_MAX_TASKS, WEFT_STACK_SIZE, WEFT_SMALL_STACK_SIZE,
  *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1), WEFT_PIN (0 or 1),
- *   WEFT_BALANCE ("steal" or "mesh").
+ *   WEFT_HUGE_PAGES (0 or 1), WEFT_BALANCE ("steal" or "mesh").
  * Sizes accept a k/K, m/M or g/G suffix. */
 
 /* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */
@@ -437,6 +444,60 @@ WEFT_API int weft_select_until(weft_sel_case *cases, size_t n,
                                uint64_t deadline_ns);
 WEFT_API int weft_try_select(weft_sel_case *cases, size_t n);
 
+/* ---- Topology ----------------------------------------------------------
+ * What weft found out about the machine, restricted to the CPUs the process
+ * may run on (its affinity mask): logical CPUs, the physical cores they are
+ * SMT threads of, the L3 groups (CPUs sharing one last-level cache: an AMD
+ * CCX, an Intel socket), the NUMA nodes and the distances between them.
+ * Read from hwloc when the library was built with it, else from sysfs;
+ * what a source does not say is filled in as one group (one L3 group, one
+ * node, distance 10).
+ *
+ * Cores, L3 groups, nodes and packages are numbered densely from 0, in the
+ * order of their lowest allowed CPU. At most WEFT_TOPO_MAX_CPUS CPUs (OS numbers
+ * 0..1023) and WEFT_TOPO_MAX_NODES nodes (OS numbers 0..63) are described;
+ * CPUs numbered above are left out, and a machine with a node numbered
+ * above is described as one node. */
+
+#define WEFT_TOPO_MAX_CPUS 1024
+#define WEFT_TOPO_MAX_NODES 64
+
+typedef struct weft_cpu {
+    unsigned os;      /* OS CPU number, as for sched_setaffinity */
+    unsigned core;    /* physical core, 0..ncores-1 */
+    unsigned smt;     /* rank among its core's allowed SMT threads, 0.. */
+    unsigned l3;      /* L3 group, 0..nl3-1 */
+    unsigned node;    /* NUMA node, 0..nnodes-1 */
+    unsigned package; /* socket, 0..npackages-1 */
+} weft_cpu;
+
+typedef struct weft_topology {
+    unsigned ncpus, ncores, nl3, nnodes, npackages; /* each >= 1 (0 only
+                                                       if no allowed CPU is
+                                                       below 1024) */
+    const weft_cpu *cpus;      /* [ncpus], ascending OS number */
+    const unsigned *node_os;   /* [nnodes]: each node's OS number (for
+                                  mbind, numactl) */
+    const uint8_t *distance;   /* [nnodes * nnodes], row-major: relative
+                                  memory latency from node i to node j
+                                  (ACPI SLIT: 10 = local; 20 when the
+                                  source gives none) */
+    const unsigned *pin_order; /* [ncpus]: with cfg.pin, worker w runs on
+                                  cpus[pin_order[w % ncpus]]: one L3 group
+                                  (nodes in order) filled before the next,
+                                  one thread per core before SMT siblings */
+    const char *source;        /* "hwloc" or "sysfs" */
+} weft_topology;
+
+/* Point *out at the process's topology: found at the first call (or the
+ * first weft_rt_create), from the affinity mask of that moment, then fixed
+ * and valid for the life of the process. The first call reads sysfs or
+ * runs hwloc (which allocates): make it from a plain thread or before a
+ * runtime exists; weft_rt_create makes it, so a task's call never does.
+ * -EINVAL when out is NULL. Never blocks after the first call. Any
+ * thread. */
+WEFT_API int weft_topology_get(const weft_topology **out);
+
 /* ---- Observation -------------------------------------------------------- */
 
 typedef struct weft_stats {
@@ -458,7 +519,19 @@ typedef struct weft_stats {
     uint64_t guard_budget;    /* guard pages the map-count budget allows */
     uint64_t deflected;       /* mesh mode: tasks pushed to a neighbour */
     uint64_t mail_chunks;     /* mesh mode: mailbox chunks received */
+    uint64_t huge_pages;      /* how the arena's metadata is backed:
+                                 WEFT_HUGE_* below */
 } weft_stats;
+
+/* weft_stats.huge_pages. */
+enum {
+    WEFT_HUGE_NONE = 0,    /* normal pages (the kernel refused the advice) */
+    WEFT_HUGE_HUGETLB = 1, /* reserved huge pages (cfg.huge_pages = 1 and
+                              the system had enough) */
+    WEFT_HUGE_THP = 2      /* normal pages with MADV_HUGEPAGE accepted: the
+                              kernel's transparent-huge-page mode decides
+                              whether huge pages back them */
+};
 
 /* Snapshot of the counters; relaxed, may be slightly stale while tasks run.
  * Any thread. */

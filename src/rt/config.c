@@ -34,6 +34,7 @@ static const struct {
     {"WEFT_STACK_KEEP", 0, offsetof(weft_config, stack_keep), 8},
     {"WEFT_GUARD_PAGES", 0, offsetof(weft_config, guard_pages), 4},
     {"WEFT_PIN", 0, offsetof(weft_config, pin), 4},
+    {"WEFT_HUGE_PAGES", 0, offsetof(weft_config, huge_pages), 4},
 };
 
 /* cgroup v2 "cpu.max" ("max 100000" or "QUOTA PERIOD"), else v1's
@@ -88,6 +89,7 @@ void weft_config_default(weft_config *cfg)
         .small_stack_size = (size_t)16 << 10,
         .stack_keep = 1024,
         .guard_pages = 1,
+        .huge_pages = 0,
         .bad_env = NULL,
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
@@ -169,6 +171,10 @@ int weft__config_check(weft_config *c)
     if (c->pin != 0 && c->pin != 1)
         return weft__error_set(-EINVAL, "pin (WEFT_PIN): %d is not 0 or 1",
                                c->pin);
+    if (c->huge_pages != 0 && c->huge_pages != 1)
+        return weft__error_set(-EINVAL,
+                               "huge_pages (WEFT_HUGE_PAGES): %d is not 0 or 1",
+                               c->huge_pages);
     if (c->guard_pages != 0 && c->guard_pages != 1)
         return weft__error_set(
             -EINVAL, "guard_pages (WEFT_GUARD_PAGES): %d is not 0 or 1",

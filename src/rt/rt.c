@@ -7,7 +7,9 @@
  * TCB arrays, per-slot queue links, stack metadata, signal stacks, then the
  * default-class stacks and the small-class stacks (page aligned). Only the
  * header, the worker array and the summary words are written at creation;
- * everything else is touched when first used.
+ * everything else is touched when first used. The metadata (all before the
+ * stacks) is padded to whole huge pages and backed by them when the system
+ * allows (mem/arena.c).
  *
  * The registry. A handle carries an 8-bit runtime id so weft_join and
  * weft_detach (which take no runtime argument) can find the runtime from
@@ -32,6 +34,7 @@
 #include "../base/error.h"
 #include "../base/futex.h"
 #include "../mem/arena.h"
+#include "../sched/topo.h"
 #include "rt.h"
 
 #define RLX memory_order_relaxed
@@ -101,8 +104,7 @@ static void install_handler(void)
 typedef struct layout {
     size_t rt, workers, sum, hot, cold, link;
     size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt;
-    size_t stacks[2];
-    size_t total;
+    size_t meta, stacks[2], total;
 } layout;
 
 static void plan(const weft_config *c, const weft_summary *s, size_t page,
@@ -131,30 +133,24 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->mbox = weft__arena_add(&p, mesh ? nw * nw * sizeof(weft_mbox) : 0, line);
     l->order = weft__arena_add(&p, nw * nw * 4, line);
     l->alt = weft__arena_add(&p, c->workers * WEFT_ALTSTACK, page);
+    l->meta = weft__arena_add(&p, 0, weft__arena_huge_size());
     l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
     l->stacks[1] = weft__arena_add(&p, n * c->small_stack_size, page);
     l->total = weft__arena_add(&p, 0, page);
 }
 
-/* cfg.pin: worker i runs on the i-th CPU of the process's affinity mask
- * (wrapping). Topology-aware placement (fill one L3 group first) comes
- * with the topology work. */
+/* cfg.pin: worker i runs on one CPU, in the topology's pin order (L3
+ * group by L3 group, cores before SMT siblings; sched/topo.c). Quiet when
+ * the CPU is no longer allowed. */
 static void pin_worker(weft_worker *w)
 {
-    cpu_set_t set, one;
-    if (sched_getaffinity(0, sizeof set, &set))
+    const weft_topology *t;
+    cpu_set_t one;
+    if (weft_topology_get(&t) || !t->ncpus)
         return;
-    int n = CPU_COUNT(&set), want = (int)(w->id % (unsigned)n), seen = 0;
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-        if (!CPU_ISSET(c, &set))
-            continue;
-        if (seen++ == want) {
-            CPU_ZERO(&one);
-            CPU_SET(c, &one);
-            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-            return;
-        }
-    }
+    CPU_ZERO(&one);
+    CPU_SET(t->cpus[t->pin_order[w->id % t->ncpus]].os, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
 }
 
 static void *worker_main(void *arg)
@@ -198,13 +194,18 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     if (err)
         return err;
     pthread_once(&handler_once, install_handler);
+    /* Find the topology now, on the creating thread: a task's later
+     * weft_topology_get then never runs the discovery on its stack. */
+    const weft_topology *topo;
+    weft_topology_get(&topo);
 
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     weft_summary sum;
     weft__summary_size(&sum, cfg.max_tasks);
     layout l;
     plan(&cfg, &sum, page, &l);
-    char *a = weft__arena_map(l.total);
+    int huge;
+    char *a = weft__arena_map_meta(l.total, l.meta, cfg.huge_pages, &huge);
     if (!a)
         return weft__error_set(-ENOMEM, "arena: cannot reserve %zu bytes",
                                l.total);
@@ -215,6 +216,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     rt->workers = (weft_worker *)(a + l.workers);
     rt->arena = a;
     rt->arena_size = l.total;
+    rt->huge_pages = huge;
     weft__summary_place(&sum, a + l.sum);
     rt->sum = sum;
     weft__summary_init(&rt->sum);
@@ -401,5 +403,6 @@ int weft_stats_get(weft_rt *rt, weft_stats *o)
         o->canary_stacks += atomic_load_explicit(&p->canaried, RLX);
     }
     o->guard_budget = weft__stack_guard_budget();
+    o->huge_pages = (uint64_t)rt->huge_pages;
     return 0;
 }

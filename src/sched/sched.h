@@ -123,6 +123,7 @@ struct weft_rt {
     _Atomic uint32_t *link; /* [max_tasks] queue links */
     void *arena;
     size_t arena_size;
+    int huge_pages; /* WEFT_HUGE_*: how the metadata is backed (arena.c) */
     _Atomic int stopping; /* weft_rt_destroy: workers exit; read on every
                              scheduling decision off the yield fast path */
     _Atomic int shutdown; /* weft_rt_shutdown: no new spawns */

@@ -13,7 +13,7 @@ static const char *const env_vars[] = {
     "WEFT_WORKERS",    "WEFT_MAX_TASKS",
     "WEFT_STACK_SIZE", "WEFT_SMALL_STACK_SIZE",
     "WEFT_STACK_KEEP", "WEFT_GUARD_PAGES",
-    "WEFT_PIN",        "WEFT_BALANCE",
+    "WEFT_PIN",        "WEFT_BALANCE",   "WEFT_HUGE_PAGES",
 };
 
 static void clear_env(void)
@@ -69,6 +69,7 @@ TEST(api, config_defaults)
     CHECK_EQ_U64(c.small_stack_size, 16 * 1024);
     CHECK_EQ_U64(c.stack_keep, 1024);
     CHECK_EQ_INT(c.guard_pages, 1);
+    CHECK_EQ_INT(c.huge_pages, 0);
     CHECK_NULL(c.bad_env);
     weft_config_default(NULL); /* must not crash */
 }
@@ -144,6 +145,27 @@ TEST(api, config_env_guard_pages_out_of_range)
     CHECK_NULL(c.bad_env);
     CHECK_EQ_INT(c.guard_pages, 2);
     expect_env_rejected("WEFT_GUARD_PAGES", "2", "guard_pages");
+}
+
+TEST(api, config_env_huge_pages)
+{
+    clear_env();
+    CHECK_EQ_INT(setenv("WEFT_HUGE_PAGES", "1", 1), 0);
+    weft_config c;
+    weft_config_default(&c);
+    CHECK_NULL(c.bad_env);
+    CHECK_EQ_INT(c.huge_pages, 1);
+    /* Parses but out of range: create names the field and variable. */
+    CHECK_EQ_INT(setenv("WEFT_HUGE_PAGES", "2", 1), 0);
+    weft_config_default(&c);
+    CHECK_NULL(c.bad_env);
+    CHECK_EQ_INT(c.huge_pages, 2);
+    expect_env_rejected("WEFT_HUGE_PAGES", "2", "huge_pages");
+    expect_env_rejected("WEFT_HUGE_PAGES", "2", "WEFT_HUGE_PAGES");
+    /* Does not parse: weft_config_default remembers it. */
+    expect_bad_env("WEFT_HUGE_PAGES", "yes");
+    expect_bad_env("WEFT_HUGE_PAGES", "-1");
+    expect_bad_env("WEFT_HUGE_PAGES", "");
 }
 
 TEST(api, config_env_size_suffixes)
@@ -270,6 +292,14 @@ static void pin_2(weft_config *c)
 {
     c->pin = 2;
 }
+static void huge_2(weft_config *c)
+{
+    c->huge_pages = 2;
+}
+static void huge_neg(weft_config *c)
+{
+    c->huge_pages = -1;
+}
 
 TEST(api, config_max_tasks_zero)
 {
@@ -319,6 +349,16 @@ TEST(api, config_guard_pages_two)
 TEST(api, config_guard_pages_negative)
 {
     expect_field_rejected(guard_neg, -EINVAL, "guard_pages");
+}
+
+TEST(api, config_huge_pages_two)
+{
+    expect_field_rejected(huge_2, -EINVAL, "huge_pages");
+}
+
+TEST(api, config_huge_pages_negative)
+{
+    expect_field_rejected(huge_neg, -EINVAL, "huge_pages");
 }
 
 TEST(api, config_arena_over_limit)
