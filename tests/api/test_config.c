@@ -13,7 +13,8 @@ static const char *const env_vars[] = {
     "WEFT_WORKERS",    "WEFT_MAX_TASKS",
     "WEFT_STACK_SIZE", "WEFT_SMALL_STACK_SIZE",
     "WEFT_STACK_KEEP", "WEFT_GUARD_PAGES",
-    "WEFT_PIN",        "WEFT_BALANCE",   "WEFT_HUGE_PAGES",
+    "WEFT_PIN",        "WEFT_BALANCE",
+    "WEFT_HUGE_PAGES",
 };
 
 static void clear_env(void)
