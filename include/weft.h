@@ -62,8 +62,9 @@ typedef struct weft_rt weft_rt;
  * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
  * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
- * small_stack_size a multiple of 64, 1 KiB..stack_size (under 4 KiB only
- * for tasks that call nothing deep: 128 bytes go to task-local values);
+ * small_stack_size a multiple of 64, 1 KiB..stack_size (4 KiB.. with the
+ * portable ucontext switcher; under 4 KiB only for tasks that call nothing
+ * deep: 128 bytes go to task-local values);
  * guard_pages, pin and huge_pages 0 or 1; balance a WEFT_BALANCE_* value;
  * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
  * address space. */

@@ -20,6 +20,15 @@
 #define MAX_TASKS_LIMIT (UINT32_C(1) << 24)
 #define WORKERS_LIMIT 1024u
 #define ARENA_LIMIT ((uint64_t)64 << 40)
+/* The portable ucontext switcher keeps a ucontext_t (about 1 KiB on
+ * x86_64, more elsewhere) on every parked task's stack. */
+#ifdef WEFT_SWITCH_UCONTEXT
+#define SMALL_STACK_MIN 4096u
+#define SMALL_STACK_MIN_TEXT "4 KiB"
+#else
+#define SMALL_STACK_MIN 1024u
+#define SMALL_STACK_MIN_TEXT "1 KiB"
+#endif
 
 static const struct {
     const char *name;
@@ -157,12 +166,12 @@ int weft__config_check(weft_config *c)
             "stack_size (WEFT_STACK_SIZE): %zu is not a multiple of the "
             "page size in 16 KiB..1 GiB",
             c->stack_size);
-    if (c->small_stack_size % 64 || c->small_stack_size < 1024 ||
+    if (c->small_stack_size % 64 || c->small_stack_size < SMALL_STACK_MIN ||
         c->small_stack_size > c->stack_size)
         return weft__error_set(-EINVAL,
                                "small_stack_size (WEFT_SMALL_STACK_SIZE): %zu "
                                "is not a multiple of "
-                               "64 in 1 KiB..stack_size",
+                               "64 in " SMALL_STACK_MIN_TEXT "..stack_size",
                                c->small_stack_size);
     if (c->balance != WEFT_BALANCE_STEAL && c->balance != WEFT_BALANCE_MESH)
         return weft__error_set(

@@ -400,7 +400,11 @@ TEST(api, config_minimum_sizes_work)
     weft_config_default(&c);
     c.max_tasks = 1;
     c.stack_size = 16 << 10;
+#ifdef WEFT_SWITCH_UCONTEXT
+    c.small_stack_size = 4096; /* the ucontext switcher's minimum */
+#else
     c.small_stack_size = 1024;
+#endif
     weft_rt *rt = test_rt_cfg(&c);
     /* max_tasks 1: the main task has the only slot. */
     CHECK_EQ_PTR(test_run(rt, answer, (void *)1), (void *)2);
