@@ -166,6 +166,7 @@ static const struct {
     {"memory", bench_memory},
     {"mutex_contended", bench_mutex_contended},
     {"timer_churn", bench_timer_churn},
+    {"wakeup", bench_wakeup},
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
