@@ -78,7 +78,9 @@ typedef struct weft_worker {
     uint32_t ngroup;     /* how many of them share this worker's L3 */
     uint32_t threshold;  /* load above which new work is deflected */
     uint32_t high_ticks; /* consecutive fairness ticks above it */
-    uint32_t nstaged;    /* destinations with a staged chunk */
+    uint32_t feed; /* tasks per chunk for a hungry neighbour (mesh_balance) */
+    uint32_t fed;  /* hungry feeds since the last fairness tick */
+    uint32_t nstaged; /* destinations with a staged chunk */
     uint32_t staged[WEFT_MESH_STAGED];
     _Atomic uint32_t load; /* published load level (read by producers) */
 
