@@ -285,10 +285,13 @@ weft_noinline static int64_t steal(weft_worker *w)
  *    task goes to a neighbour whose published load is under half the
  *    threshold, same group first, picked by a hash of the spawning task
  *    (one flow's work tends to go the same way).
- * One task, the oldest, as a thief would take: in fork-join work it is the
- * largest piece, and the newer ones are about to be joined by a parent
+ * The oldest tasks, as a thief would take: in fork-join work they are the
+ * largest pieces, and the newer ones are about to be joined by a parent
  * still running here (each one sent away turns an inline join into a
- * park; sending half the backlog cost skynet 5x, measured). A chunk (one
+ * park; sending half the backlog to every hungry neighbour cost skynet 5x,
+ * measured). So a feed is one task, growing to a full chunk only while
+ * feeds keep coming within one fairness tick (a flat spawn loop); above
+ * the threshold, half the backlog up to a chunk. A chunk (one
  * task, or a batch from the fairness tick) is published at once with one
  * release store: it never waits for a later decision of the sender, which
  * may run inline joins for a long time without deciding anything. The
