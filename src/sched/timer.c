@@ -19,32 +19,22 @@
  */
 #include "timer.h"
 
-#include <sched.h>
-
 #include "../base/atomic.h"
+#include "../base/spin.h"
 #include "sched.h"
 
 #define RLX memory_order_relaxed
 
 static void lock(weft_theap *h)
 {
-    /* Acquire: pairs with unlock's release. */
-    for (int spins = 0;
-         atomic_exchange_explicit(&h->lock, 1, memory_order_acquire); spins++) {
-        while (atomic_load_explicit(&h->lock, RLX)) {
-            if (++spins < 200)
-                weft_cpu_relax();
-            else
-                sched_yield();
-        }
-    }
+    weft__spin_lock(&h->lock);
 }
 
+/* Publish the earliest deadline, then release. */
 static void unlock(weft_theap *h)
 {
     atomic_store_explicit(&h->next, h->n ? h->e[0].deadline : UINT64_MAX, RLX);
-    atomic_store_explicit(&h->lock, 0, memory_order_release); /* pairs with
-                                                              lock() */
+    weft__spin_unlock(&h->lock);
 }
 
 void weft__theap_init(weft_theap *h, weft_theap_ent *storage)

@@ -352,15 +352,13 @@ static inline uint32_t dq_size(weft_worker *w)
 }
 
 /* Wake worker v if it sleeps (see the argument above). Any thread. */
+static int wake_sleeper(weft_worker *v);
+
 static void wake_worker(weft_rt *rt, weft_worker *v)
 {
     /* acq_rel RMW: pairs with the sleeper's RMW on idle (header). */
-    if (!atomic_fetch_add_explicit(&rt->idle, 0, memory_order_acq_rel))
-        return;
-    uint32_t one = 1;
-    if (atomic_load_explicit(&v->sleep, RLX) == 1 &&
-        atomic_compare_exchange_strong_explicit(&v->sleep, &one, 0, RLX, RLX))
-        weft__futex_wake(&v->sleep, 1);
+    if (atomic_fetch_add_explicit(&rt->idle, 0, memory_order_acq_rel))
+        wake_sleeper(v);
 }
 
 /* Publish w's staged chunk for dst and tell dst. Owner only. */
@@ -1112,21 +1110,26 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
 
 /* ---- the loop ------------------------------------------------------- */
 
+/* Wake v if it sleeps (it takes the wake-up: sleep 1 -> 0); 1 if so. The
+ * caller has done the RMW on rt->idle (header). Any thread. */
+static int wake_sleeper(weft_worker *v)
+{
+    uint32_t one = 1;
+    if (atomic_load_explicit(&v->sleep, RLX) != 1 ||
+        !atomic_compare_exchange_strong_explicit(&v->sleep, &one, 0, RLX, RLX))
+        return 0;
+    weft__futex_wake(&v->sleep, 1);
+    return 1;
+}
+
 void weft__wake_one(weft_rt *rt)
 {
     /* acq_rel RMW: pairs with the sleeper's RMW on idle (header). */
     if (!atomic_fetch_add_explicit(&rt->idle, 0, memory_order_acq_rel))
         return;
-    for (uint32_t i = 0; i < rt->nworkers; i++) {
-        weft_worker *v = &rt->workers[i];
-        uint32_t one = 1;
-        if (atomic_load_explicit(&v->sleep, RLX) == 1 &&
-            atomic_compare_exchange_strong_explicit(&v->sleep, &one, 0, RLX,
-                                                    RLX)) {
-            weft__futex_wake(&v->sleep, 1);
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        if (wake_sleeper(&rt->workers[i]))
             return;
-        }
-    }
 }
 
 /*

@@ -28,6 +28,7 @@
  * select locks them all again to unlink the nodes that are left.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,19 +299,6 @@ int weft_chan_try_recv(weft_chan *ch, void *elem)
     return chan_op(ch, 0, elem, 0, 1);
 }
 
-/* Claim every node of q for close: each gets -EPIPE. Appends to *list
- * (linked through next). */
-static void close_queue(weft_wlist_ *q, weft_wnode ***tail)
-{
-    weft_wnode *n;
-    while ((n = weft__wq_claim(q))) {
-        n->wait->result = -EPIPE;
-        n->next = NULL;
-        **tail = n;
-        *tail = &n->next;
-    }
-}
-
 int weft_chan_close(weft_chan *ch)
 {
     if (bad(ch))
@@ -321,15 +309,16 @@ int weft_chan_close(weft_chan *ch)
         return -EPIPE;
     }
     atomic_store_explicit(&ch->magic, CHAN_CLOSED, RLX);
-    weft_wnode *all = NULL, **tail = &all;
-    close_queue(&ch->recvq, &tail);
-    close_queue(&ch->sendq, &tail);
+    /* Every blocked party ends with -EPIPE: receivers (the ring is empty
+     * while any queue) and senders. */
+    weft_wnode *q[2] = {weft__wq_claim_list(&ch->recvq, UINT_MAX),
+                        weft__wq_claim_list(&ch->sendq, UINT_MAX)};
+    for (int k = 0; k < 2; k++)
+        for (weft_wnode *n = q[k]; n; n = n->next)
+            n->wait->result = -EPIPE;
     unlock(ch);
-    while (all) {
-        weft_wnode *next = all->next; /* before the wake */
-        weft__wait_wake(all->wait);
-        all = next;
-    }
+    weft__wake_list(q[0], 0);
+    weft__wake_list(q[1], 0);
     return 0;
 }
 

@@ -26,6 +26,7 @@
  * the lock instead of queueing.
  */
 #include <errno.h>
+#include <limits.h>
 
 #include "../base/clock.h"
 #include "wait.h"
@@ -313,32 +314,14 @@ static int wake(weft_cond *c, int all)
     if (!c)
         return -EINVAL;
     _Atomic uint32_t *l = weft__wq_lock_word(&c->q_);
-    weft_wnode *got = NULL, *n;
     weft__spin_lock(l);
     if (dead(atomic_load_explicit(WEFT_A32(&c->state_), RLX))) {
         weft__spin_unlock(l);
         return -EINVAL;
     }
-    while ((n = weft__wq_claim(&c->q_.list_))) {
-        n->next = got; /* off the queue: reuse the link */
-        got = n;
-        if (!all)
-            break;
-    }
+    weft_wnode *got = weft__wq_claim_list(&c->q_.list_, all ? UINT_MAX : 1);
     weft__spin_unlock(l);
-    /* LIFO list of claimed nodes; wake the oldest first. */
-    weft_wnode *rev = NULL;
-    while (got) {
-        n = got->next;
-        got->next = rev;
-        rev = got;
-        got = n;
-    }
-    while (rev) {
-        n = rev->next; /* read before the wake: the node may vanish */
-        weft__wait_wake(rev->wait);
-        rev = n;
-    }
+    weft__wake_list(got, 0);
     return 0;
 }
 

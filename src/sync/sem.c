@@ -28,6 +28,7 @@
  * worker's own queues, which a signal may have interrupted mid-update.
  */
 #include <errno.h>
+#include <limits.h>
 
 #include "wait.h"
 
@@ -207,30 +208,6 @@ int weft_wg_destroy(weft_wg *g)
     return r;
 }
 
-/* Claim every waiter of q into a FIFO list (caller holds q's lock). */
-static weft_wnode *claim_all(weft_wlist_ *q)
-{
-    weft_wnode *head = NULL, **tail = &head, *n;
-    while ((n = weft__wq_claim(q))) {
-        n->next = NULL; /* off the queue: reuse the link */
-        *tail = n;
-        tail = &n->next;
-    }
-    return head;
-}
-
-static void wake_list(weft_wnode *n, int remote)
-{
-    while (n) {
-        weft_wnode *next = n->next; /* before the wake: n may vanish */
-        if (remote)
-            weft__wait_wake_remote(n->wait);
-        else
-            weft__wait_wake(n->wait);
-        n = next;
-    }
-}
-
 int weft_wg_add(weft_wg *g, int64_t delta)
 {
     if (!g || atomic_load_explicit(WEFT_A32(&g->state_), RLX))
@@ -248,9 +225,9 @@ int weft_wg_add(weft_wg *g, int64_t delta)
     if (v + delta == 0 && delta != 0) {
         _Atomic uint32_t *l = weft__wq_lock_word(&g->q_);
         weft__spin_lock(l);
-        weft_wnode *all = claim_all(&g->q_.list_);
+        weft_wnode *all = weft__wq_claim_list(&g->q_.list_, UINT_MAX);
         weft__spin_unlock(l);
-        wake_list(all, 0);
+        weft__wake_list(all, 0);
     }
     return 0;
 }
@@ -347,7 +324,7 @@ static void e_unlock(weft_event *e)
                     st, &s, s & ~(uint32_t)E_PENDING, ACQ, RLX))
                 continue; /* acquire: pairs with set's release */
             if (s & E_SET) {
-                *tail = claim_all(&e->q_.list_);
+                *tail = weft__wq_claim_list(&e->q_.list_, UINT_MAX);
                 while (*tail)
                     tail = &(*tail)->next;
             }
@@ -359,7 +336,7 @@ static void e_unlock(weft_event *e)
                                                   REL, RLX))
             break;
     }
-    wake_list(wake, 1);
+    weft__wake_list(wake, 1);
 }
 
 int weft_event_destroy(weft_event *e)
@@ -402,9 +379,9 @@ int weft_event_set(weft_event *e)
     }
     if (s & E_LOCK)
         return 0;
-    weft_wnode *all = claim_all(&e->q_.list_);
+    weft_wnode *all = weft__wq_claim_list(&e->q_.list_, UINT_MAX);
     e_unlock(e);
-    wake_list(all, 1);
+    weft__wake_list(all, 1);
     return 0;
 }
 

@@ -18,7 +18,6 @@
 #include "wait.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <time.h>
 
 #include "../base/clock.h"
@@ -26,19 +25,6 @@
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
-
-void weft__spin_slow(_Atomic uint32_t *l)
-{
-    for (unsigned spins = 0;; spins++) {
-        if (!atomic_load_explicit(l, RLX) &&
-            !atomic_exchange_explicit(l, 1, ACQ)) /* pairs with unlock */
-            return;
-        if (spins < 100)
-            weft_cpu_relax();
-        else
-            sched_yield();
-    }
-}
 
 void weft__wait_init(weft_wait *wt, int solo)
 {
@@ -120,6 +106,29 @@ int weft__wait_block(weft_wait *wt, uint64_t deadline)
     if (armed)
         weft__timer_cancel(&tm);
     return 0;
+}
+
+weft_wnode *weft__wq_claim_list(weft_wlist_ *q, unsigned max)
+{
+    weft_wnode *head = NULL, **tail = &head, *n;
+    while (max-- && (n = weft__wq_claim(q))) {
+        n->next = NULL; /* off the queue: the link is free */
+        *tail = n;
+        tail = &n->next;
+    }
+    return head;
+}
+
+void weft__wake_list(weft_wnode *n, int remote)
+{
+    while (n) {
+        weft_wnode *next = n->next; /* before the wake: n may vanish */
+        if (remote)
+            weft__wait_wake_remote(n->wait);
+        else
+            weft__wait_wake(n->wait);
+        n = next;
+    }
 }
 
 void weft__wait_wake_remote(weft_wait *wt)

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "../base/atomic.h"
+#include "../base/spin.h"
 #include "../sched/sched.h"
 #include "weft.h"
 
@@ -138,6 +139,14 @@ static inline int weft__wq_empty(const weft_wlist_ *q)
     return q->head_ == NULL;
 }
 
+/* Claim up to `max` nodes of q, oldest first, as a list through their
+ * `next` links (they are off the queue); NULL when none. Under q's lock. */
+weft_wnode *weft__wq_claim_list(weft_wlist_ *q, unsigned max);
+
+/* Wake every wait of a claimed list, oldest first (remote: as
+ * weft__wait_wake_remote). After the lock is dropped. */
+void weft__wake_list(weft_wnode *n, int remote);
+
 /* Pop nodes until one is claimed; NULL when none is left. */
 static inline weft_wnode *weft__wq_claim(weft_wlist_ *q)
 {
@@ -148,34 +157,6 @@ static inline weft_wnode *weft__wq_claim(weft_wlist_ *q)
             return n;
     }
     return NULL;
-}
-
-/* ---- the queue lock -------------------------------------------------
- * A test-and-set spin lock held for a few dozen instructions (list edits,
- * an element copy). Nothing that blocks or switches runs under it. A
- * holder may still lose its CPU (plain threads), so after a bounded spin
- * the waiter yields its thread. */
-
-void weft__spin_slow(_Atomic uint32_t *l);
-
-static inline void weft__spin_lock(_Atomic uint32_t *l)
-{
-    /* Acquire: pairs with weft__spin_unlock's release. */
-    if (weft_likely(!atomic_exchange_explicit(l, 1, memory_order_acquire)))
-        return;
-    weft__spin_slow(l);
-}
-
-static inline int weft__spin_trylock(_Atomic uint32_t *l)
-{
-    return !atomic_load_explicit(l, memory_order_relaxed) &&
-           !atomic_exchange_explicit(l, 1, memory_order_acquire);
-}
-
-static inline void weft__spin_unlock(_Atomic uint32_t *l)
-{
-    atomic_store_explicit(l, 0, memory_order_release); /* pairs with the
-                                                          lock's acquire */
 }
 
 /* The public structs keep their words as plain integers (the header is
