@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +87,19 @@ typedef struct weft_config {
                                 weft_stats.huge_pages */
     int balance;             /* WEFT_BALANCE_STEAL (default) or
                                 WEFT_BALANCE_MESH; see below */
+    int policy;              /* WEFT_POLICY_BALANCED (default),
+                                _AGGRESSIVE or _PERMISSIVE: the preset
+                                weft_policy the runtime starts with
+                                (WEFT_POLICY=aggressive|balanced|
+                                permissive) */
+    int fairness;            /* -1 = the preset's (WEFT_FAIR_DRR), else
+                                a WEFT_FAIR_* value (WEFT_FAIRNESS=drr|
+                                lottery|strict) */
+    int preempt_all;         /* 1 = every task is preemptible, as if
+                                spawned WEFT_PREEMPTIBLE
+                                (WEFT_PREEMPT_ALL=0|1) */
+    int dump_on_sigquit;     /* 1 = SIGQUIT writes weft_dump of every
+                                runtime to stderr (WEFT_SIGQUIT_DUMP) */
     const char *bad_env;     /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
@@ -161,7 +175,7 @@ enum {
 
 enum {
     WEFT_DETACHED = 1u << 0,   /* reaped when it ends; cannot be joined */
-    WEFT_PREEMPTIBLE = 1u << 1 /* may be preempted (recorded; later) */
+    WEFT_PREEMPTIBLE = 1u << 1 /* may be preempted (see weft_preempt_*) */
 };
 
 typedef struct weft_spawn_attr {
@@ -522,7 +536,22 @@ typedef struct weft_stats {
     uint64_t mail_chunks;     /* mesh mode: mailbox chunks received */
     uint64_t huge_pages;      /* how the arena's metadata is backed:
                                  WEFT_HUGE_* below */
+    /* Budgets and preemption (weft_policy). */
+    uint64_t polls;       /* runs of a task between two switches */
+    uint64_t wakes;       /* parked tasks made runnable */
+    uint64_t slow_polls;  /* polls over slow_poll_ns */
+    uint64_t violations;  /* polls over their budget */
+    uint64_t preemptions; /* tasks switched out by the preemption signal */
+    uint64_t busy_ns;     /* worker time spent running tasks or looking
+                             for them */
+    uint64_t idle_ns;     /* worker time asleep */
+    uint64_t workers;     /* worker threads (per-worker figures:
+                             weft_stats_worker) */
 } weft_stats;
+
+/* One worker's share of the counters of weft_stats (the fields that are
+ * per worker; the others are 0). */
+typedef weft_stats weft_worker_stats;
 
 /* weft_stats.huge_pages. */
 enum {
@@ -537,6 +566,166 @@ enum {
 /* Snapshot of the counters; relaxed, may be slightly stale while tasks run.
  * Any thread. */
 WEFT_API int weft_stats_get(weft_rt *rt, weft_stats *out);
+
+/* The counters of worker i (0..workers-1). -EINVAL for a bad index. Any
+ * thread. */
+WEFT_API int weft_stats_worker(weft_rt *rt, unsigned i, weft_worker_stats *out);
+
+/* Start the counters over: later snapshots count from now (live,
+ * stacks_* and the other gauges are not counters and are kept). Any
+ * thread. */
+WEFT_API int weft_stats_reset(weft_rt *rt);
+
+/* Task states as weft_task_info reports them. */
+enum {
+    WEFT_STATE_RUNNABLE = 1, /* queued, waiting for a worker */
+    WEFT_STATE_RUNNING = 2,  /* on a worker now */
+    WEFT_STATE_PARKED = 3,   /* blocked: see wait */
+    WEFT_STATE_DONE = 4      /* returned, not yet joined */
+};
+
+typedef struct weft_task_info {
+    int state;            /* WEFT_STATE_* */
+    int priority;         /* 0..15 */
+    int tier;             /* WEFT_TIER_* */
+    unsigned flags;       /* WEFT_DETACHED | WEFT_PREEMPTIBLE */
+    int worker;           /* the worker running it, or -1 */
+    uint64_t cpu_ns;      /* CPU time in its polls so far */
+    uint64_t polls;       /* its polls so far */
+    uint64_t violations;  /* its polls over budget */
+    const char *wait;     /* what it is parked on ("mutex", "chan recv",
+                            "sleep", "join", ...), "" when not parked */
+    const void *wait_obj; /* the object it waits on, or NULL */
+    char name[16];        /* as given at spawn, "" if none */
+} weft_task_info;
+
+/* A snapshot of task t; racy by nature (the task keeps running). -ESRCH
+ * for a stale handle. Any thread. */
+WEFT_API int weft_task_info_get(weft_task t, weft_task_info *out);
+
+/* Write every worker (what it runs, its counters) and every live task
+ * (state, priority, tier, CPU time, where it is parked) to f, one line
+ * each. Reads only; takes no lock that tasks take. Any thread. */
+WEFT_API int weft_dump(weft_rt *rt, FILE *f);
+
+/* ---- Priorities, fairness, budgets, preemption (docs/policy.md) ---------
+ * Priority 0..15 (WEFT_PRIO_*, 0 most urgent) is set at spawn. Run queues
+ * are banded: band = priority / 4 (critical, high, normal, low). Between
+ * bands the policy's fairness rule decides which band runs next:
+ *   WEFT_FAIR_DRR      deficit round robin (default): each band earns
+ *                      band_weight[b] units of CPU time per round;
+ *   WEFT_FAIR_LOTTERY  each decision draws a band with band_weight[b]
+ *                      tickets (per-worker PRNG);
+ *   WEFT_FAIR_STRICT   the most urgent non-empty band always runs first.
+ * Under DRR and lottery every band with work makes progress.
+ *
+ * Budgets. Each poll (one run of a task between two switches) is timed and
+ * the task's CPU time accumulated. A poll longer than the task's budget
+ * (quantum_ns x band_budget_pct[band] / 100) is a violation; a poll longer
+ * than slow_poll_ns is slow; one shorter than good_poll_ns is good.
+ *
+ * Intervention tiers, per task, each a superset of the one before:
+ *   MONITOR  counted in the stats;
+ *   WARN     the warn callback is called once per escalation;
+ *   YIELD    the task is asked to yield at its next cooperative point, and
+ *            a preemptible task is preempted when its poll overruns;
+ *   ISOLATE  the task's worker role is handed to a spare thread so that it
+ *            cannot starve the other tasks; it comes back after behaving.
+ * tier[t] holds the rules for leaving tier t: promotion to t+1 when any
+ * promotion threshold is reached (a zero threshold never fires), demotion
+ * to t-1 when every demotion threshold is met. Thresholds are multiplied
+ * per band by band_threshold_pct[band] / 100. */
+
+enum { WEFT_FAIR_DRR = 0, WEFT_FAIR_LOTTERY = 1, WEFT_FAIR_STRICT = 2 };
+
+enum {
+    WEFT_TIER_MONITOR = 0,
+    WEFT_TIER_WARN = 1,
+    WEFT_TIER_YIELD = 2,
+    WEFT_TIER_ISOLATE = 3,
+    WEFT_TIERS = 4
+};
+
+#define WEFT_BANDS 4
+
+typedef struct weft_tier_rule {
+    /* Promotion to the next tier: when any one is reached, counted since
+     * the task entered this tier (0 = this criterion never promotes). */
+    uint32_t promote_violations; /* polls over budget */
+    uint32_t promote_cpu_ms;     /* CPU time spent beyond the budget */
+    uint32_t promote_slow_polls; /* polls over slow_poll_ns */
+    /* Demotion to the tier before: when all are met (unused for tier 0). */
+    uint32_t demote_good_polls; /* consecutive good polls */
+    uint64_t demote_min_ns;     /* at least this long at this tier */
+} weft_tier_rule;
+
+typedef struct weft_policy {
+    int fairness;                            /* WEFT_FAIR_* */
+    uint64_t quantum_ns;                     /* budget of a normal-band
+                                                poll (10 ms) */
+    uint64_t latency_ns;                     /* preempt a preemptible task
+                                                when runnable work on its
+                                                worker has waited this long
+                                                (2 ms; 0 = never) */
+    uint64_t slow_poll_ns;                   /* a poll over this is slow */
+    uint64_t good_poll_ns;                   /* a poll under this is good */
+    uint32_t band_weight[WEFT_BANDS];        /* DRR shares / lottery
+                                                tickets: 8, 4, 2, 1 */
+    uint32_t band_budget_pct[WEFT_BANDS];    /* budget multiplier, percent:
+                                                400, 200, 100, 50 */
+    uint32_t band_threshold_pct[WEFT_BANDS]; /* threshold multiplier,
+                                                percent: 400, 200, 100, 50 */
+    weft_tier_rule tier[WEFT_TIERS];         /* [t]: leaving tier t; the
+                                                promotion fields of the last
+                                                tier must be 0 */
+} weft_policy;
+
+enum {
+    WEFT_POLICY_BALANCED = 0, /* the default */
+    WEFT_POLICY_AGGRESSIVE = 1,
+    WEFT_POLICY_PERMISSIVE = 2
+};
+
+/* Fill *out with a preset. -EINVAL for an unknown preset or NULL. Any
+ * thread. */
+WEFT_API int weft_policy_preset(weft_policy *out, int preset);
+
+/* The runtime's policy now. Any thread. */
+WEFT_API int weft_policy_get(weft_rt *rt, weft_policy *out);
+
+/* Validate *p and make it the runtime's policy; it applies from the next
+ * scheduling decision and the next monitor tick. -EINVAL (nothing
+ * changed) for a NULL argument, an unknown fairness rule, a zero
+ * quantum, a weight or multiplier of 0 or over 10000, good_poll_ns over
+ * slow_poll_ns or slow_poll_ns over quantum_ns, promotion thresholds that
+ * fall as tiers rise (non-monotone), or promotion thresholds on the last
+ * tier; weft_last_error() says which. Any thread. */
+WEFT_API int weft_policy_set(weft_rt *rt, const weft_policy *p);
+
+/* Called (on the monitor thread) once each time a task reaches the WARN
+ * tier or above: its handle, its name ("" if none) and how long its
+ * current or last poll has run. The default callback writes one line to
+ * stderr. It must not block. NULL restores the default. Any thread. */
+typedef void (*weft_warn_fn)(void *arg, weft_task t, const char *name,
+                             uint64_t poll_ns);
+WEFT_API int weft_set_warn_callback(weft_rt *rt, weft_warn_fn fn, void *arg);
+
+/* Preemption. A task spawned WEFT_PREEMPTIBLE (or any task, with
+ * cfg.preempt_all) that overruns its budget, or keeps runnable work on
+ * its worker waiting longer than latency_ns, is switched out by a signal
+ * (SIGURG) when the interrupted instruction is safe: in the program's own
+ * code (never libc, the loader, other shared libraries or weft itself)
+ * and outside a weft_preempt_disable() section. Elsewhere it is asked to
+ * yield at its next weft call. It resumes exactly where it was, possibly
+ * on another worker thread, with its registers (vector registers too)
+ * and signal mask intact. What a preemptible task must not hold across a
+ * preemption point, i.e. anywhere outside a disable section: a
+ * thread-affine lock (pthread mutexes, flockfile), the address of a
+ * _Thread_local variable or pthread_self(): they belong to the worker
+ * thread, which may change. Sections nest; they are per task. Task only
+ * (no effect elsewhere). */
+WEFT_API void weft_preempt_disable(void);
+WEFT_API void weft_preempt_enable(void);
 
 #ifdef __cplusplus
 }

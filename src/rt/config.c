@@ -44,6 +44,23 @@ static const struct {
     {"WEFT_GUARD_PAGES", 0, offsetof(weft_config, guard_pages), 4},
     {"WEFT_PIN", 0, offsetof(weft_config, pin), 4},
     {"WEFT_HUGE_PAGES", 0, offsetof(weft_config, huge_pages), 4},
+    {"WEFT_PREEMPT_ALL", 0, offsetof(weft_config, preempt_all), 4},
+    {"WEFT_SIGQUIT_DUMP", 0, offsetof(weft_config, dump_on_sigquit), 4},
+};
+
+/* Variables that take a name: each maps its words onto an int field. */
+static const struct {
+    const char *name;
+    size_t off;
+    const char *words[4]; /* words[i] sets the field to i */
+} named[] = {
+    {"WEFT_BALANCE", offsetof(weft_config, balance), {"steal", "mesh"}},
+    {"WEFT_POLICY",
+     offsetof(weft_config, policy),
+     {"balanced", "aggressive", "permissive"}},
+    {"WEFT_FAIRNESS",
+     offsetof(weft_config, fairness),
+     {"drr", "lottery", "strict"}},
 };
 
 /* cgroup v2 "cpu.max" ("max 100000" or "QUOTA PERIOD"), else v1's
@@ -99,6 +116,11 @@ void weft_config_default(weft_config *cfg)
         .stack_keep = 1024,
         .guard_pages = 1,
         .huge_pages = 0,
+        .balance = WEFT_BALANCE_STEAL,
+        .policy = WEFT_POLICY_BALANCED,
+        .fairness = -1,
+        .preempt_all = 0,
+        .dump_on_sigquit = 0,
         .bad_env = NULL,
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
@@ -118,14 +140,17 @@ void weft_config_default(weft_config *cfg)
         else
             *(size_t *)field = (size_t)x;
     }
-    const char *b = getenv("WEFT_BALANCE");
-    if (b) {
-        if (!strcmp(b, "steal"))
-            cfg->balance = WEFT_BALANCE_STEAL;
-        else if (!strcmp(b, "mesh"))
-            cfg->balance = WEFT_BALANCE_MESH;
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        const char *v = getenv(named[i].name);
+        if (!v)
+            continue;
+        int k = 0;
+        while (k < 4 && !(named[i].words[k] && !strcmp(v, named[i].words[k])))
+            k++;
+        if (k < 4)
+            *(int *)((char *)cfg + named[i].off) = k;
         else if (!cfg->bad_env)
-            cfg->bad_env = "WEFT_BALANCE";
+            cfg->bad_env = named[i].name;
     }
 }
 
@@ -177,6 +202,24 @@ int weft__config_check(weft_config *c)
         return weft__error_set(
             -EINVAL, "balance (WEFT_BALANCE): %d is not steal (0) or mesh (1)",
             c->balance);
+    if (c->policy < WEFT_POLICY_BALANCED || c->policy > WEFT_POLICY_PERMISSIVE)
+        return weft__error_set(-EINVAL,
+                               "policy (WEFT_POLICY): %d is not a "
+                               "WEFT_POLICY_* preset",
+                               c->policy);
+    if (c->fairness < -1 || c->fairness > WEFT_FAIR_STRICT)
+        return weft__error_set(-EINVAL,
+                               "fairness (WEFT_FAIRNESS): %d is not -1 or "
+                               "a WEFT_FAIR_* rule",
+                               c->fairness);
+    if (c->preempt_all != 0 && c->preempt_all != 1)
+        return weft__error_set(
+            -EINVAL, "preempt_all (WEFT_PREEMPT_ALL): %d is not 0 or 1",
+            c->preempt_all);
+    if (c->dump_on_sigquit != 0 && c->dump_on_sigquit != 1)
+        return weft__error_set(
+            -EINVAL, "dump_on_sigquit (WEFT_SIGQUIT_DUMP): %d is not 0 or 1",
+            c->dump_on_sigquit);
     if (c->pin != 0 && c->pin != 1)
         return weft__error_set(-EINVAL, "pin (WEFT_PIN): %d is not 0 or 1",
                                c->pin);

@@ -33,6 +33,13 @@ typedef struct weft_wstats {
     _Atomic uint64_t steals, steal_attempts;
     _Atomic uint64_t inlined;            /* joins that ran the child inline */
     _Atomic uint64_t deflected, mail_in; /* mesh: tasks sent, received */
+    /* Budgets (sched/budget.c): polls are counted by switches and
+     * fast_yields; these by the worker at the end of a poll, or by the
+     * monitor (preemptions are counted by the worker that preempts). */
+    _Atomic uint64_t slow_polls, violations, preemptions;
+    _Atomic uint64_t wakes;            /* unparks done on this worker */
+    _Atomic uint64_t busy_ns, idle_ns; /* updated when the worker sleeps
+                                          and wakes */
 } weft_wstats;
 
 #define WEFT_MESH_STAGED 8 /* destinations with a half-filled chunk */

@@ -96,6 +96,10 @@ typedef struct weft_tcb_cold {
                         of its own stack (a task run inline by its joiner
                         has no stack of its own); NULL otherwise */
     char name[16];            /* for errors and dumps; NUL-terminated */
+    /* Accounting (sched/budget.c), written by the worker running the
+     * task at the end of each poll; read racily by weft_task_info. */
+    _Atomic uint64_t cpu_ns; /* CPU time of its polls */
+    _Atomic uint32_t polls;  /* its polls (saturates) */
 #ifdef WEFT_TSAN
     void *san_fiber; /* its TSan fiber */
 #endif
