@@ -151,7 +151,19 @@ struct weft_rt {
     _Atomic uint32_t ext_hint;  /* reservation hint for plain threads */
     /* Mesh mode: idle workers that want work (bit i%64 of word i/64). */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t hungry[16];
+
+    /* Fairness between priority bands (weft_policy.fairness and
+     * band_weight), set by weft__sched_set_fairness; workers copy it on
+     * their fairness tick when fair_gen has changed. Read-mostly. */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint32_t fair_gen;
+    _Atomic int fair_rule;                    /* WEFT_FAIR_* */
+    _Atomic uint32_t fair_weight[WEFT_BANDS]; /* DRR shares, tickets */
 };
+
+/* Make (rule, weight) the fairness rule between bands. Not called
+ * concurrently with itself (weft_policy_set serialises). Any thread. */
+void weft__sched_set_fairness(struct weft_rt *rt, int rule,
+                              const uint32_t weight[WEFT_BANDS]);
 
 /* The worker the calling thread is, or NULL. Never inlined, and re-read
  * after any call that can switch: a task may resume on another worker

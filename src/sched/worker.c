@@ -1108,6 +1108,20 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     return 1;
 }
 
+/* ---- fairness between bands ------------------------------------------ */
+
+void weft__sched_set_fairness(weft_rt *rt, int rule,
+                              const uint32_t weight[WEFT_BANDS])
+{
+    atomic_store_explicit(&rt->fair_rule, rule, RLX);
+    for (int b = 0; b < WEFT_BANDS; b++)
+        atomic_store_explicit(&rt->fair_weight[b], weight[b], RLX);
+    /* Release: pairs with the acquire load of fair_gen by a worker that
+     * then copies rule and weights. A worker racing with two updates may
+     * copy a mix; it copies again at its next tick, as fair_gen moved. */
+    atomic_fetch_add_explicit(&rt->fair_gen, 1, memory_order_release);
+}
+
 /* ---- the loop ------------------------------------------------------- */
 
 /* Wake v if it sleeps (it takes the wake-up: sleep 1 -> 0); 1 if so. The
