@@ -26,4 +26,14 @@ static inline uint64_t test_self_state(void)
     return atomic_load_explicit(&w->current->state, memory_order_relaxed);
 }
 
+/* Preemption requests the SIGURG handler turned down, all workers. */
+static inline uint64_t test_preempt_refused(struct weft_rt *rt)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        n += atomic_load_explicit(&rt->workers[i].st.preempt_refused,
+                                  memory_order_relaxed);
+    return n;
+}
+
 #endif

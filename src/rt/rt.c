@@ -168,6 +168,8 @@ static void *worker_main(void *arg)
  * reads `stopping`. */
 static void stop_workers(weft_rt *rt, uint32_t started)
 {
+    /* The monitor first: it signals worker threads, which must exist. */
+    weft__sysmon_stop(rt);
     atomic_store_explicit(&rt->stopping, 1, memory_order_release);
     if (started)
         weft__summary_yield_set(&rt->sum, rt->workers[0].leaf);
@@ -312,6 +314,10 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
             goto fail_threads;
         }
     }
+    if ((err = weft__sysmon_start(rt))) {
+        weft__error_set(err, "monitor: cannot start its thread");
+        goto fail_threads;
+    }
     *out = rt;
     return 0;
 
@@ -400,6 +406,9 @@ int weft_stats_get(weft_rt *rt, weft_stats *o)
         o->steal_attempts += atomic_load_explicit(&s->steal_attempts, RLX);
         o->deflected += atomic_load_explicit(&s->deflected, RLX);
         o->mail_chunks += atomic_load_explicit(&s->mail_in, RLX);
+        o->slow_polls += atomic_load_explicit(&s->slow_polls, RLX);
+        o->violations += atomic_load_explicit(&s->violations, RLX);
+        o->preemptions += atomic_load_explicit(&s->preemptions, RLX);
     }
     o->live = o->spawns - reaps;
     for (int k = 0; k < 2; k++) {

@@ -37,6 +37,9 @@ typedef struct weft_wstats {
      * fast_yields; these by the worker at the end of a poll, or by the
      * monitor (preemptions are counted by the worker that preempts). */
     _Atomic uint64_t slow_polls, violations, preemptions;
+    _Atomic uint64_t preempt_refused;  /* requests the handler turned down
+                                         (unsafe PC, disabled section):
+                                         not in weft_stats, for tests */
     _Atomic uint64_t wakes;            /* unparks done on this worker */
     _Atomic uint64_t busy_ns, idle_ns; /* updated when the worker sleeps
                                           and wakes */
@@ -60,22 +63,39 @@ typedef struct weft_worker {
     uint32_t fair_countdown;   /* decisions until the injection queue is
                                   looked at first (fairness) */
 
-    weft_wstats st;            /* counters: owner writes, stats reads */
-    _Atomic uint64_t *yroot;   /* root word over this worker's leaf */
-    _Atomic uint64_t *yleaf;   /* this worker's leaf word */
-    uint64_t ytop_bit;         /* its leaf's root word's bit in *top1 */
-    uint64_t yroot_bit;        /* its leaf's bit in *yroot */
-    uint32_t id;               /* 0..workers-1 */
-    uint32_t find_cursor;      /* rotating start in the summary tree */
-    uint32_t resv_hint;        /* leaf to reserve slots from first */
-    uint32_t leaf;             /* the leaf this worker reserved: its yield
+    weft_wstats st; /* counters: owner writes, stats reads */
+    /* Budgets and preemption (sysmon.c, preempt.c). A poll is one run of
+     * a task between two switches; the poll sequence number is
+     * st.switches + st.fast_yields. */
+    uint64_t poll_t0;             /* rt->coarse_ns when the running poll
+                                  began; owner */
+    _Atomic uint32_t running;     /* slot + 1 of the task running now, 0 in
+                                  the scheduler: owner stores, the monitor
+                                  reads (relaxed) */
+    _Atomic uint64_t yield_req;   /* poll sequence number + 1 of a poll
+                                   the monitor asked to yield at its
+                                   next cooperative point (a refused
+                                   preemption, the Yield tier); 0 none.
+                                   The monitor or the handler stores */
+    _Atomic uint64_t preempt_req; /* poll sequence number + 1 of the poll
+                                     the monitor asks to preempt; 0 none.
+                                     The monitor stores (release), the
+                                     SIGURG handler on the owner takes */
+    _Atomic uint64_t *yroot;      /* root word over this worker's leaf */
+    _Atomic uint64_t *yleaf;      /* this worker's leaf word */
+    uint64_t ytop_bit;            /* its leaf's root word's bit in *top1 */
+    uint64_t yroot_bit;           /* its leaf's bit in *yroot */
+    uint32_t id;                  /* 0..workers-1 */
+    uint32_t find_cursor;         /* rotating start in the summary tree */
+    uint32_t resv_hint;           /* leaf to reserve slots from first */
+    uint32_t leaf;                /* the leaf this worker reserved: its yield
                                   bit, and its first choice for slots */
-    int yield_published;       /* its yield bit is set (see worker.c) */
-    uint32_t rng;              /* xorshift state for victim order */
-    void *sched_sp;            /* the scheduler context (thread stack) */
-    void *sched_fiber;         /* its TSan fiber */
-    weft_stack_cache cache[2]; /* hot stacks: [0] default, [1] small */
-    void *sched_stack_lo;      /* the thread stack, for ASan's fiber API */
+    int yield_published;          /* its yield bit is set (see worker.c) */
+    uint32_t rng;                 /* xorshift state for victim order */
+    void *sched_sp;               /* the scheduler context (thread stack) */
+    void *sched_fiber;            /* its TSan fiber */
+    weft_stack_cache cache[2];    /* hot stacks: [0] default, [1] small */
+    void *sched_stack_lo;         /* the thread stack, for ASan's fiber API */
     size_t sched_stack_size;
     pthread_t thread;
     char *altstack; /* signal stack (arena) */
@@ -158,12 +178,62 @@ struct weft_rt {
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t fair_gen;
     _Atomic int fair_rule;                    /* WEFT_FAIR_* */
     _Atomic uint32_t fair_weight[WEFT_BANDS]; /* DRR shares, tickets */
+
+    /* The monitor thread (sysmon.c). */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t coarse_ns; /* the
+                         monitor's clock, stored every tick; read by
+                         every worker at every switch (poll timing) */
+    _Atomic uint32_t mon_sleep; /* 1: the monitor sleeps until a worker
+                                   leaves idle (futex word) */
+    _Atomic int mon_stop;       /* weft_rt_destroy: the monitor exits */
+    int mon_started;
+    pthread_t mon_thread;
+    struct weft_mon *mon; /* its per-worker view; monitor only */
 };
 
 /* Make (rule, weight) the fairness rule between bands. Not called
  * concurrently with itself (weft_policy_set serialises). Any thread. */
 void weft__sched_set_fairness(struct weft_rt *rt, int rule,
                               const uint32_t weight[WEFT_BANDS]);
+
+/* The poll sequence number of w: moves at every switch into a task. Any
+ * thread (relaxed). */
+static inline uint64_t weft__poll_seq(weft_worker *w)
+{
+    return atomic_load_explicit(&w->st.switches, memory_order_relaxed) +
+           atomic_load_explicit(&w->st.fast_yields, memory_order_relaxed);
+}
+
+/* Start and stop the monitor thread of rt (sysmon.c). Creator / destroyer
+ * only. start returns 0 or -EAGAIN. */
+int weft__sysmon_start(struct weft_rt *rt);
+void weft__sysmon_stop(struct weft_rt *rt);
+
+/* A worker leaves idle: wake the monitor if it sleeps. Owner worker. */
+void weft__sysmon_kick(struct weft_rt *rt);
+
+/* Install the SIGURG handler and find the program's text (preempt.c).
+ * Idempotent; plain thread (weft_rt_create). */
+void weft__preempt_init(void);
+
+/* Is pc in code where a task may be switched out by a signal: the main
+ * program's text, outside weft's own? Async-signal-safe. */
+int weft__preempt_pc_safe(uintptr_t pc);
+
+/* Called by the SIGURG handler on a worker's thread, on the interrupted
+ * task's stack: switch the running task out if the monitor asked for it
+ * and it is safe (worker.c). uc is the handler's ucontext. Signal
+ * handler only. */
+void weft__preempt_here(void *uc);
+
+/* The SIGURG handler's own part of weft__preempt_here's check: may the
+ * interrupted context (uc) be switched out? (preempt.c) */
+int weft__preempt_uc_safe(void *uc);
+
+/* Point uc's saved alternate signal stack at the calling worker's: the
+ * handler may return on another thread than the one it was entered on
+ * (preempt.c). */
+void weft__preempt_fix_uc(void *uc, weft_worker *w);
 
 /* The worker the calling thread is, or NULL. Never inlined, and re-read
  * after any call that can switch: a task may resume on another worker

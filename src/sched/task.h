@@ -99,7 +99,10 @@ typedef struct weft_tcb_cold {
     /* Accounting (sched/budget.c), written by the worker running the
      * task at the end of each poll; read racily by weft_task_info. */
     _Atomic uint64_t cpu_ns; /* CPU time of its polls */
-    _Atomic uint32_t polls;  /* its polls (saturates) */
+    _Atomic uint32_t polls;  /* its polls, modulo 2^32 */
+    uint32_t nopreempt;      /* weft_preempt_disable depth; the task
+                                itself writes, its worker's SIGURG
+                                handler reads (same thread) */
 #ifdef WEFT_TSAN
     void *san_fiber; /* its TSan fiber */
 #endif

@@ -1,0 +1,185 @@
+/*
+ * preempt.c - switching a task out from a signal handler: the SIGURG
+ * handler, the map of code where that is safe, and preemption-disabled
+ * sections.
+ *
+ * Problem. A task that computes without calling weft keeps its worker: a
+ * cooperative scheduler never gets control back. The monitor thread
+ * (sysmon.c) sees such a poll and sends SIGURG to the worker's thread;
+ * the handler runs on the task's own stack (SIGURG is installed without
+ * SA_ONSTACK) and, when it is safe, switches the task out right there, as
+ * a yield. The kernel has saved every register of the interrupted code,
+ * vector registers and the FP control words included, and the signal
+ * mask, in the signal frame on that stack; the switch saves only what a
+ * call saves. When the task is resumed, possibly on another worker
+ * thread, the switch returns into the handler, the handler returns, and
+ * sigreturn restores the frame: the task continues exactly where it was.
+ *
+ * When is it safe. Only when the interrupted instruction is in code that
+ * holds no runtime state in registers or locks: the program's own text
+ * (the main executable's executable segments, found with dl_iterate_phdr
+ * at start-up), minus weft's own code. Never in libc (it may hold the
+ * malloc lock or stdio's), the loader, the vDSO or any other shared
+ * library, and never in weft itself: weft code caches its worker in
+ * registers and holds spin locks. weft's code is told apart by its
+ * section: tools/weft-text.sh moves every weft object's .text into
+ * weft_text, and the linker brackets it with __start_weft_text and
+ * __stop_weft_text wherever weft is linked (shared, static or as
+ * objects). Elsewhere the handler sets the worker's yield request, which
+ * the task honours at its next cooperative point, and the monitor sends
+ * the signal again at its next tick (a loop that calls into libc is
+ * caught when it is back in its own code).
+ *
+ * What else must hold. The task must be preemptible (WEFT_PREEMPTIBLE or
+ * cfg.preempt_all) and outside weft_preempt_disable(); the request must
+ * still be for the poll now running (preempt_req names the poll by its
+ * sequence number: a signal that arrives after the task switched is
+ * stale and ignored).
+ *
+ * Two details of returning on another thread. (1) SA_NODEFER: the handler
+ * is entered without SIGURG blocked, so the thread it switches away from
+ * does not keep SIGURG blocked while it runs other tasks; a second
+ * SIGURG during the handler finds the PC in weft code and only sets the
+ * yield request. sigreturn then restores the mask saved in the frame,
+ * the task's own. (2) sigreturn also reinstalls the alternate signal
+ * stack saved in the frame, which belongs to the thread the signal was
+ * delivered to; the handler rewrites it to the resuming worker's own
+ * (weft__preempt_fix_uc), as Go's runtime does for its signal stacks.
+ *
+ * Other SIGURGs. The handler acts only on signals sent by this process
+ * with tgkill (si_code SI_TKILL, si_pid our pid); any other SIGURG (a
+ * socket's out-of-band data) goes to the handler installed before, if
+ * any.
+ */
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "../base/compiler.h"
+#include "sched.h"
+
+extern const char __start_weft_text[] __attribute__((weak));
+extern const char __stop_weft_text[] __attribute__((weak));
+
+#define MAX_RANGES 16
+static struct {
+    uintptr_t lo, hi;
+} ranges[MAX_RANGES]; /* the main program's code; written once */
+static int nranges;
+static struct sigaction old_urg;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* The first object dl_iterate_phdr reports is the main program. */
+static int phdr_main(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    for (int i = 0; i < info->dlpi_phnum && nranges < MAX_RANGES; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type == PT_LOAD && (p->p_flags & PF_X)) {
+            ranges[nranges].lo = info->dlpi_addr + p->p_vaddr;
+            ranges[nranges].hi = info->dlpi_addr + p->p_vaddr + p->p_memsz;
+            nranges++;
+        }
+    }
+    return 1;
+}
+
+int weft__preempt_pc_safe(uintptr_t pc)
+{
+    if (pc >= (uintptr_t)__start_weft_text && pc < (uintptr_t)__stop_weft_text)
+        return 0;
+    for (int i = 0; i < nranges; i++)
+        if (pc >= ranges[i].lo && pc < ranges[i].hi)
+            return 1;
+    return 0;
+}
+
+static uintptr_t uc_pc(void *ucv)
+{
+    ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.pc;
+#elif defined(__riscv)
+    return (uintptr_t)uc->uc_mcontext.__gregs[REG_PC];
+#else
+    (void)uc;
+    return 0; /* unknown ISA: never safe */
+#endif
+}
+
+int weft__preempt_uc_safe(void *uc)
+{
+    return weft__preempt_pc_safe(uc_pc(uc));
+}
+
+void weft__preempt_fix_uc(void *ucv, weft_worker *w)
+{
+    ucontext_t *uc = ucv;
+    uc->uc_stack.ss_sp = w->altstack;
+    uc->uc_stack.ss_size = WEFT_ALTSTACK;
+    uc->uc_stack.ss_flags = 0;
+}
+
+static void on_urg(int sig, siginfo_t *si, void *uc)
+{
+    int saved = errno;
+    if (si && si->si_code == SI_TKILL && si->si_pid == getpid()) {
+        weft__preempt_here(uc);
+    } else if ((old_urg.sa_flags & SA_SIGINFO) && old_urg.sa_sigaction) {
+        old_urg.sa_sigaction(sig, si, uc);
+    } else if (old_urg.sa_handler != SIG_DFL && old_urg.sa_handler != SIG_IGN &&
+               old_urg.sa_handler) {
+        old_urg.sa_handler(sig);
+    }
+    errno = saved;
+}
+
+static void init_once(void)
+{
+    dl_iterate_phdr(phdr_main, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_urg;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGURG, &sa, &old_urg);
+}
+
+void weft__preempt_init(void)
+{
+    pthread_once(&once, init_once);
+}
+
+/* ---- disabled sections ------------------------------------------------ */
+
+void weft_preempt_disable(void)
+{
+    weft_worker *w = weft__worker_self();
+    if (!w || !w->current)
+        return;
+    /* The handler runs on this thread and reads the count of the task
+     * running here: a compiler barrier orders the store before the code
+     * the section protects. */
+    w->rt->cold[w->cur_slot].nopreempt++;
+    __asm__ __volatile__("" ::: "memory");
+}
+
+void weft_preempt_enable(void)
+{
+    weft_worker *w = weft__worker_self();
+    if (!w || !w->current)
+        return;
+    weft_tcb_cold *c = &w->rt->cold[w->cur_slot];
+    __asm__ __volatile__("" ::: "memory");
+    if (c->nopreempt && --c->nopreempt == 0 &&
+        atomic_load_explicit(&w->yield_req, memory_order_relaxed) ==
+            weft__poll_seq(w) + 1)
+        weft_yield(); /* a preemption was refused meanwhile */
+}

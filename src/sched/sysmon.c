@@ -1,0 +1,228 @@
+/*
+ * sysmon.c - the monitor thread: one per runtime, outside the workers, as
+ * Go's sysmon. It keeps the coarse clock that polls are timed on, spots
+ * polls that run long, counts them, and asks for preemption.
+ *
+ * Why a thread and not the workers themselves. A worker busy in a long
+ * poll executes none of weft's code, so only another thread can notice.
+ * Per-switch clock reads would let workers time every poll exactly, but
+ * cost more than the switch itself (worker.c, poll accounting); instead
+ * the monitor stores the time in rt->coarse_ns every tick, workers charge
+ * each poll the ticks it spans, and the monitor watches each worker's
+ * poll sequence number (st.switches + st.fast_yields, written by the
+ * owner anyway): a number unchanged since the last tick means the same
+ * poll still runs, for at least the time since the monitor first saw it.
+ * So a poll is measured by the monitor to within one tick, at no cost to
+ * the switch.
+ *
+ * Tick. Half the smaller of the quantum and the latency target, within
+ * 0.2..5 ms: with the defaults (10 ms, 2 ms), 1 ms. When every worker is
+ * asleep there is nothing to watch: the monitor sleeps on mon_sleep until
+ * a worker leaves idle and kicks it (worker.c, idle()). No lost kick: the
+ * monitor stores mon_sleep = 1 then loads idle, a worker decrements idle
+ * then loads mon_sleep, all seq_cst, so at least one sees the other;
+ * a missed kick would only delay monitoring, and the sleep is bounded
+ * (100 ms) all the same.
+ *
+ * What it does with a long poll, per worker and tick:
+ *  - counts it slow once it has run over slow_poll_ns, and a violation
+ *    once over the task's budget (quantum x its band's budget percent):
+ *    the monitor is the only writer of those two counters;
+ *  - asks for preemption of a preemptible task (WEFT_PREEMPTIBLE or
+ *    cfg.preempt_all) when it has overrun its budget, or when work on its
+ *    worker has waited close to the latency target behind it: a due
+ *    timer (waiting since its deadline) or tasks in the worker's deque or
+ *    in the runtime's shared queues (waiting since the monitor first saw
+ *    them). Preempting at the last tick before the target passes keeps
+ *    the wait under it. The request names the poll (preempt_req = its
+ *    sequence number + 1) and is delivered with SIGURG (preempt.c); it is
+ *    repeated every tick while that poll runs and work waits, since the
+ *    handler refuses while the task is in libc or weft's code.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../base/clock.h"
+#include "../base/futex.h"
+#include "sched.h"
+
+#define RLX memory_order_relaxed
+#define MS ((uint64_t)1000000)
+
+/* The monitor's view of one worker. Monitor only. */
+typedef struct mon_worker {
+    uint64_t seq;        /* poll sequence number seen last tick */
+    uint32_t slot1;      /* task running then, slot + 1 */
+    uint32_t counted;    /* COUNT_* already counted for this poll */
+    uint64_t since;      /* first tick this poll was seen */
+    uint64_t wait_since; /* first tick queued work was seen behind it */
+    uint64_t sent;       /* last preemption request for this poll */
+} mon_worker;
+
+enum { COUNT_SLOW = 1, COUNT_VIOLATION = 2 };
+
+struct weft_mon {
+    mon_worker w[1]; /* [nworkers] */
+};
+
+/* The policy the monitor applies. */
+static void policy_now(weft_rt *rt, weft_policy *p)
+{
+    (void)rt; /* MERGE: weft__policy_read once sched/policy.c lands */
+    *p = (weft_policy){.quantum_ns = 10 * MS,
+                       .latency_ns = 2 * MS,
+                       .slow_poll_ns = 2 * MS,
+                       .good_poll_ns = MS / 2,
+                       .band_budget_pct = {400, 200, 100, 50}};
+}
+
+static uint64_t tick_of(const weft_policy *p)
+{
+    uint64_t t = p->quantum_ns;
+    if (p->latency_ns && p->latency_ns < t)
+        t = p->latency_ns;
+    t /= 2;
+    if (t < MS / 5)
+        t = MS / 5;
+    if (t > 5 * MS)
+        t = 5 * MS;
+    return t;
+}
+
+/* Has work been queued on w, or for anyone, that w's long poll holds up?
+ * Racy reads; a false answer costs one tick. */
+static int work_queued(weft_rt *rt, weft_worker *w)
+{
+    if (atomic_load_explicit(&w->dq.bottom, RLX) >
+        atomic_load_explicit(&w->dq.top, RLX))
+        return 1;
+    if (rt->nworkers == 1 || atomic_load_explicit(&rt->idle, RLX) == 0)
+        return weft__inject_len(&rt->inject) || weft__summary_any(&rt->sum);
+    return 0;
+}
+
+static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
+                  uint64_t now, weft_worker *w, mon_worker *m)
+{
+    uint32_t run = atomic_load_explicit(&w->running, RLX);
+    uint64_t seq = weft__poll_seq(w);
+    if (!run || seq != m->seq || run != m->slot1) {
+        m->seq = seq;
+        m->slot1 = run;
+        m->since = now;
+        m->wait_since = 0;
+        m->counted = 0;
+        m->sent = 0;
+        return;
+    }
+    uint64_t ran = now - m->since;
+    uint64_t st = atomic_load_explicit(&rt->hot[run - 1].state, RLX);
+    unsigned band = (unsigned)((st >> WEFT_TS_PRIO_SHIFT) & 15) / 4;
+    uint64_t budget = p->quantum_ns * p->band_budget_pct[band] / 100;
+    if (ran > p->slow_poll_ns && !(m->counted & COUNT_SLOW)) {
+        m->counted |= COUNT_SLOW;
+        atomic_store_explicit(&w->st.slow_polls,
+                              atomic_load_explicit(&w->st.slow_polls, RLX) + 1,
+                              RLX);
+    }
+    if (ran > budget && !(m->counted & COUNT_VIOLATION)) {
+        m->counted |= COUNT_VIOLATION;
+        atomic_store_explicit(&w->st.violations,
+                              atomic_load_explicit(&w->st.violations, RLX) + 1,
+                              RLX);
+    }
+    if (!(st & WEFT_TS_PREEMPTIBLE))
+        return;
+    uint64_t waited = 0, due = weft__timer_next(&w->timers);
+    if (due <= now)
+        waited = now - due;
+    if (work_queued(rt, w)) {
+        if (!m->wait_since)
+            m->wait_since = now;
+        if (now - m->wait_since > waited)
+            waited = now - m->wait_since;
+    }
+    int late = p->latency_ns && (waited || due <= now) &&
+               waited + tick >= p->latency_ns;
+    /* Over budget with nothing seen waiting: there may be tasks in the
+     * worker's private queues (yield queue, LIFO slot); ask once per
+     * budget, not every tick. */
+    int over = ran > budget && (!m->sent || now - m->sent >= budget);
+    if (late || over) {
+        m->sent = now;
+        /* Release: pairs with the handler's acquire load. */
+        atomic_store_explicit(&w->preempt_req, seq + 1, memory_order_release);
+        pthread_kill(w->thread, SIGURG);
+    }
+}
+
+static void *sysmon_main(void *arg)
+{
+    weft_rt *rt = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals go to others */
+    weft_policy p;
+    while (!atomic_load_explicit(&rt->mon_stop, memory_order_acquire)) {
+        policy_now(rt, &p);
+        uint64_t tick = tick_of(&p), now = weft__clock_ns();
+        atomic_store_explicit(&rt->coarse_ns, now, RLX);
+        if (atomic_load_explicit(&rt->idle, RLX) == rt->nworkers) {
+            /* seq_cst: pairs with idle()'s decrement and load (header). */
+            atomic_store_explicit(&rt->mon_sleep, 1, memory_order_seq_cst);
+            if (atomic_load_explicit(&rt->idle, memory_order_seq_cst) ==
+                    rt->nworkers &&
+                !atomic_load_explicit(&rt->mon_stop, RLX))
+                weft__futex_wait(&rt->mon_sleep, 1, now + 100 * MS);
+            atomic_store_explicit(&rt->mon_sleep, 0, RLX);
+            continue;
+        }
+        for (uint32_t i = 0; i < rt->nworkers; i++)
+            watch(rt, &p, tick, now, &rt->workers[i], &rt->mon->w[i]);
+        struct timespec ts = {0, (long)tick};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+void weft__sysmon_kick(weft_rt *rt)
+{
+    uint32_t one = 1;
+    if (atomic_compare_exchange_strong_explicit(&rt->mon_sleep, &one, 0, RLX,
+                                                RLX))
+        weft__futex_wake(&rt->mon_sleep, 1);
+}
+
+int weft__sysmon_start(weft_rt *rt)
+{
+    rt->mon =
+        calloc(1, sizeof(struct weft_mon) + rt->nworkers * sizeof(mon_worker));
+    if (!rt->mon)
+        return -ENOMEM;
+    atomic_store_explicit(&rt->coarse_ns, weft__clock_ns(), RLX);
+    weft__preempt_init();
+    if (pthread_create(&rt->mon_thread, NULL, sysmon_main, rt)) {
+        free(rt->mon);
+        rt->mon = NULL;
+        return -EAGAIN;
+    }
+    rt->mon_started = 1;
+    return 0;
+}
+
+void weft__sysmon_stop(weft_rt *rt)
+{
+    if (!rt->mon_started)
+        return;
+    /* Release: pairs with the monitor's acquire load of mon_stop. */
+    atomic_store_explicit(&rt->mon_stop, 1, memory_order_release);
+    atomic_store_explicit(&rt->mon_sleep, 0, RLX);
+    weft__futex_wake(&rt->mon_sleep, 1);
+    pthread_join(rt->mon_thread, NULL);
+    rt->mon_started = 0;
+    free(rt->mon);
+    rt->mon = NULL;
+}
