@@ -67,8 +67,11 @@ typedef struct weft_worker {
     /* Budgets and preemption (sysmon.c, preempt.c). A poll is one run of
      * a task between two switches; the poll sequence number is
      * st.switches + st.fast_yields. */
-    uint64_t poll_t0;             /* rt->coarse_ns when the running poll
-                                  began; owner */
+    uint64_t poll_t0;             /* coarse_ns when the running poll
+                                     began; owner */
+    _Atomic uint64_t coarse_ns;   /* the monitor's clock, stored every
+                                     tick (sysmon.c), read at every
+                                     switch */
     _Atomic uint32_t running;     /* slot + 1 of the task running now, 0 in
                                   the scheduler: owner stores, the monitor
                                   reads (relaxed) */
@@ -180,12 +183,10 @@ struct weft_rt {
     _Atomic uint32_t fair_weight[WEFT_BANDS]; /* DRR shares, tickets */
 
     /* The monitor thread (sysmon.c). */
-    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t coarse_ns; /* the
-                         monitor's clock, stored every tick; read by
-                         every worker at every switch (poll timing) */
-    _Atomic uint32_t mon_sleep; /* 1: the monitor sleeps until a worker
+    weft_aligned(WEFT_CACHELINE) _Atomic uint32_t
+        mon_sleep;        /* 1: the monitor sleeps until a worker
                                    leaves idle (futex word) */
-    _Atomic int mon_stop;       /* weft_rt_destroy: the monitor exits */
+    _Atomic int mon_stop; /* weft_rt_destroy: the monitor exits */
     int mon_started;
     pthread_t mon_thread;
     struct weft_mon *mon; /* its per-worker view; monitor only */

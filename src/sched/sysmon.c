@@ -7,7 +7,7 @@
  * poll executes none of weft's code, so only another thread can notice.
  * Per-switch clock reads would let workers time every poll exactly, but
  * cost more than the switch itself (worker.c, poll accounting); instead
- * the monitor stores the time in rt->coarse_ns every tick, workers charge
+ * the monitor stores the time in each worker's coarse_ns every tick, workers charge
  * each poll the ticks it spans, and the monitor watches each worker's
  * poll sequence number (st.switches + st.fast_yields, written by the
  * owner anyway): a number unchanged since the last tick means the same
@@ -169,7 +169,8 @@ static void *sysmon_main(void *arg)
     while (!atomic_load_explicit(&rt->mon_stop, memory_order_acquire)) {
         policy_now(rt, &p);
         uint64_t tick = tick_of(&p), now = weft__clock_ns();
-        atomic_store_explicit(&rt->coarse_ns, now, RLX);
+        for (uint32_t i = 0; i < rt->nworkers; i++)
+            atomic_store_explicit(&rt->workers[i].coarse_ns, now, RLX);
         if (atomic_load_explicit(&rt->idle, RLX) == rt->nworkers) {
             /* seq_cst: pairs with idle()'s decrement and load (header). */
             atomic_store_explicit(&rt->mon_sleep, 1, memory_order_seq_cst);
@@ -202,7 +203,8 @@ int weft__sysmon_start(weft_rt *rt)
         calloc(1, sizeof(struct weft_mon) + rt->nworkers * sizeof(mon_worker));
     if (!rt->mon)
         return -ENOMEM;
-    atomic_store_explicit(&rt->coarse_ns, weft__clock_ns(), RLX);
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        atomic_store_explicit(&rt->workers[i].coarse_ns, weft__clock_ns(), RLX);
     weft__preempt_init();
     if (pthread_create(&rt->mon_thread, NULL, sysmon_main, rt)) {
         free(rt->mon);

@@ -127,7 +127,6 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     c->tls_area = NULL;
     c->stack = 0;
     atomic_store_explicit(&c->cpu_ns, 0, RLX);
-    atomic_store_explicit(&c->polls, 0, RLX);
     c->nopreempt = 0;
     if (rt->cfg.preempt_all)
         bits |= WEFT_TS_PREEMPTIBLE;

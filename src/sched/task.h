@@ -76,10 +76,16 @@ static inline uint32_t weft_ts_gen(uint64_t s)
 
 /* Hot part: the switch path's working set. */
 typedef struct weft_tcb {
-    void *sp;               /* saved stack pointer; NULL before first run.
+    void *sp;   /* saved stack pointer; NULL before first run.
                                 Written by the worker running the task */
-    weft_fn fn;             /* entry; set at spawn, read at first run */
-    void *arg;              /* its argument */
+    weft_fn fn; /* entry; set at spawn, read at first run */
+    union {
+        void *arg;              /* its argument, until it first runs */
+        _Atomic uint64_t polls; /* from then on: its polls (runs between
+                                   two switches), counted by the worker
+                                   running it at each switch-out; read
+                                   racily by weft_task_info */
+    };
     _Atomic uint64_t state; /* the word above; any thread, by CAS */
 } weft_tcb;
 
@@ -99,7 +105,6 @@ typedef struct weft_tcb_cold {
     /* Accounting (sched/budget.c), written by the worker running the
      * task at the end of each poll; read racily by weft_task_info. */
     _Atomic uint64_t cpu_ns; /* CPU time of its polls */
-    _Atomic uint32_t polls;  /* its polls, modulo 2^32 */
     uint32_t nopreempt;      /* weft_preempt_disable depth; the task
                                 itself writes, its worker's SIGURG
                                 handler reads (same thread) */

@@ -119,27 +119,38 @@ static inline void stat_inc(_Atomic uint64_t *c)
  * the next one's. Reading a clock there would cost more than the switch
  * itself (rdtsc is ~40 cycles on this kind of machine; measured 11.6 ns
  * against a 14 ns switch), so polls are timed on the monitor's coarse
- * clock (rt->coarse_ns, stored every tick, sysmon.c): a poll is charged
+ * clock (w->coarse_ns, stored every tick by sysmon.c): a poll is charged
  * the ticks it spans. Summed over many polls this is unbiased (a poll of
  * d ns crosses a tick boundary with probability d / tick and is then
  * charged one tick); a single poll is exact to one tick. Long polls are
  * the monitor's business: it watches each worker's poll sequence number
  * and times a poll that spans its ticks (sysmon.c). Owner worker.
  */
-static inline void poll_turn(weft_worker *w, weft_rt *rt, int from_task,
+/* The poll of `from` spans a tick: charge the ticks to it. */
+weft_noinline static void poll_tick(weft_worker *w, weft_tcb *from,
+                                    uint64_t now)
+{
+    weft_tcb_cold *c = &w->rt->cold[from - w->hot];
+    atomic_store_explicit(&c->cpu_ns,
+                          atomic_load_explicit(&c->cpu_ns, RLX) + now -
+                              w->poll_t0,
+                          RLX);
+    w->poll_t0 = now;
+}
+
+static inline void poll_turn(weft_worker *w, weft_tcb *from,
                              uint32_t to_slot1)
 {
-    uint64_t now = atomic_load_explicit(&rt->coarse_ns, RLX);
-    if (from_task) {
-        weft_tcb_cold *c = &rt->cold[w->cur_slot];
-        atomic_store_explicit(&c->polls,
-                              atomic_load_explicit(&c->polls, RLX) + 1, RLX);
-        if (now != w->poll_t0)
-            atomic_store_explicit(
-                &c->cpu_ns,
-                atomic_load_explicit(&c->cpu_ns, RLX) + now - w->poll_t0, RLX);
+    uint64_t now = atomic_load_explicit(&w->coarse_ns, RLX);
+    if (from) {
+        atomic_store_explicit(&from->polls,
+                              atomic_load_explicit(&from->polls, RLX) + 1,
+                              RLX);
+        if (weft_unlikely(now != w->poll_t0))
+            poll_tick(w, from, now);
+    } else {
+        w->poll_t0 = now;
     }
-    w->poll_t0 = now;
     atomic_store_explicit(&w->running, to_slot1, RLX);
 }
 
@@ -807,7 +818,7 @@ switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
     if (from && weft_unlikely(atomic_load_explicit(&from->state, RLX) &
                               (WEFT_TS_SMALL | WEFT_TS_CANARY)))
         check_canary(w, from);
-    poll_turn(w, rt, from != NULL, to >= 0 ? (uint32_t)to + 1 : 0);
+    poll_turn(w, from, to >= 0 ? (uint32_t)to + 1 : 0);
     if (to >= 0) {
         weft_tcb *t = &rt->hot[to];
         if (weft_unlikely(!t->sp))
@@ -854,7 +865,9 @@ weft_noinline static void task_run(uintptr_t msg)
     weft_worker *w = weft__worker_self();
     after_switch(w, msg);
     weft_tcb *t = w->current;
-    weft__task_exit(t->fn(t->arg));
+    void *arg = t->arg;
+    atomic_store_explicit(&t->polls, 0, RLX); /* arg is read: polls now */
+    weft__task_exit(t->fn(arg));
 }
 
 /* First code of every task, on its fresh stack. It never returns, so it
@@ -972,9 +985,9 @@ void weft_yield(void)
     w->yq_head = atomic_load_explicit(&w->link[next], RLX);
     if (!w->yq_head)
         w->yq_tail = 0;
-    poll_turn(w, w->rt, 1, head);
     w->current = t;
     w->cur_slot = next;
+    poll_turn(w, cur, head);
     stat_inc(&w->st.fast_yields);
     uintptr_t got = (uintptr_t)weft__ctx_switch(
         &cur->sp, t->sp, (void *)((uintptr_t)cur | MSG_YIELD));
@@ -1027,7 +1040,7 @@ weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur, uint32_t slot,
     atomic_store_explicit(&rt->pool[cls].owner[i], next + 1, RLX);
     if (weft_unlikely(atomic_load_explicit(&cur->state, RLX) & WEFT_TS_CANARY))
         atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
-    poll_turn(w, rt, 1, next + 1);
+    poll_turn(w, cur, next + 1);
     weft__task_publish_end(w, cur, slot);
     w->current = t;
     w->cur_slot = next;
@@ -1125,9 +1138,10 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     w->cur_slot = slot;
     stat_inc(&w->st.inlined);
     /* One poll of the child, timed with its parent's. */
-    atomic_store_explicit(&c->polls, 1, RLX);
+    void *arg = t->arg;
+    atomic_store_explicit(&t->polls, 1, RLX);
     atomic_store_explicit(&w->running, slot + 1, RLX);
-    void *r = t->fn(t->arg);
+    void *r = t->fn(arg);
     if (c->tls)
         weft__task_exit(r); /* its TLS destructors, then its result */
     else
