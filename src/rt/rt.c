@@ -132,34 +132,14 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     size_t nw = c->workers, mesh = c->balance == WEFT_BALANCE_MESH;
     l->mbox = weft__arena_add(&p, mesh ? nw * nw * sizeof(weft_mbox) : 0, line);
     l->order = weft__arena_add(&p, nw * nw * 4, line);
-    l->alt = weft__arena_add(&p, c->workers * WEFT_ALTSTACK, page);
+    /* Signal stacks: one per thread, the workers' and the spares'
+     * (isolate.c: at most max(workers, 2) spares). */
+    size_t nthr = c->workers + (c->workers < 2 ? 2 : c->workers);
+    l->alt = weft__arena_add(&p, nthr * WEFT_ALTSTACK, page);
     l->meta = weft__arena_add(&p, 0, weft__arena_huge_size());
     l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
     l->stacks[1] = weft__arena_add(&p, n * c->small_stack_size, page);
     l->total = weft__arena_add(&p, 0, page);
-}
-
-/* cfg.pin: worker i runs on one CPU, in the topology's pin order (L3
- * group by L3 group, cores before SMT siblings; sched/topo.c). Quiet when
- * the CPU is no longer allowed. */
-static void pin_worker(weft_worker *w)
-{
-    const weft_topology *t;
-    cpu_set_t one;
-    if (weft_topology_get(&t) || !t->ncpus)
-        return;
-    CPU_ZERO(&one);
-    CPU_SET(t->cpus[t->pin_order[w->id % t->ncpus]].os, &one);
-    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-}
-
-static void *worker_main(void *arg)
-{
-    weft_worker *w = arg;
-    if (w->rt->cfg.pin)
-        pin_worker(w);
-    weft__worker_loop(w);
-    return NULL;
 }
 
 /* Stop the workers, each at its next switch: tasks switching after this
@@ -178,8 +158,8 @@ static void stop_workers(weft_rt *rt, uint32_t started)
         atomic_store_explicit(&w->sleep, 0, RLX);
         weft__futex_wake(&w->sleep, 1);
     }
-    for (uint32_t i = 0; i < started; i++)
-        pthread_join(rt->workers[i].thread, NULL);
+    weft__thr_stop_all(rt);
+    weft__thr_fini(rt);
 }
 
 int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
@@ -279,6 +259,11 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     rt->epoch =
         (atomic_fetch_add_explicit(&epochs, 1, RLX) * 0x9e3779u) & 0xffffff;
 
+    if ((err = weft__thr_init(rt, a + l.alt))) {
+        weft__error_set(err, "threads: no memory for the thread table");
+        atomic_store_explicit(&registry[id], NULL, RLX);
+        goto fail_registry;
+    }
     uint32_t started = 0;
     for (; started < rt->nworkers; started++) {
         weft_worker *w = &rt->workers[started];
@@ -306,10 +291,9 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         w->yroot_bit = UINT64_C(1) << (leaf % 64);
         w->ytop_bit = UINT64_C(1) << ((leaf / 64) % 64);
         w->resv_hint = (uint32_t)leaf;
-        w->altstack = a + l.alt + started * WEFT_ALTSTACK;
         weft__theap_init(&w->timers, (weft_theap_ent *)(a + l.timers) +
                                          (size_t)started * cfg.max_tasks);
-        if (pthread_create(&w->thread, NULL, worker_main, w)) {
+        if (weft__thr_start_worker(rt, started)) {
             err = weft__error_set(-EAGAIN, "workers: cannot create thread");
             goto fail_threads;
         }
@@ -336,9 +320,11 @@ static uint64_t live_tasks(weft_rt *rt)
 {
     uint64_t spawned = atomic_load_explicit(&rt->ext_spawns, RLX);
     uint64_t reaped = atomic_load_explicit(&rt->ext_reaps, RLX);
-    for (uint32_t i = 0; i < rt->nworkers; i++) {
-        spawned += atomic_load_explicit(&rt->workers[i].st.spawns, RLX);
-        reaped += atomic_load_explicit(&rt->workers[i].st.reaps, RLX);
+    for (uint32_t i = 0; i < rt->nworkers + rt->nthr; i++) {
+        weft_wstats *s = i < rt->nworkers ? &rt->workers[i].st
+                                          : &rt->iso[i - rt->nworkers].st;
+        spawned += atomic_load_explicit(&s->spawns, RLX);
+        reaped += atomic_load_explicit(&s->reaps, RLX);
     }
     return spawned - reaped;
 }
@@ -391,8 +377,11 @@ int weft_stats_get(weft_rt *rt, weft_stats *o)
     memset(o, 0, sizeof *o);
     o->spawns = atomic_load_explicit(&rt->ext_spawns, RLX);
     uint64_t reaps = atomic_load_explicit(&rt->ext_reaps, RLX);
-    for (uint32_t i = 0; i < rt->nworkers; i++) {
-        weft_wstats *s = &rt->workers[i].st;
+    /* Workers, then the isolation identities (isolate.c), whose
+     * counters are their isolated tasks'. */
+    for (uint32_t i = 0; i < rt->nworkers + rt->nthr; i++) {
+        weft_wstats *s = i < rt->nworkers ? &rt->workers[i].st
+                                          : &rt->iso[i - rt->nworkers].st;
         o->spawns += atomic_load_explicit(&s->spawns, RLX);
         o->finishes += atomic_load_explicit(&s->finishes, RLX);
         reaps += atomic_load_explicit(&s->reaps, RLX);

@@ -18,9 +18,11 @@
  * When is it safe. Only when the interrupted instruction is in code that
  * holds no runtime state in registers or locks: the program's own text
  * (the main executable's executable segments, found with dl_iterate_phdr
- * at start-up), minus weft's own code. Never in libc (it may hold the
- * malloc lock or stdio's), the loader, the vDSO or any other shared
- * library, and never in weft itself: weft code caches its worker in
+ * at start-up), minus weft's own code, and the vDSO (clock_gettime: no
+ * lock, no state; a read interrupted there retries) unless weft's own
+ * code is reading the clock (base/clock.c). Never in libc (it may hold the
+ * malloc lock or stdio's), the loader or any other shared
+ * library but the vDSO, and never in weft itself: weft code caches its worker in
  * registers and holds spin locks. weft's code is told apart by its
  * section: tools/weft-text.sh moves every weft object's .text into
  * weft_text, and the linker brackets it with __start_weft_text and
@@ -53,12 +55,15 @@
  */
 #include <errno.h>
 #include <link.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/compiler.h"
 #include "sched.h"
 
@@ -73,20 +78,40 @@ static int nranges;
 static struct sigaction old_urg;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* The first object dl_iterate_phdr reports is the main program. */
-static int phdr_main(struct dl_phdr_info *info, size_t size, void *data)
+static struct {
+    uintptr_t lo, hi;
+} vdso[4]; /* the vDSO's code; written once */
+static int nvdso;
+
+/* The first object dl_iterate_phdr reports is the main program; the
+ * vDSO is the one whose ELF header the kernel names in AT_SYSINFO_EHDR. */
+static int phdr_scan(struct dl_phdr_info *info, size_t size, void *data)
 {
+    int *first = data;
+    uintptr_t ehdr = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    int is_vdso = 0;
     (void)size;
-    (void)data;
-    for (int i = 0; i < info->dlpi_phnum && nranges < MAX_RANGES; i++) {
+    for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-        if (p->p_type == PT_LOAD && (p->p_flags & PF_X)) {
-            ranges[nranges].lo = info->dlpi_addr + p->p_vaddr;
-            ranges[nranges].hi = info->dlpi_addr + p->p_vaddr + p->p_memsz;
-            nranges++;
+        if (p->p_type == PT_LOAD && p->p_offset == 0 && ehdr &&
+            info->dlpi_addr + p->p_vaddr == ehdr)
+            is_vdso = 1;
+    }
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type != PT_LOAD || !(p->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + p->p_vaddr, hi = lo + p->p_memsz;
+        if (*first && nranges < MAX_RANGES) {
+            ranges[nranges].lo = lo;
+            ranges[nranges++].hi = hi;
+        } else if (is_vdso && nvdso < 4) {
+            vdso[nvdso].lo = lo;
+            vdso[nvdso++].hi = hi;
         }
     }
-    return 1;
+    *first = 0;
+    return 0;
 }
 
 int weft__preempt_pc_safe(uintptr_t pc)
@@ -96,6 +121,11 @@ int weft__preempt_pc_safe(uintptr_t pc)
     for (int i = 0; i < nranges; i++)
         if (pc >= ranges[i].lo && pc < ranges[i].hi)
             return 1;
+    /* The vDSO (clock_gettime) holds no lock and no state: safe, unless
+     * weft's own code is the one reading the clock. */
+    for (int i = 0; i < nvdso; i++)
+        if (pc >= vdso[i].lo && pc < vdso[i].hi)
+            return !weft__in_clock;
     return 0;
 }
 
@@ -117,6 +147,42 @@ static uintptr_t uc_pc(void *ucv)
 int weft__preempt_uc_safe(void *uc)
 {
     return weft__preempt_pc_safe(uc_pc(uc));
+}
+
+/*
+ * Isolation (isolate.c) needs less than preemption: the task is not
+ * switched out, only its thread's identity changes, so code that holds
+ * no worker state may go on. That is the program's own code, as for
+ * preemption, and a blocking system call the program made: a restartable
+ * call interrupted by the signal has its PC rewound to the syscall
+ * instruction (x86_64: 0f 05, with the call number back in rax). weft
+ * itself makes no blocking call from a task (tasks park), except that a
+ * futex wait must be the program's (a pthread lock or condition): weft
+ * only wakes futexes from tasks. Other ISAs: the program's code only.
+ */
+int weft__isolate_uc_ok(void *ucv)
+{
+    uintptr_t pc = uc_pc(ucv);
+    if (pc >= (uintptr_t)__start_weft_text && pc < (uintptr_t)__stop_weft_text)
+        return 0;
+    if (weft__preempt_pc_safe(pc))
+        return 1;
+#if defined(__x86_64__)
+    ucontext_t *uc = ucv;
+    const unsigned char *ip = (const unsigned char *)pc;
+    if (!pc || ip[0] != 0x0f || ip[1] != 0x05)
+        return 0;
+    long nr = (long)uc->uc_mcontext.gregs[REG_RAX];
+    if (nr == SYS_futex) {
+        long op = (long)uc->uc_mcontext.gregs[REG_RSI] & 0x7f;
+        return op == 0 /* WAIT */ || op == 9 /* WAIT_BITSET */ ||
+               op == 6 /* LOCK_PI */ || op == 11 /* WAIT_REQUEUE_PI */ ||
+               op == 13 /* LOCK_PI2 */;
+    }
+    return nr >= 0;
+#else
+    return 0;
+#endif
 }
 
 void weft__preempt_fix_uc(void *ucv, weft_worker *w)
@@ -143,7 +209,8 @@ static void on_urg(int sig, siginfo_t *si, void *uc)
 
 static void init_once(void)
 {
-    dl_iterate_phdr(phdr_main, NULL);
+    int first = 1;
+    dl_iterate_phdr(phdr_scan, &first);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_urg;

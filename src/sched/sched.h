@@ -11,6 +11,7 @@
 #define WEFT_SCHED_SCHED_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -80,6 +81,17 @@ typedef struct weft_worker {
                                    next cooperative point (a refused
                                    preemption, the Yield tier); 0 none.
                                    The monitor or the handler stores */
+    _Atomic uint64_t iso_req;     /* poll sequence number + 1 of the poll the
+                                 monitor asks to isolate; as preempt_req */
+    _Atomic uint32_t handoff;     /* 1: its thread kept an isolated task and
+                                 left it; the monitor gives it another
+                                 (isolate.c). Release/acquire pair */
+    _Atomic uint32_t thr;         /* index in rt->thr of the thread running
+                                 it, stored by that thread */
+    struct weft_worker *iso_of;   /* an isolation identity (isolate.c): the
+                                   worker it was split from; NULL for a
+                                   real worker. Owner */
+    _Atomic uint32_t iso_busy;    /* isolation identity in use */
     _Atomic uint64_t preempt_req; /* poll sequence number + 1 of the poll
                                      the monitor asks to preempt; 0 none.
                                      The monitor stores (release), the
@@ -100,8 +112,7 @@ typedef struct weft_worker {
     weft_stack_cache cache[2];    /* hot stacks: [0] default, [1] small */
     void *sched_stack_lo;         /* the thread stack, for ASan's fiber API */
     size_t sched_stack_size;
-    pthread_t thread;
-    char *altstack; /* signal stack (arena) */
+    char *altstack; /* signal stack of the thread running it (arena) */
 
     /* Mesh mode (worker.c), owner-only. */
     uint32_t *order;     /* other workers, nearest (same L3) first */
@@ -190,6 +201,17 @@ struct weft_rt {
     int mon_started;
     pthread_t mon_thread;
     struct weft_mon *mon; /* its per-worker view; monitor only */
+
+    /* Threads (isolate.c): the workers' threads and the spares that take
+     * over a worker whose thread an isolated task keeps. */
+    struct weft_thr *thr; /* [nthr] */
+    uint32_t nthr;        /* nworkers + spares */
+    weft_worker *iso;     /* [nthr] isolation identities */
+    sigset_t thr_mask;    /* signal mask of weft_rt_create's caller,
+                             which every thread of the runtime takes
+                             (spares are created by the monitor, which
+                             blocks everything) */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t isolations; /* handoffs */
 };
 
 /* Make (rule, weight) the fairness rule between bands. Not called
@@ -245,8 +267,63 @@ weft_worker *weft__worker_self(void);
 struct weft_rt *weft__rt_by_id(uint32_t id);
 
 /* Run the scheduler loop of worker w on the calling thread until the
- * runtime stops. Worker thread only. */
-void weft__worker_loop(weft_worker *w);
+ * runtime stops (returns 0), or until the thread, having kept an isolated
+ * task, is done with it (returns 1: the thread may serve another worker).
+ * Worker thread only. */
+int weft__worker_loop(weft_worker *w);
+
+/* One OS thread of a runtime (isolate.c). */
+typedef struct weft_thr {
+    pthread_t th; /* set before anyone signals it */
+    struct weft_rt *rt;
+    char *altstack;         /* its signal stack (arena) */
+    _Atomic uint32_t cmd;   /* futex word: 0 idle in the pool, k + 1 run
+                                worker k, THR_EXIT; the monitor (or the
+                                destroyer) sets, the thread waits */
+    _Atomic uint32_t state; /* THR_* */
+    _Atomic int tid;        /* kernel thread id */
+    int started;            /* pthread_create succeeded; creator */
+} weft_thr;
+
+enum { THR_NONE = 0, THR_RUN = 1, THR_POOL = 2, THR_GONE = 3 };
+#define THR_EXIT UINT32_MAX
+
+/* Create the thread of worker i. -EAGAIN on failure. Creator. */
+int weft__thr_start_worker(struct weft_rt *rt, uint32_t i);
+
+/* Stop and join every thread of rt (stopping is set). Destroyer. */
+void weft__thr_stop_all(struct weft_rt *rt);
+
+/* Allocate / free the thread table and isolation identities. */
+int weft__thr_init(struct weft_rt *rt, char *altstacks);
+void weft__thr_fini(struct weft_rt *rt);
+
+/* The monitor's tick: give a thread to every worker whose thread left
+ * with an isolated task; create spares as needed, up to the bound.
+ * Monitor only. */
+void weft__thr_handoffs(struct weft_rt *rt);
+
+/* The pthread running worker w now (for signals). Any thread. */
+pthread_t weft__thr_of(struct weft_rt *rt, weft_worker *w);
+
+/* Signal handler on w's thread, interrupted context safe to leave (see
+ * preempt.c): the thread keeps the running task under an isolation
+ * identity and gives up w, which the monitor hands to a spare thread.
+ * Returns 0 if no identity was free. (worker.c) */
+int weft__isolate_here(weft_worker *w);
+
+/* An isolation identity claimed for / released by the calling thread;
+ * release lowers nothing: restore_priority says whether the thread's
+ * priority could be raised back (isolate.c). */
+weft_worker *weft__iso_claim(struct weft_rt *rt);
+void weft__iso_release(weft_worker *iso);
+int weft__thr_restore_priority(void);
+void weft__thr_lower_priority(void);
+
+/* May the interrupted context be given a new identity (isolation): not
+ * in weft's code; in the program's own code or blocked in a system call
+ * the program made (preempt.c). Signal safe. */
+int weft__isolate_uc_ok(void *uc);
 
 /* Make a RUNNABLE task (new or unparked) runnable somewhere: the calling
  * worker's LIFO slot when called on a worker of rt, else its signal bit

@@ -134,8 +134,16 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                               atomic_load_explicit(&w->st.violations, RLX) + 1,
                               RLX);
     }
-    if (!(st & WEFT_TS_PREEMPTIBLE))
+    if (!(st & WEFT_TS_PREEMPTIBLE)) {
+        /* MERGE: the tier machine decides; until then, 5 budgets. */
+        if (ran > 5 * budget && (!m->sent || now - m->sent >= tick)) {
+            m->sent = now;
+            /* Release: pairs with the handler's acquire load. */
+            atomic_store_explicit(&w->iso_req, seq + 1, memory_order_release);
+            pthread_kill(weft__thr_of(rt, w), SIGURG);
+        }
         return;
+    }
     uint64_t waited = 0, due = weft__timer_next(&w->timers);
     if (due <= now)
         waited = now - due;
@@ -155,7 +163,7 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
         m->sent = now;
         /* Release: pairs with the handler's acquire load. */
         atomic_store_explicit(&w->preempt_req, seq + 1, memory_order_release);
-        pthread_kill(w->thread, SIGURG);
+        pthread_kill(weft__thr_of(rt, w), SIGURG);
     }
 }
 
@@ -181,6 +189,7 @@ static void *sysmon_main(void *arg)
             atomic_store_explicit(&rt->mon_sleep, 0, RLX);
             continue;
         }
+        weft__thr_handoffs(rt);
         for (uint32_t i = 0; i < rt->nworkers; i++)
             watch(rt, &p, tick, now, &rt->workers[i], &rt->mon->w[i]);
         struct timespec ts = {0, (long)tick};

@@ -57,6 +57,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "../arch/ctx.h"
 #include "../arch/fiber_san.h"
@@ -131,21 +132,18 @@ weft_noinline static void poll_tick(weft_worker *w, weft_tcb *from,
                                     uint64_t now)
 {
     weft_tcb_cold *c = &w->rt->cold[from - w->hot];
-    atomic_store_explicit(&c->cpu_ns,
-                          atomic_load_explicit(&c->cpu_ns, RLX) + now -
-                              w->poll_t0,
-                          RLX);
+    atomic_store_explicit(
+        &c->cpu_ns, atomic_load_explicit(&c->cpu_ns, RLX) + now - w->poll_t0,
+        RLX);
     w->poll_t0 = now;
 }
 
-static inline void poll_turn(weft_worker *w, weft_tcb *from,
-                             uint32_t to_slot1)
+static inline void poll_turn(weft_worker *w, weft_tcb *from, uint32_t to_slot1)
 {
     uint64_t now = atomic_load_explicit(&w->coarse_ns, RLX);
     if (from) {
         atomic_store_explicit(&from->polls,
-                              atomic_load_explicit(&from->polls, RLX) + 1,
-                              RLX);
+                              atomic_load_explicit(&from->polls, RLX) + 1, RLX);
         if (weft_unlikely(now != w->poll_t0))
             poll_tick(w, from, now);
     } else {
@@ -153,6 +151,9 @@ static inline void poll_turn(weft_worker *w, weft_tcb *from,
     }
     atomic_store_explicit(&w->running, to_slot1, RLX);
 }
+
+static void signal_task(weft_rt *rt, uint32_t slot);
+static void iso_retire(weft_worker *iso);
 
 /* ---- queues ------------------------------------------------------------ */
 
@@ -666,6 +667,8 @@ static inline int64_t find_local(weft_worker *w);
  * scheduler loop. */
 static inline int64_t find_work(weft_worker *w)
 {
+    if (weft_unlikely(w->iso_of))
+        return -1; /* an isolated task: to its thread's old frame */
     int64_t s = find_local(w);
     /* Mesh mode steals too, as the last resort: pushes happen only when
      * a worker makes a scheduling decision, so a task that runs long
@@ -945,8 +948,8 @@ static inline int others_signalled(weft_worker *w)
 /* The general yield: any run-order step may supply the next task. */
 weft_noinline static void yield_slow(weft_worker *w)
 {
-    int64_t next = find_local(w);
-    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX))
+    int64_t next = w->iso_of ? -1 : find_local(w);
+    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX) && !w->iso_of)
         return; /* nothing else is ready */
     stat_inc(&w->st.yields);
     weft_tcb *cur = w->current;
@@ -1068,6 +1071,10 @@ WEFT_NO_TSAN void weft__task_switch_dead(void)
 
 void weft__sched_ready_local(weft_worker *w, uint32_t slot)
 {
+    if (weft_unlikely(w->iso_of)) { /* never queued on an isolated task */
+        signal_task(w->rt, slot);
+        return;
+    }
     uint32_t old = w->lifo;
     w->lifo = slot + 1;
     if (old) {
@@ -1172,10 +1179,16 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
 void weft__preempt_here(void *uc)
 {
     weft_worker *w = weft__worker_self();
-    if (!w || !w->current)
+    if (!w || !w->current || w->iso_of)
         return;
     uint64_t seq = weft__poll_seq(w);
     /* Acquire: pairs with the monitor's release store of the request. */
+    if (atomic_load_explicit(&w->iso_req, memory_order_acquire) == seq + 1) {
+        atomic_store_explicit(&w->iso_req, 0, RLX);
+        if (!weft__isolate_uc_ok(uc) || !weft__isolate_here(w))
+            stat_inc(&w->st.preempt_refused); /* the monitor asks again */
+        return;
+    }
     if (atomic_load_explicit(&w->preempt_req, memory_order_acquire) != seq + 1)
         return; /* stale: that poll has ended */
     atomic_store_explicit(&w->preempt_req, 0, RLX);
@@ -1200,6 +1213,95 @@ void weft__preempt_here(void *uc)
     /* Resumed, maybe on another worker thread: sigreturn must install
      * that thread's signal stack, not the one it was delivered on. */
     weft__preempt_fix_uc(uc, weft__worker_self());
+}
+
+/* ---- isolation (isolate.c) ------------------------------------------- */
+
+int weft__isolate_here(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    weft_worker *iso = weft__iso_claim(rt);
+    if (!iso)
+        return 0;
+    /* The identity the task goes on with: w's view of the runtime,
+     * w's scheduler frame on this thread (where the task's next switch
+     * lands), and queues of its own, which stay empty (nothing is queued
+     * on an isolation identity; see weft__sched_ready_local). */
+    iso->rt = rt;
+    iso->hot = w->hot;
+    iso->link = w->link;
+    iso->top1 = NULL; /* keeps weft_yield off its fast path */
+    iso->current = w->current;
+    iso->cur_slot = w->cur_slot;
+    iso->lifo = iso->lifo_runs = iso->yq_head = iso->yq_tail = 0;
+    iso->fair_countdown = FAIR_TICK;
+    iso->id = w->id;
+    iso->leaf = w->leaf;
+    iso->resv_hint = w->resv_hint;
+    iso->rng = w->rng;
+    iso->sched_sp = w->sched_sp;
+    iso->sched_fiber = w->sched_fiber;
+    iso->sched_stack_lo = w->sched_stack_lo;
+    iso->sched_stack_size = w->sched_stack_size;
+    iso->altstack = w->altstack;
+    iso->order = w->order;
+    iso->poll_t0 = w->poll_t0;
+    atomic_store_explicit(&iso->coarse_ns,
+                          atomic_load_explicit(&w->coarse_ns, RLX), RLX);
+    atomic_store_explicit(&iso->running, w->cur_slot + 1, RLX);
+    atomic_store_explicit(&iso->thr, atomic_load_explicit(&w->thr, RLX), RLX);
+    iso->iso_of = w;
+    tls_worker = iso;
+    weft__thr_lower_priority();
+    w->current = NULL;
+    atomic_store_explicit(&w->running, 0, RLX);
+    atomic_fetch_add_explicit(&rt->isolations, 1, RLX);
+    /* Release: pairs with the monitor's acquire load of handoff: what
+     * this thread wrote to w is visible to w's next thread. */
+    atomic_store_explicit(&w->handoff, 1, memory_order_release);
+    return 1;
+}
+
+/* A task made runnable by a thread that is no worker of its runtime. */
+static void signal_task(weft_rt *rt, uint32_t slot)
+{
+    if (weft__summary_signal(&rt->sum, slot))
+        weft__wake_one(rt);
+}
+
+/* The isolated task has switched out to this thread's old scheduler
+ * frame: hand whatever is left on the identity back to the runtime and
+ * release it. Thread of the isolation identity, tls_worker == iso. */
+static void iso_retire(weft_worker *iso)
+{
+    weft_rt *rt = iso->rt;
+    tls_worker = NULL; /* unparks from here go through the summary */
+    if (iso->lifo)
+        signal_task(rt, iso->lifo - 1);
+    iso->lifo = 0;
+    uint32_t x;
+    while ((x = weft__deque_take(&iso->dq)) != WEFT_DEQUE_EMPTY)
+        signal_task(rt, x);
+    int64_t y;
+    while ((y = yq_pop(iso)) >= 0)
+        signal_task(rt, (uint32_t)y);
+    /* A timer its task armed before parking with a deadline: it is
+     * fired from here, the only thread that owns this heap. */
+    uint64_t next;
+    while ((next = weft__timer_next(&iso->timers)) != UINT64_MAX &&
+           !atomic_load_explicit(&rt->stopping, RLX)) {
+        uint64_t now = weft__clock_ns();
+        if (next > now) {
+            struct timespec ts = {
+                0, (long)(next - now < 1000000 ? next - now : 1000000)};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        weft__timer_run(iso, now);
+    }
+    for (int k = 0; k < 2; k++)
+        weft__stack_drain(&rt->pool[k], &iso->cache[k]);
+    weft__iso_release(iso);
 }
 
 /* ---- fairness between bands ------------------------------------------ */
@@ -1296,13 +1398,11 @@ static void idle(weft_worker *w)
         weft__sysmon_kick(rt);
 }
 
-void weft__worker_loop(weft_worker *w)
+int weft__worker_loop(weft_worker *w)
 {
     tls_worker = w;
     w->fair_countdown = FAIR_TICK;
     w->sched_fiber = weft_tsan_current();
-    stack_t ss = {.ss_sp = w->altstack, .ss_size = WEFT_ALTSTACK};
-    sigaltstack(&ss, NULL);
 #ifdef WEFT_ASAN
     pthread_attr_t a;
     if (pthread_getattr_np(pthread_self(), &a) == 0) {
@@ -1315,6 +1415,12 @@ void weft__worker_loop(weft_worker *w)
     }
 #endif
     while (!atomic_load_explicit(&w->rt->stopping, memory_order_acquire)) {
+        if (weft_unlikely(tls_worker != w)) {
+            /* This thread kept an isolated task, which has now switched
+             * out: w has another thread (isolate.c). */
+            iso_retire(tls_worker);
+            return 1;
+        }
         poll_timers(w);
         int64_t s = find_work(w);
         if (s >= 0 && w->rt->mesh) { /* fed: no longer hungry */
@@ -1328,7 +1434,6 @@ void weft__worker_loop(weft_worker *w)
         else
             idle(w);
     }
-    ss.ss_flags = SS_DISABLE;
-    sigaltstack(&ss, NULL);
     tls_worker = NULL;
+    return 0;
 }

@@ -151,7 +151,7 @@ void weft__wait_wake_remote(weft_wait *wt)
 
 uint64_t weft_now_ns(void)
 {
-    return weft__clock_ns();
+    return weft__clock_ns_user();
 }
 
 int weft_sleep_until(uint64_t deadline)

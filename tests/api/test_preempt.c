@@ -84,7 +84,10 @@ TEST(api, preempt_spinner_lets_others_run)
 
 /* ---- a task that is not preemptible is not preempted ------------------- */
 
-static _Atomic int np_other_ran_early;
+/* It may be isolated (its worker handed to another thread: test_isolate.c)
+ * but never switched out: its poll count stays 0 (white-box: a task's
+ * polls are counted at each switch-out). */
+static uint64_t np_polls = 1;
 
 static void *np_spinner(void *arg)
 {
@@ -92,23 +95,14 @@ static void *np_spinner(void *arg)
     uint64_t t0 = weft_now_ns();
     while (weft_now_ns() - t0 < 60 * 1000000ull)
         ;
+    weft_worker *w = weft__worker_self();
+    np_polls = atomic_load(&w->current->polls);
     return NULL;
 }
 
 static void *np_other(void *arg)
 {
-    _Atomic int *spinner_done = arg;
-    if (!atomic_load(spinner_done))
-        atomic_store(&np_other_ran_early, 1);
-    return NULL;
-}
-
-static _Atomic int np_done;
-
-static void *np_spinner_wrap(void *arg)
-{
-    np_spinner(arg);
-    atomic_store(&np_done, 1);
+    (void)arg;
     return NULL;
 }
 
@@ -116,20 +110,20 @@ static void *np_main(void *arg)
 {
     (void)arg;
     weft_task s, o;
-    CHECK_OK(weft_spawn(NULL, &s, np_spinner_wrap, NULL, NULL));
+    CHECK_OK(weft_spawn(NULL, &s, np_spinner, NULL, NULL));
     weft_yield();
-    CHECK_OK(weft_spawn(NULL, &o, np_other, &np_done, NULL));
+    CHECK_OK(weft_spawn(NULL, &o, np_other, NULL, NULL));
     CHECK_OK(weft_join(o, NULL));
     CHECK_OK(weft_join(s, NULL));
     return NULL;
 }
 
-TEST(api, preempt_not_preemptible_runs_on)
+TEST(api, preempt_not_preemptible_not_switched_out)
 {
     skip_tsan();
     weft_rt *rt = rt1();
     test_run(rt, np_main, NULL);
-    CHECK_EQ_INT(atomic_load(&np_other_ran_early), 0);
+    CHECK_EQ_U64(np_polls, 0);
     CHECK_EQ_U64(test_stats(rt).preemptions, 0);
     test_rt_destroy_clean(rt);
 }
@@ -319,7 +313,7 @@ static void *dis_counter(void *arg)
 }
 
 typedef struct {
-    long during, after;
+    long during, after, refused;
 } dis_out;
 
 static void *dis_spinner(void *arg)
@@ -328,9 +322,15 @@ static void *dis_spinner(void *arg)
     weft_preempt_disable();
     weft_preempt_disable(); /* nested */
     long before = atomic_load(&dis_other_runs);
-    uint64_t t0 = weft_now_ns();
-    while (weft_now_ns() - t0 < 40 * 1000000ull)
+    weft_rt *rt = weft_current();
+    uint64_t ref0 = test_preempt_refused(rt), t0 = weft_now_ns();
+    /* 40 ms (four budgets), and on until the monitor has asked at least
+     * once (a loaded machine may delay it), 10 s at most. */
+    while (weft_now_ns() - t0 < 40 * 1000000ull ||
+           (test_preempt_refused(rt) == ref0 &&
+            weft_now_ns() - t0 < 10000 * 1000000ull))
         ;
+    o->refused = (long)(test_preempt_refused(rt) - ref0);
     o->during = atomic_load(&dis_other_runs) - before;
     weft_preempt_enable();
     weft_preempt_enable(); /* a refused request: yields here */
@@ -354,8 +354,9 @@ TEST(api, preempt_disable_section)
 {
     skip_tsan();
     weft_rt *rt = rt1();
-    dis_out o = {0, 0};
+    dis_out o = {0, 0, 0};
     test_run(rt, dis_main, &o);
+    CHECK_CMP_INT(o.refused, >=, 1);
     CHECK_EQ_INT(o.during, 0);
     CHECK_CMP_INT(o.after, >=, 1);
     test_rt_destroy_clean(rt);

@@ -1,0 +1,219 @@
+/*
+ * test_isolate.c - isolation: a task that holds its worker and cannot be
+ * preempted (not preemptible, or blocked in a system call) keeps its
+ * thread, and the worker's other tasks go on, on a spare thread that
+ * takes the worker over; the task itself finishes normally, and the
+ * thread goes back to the pool.
+ *
+ * Skipped under ThreadSanitizer: the handoff is done by the monitor's
+ * signal, which TSan defers until the thread calls a function it
+ * intercepts (a spinning task calls none).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+
+#define MS 1000000ull
+
+static void skip_tsan(void)
+{
+    if (TEST_TSAN)
+        TEST_SKIP("TSan defers asynchronous signals (see the header)");
+}
+
+static weft_rt *rt1(void)
+{
+    weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.max_tasks = 64;
+    cfg.preempt_all = 0;
+    return test_rt_cfg(&cfg);
+}
+
+/* A probe that sleeps 1 ms at a time until told to stop, counting. */
+typedef struct {
+    _Atomic int stop;
+    _Atomic long wakes;
+} probe_ctx;
+
+static void *probe(void *arg)
+{
+    probe_ctx *p = arg;
+    while (!atomic_load(&p->stop)) {
+        weft_sleep_ns(MS);
+        atomic_fetch_add(&p->wakes, 1);
+    }
+    return NULL;
+}
+
+/* ---- a spinner that is not preemptible ---------------------------------- */
+
+typedef struct {
+    probe_ctx *p;
+    long wakes_during;
+    int ran_on_other_thread;
+} spin_ctx;
+
+static void *hog(void *arg)
+{
+    spin_ctx *s = arg;
+    pthread_t me = pthread_self();
+    long before = atomic_load(&s->p->wakes);
+    uint64_t t0 = weft_now_ns();
+    /* 400 ms, and on until the probe has woken 20 times meanwhile (it
+     * cannot without isolation; a loaded machine may delay the monitor),
+     * 10 s at most. */
+    while (weft_now_ns() - t0 < 400 * MS ||
+           (atomic_load(&s->p->wakes) - before < 20 &&
+            weft_now_ns() - t0 < 10000 * MS))
+        ;
+    s->wakes_during = atomic_load(&s->p->wakes) - before;
+    s->ran_on_other_thread = !pthread_equal(me, pthread_self());
+    weft_yield(); /* lets its thread go back to the pool */
+    return NULL;
+}
+
+static void *spin_main(void *arg)
+{
+    spin_ctx *s = arg;
+    weft_task tp, th;
+    CHECK_OK(weft_spawn(NULL, &tp, probe, s->p, NULL));
+    weft_yield(); /* the probe parks on its timer */
+    CHECK_OK(weft_spawn(NULL, &th, hog, s, NULL));
+    CHECK_OK(weft_join(th, NULL));
+    atomic_store(&s->p->stop, 1);
+    CHECK_OK(weft_join(tp, NULL));
+    return NULL;
+}
+
+TEST(api, isolate_spinner_probe_goes_on)
+{
+    skip_tsan();
+    weft_rt *rt = rt1();
+    probe_ctx p = {0, 0};
+    spin_ctx s = {&p, 0, 0};
+    test_run(rt, spin_main, &s);
+    /* 400 ms of spinning: isolated within a few budgets, after which the
+     * probe wakes every ms on the worker's new thread. */
+    CHECK_CMP_INT(s.wakes_during, >=, 20);
+    CHECK_CMP_U64(atomic_load(&rt->isolations), >=, 1);
+    CHECK_EQ_U64(test_stats(rt).preemptions, 0); /* not preemptible */
+    test_rt_destroy_clean(rt);
+}
+
+/* ---- a task blocked in a system call ------------------------------------ */
+
+typedef struct {
+    probe_ctx *p;
+    int fd;
+    long wakes_during;
+    ssize_t got;
+    char byte;
+} read_ctx;
+
+static void *reader(void *arg)
+{
+    read_ctx *r = arg;
+    long before = atomic_load(&r->p->wakes);
+    r->got = read(r->fd, &r->byte, 1); /* blocks its thread */
+    r->wakes_during = atomic_load(&r->p->wakes) - before;
+    return NULL;
+}
+
+static void *read_main(void *arg)
+{
+    read_ctx *r = arg;
+    weft_task tp, tr;
+    CHECK_OK(weft_spawn(NULL, &tp, probe, r->p, NULL));
+    weft_yield();
+    CHECK_OK(weft_spawn(NULL, &tr, reader, r, NULL));
+    CHECK_OK(weft_join(tr, NULL));
+    atomic_store(&r->p->stop, 1);
+    CHECK_OK(weft_join(tp, NULL));
+    return NULL;
+}
+
+typedef struct {
+    weft_rt *rt;
+    read_ctx *r;
+    int wfd;
+} writer_ctx;
+
+static void *late_writer(void *arg)
+{
+    writer_ctx *w = arg;
+    usleep(400 * 1000);
+    char c = 'x';
+    CHECK_EQ_INT(write(w->wfd, &c, 1), 1);
+    return NULL;
+}
+
+TEST(api, isolate_blocking_syscall)
+{
+    skip_tsan();
+#if !defined(__x86_64__)
+    TEST_SKIP("blocking system calls are recognised on x86_64 only");
+#endif
+    weft_rt *rt = rt1();
+    int fds[2];
+    CHECK_EQ_INT(pipe(fds), 0);
+    probe_ctx p = {0, 0};
+    read_ctx r = {&p, fds[0], 0, 0, 0};
+    writer_ctx wc = {rt, &r, fds[1]};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, late_writer, &wc), 0);
+    test_run(rt, read_main, &r);
+    CHECK_EQ_INT(pthread_join(th, NULL), 0);
+    CHECK_EQ_INT(r.got, 1);
+    CHECK_EQ_INT(r.byte, 'x');
+    CHECK_CMP_INT(r.wakes_during, >=, 20);
+    CHECK_CMP_U64(atomic_load(&rt->isolations), >=, 1);
+    close(fds[0]);
+    close(fds[1]);
+    test_rt_destroy_clean(rt);
+}
+
+/* ---- threads are reused -------------------------------------------------- */
+
+static void *short_hog(void *arg)
+{
+    (void)arg;
+    uint64_t t0 = weft_now_ns();
+    while (weft_now_ns() - t0 < 150 * MS)
+        ;
+    return NULL;
+}
+
+static void *reuse_main(void *arg)
+{
+    probe_ctx *p = arg;
+    weft_task tp;
+    CHECK_OK(weft_spawn(NULL, &tp, probe, p, NULL));
+    weft_yield();
+    for (int i = 0; i < 6; i++) {
+        weft_task h;
+        CHECK_OK(weft_spawn(NULL, &h, short_hog, NULL, NULL));
+        CHECK_OK(weft_join(h, NULL));
+    }
+    atomic_store(&p->stop, 1);
+    CHECK_OK(weft_join(tp, NULL));
+    return NULL;
+}
+
+TEST_T(api, isolate_threads_reused, 60)
+{
+    skip_tsan();
+    weft_rt *rt = rt1();
+    probe_ctx p = {0, 0};
+    test_run(rt, reuse_main, &p);
+    /* Six isolations, one worker: more handoffs than the table has
+     * threads, so retired threads were pooled and used again. */
+    CHECK_CMP_U64(atomic_load(&rt->isolations), >=, 4);
+    CHECK_CMP_U64(atomic_load(&rt->isolations), >, rt->nthr - 1);
+    test_rt_destroy_clean(rt);
+}
