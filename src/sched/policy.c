@@ -28,7 +28,9 @@
  * and the fences below give the ordering (Boehm, "Can seqlocks get along
  * with programming language memory models?", 2012). The warn callback's
  * function and argument live under the same sequence, so the monitor never
- * calls a new function with an old argument.
+ * calls a new function with an old argument; what the caller wrote behind
+ * the argument is published by write_end's release store of the sequence,
+ * which the reader's acquire load sees (an edge TSan sees too).
  *
  * The tier machine. Each task carries a 16-byte weft_tier_state
  * (policy.h). Two pure functions advance it: weft__tier_poll_end for a
