@@ -136,7 +136,7 @@ int weft_policy_preset(weft_policy *out, int preset)
     if (preset < WEFT_POLICY_BALANCED || preset > WEFT_POLICY_PERMISSIVE)
         return weft__error_set(
             -EINVAL, "preset: %d is not a WEFT_POLICY_* preset", preset);
-    *out = presets[preset];
+    memcpy(out, &presets[preset], sizeof *out); /* padding included */
     return 0;
 }
 
@@ -337,7 +337,8 @@ void weft__policy_init(weft_rt *rt)
 {
     weft_assert("policy", rt->cfg.policy >= WEFT_POLICY_BALANCED &&
                               rt->cfg.policy <= WEFT_POLICY_PERMISSIVE);
-    weft_policy p = presets[rt->cfg.policy];
+    weft_policy p;
+    memcpy(&p, &presets[rt->cfg.policy], sizeof p);
     if (rt->cfg.fairness >= 0)
         p.fairness = rt->cfg.fairness;
     atomic_store_explicit(&rt->warn_fn, NULL, RLX);
@@ -359,10 +360,16 @@ int weft_policy_set(weft_rt *rt, const weft_policy *p)
 {
     if (!rt)
         return weft__error_set(-EINVAL, "rt: NULL");
-    int err = weft__policy_check(p);
+    if (!p)
+        return weft__error_set(-EINVAL, "policy: NULL");
+    /* Validate and publish one copy, so a caller changing *p meanwhile
+     * cannot slip an unchecked value in. Bytes, padding included: what
+     * weft_policy_get returns compares equal to what was set. */
+    weft_policy copy;
+    memcpy(&copy, p, sizeof copy);
+    int err = weft__policy_check(&copy);
     if (err)
         return err;
-    weft_policy copy = *p; /* validated once, published as validated */
     publish(rt, &copy);
     return 0;
 }
