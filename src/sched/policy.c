@@ -22,15 +22,19 @@
  * (struct weft_rt, "Policy"). Writers (weft_policy_set, the warn callback
  * setter) take a spin lock, make the sequence odd, store the words, and
  * make it even again. A reader loads the sequence, copies the words, and
- * retries when the sequence was odd or has changed. The words are relaxed
+ * retries when the sequence was odd or has changed. The words are
  * atomics, not plain memory, so the reader's overlap with a writer is not
- * a data race: TSan, which does not model fences, has nothing to report,
- * and the fences below give the ordering (Boehm, "Can seqlocks get along
- * with programming language memory models?", 2012). The warn callback's
- * function and argument live under the same sequence, so the monitor never
- * calls a new function with an old argument; what the caller wrote behind
- * the argument is published by write_end's release store of the sequence,
- * which the reader's acquire load sees (an edge TSan sees too).
+ * a data race (Boehm, "Can seqlocks get along with programming language
+ * memory models?", 2012). Boehm's fence-based form (relaxed words between
+ * a release fence and an acquire fence) is not used: TSan does not model
+ * fences and GCC rejects them under -fsanitize=thread. Instead each word
+ * is stored with release and loaded with acquire (plain moves on x86; on
+ * weaker machines a few dozen ordered accesses per read, made by the
+ * monitor, by workers when the policy changed, and by weft_policy_get),
+ * and TSan sees every edge. The warn callback's function and argument
+ * live under the same sequence, so the monitor never calls a new function
+ * with an old argument; what the caller wrote behind the argument is
+ * published by the release store of the argument itself.
  *
  * The tier machine. Each task carries a 16-byte weft_tier_state
  * (policy.h). Two pure functions advance it: weft__tier_poll_end for a
@@ -78,6 +82,13 @@
 #include "policy.h"
 
 #define RLX memory_order_relaxed
+/* The seqlock's data words. A store is a release so that the odd sequence
+ * stored before it is visible to a reader whose acquire load (DATA_LD)
+ * reads it; the acquire also keeps the reader's second load of the
+ * sequence after its data loads. Together: a reader that sees any word
+ * of an update in progress sees the sequence changed, and retries. */
+#define DATA_ST memory_order_release /* pairs with DATA_LD */
+#define DATA_LD memory_order_acquire /* pairs with DATA_ST */
 #define MS 1000000ULL
 
 /* ---- presets ---------------------------------------------------------- */
@@ -259,13 +270,9 @@ static void write_begin(weft_rt *rt)
 {
     weft__spin_lock(&rt->pol_lock);
     uint32_t s = atomic_load_explicit(&rt->pol_seq, RLX);
+    /* Relaxed: the data stores that follow are releases (DATA_ST), which
+     * keep this store before them. */
     atomic_store_explicit(&rt->pol_seq, s + 1, RLX);
-    /* Release fence: orders the odd sequence before the data stores that
-     * follow. Pairs with the acquire fence in the readers: a reader that
-     * loads any word stored after this fence then sees the sequence at
-     * least odd and retries. A release store of the sequence alone would
-     * not keep the later data stores from moving above it. */
-    atomic_thread_fence(memory_order_release);
 }
 
 /* Make the sequence even again and unlock. pol_lock held. */
@@ -283,7 +290,7 @@ static void put_words(weft_rt *rt, const weft_policy *p)
     uint64_t w[WEFT_POLICY_WORDS] = {0};
     memcpy(w, p, sizeof *p);
     for (size_t i = 0; i < WEFT_POLICY_WORDS; i++)
-        atomic_store_explicit(&rt->pol_words[i], w[i], RLX);
+        atomic_store_explicit(&rt->pol_words[i], w[i], DATA_ST);
 }
 
 /* Readers: the sequence before a copy, once it is even. */
@@ -301,11 +308,8 @@ static uint32_t read_begin(weft_rt *rt)
 /* 1 if the copy made since read_begin returned s is whole. */
 static int read_ok(weft_rt *rt, uint32_t s)
 {
-    /* Acquire fence: orders the relaxed data loads before the sequence
-     * load below; pairs with write_begin's release fence (see there). An
-     * acquire load of the sequence would not stop the data loads from
-     * moving below it. */
-    atomic_thread_fence(memory_order_acquire);
+    /* Relaxed: the data loads before it were acquires (DATA_LD), which
+     * keep it after them. */
     return atomic_load_explicit(&rt->pol_seq, RLX) == s;
 }
 
@@ -316,7 +320,7 @@ void weft__policy_read(weft_rt *rt, weft_policy *out)
     do {
         s = read_begin(rt);
         for (size_t i = 0; i < WEFT_POLICY_WORDS; i++)
-            w[i] = atomic_load_explicit(&rt->pol_words[i], RLX);
+            w[i] = atomic_load_explicit(&rt->pol_words[i], DATA_LD);
     } while (!read_ok(rt, s));
     memcpy(out, w, sizeof *out);
 }
@@ -381,8 +385,8 @@ int weft_set_warn_callback(weft_rt *rt, weft_warn_fn fn, void *arg)
     if (!rt)
         return weft__error_set(-EINVAL, "rt: NULL");
     write_begin(rt);
-    atomic_store_explicit(&rt->warn_fn, fn, RLX);
-    atomic_store_explicit(&rt->warn_arg, fn ? arg : NULL, RLX);
+    atomic_store_explicit(&rt->warn_fn, fn, DATA_ST);
+    atomic_store_explicit(&rt->warn_arg, fn ? arg : NULL, DATA_ST);
     write_end(rt);
     weft__spin_unlock(&rt->pol_lock);
     return 0;
@@ -412,8 +416,8 @@ void weft__policy_warn(weft_rt *rt, weft_task t, const char *name,
     uint32_t s;
     do {
         s = read_begin(rt);
-        fn = atomic_load_explicit(&rt->warn_fn, RLX);
-        arg = atomic_load_explicit(&rt->warn_arg, RLX);
+        fn = atomic_load_explicit(&rt->warn_fn, DATA_LD);
+        arg = atomic_load_explicit(&rt->warn_arg, DATA_LD);
     } while (!read_ok(rt, s));
     if (!name)
         name = "";
