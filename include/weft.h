@@ -633,8 +633,9 @@ WEFT_API int weft_dump(weft_rt *rt, FILE *f);
  *            cannot starve the other tasks; it comes back after behaving.
  * tier[t] holds the rules for leaving tier t: promotion to t+1 when any
  * promotion threshold is reached (a zero threshold never fires), demotion
- * to t-1 when every demotion threshold is met. Thresholds are multiplied
- * per band by band_threshold_pct[band] / 100. */
+ * to t-1 at the end of a good poll when every demotion threshold is met.
+ * Promotion thresholds are multiplied per band by band_threshold_pct[band]
+ * / 100 (rounded up); demotion thresholds are not. */
 
 enum { WEFT_FAIR_DRR = 0, WEFT_FAIR_LOTTERY = 1, WEFT_FAIR_STRICT = 2 };
 
@@ -698,8 +699,11 @@ WEFT_API int weft_policy_get(weft_rt *rt, weft_policy *out);
  * changed) for a NULL argument, an unknown fairness rule, a zero
  * quantum, a weight or multiplier of 0 or over 10000, good_poll_ns over
  * slow_poll_ns or slow_poll_ns over quantum_ns, promotion thresholds that
- * fall as tiers rise (non-monotone), or promotion thresholds on the last
- * tier; weft_last_error() says which. Any thread. */
+ * fall as tiers rise (non-monotone), promotion thresholds on the last
+ * tier, or another value out of its range (docs/policy.md: quantum 100 us
+ * ..10 s, latency up to 10 s, slow_poll_ns not 0, counts up to 65535, CPU
+ * up to 1 h, time at a tier up to 1 h); weft_last_error() says which. Any
+ * thread. */
 WEFT_API int weft_policy_set(weft_rt *rt, const weft_policy *p);
 
 /* Called (on the monitor thread) once each time a task reaches the WARN

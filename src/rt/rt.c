@@ -34,6 +34,7 @@
 #include "../base/error.h"
 #include "../base/futex.h"
 #include "../mem/arena.h"
+#include "../sched/policy.h"
 #include "../sched/topo.h"
 #include "rt.h"
 
@@ -229,13 +230,9 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         rt->workers[i].threshold = WEFT_MESH_THRESHOLD;
     }
     weft__mesh_set_groups(rt, NULL);
-    {
-        /* Until the policy module owns this: the config's rule, weights
-         * 8:4:2:1 (DESIGN.md §6: 4:2:1:1/2). */
-        static const uint32_t w8421[WEFT_BANDS] = {8, 4, 2, 1};
-        weft__sched_set_fairness(
-            rt, cfg.fairness < 0 ? WEFT_FAIR_DRR : cfg.fairness, w8421);
-    }
+    /* The preset policy (cfg.policy, cfg.fairness) and its fairness rule,
+     * before any worker makes a scheduling decision. */
+    weft__policy_init(rt);
 
     uint32_t id = 0;
     for (uint32_t i = 1; i < REGISTRY && !id; i++) {

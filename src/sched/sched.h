@@ -46,6 +46,9 @@ typedef struct weft_wstats {
                                           and wakes */
 } weft_wstats;
 
+/* The weft_policy copied as 64-bit words (sched/policy.c). */
+#define WEFT_POLICY_WORDS ((sizeof(weft_policy) + 7) / 8)
+
 #define WEFT_MESH_STAGED 8 /* destinations with a half-filled chunk */
 
 typedef struct weft_worker {
@@ -212,6 +215,17 @@ struct weft_rt {
                              (spares are created by the monitor, which
                              blocks everything) */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t isolations; /* handoffs */
+    /* Policy (sched/policy.c): the weft_policy as words under a seqlock,
+     * and the warn callback under the same sequence. Writers hold
+     * pol_lock; readers never block. Read-mostly. */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint32_t pol_seq; /* odd: a
+                                                             writer is
+                                                             mid-update */
+    _Atomic uint32_t pol_lock;     /* spin lock (base/spin.h): writers */
+    _Atomic(weft_warn_fn) warn_fn; /* NULL = the default line */
+    void *_Atomic warn_arg;
+    _Atomic uint64_t pol_words[WEFT_POLICY_WORDS]; /* the weft_policy's
+                                                      bytes */
 };
 
 /* Make (rule, weight) the fairness rule between bands. Not called

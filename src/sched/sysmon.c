@@ -43,10 +43,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "../base/clock.h"
 #include "../base/futex.h"
+#include "policy.h"
 #include "sched.h"
 
 #define RLX memory_order_relaxed
@@ -58,25 +60,125 @@ typedef struct mon_worker {
     uint32_t slot1;      /* task running then, slot + 1 */
     uint32_t counted;    /* COUNT_* already counted for this poll */
     uint64_t since;      /* first tick this poll was seen */
+    uint64_t ran;        /* how long it had run at the last look */
     uint64_t wait_since; /* first tick queued work was seen behind it */
-    uint64_t sent;       /* last preemption request for this poll */
+    uint64_t sent;       /* last request sent for this poll */
+    uint64_t accounted;  /* the tier machine's scratch for this poll */
+    int tiered;          /* the tier machine has seen this poll */
 } mon_worker;
 
 enum { COUNT_SLOW = 1, COUNT_VIOLATION = 2 };
 
+/* Tasks above MONITOR, watched for demotion: each tick, the polls they
+ * made since the last look that the monitor did not see running long are
+ * good polls (a poll shorter than a tick is never seen). Bounded: a task
+ * that finds the list full is still escalated, but is demoted only when
+ * it next runs long enough to be seen. */
+#define TRACK_MAX 256
+typedef struct tracked {
+    uint32_t slot, gen;  /* gen + 1; 0 = free entry */
+    uint64_t polls;      /* its poll count at the last look */
+    uint32_t long_polls; /* polls seen running long since then */
+} tracked;
+
 struct weft_mon {
-    mon_worker w[1]; /* [nworkers] */
+    tracked track[TRACK_MAX];
+    uint32_t ntrack;
+    mon_worker w[]; /* [nworkers] */
 };
 
-/* The policy the monitor applies. */
-static void policy_now(weft_rt *rt, weft_policy *p)
+static uint32_t task_gen(weft_rt *rt, uint32_t slot)
 {
-    (void)rt; /* MERGE: weft__policy_read once sched/policy.c lands */
-    *p = (weft_policy){.quantum_ns = 10 * MS,
-                       .latency_ns = 2 * MS,
-                       .slow_poll_ns = 2 * MS,
-                       .good_poll_ns = MS / 2,
-                       .band_budget_pct = {400, 200, 100, 50}};
+    return weft_ts_gen(atomic_load_explicit(&rt->hot[slot].state, RLX));
+}
+
+/* The task's tier state, fresh if it belongs to an earlier occupant of
+ * the slot. Monitor only (its one writer). */
+static void tier_load(weft_rt *rt, uint32_t slot, weft_tier_state *s,
+                      uint64_t now)
+{
+    weft_tcb_cold *c = &rt->cold[slot];
+    if (atomic_load_explicit(&c->tier_gen, RLX) != task_gen(rt, slot) + 1) {
+        weft__tier_reset(s, now);
+        return;
+    }
+    uint64_t w[2] = {atomic_load_explicit(&c->tier_w[0], RLX),
+                     atomic_load_explicit(&c->tier_w[1], RLX)};
+    memcpy(s, w, sizeof *s);
+}
+
+static void tier_store(weft_rt *rt, uint32_t slot, const weft_tier_state *s)
+{
+    weft_tcb_cold *c = &rt->cold[slot];
+    uint64_t w[2] = {0, 0};
+    memcpy(w, s, sizeof *s);
+    atomic_store_explicit(&c->tier_w[0], w[0], RLX);
+    atomic_store_explicit(&c->tier_w[1], w[1], RLX);
+    atomic_store_explicit(&c->tier_gen, task_gen(rt, slot) + 1, RLX);
+}
+
+static tracked *track_find(struct weft_mon *m, uint32_t slot, uint32_t gen)
+{
+    for (uint32_t i = 0; i < m->ntrack; i++)
+        if (m->track[i].slot == slot && m->track[i].gen == gen + 1)
+            return &m->track[i];
+    return NULL;
+}
+
+static void track_add(weft_rt *rt, struct weft_mon *m, uint32_t slot)
+{
+    uint32_t gen = task_gen(rt, slot);
+    if (track_find(m, slot, gen) || m->ntrack == TRACK_MAX)
+        return;
+    m->track[m->ntrack++] = (tracked){
+        slot, gen + 1, atomic_load_explicit(&rt->hot[slot].polls, RLX), 0};
+}
+
+static unsigned band_of(uint64_t st)
+{
+    return (unsigned)((st >> WEFT_TS_PRIO_SHIFT) & 15) / 4;
+}
+
+/* A promotion to `tier` of the task in `slot`: warn once per escalation
+ * to WARN or above. */
+static void promoted(weft_rt *rt, uint32_t slot, int tier, uint64_t ran)
+{
+    if (tier < WEFT_TIER_WARN)
+        return;
+    weft_task t = weft__handle(rt->id, slot, weft__task_hgen(rt, slot));
+    weft__policy_warn(rt, t, rt->cold[slot].name, ran);
+}
+
+/* Demotions: good polls of the tracked tasks (see TRACK_MAX). */
+static void demote_pass(weft_rt *rt, const weft_policy *p, uint64_t now)
+{
+    struct weft_mon *m = rt->mon;
+    for (uint32_t i = 0; i < m->ntrack;) {
+        tracked *k = &m->track[i];
+        uint64_t st = atomic_load_explicit(&rt->hot[k->slot].state, RLX);
+        weft_tier_state s;
+        if (weft_ts_gen(st) + 1 != k->gen ||
+            weft_ts_state(st) == WEFT_TS_DONE ||
+            weft_ts_state(st) == WEFT_TS_FREE) {
+            m->track[i] = m->track[--m->ntrack]; /* it has ended */
+            continue;
+        }
+        uint64_t polls = atomic_load_explicit(&rt->hot[k->slot].polls, RLX);
+        uint64_t good = polls - k->polls;
+        good = good > k->long_polls ? good - k->long_polls : 0;
+        k->polls = polls;
+        k->long_polls = 0;
+        tier_load(rt, k->slot, &s, now);
+        uint64_t cap = WEFT_POLICY_COUNT_MAX;
+        for (uint64_t g = 0; g < good && g < cap && s.tier; g++)
+            weft__tier_poll_end(p, band_of(st), &s, 0, now, 0);
+        tier_store(rt, k->slot, &s);
+        if (!s.tier) {
+            m->track[i] = m->track[--m->ntrack];
+            continue;
+        }
+        i++;
+    }
 }
 
 static uint64_t tick_of(const weft_policy *p)
@@ -104,24 +206,58 @@ static int work_queued(weft_rt *rt, weft_worker *w)
     return 0;
 }
 
+static void request(weft_rt *rt, weft_worker *w, _Atomic uint64_t *req,
+                    uint64_t seq)
+{
+    /* Release: pairs with the handler's acquire load. */
+    atomic_store_explicit(req, seq + 1, memory_order_release);
+    pthread_kill(weft__thr_of(rt, w), SIGURG);
+}
+
+/* The previous poll on w ended: close it in the tier machine. */
+static void poll_over(weft_rt *rt, const weft_policy *p, uint64_t now,
+                      mon_worker *m)
+{
+    if (!m->tiered)
+        return;
+    uint32_t slot = m->slot1 - 1;
+    uint64_t st = atomic_load_explicit(&rt->hot[slot].state, RLX);
+    if (weft_ts_gen(st) + 1 ==
+        atomic_load_explicit(&rt->cold[slot].tier_gen, RLX)) {
+        weft_tier_state s;
+        tier_load(rt, slot, &s, now);
+        weft__tier_poll_end(p, band_of(st), &s, m->ran, now, 1);
+        tier_store(rt, slot, &s);
+        tracked *k = track_find(rt->mon, slot, weft_ts_gen(st));
+        if (k)
+            k->long_polls++;
+    }
+    m->tiered = 0;
+}
+
 static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                   uint64_t now, weft_worker *w, mon_worker *m)
 {
     uint32_t run = atomic_load_explicit(&w->running, RLX);
     uint64_t seq = weft__poll_seq(w);
     if (!run || seq != m->seq || run != m->slot1) {
+        poll_over(rt, p, now, m);
         m->seq = seq;
         m->slot1 = run;
         m->since = now;
+        m->ran = 0;
         m->wait_since = 0;
         m->counted = 0;
         m->sent = 0;
+        m->accounted = 0;
         return;
     }
+    uint32_t slot = run - 1;
     uint64_t ran = now - m->since;
-    uint64_t st = atomic_load_explicit(&rt->hot[run - 1].state, RLX);
-    unsigned band = (unsigned)((st >> WEFT_TS_PRIO_SHIFT) & 15) / 4;
-    uint64_t budget = p->quantum_ns * p->band_budget_pct[band] / 100;
+    uint64_t st = atomic_load_explicit(&rt->hot[slot].state, RLX);
+    unsigned band = band_of(st);
+    uint64_t budget = weft__policy_budget(p, band);
+    m->ran = ran;
     if (ran > p->slow_poll_ns && !(m->counted & COUNT_SLOW)) {
         m->counted |= COUNT_SLOW;
         atomic_store_explicit(&w->st.slow_polls,
@@ -134,13 +270,29 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                               atomic_load_explicit(&w->st.violations, RLX) + 1,
                               RLX);
     }
-    if (!(st & WEFT_TS_PREEMPTIBLE)) {
-        /* MERGE: the tier machine decides; until then, 5 budgets. */
-        if (ran > 5 * budget && (!m->sent || now - m->sent >= tick)) {
+    /* The tier machine, for a poll long enough to be slow. */
+    weft_tier_state s;
+    s.tier = WEFT_TIER_MONITOR;
+    if (ran > p->slow_poll_ns || ran > budget) {
+        tier_load(rt, slot, &s, now);
+        int t = weft__tier_poll_running(p, band, &s, ran, now, &m->accounted);
+        tier_store(rt, slot, &s);
+        m->tiered = 1;
+        if (t > 0) {
+            track_add(rt, rt->mon, slot);
+            promoted(rt, slot, t, ran);
+        }
+    }
+    int preemptible = (st & WEFT_TS_PREEMPTIBLE) != 0;
+    if (!preemptible) {
+        /* Yield tier: asked to yield at its next cooperative point;
+         * Isolate tier: its worker goes to another thread. */
+        if (s.tier >= WEFT_TIER_YIELD && ran > budget)
+            atomic_store_explicit(&w->yield_req, seq + 1, RLX);
+        if (s.tier >= WEFT_TIER_ISOLATE &&
+            (!m->sent || now - m->sent >= tick)) {
             m->sent = now;
-            /* Release: pairs with the handler's acquire load. */
-            atomic_store_explicit(&w->iso_req, seq + 1, memory_order_release);
-            pthread_kill(weft__thr_of(rt, w), SIGURG);
+            request(rt, w, &w->iso_req, seq);
         }
         return;
     }
@@ -157,13 +309,16 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                waited + tick >= p->latency_ns;
     /* Over budget with nothing seen waiting: there may be tasks in the
      * worker's private queues (yield queue, LIFO slot); ask once per
-     * budget, not every tick. */
+     * budget, not every tick. A preemptible task that reached the
+     * Isolate tier but keeps refusing (always in libc) is isolated. */
     int over = ran > budget && (!m->sent || now - m->sent >= budget);
-    if (late || over) {
+    if (s.tier >= WEFT_TIER_ISOLATE && ran > 2 * budget &&
+        (!m->sent || now - m->sent >= tick)) {
         m->sent = now;
-        /* Release: pairs with the handler's acquire load. */
-        atomic_store_explicit(&w->preempt_req, seq + 1, memory_order_release);
-        pthread_kill(weft__thr_of(rt, w), SIGURG);
+        request(rt, w, &w->iso_req, seq);
+    } else if (late || over) {
+        m->sent = now;
+        request(rt, w, &w->preempt_req, seq);
     }
 }
 
@@ -175,7 +330,7 @@ static void *sysmon_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals go to others */
     weft_policy p;
     while (!atomic_load_explicit(&rt->mon_stop, memory_order_acquire)) {
-        policy_now(rt, &p);
+        weft__policy_read(rt, &p);
         uint64_t tick = tick_of(&p), now = weft__clock_ns();
         for (uint32_t i = 0; i < rt->nworkers; i++)
             atomic_store_explicit(&rt->workers[i].coarse_ns, now, RLX);
@@ -192,6 +347,7 @@ static void *sysmon_main(void *arg)
         weft__thr_handoffs(rt);
         for (uint32_t i = 0; i < rt->nworkers; i++)
             watch(rt, &p, tick, now, &rt->workers[i], &rt->mon->w[i]);
+        demote_pass(rt, &p, now);
         struct timespec ts = {0, (long)tick};
         nanosleep(&ts, NULL);
     }

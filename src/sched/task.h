@@ -102,10 +102,16 @@ typedef struct weft_tcb_cold {
                         of its own stack (a task run inline by its joiner
                         has no stack of its own); NULL otherwise */
     char name[16];            /* for errors and dumps; NUL-terminated */
-    /* Accounting (sched/budget.c), written by the worker running the
-     * task at the end of each poll; read racily by weft_task_info. */
-    _Atomic uint64_t cpu_ns; /* CPU time of its polls */
-    uint32_t nopreempt;      /* weft_preempt_disable depth; the task
+    /* Accounting (sched/worker.c, sysmon.c); read racily by
+     * weft_task_info. */
+    _Atomic uint64_t cpu_ns;    /* CPU time of its polls: the worker running
+                                it adds the ticks each poll spans */
+    _Atomic uint64_t tier_w[2]; /* its weft_tier_state (sched/policy.h),
+                                   as two words: written by the monitor
+                                   only, valid while tier_gen is the
+                                   task's generation + 1 */
+    _Atomic uint32_t tier_gen;
+    uint32_t nopreempt; /* weft_preempt_disable depth; the task
                                 itself writes, its worker's SIGURG
                                 handler reads (same thread) */
 #ifdef WEFT_TSAN

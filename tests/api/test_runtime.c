@@ -272,8 +272,15 @@ static void *destroy_thread(void *arg)
 static int destroy_with_queued_tasks(void)
 {
     /* One worker: with more, an idle one would run the queued tasks at
-     * once. */
+     * once. And no isolation: it would hand the worker, queued tasks
+     * and all, to another thread while the spinner spins. */
     weft_rt *rt = test_rt_workers(64, 1);
+    weft_policy pol;
+    CHECK_OK(weft_policy_get(rt, &pol));
+    pol.tier[WEFT_TIER_YIELD].promote_violations = 0;
+    pol.tier[WEFT_TIER_YIELD].promote_cpu_ms = 0;
+    pol.tier[WEFT_TIER_YIELD].promote_slow_polls = 0;
+    CHECK_OK(weft_policy_set(rt, &pol));
     weft_task s, q[3];
     CHECK_OK(weft_spawn(rt, &s, spin_then_yield, NULL, NULL));
     uint64_t end = test_now_ms() + 10000;
