@@ -33,7 +33,9 @@
 #include "../base/check.h"
 #include "../base/error.h"
 #include "../base/futex.h"
+#include "../base/clock.h"
 #include "../mem/arena.h"
+#include "../obs/obs.h"
 #include "../sched/topo.h"
 #include "rt.h"
 
@@ -103,7 +105,7 @@ static void install_handler(void)
 
 typedef struct layout {
     size_t rt, workers, sum, hot, cold, link;
-    size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt;
+    size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt, obs;
     size_t meta, stacks[2], total;
 } layout;
 
@@ -132,6 +134,9 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     size_t nw = c->workers, mesh = c->balance == WEFT_BALANCE_MESH;
     l->mbox = weft__arena_add(&p, mesh ? nw * nw * sizeof(weft_mbox) : 0, line);
     l->order = weft__arena_add(&p, nw * nw * 4, line);
+    /* Stats baselines (obs/stats.c): one per worker, one for plain
+     * threads. */
+    l->obs = weft__arena_add(&p, (c->workers + 1) * sizeof(weft_stats), line);
     l->alt = weft__arena_add(&p, c->workers * WEFT_ALTSTACK, page);
     l->meta = weft__arena_add(&p, 0, weft__arena_huge_size());
     l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
@@ -247,6 +252,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         rt->workers[i].threshold = WEFT_MESH_THRESHOLD;
     }
     weft__mesh_set_groups(rt, NULL);
+    rt->obs_base = (weft_stats *)(a + l.obs);
     {
         /* Until the policy module owns this: the config's rule, weights
          * 8:4:2:1 (DESIGN.md §6: 4:2:1:1/2). */
@@ -255,6 +261,10 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
             rt, cfg.fairness < 0 ? WEFT_FAIR_DRR : cfg.fairness, w8421);
     }
 
+    /* Before the registry publishes rt: the SIGQUIT handler reads
+     * obs_sigquit after its acquire look-up. */
+    if (cfg.dump_on_sigquit)
+        weft__obs_sigquit_add(rt);
     uint32_t id = 0;
     for (uint32_t i = 1; i < REGISTRY && !id; i++) {
         weft_rt *none = NULL;
@@ -305,6 +315,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         w->ytop_bit = UINT64_C(1) << ((leaf / 64) % 64);
         w->resv_hint = (uint32_t)leaf;
         w->altstack = a + l.alt + started * WEFT_ALTSTACK;
+        w->start_ns = weft__clock_ns();
         weft__theap_init(&w->timers, (weft_theap_ent *)(a + l.timers) +
                                          (size_t)started * cfg.max_tasks);
         if (pthread_create(&w->thread, NULL, worker_main, w)) {
@@ -319,6 +330,7 @@ fail_threads:
     stop_workers(rt, started);
     atomic_store_explicit(&registry[id], NULL, RLX);
 fail_registry:
+    weft__obs_rt_gone(rt);
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(a, l.total);
     return err;
@@ -360,6 +372,7 @@ int weft_rt_destroy(weft_rt *rt)
         weft__stack_pool_fini(&rt->pool[k]);
     }
     atomic_store_explicit(&registry[rt->id], NULL, memory_order_release);
+    weft__obs_rt_gone(rt); /* no SIGQUIT dump still reads it */
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(rt->arena, rt->arena_size);
     return 0;
@@ -376,40 +389,4 @@ int weft_rt_run(weft_rt *rt, weft_fn main, void *arg, void **result)
     if (err)
         return err;
     return weft_join(t, result);
-}
-
-int weft_stats_get(weft_rt *rt, weft_stats *o)
-{
-    if (!rt || !o)
-        return -EINVAL;
-    memset(o, 0, sizeof *o);
-    o->spawns = atomic_load_explicit(&rt->ext_spawns, RLX);
-    uint64_t reaps = atomic_load_explicit(&rt->ext_reaps, RLX);
-    for (uint32_t i = 0; i < rt->nworkers; i++) {
-        weft_wstats *s = &rt->workers[i].st;
-        o->spawns += atomic_load_explicit(&s->spawns, RLX);
-        o->finishes += atomic_load_explicit(&s->finishes, RLX);
-        reaps += atomic_load_explicit(&s->reaps, RLX);
-        o->switches += atomic_load_explicit(&s->switches, RLX);
-        o->yields += atomic_load_explicit(&s->yields, RLX);
-        o->yields += atomic_load_explicit(&s->fast_yields, RLX);
-        o->switches += atomic_load_explicit(&s->fast_yields, RLX);
-        o->parks += atomic_load_explicit(&s->parks, RLX);
-        o->steals += atomic_load_explicit(&s->steals, RLX);
-        o->inlined += atomic_load_explicit(&s->inlined, RLX);
-        o->steal_attempts += atomic_load_explicit(&s->steal_attempts, RLX);
-        o->deflected += atomic_load_explicit(&s->deflected, RLX);
-        o->mail_chunks += atomic_load_explicit(&s->mail_in, RLX);
-    }
-    o->live = o->spawns - reaps;
-    for (int k = 0; k < 2; k++) {
-        weft_stack_pool *p = &rt->pool[k];
-        o->stacks_resident += atomic_load_explicit(&p->resident, RLX);
-        o->stacks_released += atomic_load_explicit(&p->released, RLX);
-        o->guarded_stacks += atomic_load_explicit(&p->guarded, RLX);
-        o->canary_stacks += atomic_load_explicit(&p->canaried, RLX);
-    }
-    o->guard_budget = weft__stack_guard_budget();
-    o->huge_pages = (uint64_t)rt->huge_pages;
-    return 0;
 }

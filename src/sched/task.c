@@ -54,7 +54,7 @@ static inline void stat_inc(_Atomic uint64_t *c)
  * registry id and slots does not give old handles a new meaning. */
 static inline uint32_t hgen(const weft_rt *rt, uint64_t s)
 {
-    return (weft_ts_gen(s) + rt->epoch) & 0xffffff;
+    return weft__hgen(rt, s);
 }
 
 /* ---- spawn ------------------------------------------------------------- */
@@ -126,6 +126,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     c->tls = NULL;
     c->tls_area = NULL;
     c->stack = 0;
+    weft__cold_wait_set(c, WEFT_WK_NONE, NULL);
     if (attr && attr->name) {
         strncpy(c->name, attr->name, sizeof c->name - 1);
         c->name[sizeof c->name - 1] = '\0';
@@ -310,8 +311,15 @@ int weft_join(weft_task h, void **result)
         uintptr_t expect = 0;
         if (atomic_compare_exchange_strong_explicit(
                 &rt->cold[slot].joiner, &expect, (uintptr_t)&me, ACQ_REL,
-                ACQ)) /* pairs with the finisher's exchange */
+                ACQ)) { /* pairs with the finisher's exchange */
+            /* The joiner's own record, in its own runtime. */
+            weft_tcb_cold *mc = me.task ? &w->rt->cold[w->cur_slot] : NULL;
+            if (mc)
+                weft__cold_wait_set(mc, WEFT_WK_JOIN, t);
             weft__waiter_wait(&me);
+            if (mc)
+                weft__cold_wait_set(mc, WEFT_WK_NONE, NULL);
+        }
         /* Registered and woken, or the finisher is between its exchange
          * and DONE: DONE is at most a few instructions away. */
         for (int spins = 0;
@@ -375,6 +383,20 @@ weft_rt *weft_current(void)
 
 /* ---- park, unpark, waiters ------------------------------------------ */
 
+/* A wake (PARKED -> RUNNABLE) goes to the waking worker's own counter
+ * when the waker is one of rt's workers, else to the runtime's shared
+ * one. A remote wake may run in a signal handler that interrupted the
+ * owner in the middle of its own load-and-store increment: it always
+ * takes the shared counter, with an RMW. */
+static void count_wake(weft_rt *rt, int remote)
+{
+    weft_worker *w = remote ? NULL : weft__worker_self();
+    if (w && w->rt == rt)
+        stat_inc(&w->st.wakes);
+    else
+        atomic_fetch_add_explicit(&rt->ext_wakes, 1, RLX);
+}
+
 static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
 {
     weft_tcb *t = &rt->hot[slot];
@@ -390,6 +412,7 @@ static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
              * Release: what we wrote before waking is visible to it. */
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ_REL,
                                                       RLX)) {
+                count_wake(rt, remote);
                 if (!remote)
                     weft__sched_ready(rt, slot);
                 else if (weft__summary_signal(&rt->sum, slot))

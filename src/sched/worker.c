@@ -784,6 +784,7 @@ switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
             bind_stack(w, t, (uint32_t)to);
         w->current = t;
         w->cur_slot = (uint32_t)to;
+        atomic_store_explicit(&w->running, (uint32_t)to + 1, RLX);
         to_sp = t->sp;
         fiber = weft__cold_fiber(&rt->cold[to]);
         stat_inc(&w->st.switches);
@@ -796,6 +797,7 @@ switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
 #endif
     } else {
         w->current = NULL;
+        atomic_store_explicit(&w->running, 0, RLX);
         to_sp = w->sched_sp;
         fiber = w->sched_fiber;
 #ifdef WEFT_ASAN
@@ -944,6 +946,7 @@ void weft_yield(void)
         w->yq_tail = 0;
     w->current = t;
     w->cur_slot = next;
+    atomic_store_explicit(&w->running, next + 1, RLX);
     stat_inc(&w->st.fast_yields);
     uintptr_t got = (uintptr_t)weft__ctx_switch(
         &cur->sp, t->sp, (void *)((uintptr_t)cur | MSG_YIELD));
@@ -999,6 +1002,7 @@ weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur, uint32_t slot,
     weft__task_publish_end(w, cur, slot);
     w->current = t;
     w->cur_slot = next;
+    atomic_store_explicit(&w->running, next + 1, RLX);
     stat_inc(&w->st.switches);
     weft__ctx_start(weft__stack_top(&rt->pool[cls], i) - WEFT_TLS_BYTES,
                     task_entry, NULL);
@@ -1091,6 +1095,7 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     c->tls_area = tls;
     w->current = t;
     w->cur_slot = slot;
+    atomic_store_explicit(&w->running, slot + 1, RLX);
     stat_inc(&w->st.inlined);
     void *r = t->fn(t->arg);
     if (c->tls)
@@ -1105,6 +1110,7 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     stat_inc(&w->st.finishes);
     w->current = parent;
     w->cur_slot = pslot;
+    atomic_store_explicit(&w->running, pslot + 1, RLX);
     return 1;
 }
 
@@ -1187,12 +1193,22 @@ static void idle(weft_worker *w)
      * own tasks arm timers on it, and they do so while it is awake, so
      * the deadline read here cannot move earlier while it sleeps. */
     uint64_t next = weft__timer_next(&w->timers);
-    if (!has_foreign_work(w))
+    if (!has_foreign_work(w)) {
+        /* Idle time: the clock is read here, around the sleep, and
+         * nowhere on the switch path (obs/stats.c derives busy time). */
+        uint64_t t0 = weft__clock_ns();
+        atomic_store_explicit(&w->sleep_since, t0, RLX);
         while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
                !atomic_load_explicit(&rt->stopping, RLX))
             if (weft__futex_wait(&w->sleep, 1, next == UINT64_MAX ? 0 : next) <
                 0)
                 break; /* a timer is due */
+        uint64_t slept = weft__clock_ns() - t0;
+        atomic_store_explicit(&w->st.idle_ns,
+                              atomic_load_explicit(&w->st.idle_ns, RLX) + slept,
+                              RLX);
+        atomic_store_explicit(&w->sleep_since, 0, RLX);
+    }
     atomic_store_explicit(&w->sleep, 0, RLX);
     atomic_fetch_sub_explicit(&rt->idle, 1, RLX);
 }
