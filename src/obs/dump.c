@@ -15,6 +15,12 @@
  * switch, on the line the switch counters already dirty), and a RUNNABLE
  * task that some worker publishes is reported RUNNING on it.
  *
+ * Inline joins. A task whose join runs the child on its own stack
+ * (sched/worker.c, weft__sched_run_inline) stays RUNNABLE in its state
+ * word, but it is blocked on the child as surely as a parked joiner: it
+ * records a "join" wait for the time, and is reported PARKED in "join"
+ * while no worker runs it.
+ *
  * Live tasks are found by scanning every slot's state word up to
  * max_tasks: O(max_tasks), which a dump can afford, and no list that
  * spawn would have to maintain.
@@ -101,6 +107,13 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
                 o->worker = (int)i;
                 break;
             }
+        if (o->state == WEFT_STATE_RUNNABLE &&
+            atomic_load_explicit(&c->wait_kind, RLX) == WEFT_WK_JOIN) {
+            /* Joining a child that runs inline on its stack (header). */
+            o->state = WEFT_STATE_PARKED;
+            o->wait = wait_names[WEFT_WK_JOIN];
+            o->wait_obj = atomic_load_explicit(&c->wait_obj, RLX);
+        }
     }
     /* merge: tier state from sched/policy (tier, violations). */
     o->tier = WEFT_TIER_MONITOR;
@@ -280,7 +293,8 @@ static void dump_worker(out *o, weft_rt *rt, unsigned i, uint64_t now, int base)
     put_c(o, '\n');
 }
 
-static void dump_task(out *o, uint32_t slot, const weft_task_info *ti)
+static void dump_task(out *o, weft_rt *rt, uint32_t slot,
+                      const weft_task_info *ti)
 {
     put_s(o, "task ");
     put_u(o, slot);
@@ -302,6 +316,13 @@ static void dump_task(out *o, uint32_t slot, const weft_task_info *ti)
         if (ti->wait_obj) {
             put_c(o, ' ');
             put_x(o, (uintptr_t)ti->wait_obj);
+        }
+        /* A join's object is the joined task's TCB: name its slot. */
+        const weft_tcb *j = ti->wait_obj;
+        if (ti->wait == wait_names[WEFT_WK_JOIN] && j >= rt->hot &&
+            j < rt->hot + rt->cfg.max_tasks) {
+            put_s(o, " task=");
+            put_u(o, (uint64_t)(j - rt->hot));
         }
     } else {
         put_c(o, '-');
@@ -347,7 +368,7 @@ static void dump_rt(out *o, weft_rt *rt, int in_signal)
         weft_task_info ti;
         if (weft_ts_state(s) == WEFT_TS_FREE || task_snapshot(rt, slot, s, &ti))
             continue;
-        dump_task(o, slot, &ti);
+        dump_task(o, rt, slot, &ti);
         tasks++;
     }
     put_s(o, "end");

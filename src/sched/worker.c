@@ -1093,6 +1093,10 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     c->stack = pc->stack;
     weft__cold_set_fiber(c, weft__cold_fiber(pc));
     c->tls_area = tls;
+    /* The parent waits for the child on its own stack: for observers it
+     * is parked in a join (obs/dump.c), though its state stays RUNNABLE.
+     * Its cold line is already loaded (pc->stack above). */
+    weft__cold_wait_set(pc, WEFT_WK_JOIN, t);
     w->current = t;
     w->cur_slot = slot;
     atomic_store_explicit(&w->running, slot + 1, RLX);
@@ -1103,6 +1107,7 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     else
         c->result = r;
     w = weft__worker_self(); /* it may have parked and moved */
+    weft__cold_wait_set(pc, WEFT_WK_NONE, NULL);
     c->stack = 0;
     weft__cold_set_fiber(c, NULL);
     c->tls = NULL;

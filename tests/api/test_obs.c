@@ -433,6 +433,47 @@ TEST(api, obs_task_info_sleep_join)
     test_rt_destroy_clean(rt);
 }
 
+static weft_event inline_ev;
+static _Atomic uint64_t inline_child;
+
+static void *inline_parent(void *arg)
+{
+    (void)arg;
+    weft_task c;
+    CHECK_OK(weft_spawn(NULL, &c, event_waiter, &inline_ev, NULL));
+    atomic_store(&inline_child, c.id);
+    CHECK_OK(weft_join(c, NULL)); /* not started: runs it inline */
+    return NULL;
+}
+
+TEST(api, obs_task_info_inline_join)
+{
+    /* One worker: the child stays in the parent's LIFO slot, so the join
+     * runs it on the parent's stack; it parks there, with the parent's
+     * frames beneath it. The parent is reported parked in "join". */
+    weft_rt *rt = test_rt_workers(64, 1);
+    CHECK_OK(weft_event_init(&inline_ev));
+    weft_task p;
+    CHECK_OK(weft_spawn(rt, &p, inline_parent, NULL, NULL));
+    uint64_t end = test_now_ms() + 10000;
+    while (!atomic_load(&inline_child) && test_now_ms() < end)
+        usleep(1000);
+    weft_task c = {atomic_load(&inline_child)};
+    wait_parked(c);
+    weft_task_info ti;
+    CHECK_OK(weft_task_info_get(c, &ti));
+    CHECK_EQ_STR(ti.wait, "event");
+    CHECK_OK(weft_task_info_get(p, &ti));
+    CHECK_EQ_INT(ti.state, WEFT_STATE_PARKED);
+    CHECK_EQ_STR(ti.wait, "join");
+    CHECK_NOT_NULL(ti.wait_obj);
+    CHECK_OK(weft_event_set(&inline_ev));
+    CHECK_OK(weft_join(p, NULL));
+    CHECK_EQ_U64(test_stats(rt).inlined, 1);
+    CHECK_OK(weft_event_destroy(&inline_ev));
+    test_rt_destroy_clean(rt);
+}
+
 TEST(api, obs_task_info_errors)
 {
     weft_rt *rt = test_rt(64);
