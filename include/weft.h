@@ -513,7 +513,7 @@ typedef struct weft_topology {
  * thread. */
 WEFT_API int weft_topology_get(const weft_topology **out);
 
-/* ---- Observation -------------------------------------------------------- */
+/* ---- Observation (docs/observe.md) ------------------------------------- */
 
 typedef struct weft_stats {
     uint64_t spawns;          /* tasks spawned */
