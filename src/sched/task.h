@@ -87,24 +87,23 @@ _Static_assert(sizeof(weft_tcb) <= 32, "hot TCB must fit 32 bytes");
 
 /* Cold part. */
 typedef struct weft_tcb_cold {
-    void *result;              /* return value; written before DONE */
-    _Atomic uintptr_t joiner;  /* tagged: 0, a waiter, or JOINER_DONE */
-    uint32_t stack;            /* bound stack index + 1; 0 = none. Owner:
+    void *result;             /* return value; written before DONE */
+    _Atomic uintptr_t joiner; /* tagged: 0, a waiter, or JOINER_DONE */
+    uint32_t stack;           /* bound stack index + 1; 0 = none. Owner:
                                  the worker running the task */
-    _Atomic uint8_t wait_kind; /* WEFT_WK_*: what it parks on. Written by
-                                  the task itself (relaxed stores), read
-                                  racily by weft_task_info and weft_dump */
-    void **tls;                /* task-local values (on its stack) or NULL */
-    void **tls_area; /* where they go when first set, if not at the top
+    void **tls;               /* task-local values (on its stack) or NULL */
+    void **tls_area;          /* where they go when first set, if not at the top
                         of its own stack (a task run inline by its joiner
                         has no stack of its own); NULL otherwise */
-    char name[16];   /* for errors and dumps; NUL-terminated */
+    char name[16];            /* for errors and dumps; NUL-terminated */
     /* Accounting (sched/budget.c), written by the worker running the
      * task at the end of each poll; read racily by weft_task_info. */
-    _Atomic uint64_t cpu_ns;      /* CPU time of its polls */
-    _Atomic uint32_t polls;       /* its polls (saturates) */
-    const void *_Atomic wait_obj; /* the object of wait_kind, or NULL;
-                                     written and read as wait_kind */
+    _Atomic uint64_t cpu_ns; /* CPU time of its polls */
+    _Atomic uint32_t polls;  /* its polls (saturates) */
+    /* Where it waits (WEFT_WK_* below), written by the task itself with
+     * relaxed stores, read racily by weft_task_info and weft_dump. */
+    _Atomic uint8_t wait_kind;    /* WEFT_WK_* */
+    const void *_Atomic wait_obj; /* its object, or NULL */
 #ifdef WEFT_TSAN
     void *san_fiber; /* its TSan fiber */
 #endif
@@ -112,11 +111,15 @@ typedef struct weft_tcb_cold {
 
 /* Every task costs its cold part in resident memory while it lives
  * (bench memory): 80 bytes outside TSan builds. */
+#ifndef WEFT_TSAN
+_Static_assert(sizeof(weft_tcb_cold) <= 80, "cold TCB grew");
+#endif
 
 /*
  * Where a task waits (cold.wait_kind). Each blocking primitive records its
  * kind and object just before it parks and clears them once it resumes
- * (sync/wait.c, weft_join); the task writes them itself while it runs, so
+ * (sync/wait.c, weft_join; a joiner also while its child runs inline on
+ * its stack, sched/worker.c); the task writes them itself while it runs, so
  * they are plain owner stores (relaxed atomics, for the racy readers:
  * weft_task_info, weft_dump). A reader may see the kind of one wait with
  * the object of the next: both are hints. A PARKED task with WEFT_WK_NONE
