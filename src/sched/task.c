@@ -383,18 +383,25 @@ weft_rt *weft_current(void)
 
 /* ---- park, unpark, waiters ------------------------------------------ */
 
-/* A wake (PARKED -> RUNNABLE) goes to the waking worker's own counter
- * when the waker is one of rt's workers, else to the runtime's shared
- * one. A remote wake may run in a signal handler that interrupted the
- * owner in the middle of its own load-and-store increment: it always
- * takes the shared counter, with an RMW. */
-static void count_wake(weft_rt *rt, int remote)
+/* Make the task that was just unparked runnable, and count the wake: on
+ * the waking worker's own counter when the waker is one of rt's workers,
+ * else on the runtime's shared one. A remote wake may run in a signal
+ * handler that interrupted the owner in the middle of its own
+ * load-and-store increment: it always takes the shared counter, with an
+ * RMW. */
+static void woken(weft_rt *rt, uint32_t slot, int remote)
 {
     weft_worker *w = remote ? NULL : weft__worker_self();
-    if (w && w->rt == rt)
+    if (w && w->rt == rt) {
         stat_inc(&w->st.wakes);
-    else
-        atomic_fetch_add_explicit(&rt->ext_wakes, 1, RLX);
+        weft__sched_ready_local(w, slot);
+        return;
+    }
+    atomic_fetch_add_explicit(&rt->ext_wakes, 1, RLX);
+    if (!remote)
+        weft__sched_ready(rt, slot);
+    else if (weft__summary_signal(&rt->sum, slot))
+        weft__wake_one(rt);
 }
 
 static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
@@ -412,11 +419,7 @@ static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
              * Release: what we wrote before waking is visible to it. */
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ_REL,
                                                       RLX)) {
-                count_wake(rt, remote);
-                if (!remote)
-                    weft__sched_ready(rt, slot);
-                else if (weft__summary_signal(&rt->sum, slot))
-                    weft__wake_one(rt);
+                woken(rt, slot, remote);
                 return;
             }
         } else if (st == WEFT_TS_RUNNABLE && !(s & WEFT_TS_WAKE)) {
