@@ -4,7 +4,8 @@
  *
  * Arena order (DESIGN.md §3): the runtime header and its workers, summary
  * words (top, root, leaf), reservation maps (avail, resv), the hot and cold
- * TCB arrays, per-slot queue links, stack metadata, signal stacks, then the
+ * TCB arrays, per-slot queue links, stack metadata, timer heaps, mesh
+ * mailboxes, stats baselines (obs/stats.c), signal stacks, then the
  * default-class stacks and the small-class stacks (page aligned). Only the
  * header, the worker array and the summary words are written at creation;
  * everything else is touched when first used. The metadata (all before the
