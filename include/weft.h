@@ -513,7 +513,7 @@ typedef struct weft_topology {
  * thread. */
 WEFT_API int weft_topology_get(const weft_topology **out);
 
-/* ---- Observation -------------------------------------------------------- */
+/* ---- Observation (docs/observe.md) ------------------------------------- */
 
 typedef struct weft_stats {
     uint64_t spawns;          /* tasks spawned */
@@ -542,6 +542,9 @@ typedef struct weft_stats {
     uint64_t slow_polls;  /* polls over slow_poll_ns */
     uint64_t violations;  /* polls over their budget */
     uint64_t preemptions; /* tasks switched out by the preemption signal */
+    uint64_t isolations;  /* workers handed to a spare thread because
+                             their task held them (weft_policy: the
+                             Isolate tier) */
     uint64_t busy_ns;     /* worker time spent running tasks or looking
                              for them */
     uint64_t idle_ns;     /* worker time asleep */

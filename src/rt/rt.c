@@ -4,7 +4,8 @@
  *
  * Arena order (DESIGN.md §3): the runtime header and its workers, summary
  * words (top, root, leaf), reservation maps (avail, resv), the hot and cold
- * TCB arrays, per-slot queue links, stack metadata, signal stacks, then the
+ * TCB arrays, per-slot queue links, stack metadata, timer heaps, mesh
+ * mailboxes, stats baselines (obs/stats.c), signal stacks, then the
  * default-class stacks and the small-class stacks (page aligned). Only the
  * header, the worker array and the summary words are written at creation;
  * everything else is touched when first used. The metadata (all before the
@@ -33,8 +34,10 @@
 #include "../base/check.h"
 #include "../base/error.h"
 #include "../base/futex.h"
+#include "../base/clock.h"
 #include "../mem/arena.h"
 #include "../sched/policy.h"
+#include "../obs/obs.h"
 #include "../sched/topo.h"
 #include "rt.h"
 
@@ -104,7 +107,7 @@ static void install_handler(void)
 
 typedef struct layout {
     size_t rt, workers, sum, hot, cold, link;
-    size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt;
+    size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt, obs;
     size_t meta, stacks[2], total;
 } layout;
 
@@ -133,6 +136,9 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     size_t nw = c->workers, mesh = c->balance == WEFT_BALANCE_MESH;
     l->mbox = weft__arena_add(&p, mesh ? nw * nw * sizeof(weft_mbox) : 0, line);
     l->order = weft__arena_add(&p, nw * nw * 4, line);
+    /* Stats baselines (obs/stats.c): one per worker, one for plain
+     * threads. */
+    l->obs = weft__arena_add(&p, (c->workers + 1) * sizeof(weft_stats), line);
     /* Signal stacks: one per thread, the workers' and the spares'
      * (isolate.c: at most max(workers, 2) spares). */
     size_t nthr = c->workers + (c->workers < 2 ? 2 : c->workers);
@@ -233,7 +239,12 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     /* The preset policy (cfg.policy, cfg.fairness) and its fairness rule,
      * before any worker makes a scheduling decision. */
     weft__policy_init(rt);
+    rt->obs_base = (weft_stats *)(a + l.obs);
 
+    /* Before the registry publishes rt: the SIGQUIT handler reads
+     * obs_sigquit after its acquire look-up. */
+    if (cfg.dump_on_sigquit)
+        weft__obs_sigquit_add(rt);
     uint32_t id = 0;
     for (uint32_t i = 1; i < REGISTRY && !id; i++) {
         weft_rt *none = NULL;
@@ -288,6 +299,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         w->yroot_bit = UINT64_C(1) << (leaf % 64);
         w->ytop_bit = UINT64_C(1) << ((leaf / 64) % 64);
         w->resv_hint = (uint32_t)leaf;
+        w->start_ns = weft__clock_ns();
         weft__theap_init(&w->timers, (weft_theap_ent *)(a + l.timers) +
                                          (size_t)started * cfg.max_tasks);
         if (weft__thr_start_worker(rt, started)) {
@@ -306,6 +318,7 @@ fail_threads:
     stop_workers(rt, started);
     atomic_store_explicit(&registry[id], NULL, RLX);
 fail_registry:
+    weft__obs_rt_gone(rt);
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(a, l.total);
     return err;
@@ -349,6 +362,7 @@ int weft_rt_destroy(weft_rt *rt)
         weft__stack_pool_fini(&rt->pool[k]);
     }
     atomic_store_explicit(&registry[rt->id], NULL, memory_order_release);
+    weft__obs_rt_gone(rt); /* no SIGQUIT dump still reads it */
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(rt->arena, rt->arena_size);
     return 0;
@@ -365,46 +379,4 @@ int weft_rt_run(weft_rt *rt, weft_fn main, void *arg, void **result)
     if (err)
         return err;
     return weft_join(t, result);
-}
-
-int weft_stats_get(weft_rt *rt, weft_stats *o)
-{
-    if (!rt || !o)
-        return -EINVAL;
-    memset(o, 0, sizeof *o);
-    o->spawns = atomic_load_explicit(&rt->ext_spawns, RLX);
-    uint64_t reaps = atomic_load_explicit(&rt->ext_reaps, RLX);
-    /* Workers, then the isolation identities (isolate.c), whose
-     * counters are their isolated tasks'. */
-    for (uint32_t i = 0; i < rt->nworkers + rt->nthr; i++) {
-        weft_wstats *s = i < rt->nworkers ? &rt->workers[i].st
-                                          : &rt->iso[i - rt->nworkers].st;
-        o->spawns += atomic_load_explicit(&s->spawns, RLX);
-        o->finishes += atomic_load_explicit(&s->finishes, RLX);
-        reaps += atomic_load_explicit(&s->reaps, RLX);
-        o->switches += atomic_load_explicit(&s->switches, RLX);
-        o->yields += atomic_load_explicit(&s->yields, RLX);
-        o->yields += atomic_load_explicit(&s->fast_yields, RLX);
-        o->switches += atomic_load_explicit(&s->fast_yields, RLX);
-        o->parks += atomic_load_explicit(&s->parks, RLX);
-        o->steals += atomic_load_explicit(&s->steals, RLX);
-        o->inlined += atomic_load_explicit(&s->inlined, RLX);
-        o->steal_attempts += atomic_load_explicit(&s->steal_attempts, RLX);
-        o->deflected += atomic_load_explicit(&s->deflected, RLX);
-        o->mail_chunks += atomic_load_explicit(&s->mail_in, RLX);
-        o->slow_polls += atomic_load_explicit(&s->slow_polls, RLX);
-        o->violations += atomic_load_explicit(&s->violations, RLX);
-        o->preemptions += atomic_load_explicit(&s->preemptions, RLX);
-    }
-    o->live = o->spawns - reaps;
-    for (int k = 0; k < 2; k++) {
-        weft_stack_pool *p = &rt->pool[k];
-        o->stacks_resident += atomic_load_explicit(&p->resident, RLX);
-        o->stacks_released += atomic_load_explicit(&p->released, RLX);
-        o->guarded_stacks += atomic_load_explicit(&p->guarded, RLX);
-        o->canary_stacks += atomic_load_explicit(&p->canaried, RLX);
-    }
-    o->guard_budget = weft__stack_guard_budget();
-    o->huge_pages = (uint64_t)rt->huge_pages;
-    return 0;
 }

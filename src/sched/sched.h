@@ -41,9 +41,13 @@ typedef struct weft_wstats {
     _Atomic uint64_t preempt_refused;  /* requests the handler turned down
                                          (unsafe PC, disabled section):
                                          not in weft_stats, for tests */
-    _Atomic uint64_t wakes;            /* unparks done on this worker */
-    _Atomic uint64_t busy_ns, idle_ns; /* updated when the worker sleeps
-                                          and wakes */
+    _Atomic uint64_t wakes;            /* unparks done on this worker that
+                                          made a PARKED task runnable */
+    _Atomic uint64_t busy_ns, idle_ns; /* idle_ns: time asleep, added when
+                                          the worker wakes (worker.c,
+                                          idle); busy_ns is not written:
+                                          obs/stats.c derives busy time
+                                          from start_ns and idle_ns */
 } weft_wstats;
 
 /* The weft_policy copied as 64-bit words (sched/policy.c). */
@@ -67,7 +71,13 @@ typedef struct weft_worker {
     uint32_t fair_countdown;   /* decisions until the injection queue is
                                   looked at first (fairness) */
 
-    weft_wstats st; /* counters: owner writes, stats reads */
+    /* Second line: `running` and the switch counters, both written on
+     * every switch. */
+    _Atomic uint32_t running; /* slot + 1 of the task on this worker, 0
+                                  in the scheduler: the owner's relaxed
+                                  store beside `current`, read racily by
+                                  weft_task_info and weft_dump */
+    weft_wstats st;           /* counters: owner writes, stats reads */
     /* Budgets and preemption (sysmon.c, preempt.c). A poll is one run of
      * a task between two switches; the poll sequence number is
      * st.switches + st.fast_yields. */
@@ -76,9 +86,6 @@ typedef struct weft_worker {
     _Atomic uint64_t coarse_ns;   /* the monitor's clock, stored every
                                      tick (sysmon.c), read at every
                                      switch */
-    _Atomic uint32_t running;     /* slot + 1 of the task running now, 0 in
-                                  the scheduler: owner stores, the monitor
-                                  reads (relaxed) */
     _Atomic uint64_t yield_req;   /* poll sequence number + 1 of a poll
                                    the monitor asked to yield at its
                                    next cooperative point (a refused
@@ -115,7 +122,10 @@ typedef struct weft_worker {
     weft_stack_cache cache[2];    /* hot stacks: [0] default, [1] small */
     void *sched_stack_lo;         /* the thread stack, for ASan's fiber API */
     size_t sched_stack_size;
-    char *altstack; /* signal stack of the thread running it (arena) */
+    char *altstack;    /* signal stack of the thread running it (arena) */
+    uint64_t start_ns; /* when it was started; set before its thread is */
+    _Atomic uint64_t sleep_since; /* owner: when it went to sleep, 0 while
+                                     awake (read by obs/stats.c) */
 
     /* Mesh mode (worker.c), owner-only. */
     uint32_t *order;     /* other workers, nearest (same L3) first */
@@ -143,8 +153,12 @@ typedef struct weft_worker {
     _Atomic uint64_t inbox[16]; /* bit s%64 of word s/64: source s */
 } weft_worker;
 
-_Static_assert(offsetof(weft_worker, st) <= WEFT_CACHELINE,
+_Static_assert(offsetof(weft_worker, running) <= WEFT_CACHELINE,
                "the yield fast path's fields must share one cache line");
+_Static_assert(offsetof(weft_worker, st) + offsetof(weft_wstats, fast_yields) +
+                       8 <=
+                   2 * WEFT_CACHELINE,
+               "running and the switch counters must share the second line");
 
 /* A waiter record, on the waiting side's own stack: a task (parks) or a
  * plain thread (futex). At least 8-byte aligned: it travels through tagged
@@ -185,6 +199,8 @@ struct weft_rt {
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t ext_spawns; /* by plain
                                                                  threads */
     _Atomic uint64_t ext_reaps; /* reaps by plain threads */
+    _Atomic uint64_t ext_wakes; /* wakes by plain threads, other runtimes'
+                                   workers and signal handlers */
     _Atomic uint32_t ext_hint;  /* reservation hint for plain threads */
     /* Mesh mode: idle workers that want work (bit i%64 of word i/64). */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t hungry[16];
@@ -226,7 +242,20 @@ struct weft_rt {
     void *_Atomic warn_arg;
     _Atomic uint64_t pol_words[WEFT_POLICY_WORDS]; /* the weft_policy's
                                                       bytes */
+    /* Observation (obs/stats.c): the counters as they were at the last
+     * weft_stats_reset, [i] for worker i and [nworkers] for the plain
+     * threads' share; under obs_lock (a spin lock no task path takes). */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint32_t obs_lock;
+    int obs_sigquit;      /* cfg.dump_on_sigquit took effect (obs/dump.c) */
+    weft_stats *obs_base; /* [nworkers + 1], in the arena */
 };
+
+/* The generation a handle to a task with state word s shows: the slot's
+ * generation plus the runtime's epoch (rt.c), 24 bits. Any thread. */
+static inline uint32_t weft__hgen(const struct weft_rt *rt, uint64_t s)
+{
+    return (weft_ts_gen(s) + rt->epoch) & 0xffffff;
+}
 
 /* Make (rule, weight) the fairness rule between bands. Not called
  * concurrently with itself (weft_policy_set serialises). Any thread. */

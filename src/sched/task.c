@@ -54,7 +54,7 @@ static inline void stat_inc(_Atomic uint64_t *c)
  * registry id and slots does not give old handles a new meaning. */
 static inline uint32_t hgen(const weft_rt *rt, uint64_t s)
 {
-    return (weft_ts_gen(s) + rt->epoch) & 0xffffff;
+    return weft__hgen(rt, s);
 }
 
 /* ---- spawn ------------------------------------------------------------- */
@@ -130,6 +130,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     c->nopreempt = 0;
     if (rt->cfg.preempt_all)
         bits |= WEFT_TS_PREEMPTIBLE;
+    weft__cold_wait_set(c, WEFT_WK_NONE, NULL);
     if (attr && attr->name) {
         strncpy(c->name, attr->name, sizeof c->name - 1);
         c->name[sizeof c->name - 1] = '\0';
@@ -314,8 +315,15 @@ int weft_join(weft_task h, void **result)
         uintptr_t expect = 0;
         if (atomic_compare_exchange_strong_explicit(
                 &rt->cold[slot].joiner, &expect, (uintptr_t)&me, ACQ_REL,
-                ACQ)) /* pairs with the finisher's exchange */
+                ACQ)) { /* pairs with the finisher's exchange */
+            /* The joiner's own record, in its own runtime. */
+            weft_tcb_cold *mc = me.task ? &w->rt->cold[w->cur_slot] : NULL;
+            if (mc)
+                weft__cold_wait_set(mc, WEFT_WK_JOIN, t);
             weft__waiter_wait(&me);
+            if (mc)
+                weft__cold_wait_set(mc, WEFT_WK_NONE, NULL);
+        }
         /* Registered and woken, or the finisher is between its exchange
          * and DONE: DONE is at most a few instructions away. */
         for (int spins = 0;
@@ -379,6 +387,27 @@ weft_rt *weft_current(void)
 
 /* ---- park, unpark, waiters ------------------------------------------ */
 
+/* Make the task that was just unparked runnable, and count the wake: on
+ * the waking worker's own counter when the waker is one of rt's workers,
+ * else on the runtime's shared one. A remote wake may run in a signal
+ * handler that interrupted the owner in the middle of its own
+ * load-and-store increment: it always takes the shared counter, with an
+ * RMW. */
+static void woken(weft_rt *rt, uint32_t slot, int remote)
+{
+    weft_worker *w = remote ? NULL : weft__worker_self();
+    if (w && w->rt == rt) {
+        stat_inc(&w->st.wakes);
+        weft__sched_ready_local(w, slot);
+        return;
+    }
+    atomic_fetch_add_explicit(&rt->ext_wakes, 1, RLX);
+    if (!remote)
+        weft__sched_ready(rt, slot);
+    else if (weft__summary_signal(&rt->sum, slot))
+        weft__wake_one(rt);
+}
+
 static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
 {
     weft_tcb *t = &rt->hot[slot];
@@ -394,10 +423,7 @@ static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
              * Release: what we wrote before waking is visible to it. */
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ_REL,
                                                       RLX)) {
-                if (!remote)
-                    weft__sched_ready(rt, slot);
-                else if (weft__summary_signal(&rt->sum, slot))
-                    weft__wake_one(rt);
+                woken(rt, slot, remote);
                 return;
             }
         } else if (st == WEFT_TS_RUNNABLE && !(s & WEFT_TS_WAKE)) {

@@ -93,15 +93,20 @@ _Static_assert(sizeof(weft_tcb) <= 32, "hot TCB must fit 32 bytes");
 
 /* Cold part. */
 typedef struct weft_tcb_cold {
-    void *result;             /* return value; written before DONE */
-    _Atomic uintptr_t joiner; /* tagged: 0, a waiter, or JOINER_DONE */
-    uint32_t stack;           /* bound stack index + 1; 0 = none. Owner:
+    void *result;              /* return value; written before DONE */
+    _Atomic uintptr_t joiner;  /* tagged: 0, a waiter, or JOINER_DONE */
+    uint32_t stack;            /* bound stack index + 1; 0 = none. Owner:
                                  the worker running the task */
-    void **tls;               /* task-local values (on its stack) or NULL */
-    void **tls_area;          /* where they go when first set, if not at the top
+    _Atomic uint8_t wait_kind; /* WEFT_WK_*: where it waits (below) */
+    uint8_t pad_;
+    uint16_t nopreempt; /* weft_preempt_disable depth; the task itself
+                           writes, its worker's SIGURG handler reads
+                           (same thread) */
+    void **tls;         /* task-local values (on its stack) or NULL */
+    void **tls_area;    /* where they go when first set, if not at the top
                         of its own stack (a task run inline by its joiner
                         has no stack of its own); NULL otherwise */
-    char name[16];            /* for errors and dumps; NUL-terminated */
+    char name[16];      /* for errors and dumps; NUL-terminated */
     /* Accounting (sched/worker.c, sysmon.c); read racily by
      * weft_task_info. */
     _Atomic uint64_t cpu_ns;    /* CPU time of its polls: the worker running
@@ -111,16 +116,58 @@ typedef struct weft_tcb_cold {
                                    only, valid while tier_gen is the
                                    task's generation + 1 */
     _Atomic uint32_t tier_gen;
-    uint32_t nopreempt; /* weft_preempt_disable depth; the task
-                                itself writes, its worker's SIGURG
-                                handler reads (same thread) */
+    _Atomic uint32_t violations; /* its polls over budget: the monitor
+                                    only, valid with tier_gen */
+    /* Where it waits (wait_kind above, WEFT_WK_* below), written by the
+     * task itself with relaxed stores, read racily by weft_task_info and
+     * weft_dump. */
+    const void *_Atomic wait_obj; /* its object, or NULL */
 #ifdef WEFT_TSAN
     void *san_fiber; /* its TSan fiber */
 #endif
 } weft_tcb_cold;
 
 /* Every task costs its cold part in resident memory while it lives
- * (bench memory): 56 bytes outside TSan builds. */
+ * (bench memory): 96 bytes outside TSan builds (56 before budgets, tiers
+ * and wait records). */
+#ifndef WEFT_TSAN
+_Static_assert(sizeof(weft_tcb_cold) <= 96, "cold TCB grew");
+#endif
+
+/*
+ * Where a task waits (cold.wait_kind). Each blocking primitive records its
+ * kind and object just before it parks and clears them once it resumes
+ * (sync/wait.c, weft_join; a joiner also while its child runs inline on
+ * its stack, sched/worker.c); the task writes them itself while it runs, so
+ * they are plain owner stores (relaxed atomics, for the racy readers:
+ * weft_task_info, weft_dump). A reader may see the kind of one wait with
+ * the object of the next: both are hints. A PARKED task with WEFT_WK_NONE
+ * parked without saying why ("park").
+ */
+enum {
+    WEFT_WK_NONE = 0,
+    WEFT_WK_MUTEX,
+    WEFT_WK_COND,
+    WEFT_WK_SEM,
+    WEFT_WK_WG,
+    WEFT_WK_EVENT,
+    WEFT_WK_CHAN_SEND,
+    WEFT_WK_CHAN_RECV,
+    WEFT_WK_SELECT,
+    WEFT_WK_SLEEP,
+    WEFT_WK_JOIN,
+    WEFT_WK_PARK,
+    WEFT_WK_COUNT
+};
+
+/* Record (kind, obj) as what the task of cold part c waits on; (NONE,
+ * NULL) clears it. The task itself only. */
+static inline void weft__cold_wait_set(weft_tcb_cold *c, unsigned kind,
+                                       const void *obj)
+{
+    atomic_store_explicit(&c->wait_obj, obj, memory_order_relaxed);
+    atomic_store_explicit(&c->wait_kind, (uint8_t)kind, memory_order_relaxed);
+}
 
 /* The TSan fiber of the stack a task runs on; nothing in other builds. */
 static inline void *weft__cold_fiber(const weft_tcb_cold *c)

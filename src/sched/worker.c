@@ -1141,19 +1141,24 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     c->stack = pc->stack;
     weft__cold_set_fiber(c, weft__cold_fiber(pc));
     c->tls_area = tls;
+    /* The parent waits for the child on its own stack: for observers it
+     * is parked in a join (obs/dump.c), though its state stays RUNNABLE.
+     * Its cold line is already loaded (pc->stack above). */
+    weft__cold_wait_set(pc, WEFT_WK_JOIN, t);
     w->current = t;
     w->cur_slot = slot;
+    atomic_store_explicit(&w->running, slot + 1, RLX);
     stat_inc(&w->st.inlined);
     /* One poll of the child, timed with its parent's. */
     void *arg = t->arg;
     atomic_store_explicit(&t->polls, 1, RLX);
-    atomic_store_explicit(&w->running, slot + 1, RLX);
     void *r = t->fn(arg);
     if (c->tls)
         weft__task_exit(r); /* its TLS destructors, then its result */
     else
         c->result = r;
     w = weft__worker_self(); /* it may have parked and moved */
+    weft__cold_wait_set(pc, WEFT_WK_NONE, NULL);
     c->stack = 0;
     weft__cold_set_fiber(c, NULL);
     c->tls = NULL;
@@ -1383,12 +1388,22 @@ static void idle(weft_worker *w)
      * own tasks arm timers on it, and they do so while it is awake, so
      * the deadline read here cannot move earlier while it sleeps. */
     uint64_t next = weft__timer_next(&w->timers);
-    if (!has_foreign_work(w))
+    if (!has_foreign_work(w)) {
+        /* Idle time: the clock is read here, around the sleep, and
+         * nowhere on the switch path (obs/stats.c derives busy time). */
+        uint64_t t0 = weft__clock_ns();
+        atomic_store_explicit(&w->sleep_since, t0, RLX);
         while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
                !atomic_load_explicit(&rt->stopping, RLX))
             if (weft__futex_wait(&w->sleep, 1, next == UINT64_MAX ? 0 : next) <
                 0)
                 break; /* a timer is due */
+        uint64_t slept = weft__clock_ns() - t0;
+        atomic_store_explicit(&w->st.idle_ns,
+                              atomic_load_explicit(&w->st.idle_ns, RLX) + slept,
+                              RLX);
+        atomic_store_explicit(&w->sleep_since, 0, RLX);
+    }
     atomic_store_explicit(&w->sleep, 0, RLX);
     /* seq_cst: pairs with the monitor's seq_cst store of mon_sleep and
      * load of idle (sysmon.c): either it sees this worker awake, or this

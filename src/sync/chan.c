@@ -255,7 +255,8 @@ static int chan_op(weft_chan *ch, int send, void *elem, uint64_t deadline,
     }
     weft_wait wt;
     weft_wnode node = {.wait = &wt, .elem = elem};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER,
+                    send ? WEFT_WK_CHAN_SEND : WEFT_WK_CHAN_RECV, ch);
     weft_wlist_ *q = send ? &ch->sendq : &ch->recvq;
     weft__wq_push(q, &node);
     unlock(ch);
@@ -412,8 +413,8 @@ static int select_impl(weft_sel_case *c, size_t n, uint64_t deadline, int try)
         return -EAGAIN;
     }
     weft_wait wt;
-    weft_wnode nodes[n];     /* n <= MAX_CASES; sized to n for small stacks */
-    weft__wait_init(&wt, 0); /* several nodes */
+    weft_wnode nodes[n]; /* n <= MAX_CASES; sized to n for small stacks */
+    weft__wait_init(&wt, 0, WEFT_WK_SELECT, c); /* several nodes */
     for (size_t i = 0; i < n; i++) {
         nodes[i].queued = 0;
         if (!c[i].chan)

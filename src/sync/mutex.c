@@ -110,7 +110,7 @@ static int lock_slow(weft_mutex *m, uint64_t deadline)
     }
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_MUTEX, m);
     int requeue = 0;
     for (;;) {
         _Atomic uint32_t *l = qlock(m);
@@ -271,7 +271,7 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
     _Atomic uint32_t *l = weft__wq_lock_word(&c->q_);
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, 0); /* closed by its owner on error */
+    weft__wait_init(&wt, 0, WEFT_WK_COND, c); /* closed by its owner on error */
     weft__spin_lock(l);
     if (dead(atomic_load_explicit(WEFT_A32(&c->state_), RLX))) {
         weft__spin_unlock(l);

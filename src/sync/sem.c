@@ -90,7 +90,7 @@ int weft_sem_wait_until(weft_sem *s, uint64_t deadline)
     _Atomic uint32_t *l = weft__wq_lock_word(&s->q_);
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_SEM, s);
     weft__spin_lock(l);
     uint64_t v = atomic_fetch_or_explicit(st, S_WAITERS, ACQ) | S_WAITERS;
     for (;;) {
@@ -250,7 +250,7 @@ int weft_wg_wait_until(weft_wg *g, uint64_t deadline)
         return 0;
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_WG, g);
     weft__spin_lock(l);
     if (!atomic_load_explicit(c, ACQ)) {
         weft__spin_unlock(l);
@@ -420,7 +420,7 @@ int weft_event_wait_until(weft_event *e, uint64_t deadline)
         return 0;
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER);
+    weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_EVENT, e);
     s = e_lock(st);
     if (e_dead(s))
         return -EINVAL;

@@ -26,7 +26,7 @@
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
 
-void weft__wait_init(weft_wait *wt, int solo)
+void weft__wait_init(weft_wait *wt, int solo, unsigned kind, const void *obj)
 {
     weft_worker *w = weft__worker_self();
     wt->w.rt = NULL;
@@ -43,6 +43,8 @@ void weft__wait_init(weft_wait *wt, int solo)
     wt->flags = 0;
     wt->solo = (uint32_t)solo;
     wt->since = 0;
+    wt->kind = kind;
+    wt->obj = obj;
 }
 
 /* Try to end the wait by timeout; 1 when we won the claim. */
@@ -70,10 +72,23 @@ static int block_thread(weft_wait *wt, uint64_t deadline)
     return 0;
 }
 
+static int block_task(weft_wait *wt, uint64_t deadline);
+
 int weft__wait_block(weft_wait *wt, uint64_t deadline)
 {
     if (!wt->w.task)
         return block_thread(wt, deadline);
+    /* Where the task waits, for observers, while it may park (the
+     * record is in its own cold TCB, which follows it across workers). */
+    weft_tcb_cold *c = &wt->w.rt->cold[wt->w.slot];
+    weft__cold_wait_set(c, wt->kind, wt->obj);
+    int r = block_task(wt, deadline);
+    weft__cold_wait_set(c, WEFT_WK_NONE, NULL);
+    return r;
+}
+
+static int block_task(weft_wait *wt, uint64_t deadline)
+{
     weft_timer tm;
     int armed = 0;
     while (!atomic_load_explicit(&wt->w.futex, ACQ)) { /* pairs with
@@ -160,7 +175,7 @@ int weft_sleep_until(uint64_t deadline)
     if (w && w->current) {
         /* A wait nobody claims: it ends by its deadline. */
         weft_wait wt;
-        weft__wait_init(&wt, 0);
+        weft__wait_init(&wt, 0, WEFT_WK_SLEEP, NULL);
         weft__wait_block(&wt, deadline);
         return 0;
     }

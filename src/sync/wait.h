@@ -45,6 +45,8 @@ typedef struct weft_wait {
     uint32_t solo;          /* one node, no deadline: no one races a
                                waker's claim, which is then a plain store */
     uint64_t since;         /* when it first queued (mutex policy) */
+    unsigned kind;          /* WEFT_WK_*: what it waits on, for dumps */
+    const void *obj;        /* the primitive, for dumps */
 } weft_wait;
 
 typedef struct weft_wnode {
@@ -57,8 +59,10 @@ typedef struct weft_wnode {
 
 /* Fill in who is waiting: the calling task, or the calling thread. `solo`:
  * the wait has one node and no deadline, and its owner never closes it
- * itself (see weft__wait_claim). */
-void weft__wait_init(weft_wait *wt, int solo);
+ * itself (see weft__wait_claim). kind (WEFT_WK_*, sched/task.h) and obj
+ * say what it waits on: a task records them while it is blocked in
+ * weft__wait_block, for weft_task_info and weft_dump. */
+void weft__wait_init(weft_wait *wt, int solo, unsigned kind, const void *obj);
 
 /* Block until the wait is claimed and woken (0), or until deadline_ns
  * (WAIT_FOREVER = none; one in the past times out at once) passes and the caller wins the claim (-ETIMEDOUT: its nodes
