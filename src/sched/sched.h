@@ -42,6 +42,8 @@ typedef struct weft_wstats {
                                           and wakes */
 } weft_wstats;
 
+#define WEFT_BAND_NORMAL (WEFT_PRIO_NORMAL / 4)
+
 #define WEFT_MESH_STAGED 8 /* destinations with a half-filled chunk */
 
 typedef struct weft_worker {
@@ -55,7 +57,10 @@ typedef struct weft_worker {
     weft_tcb *current;         /* task running now; NULL in the scheduler */
     uint32_t cur_slot;         /* its slot */
     uint32_t lifo;             /* slot + 1 of the LIFO-slot task, 0 = none */
-    uint32_t lifo_runs;        /* consecutive runs taken from the LIFO slot */
+    uint16_t lifo_runs;        /* consecutive runs taken from the LIFO slot */
+    uint16_t xbands;           /* bands other than normal whose queues may
+                                  hold tasks (bit b: band b); 0 = the
+                                  single-band fast paths apply */
     uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
     uint32_t fair_countdown;   /* decisions until the injection queue is
                                   looked at first (fairness) */
@@ -91,10 +96,23 @@ typedef struct weft_worker {
     uint32_t staged[WEFT_MESH_STAGED];
     _Atomic uint32_t load; /* published load level (read by producers) */
 
+    /* Priority bands other than normal (worker.c, "bands"), owner-only;
+     * the normal band is lifo, dq and the yield queue above. */
+    uint32_t byq_head[WEFT_BANDS], byq_tail[WEFT_BANDS]; /* [NORMAL] unused */
+    int fair_rule;                    /* copy of rt->fair_rule */
+    uint32_t fair_gen;                /* rt->fair_gen it was copied at */
+    uint32_t fair_weight[WEFT_BANDS]; /* copy of rt->fair_weight (>= 1) */
+    int64_t deficit[WEFT_BANDS];      /* DRR: ns each band may still run */
+    int band_cur;                     /* DRR: band being timed, or -1 */
+    uint32_t drr_next;                /* DRR: the round's position */
+    uint64_t band_t0;                 /* DRR: when band_cur's poll began */
+
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
                                                             about to be */
+    _Atomic uint32_t xpub; /* xbands, published for thieves (a hint) */
     weft_deque dq;
+    weft_deque bdq[WEFT_BANDS - 1]; /* bands 0, 1, 3 (worker.c, xdq) */
 
     /* Timers of tasks waiting with a deadline (timer.h): armed and fired
      * by the owner, cancelled by anyone, on a line of their own. */

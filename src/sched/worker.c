@@ -82,7 +82,13 @@
 
 /* Messages carried by a switch: the task that left | what it did. Hot
  * TCBs are 32 bytes in a cache-aligned array, so 5 low bits are free. */
-enum { MSG_NONE = 0, MSG_YIELD = 1, MSG_PARK = 2, MSG_DEAD = 3 };
+enum {
+    MSG_NONE = 0,
+    MSG_YIELD = 1, /* a normal-band task yielded: the yield queue */
+    MSG_PARK = 2,
+    MSG_DEAD = 3,
+    MSG_YBAND = 4 /* a task of another band yielded: its band's queue */
+};
 #define MSG_MASK ((uintptr_t)31)
 
 /* initial-exec: the library is position-independent, and the default
@@ -175,6 +181,88 @@ static int64_t yq_pop(weft_worker *w)
     return h - 1;
 }
 
+/* ---- bands (see "bands" below) ----------------------------------------- */
+
+#define BAND_NORMAL WEFT_BAND_NORMAL
+#define DRR_UNIT_NS 50000 /* DRR quantum per unit of band weight */
+
+/* The band of task t: priority / 4, bits 10-11 of the state word. */
+static inline int band_of(weft_tcb *t)
+{
+    return (int)(atomic_load_explicit(&t->state, RLX) >>
+                 (WEFT_TS_PRIO_SHIFT + 2)) &
+           3;
+}
+
+/* The deque of band b != normal. */
+static inline weft_deque *xdq(weft_worker *w, int b)
+{
+    return &w->bdq[b < BAND_NORMAL ? b : b - 1];
+}
+
+/* Band b (not normal) may hold tasks now. Owner only. */
+static inline void mark_band(weft_worker *w, int b)
+{
+    if (w->xbands & (1u << b))
+        return;
+    if (!w->xbands)
+        w->band_cur = -1; /* the multi-band accounting starts afresh */
+    w->xbands |= (uint16_t)(1u << b);
+    atomic_store_explicit(&w->xpub, w->xbands, RLX);
+}
+
+static inline void unmark_band(weft_worker *w, int b)
+{
+    w->xbands &= (uint16_t) ~(1u << b);
+    atomic_store_explicit(&w->xpub, w->xbands, RLX);
+}
+
+/* Queue `slot` of band b (not normal) on its deque; a full ring moves its
+ * older half to the injection queue, as push_overflow. Owner only. */
+weft_noinline static void push_xband(weft_worker *w, uint32_t slot, int b)
+{
+    weft_deque *d = xdq(w, b);
+    while (weft__deque_push(d, slot) < 0) {
+        uint32_t half[WEFT_DEQUE_CAP / 2];
+        uint32_t n = weft__deque_grab(d, half, WEFT_DEQUE_CAP / 2);
+        weft__inject_push(&w->rt->inject, half, n);
+        weft__wake_one(w->rt);
+    }
+    mark_band(w, b);
+}
+
+/* Queue `slot` in its band. Owner only. */
+static inline void push_band(weft_worker *w, uint32_t slot)
+{
+    int b = band_of(&w->hot[slot]);
+    if (weft_likely(b == BAND_NORMAL))
+        push_local(w, slot);
+    else
+        push_xband(w, slot, b);
+}
+
+static void byq_push(weft_worker *w, int b, uint32_t slot)
+{
+    atomic_store_explicit(&w->link[slot], 0, RLX);
+    if (w->byq_tail[b])
+        atomic_store_explicit(&w->link[w->byq_tail[b] - 1], slot + 1, RLX);
+    else
+        w->byq_head[b] = slot + 1;
+    w->byq_tail[b] = slot + 1;
+    mark_band(w, b);
+}
+
+static int64_t byq_pop(weft_worker *w, int b)
+{
+    uint32_t h = w->byq_head[b];
+    if (!h)
+        return -1;
+    w->byq_head[b] = atomic_load_explicit(&w->link[h - 1], RLX);
+    if (!w->byq_head[b])
+        w->byq_tail[b] = 0;
+    return h - 1;
+}
+
 /* Take a batch from the injection queue: run the first, queue the rest. */
 weft_noinline static int64_t from_inject(weft_worker *w)
 {
@@ -183,7 +271,7 @@ weft_noinline static int64_t from_inject(weft_worker *w)
     if (!n)
         return -1;
     for (uint32_t i = n - 1; i > 0; i--)
-        push_local(w, got[i]);
+        push_band(w, got[i]);
     if (n > 1)
         notify(w);
     return got[0];
@@ -202,7 +290,7 @@ weft_noinline static int64_t from_summary(weft_worker *w)
     uint32_t first = leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits);
     if (bits & (bits - 1)) {
         for (bits &= bits - 1; bits; bits &= bits - 1)
-            push_local(w, leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits));
+            push_band(w, leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits));
         notify(w);
     }
     return first;
@@ -255,18 +343,33 @@ weft_noinline static int64_t steal(weft_worker *w)
 {
     weft_rt *rt = w->rt;
     uint32_t n = rt->nworkers, start = next_rand(w) % n;
-    for (uint32_t i = 0; i < n; i++) {
-        weft_worker *v = &rt->workers[(start + i) % n];
-        if (v == w)
+    /* Highest band first: the other bands' deques only of victims whose
+     * published xbands (a hint: a stale bit costs one look at an empty
+     * deque, a late one a steal in the wrong order) say they may hold
+     * some; one load per victim when nobody has any. */
+    uint32_t any = 0;
+    for (uint32_t i = 0; i < n; i++)
+        any |= atomic_load_explicit(&rt->workers[i].xpub, RLX);
+    for (int b = 0; b < WEFT_BANDS; b++) {
+        if (b != BAND_NORMAL && !(any & (1u << b)))
             continue;
-        stat_inc(&w->st.steal_attempts);
-        for (int tries = 0; tries < 4; tries++) {
-            uint32_t x = weft__deque_steal(&v->dq);
-            if (x == WEFT_DEQUE_EMPTY)
-                break;
-            if (x != WEFT_DEQUE_ABORT) {
-                stat_inc(&w->st.steals);
-                return x;
+        for (uint32_t i = 0; i < n; i++) {
+            weft_worker *v = &rt->workers[(start + i) % n];
+            if (v == w)
+                continue;
+            if (b != BAND_NORMAL &&
+                !(atomic_load_explicit(&v->xpub, RLX) & (1u << b)))
+                continue;
+            weft_deque *d = b == BAND_NORMAL ? &v->dq : xdq(v, b);
+            stat_inc(&w->st.steal_attempts);
+            for (int tries = 0; tries < 4; tries++) {
+                uint32_t x = weft__deque_steal(d);
+                if (x == WEFT_DEQUE_EMPTY)
+                    break;
+                if (x != WEFT_DEQUE_ABORT) {
+                    stat_inc(&w->st.steals);
+                    return x;
+                }
             }
         }
     }
@@ -570,7 +673,7 @@ weft_noinline static int64_t from_mail(weft_worker *w)
                     if (first < 0)
                         first = c->idx[i];
                     else
-                        push_local(w, c->idx[i]);
+                        push_band(w, c->idx[i]);
                 }
                 stat_inc(&w->st.mail_in);
                 weft__mbox_done(m);
@@ -582,7 +685,7 @@ weft_noinline static int64_t from_mail(weft_worker *w)
      * Wake a sleeper as steal mode would, or they wait for this worker
      * even if its first task runs for long (measured: a hang with a
      * spinning task fed two at a time). */
-    if (dq_size(w))
+    if (dq_size(w) || w->xbands)
         notify(w);
     return first;
 }
@@ -597,6 +700,11 @@ weft_noinline static void share_yielded(weft_worker *w)
         push_local(w, (uint32_t)s);
         moved = 1;
     }
+    for (int b = 0; w->xbands && b < WEFT_BANDS; b++)
+        while (b != BAND_NORMAL && (s = byq_pop(w, b)) >= 0) {
+            push_xband(w, (uint32_t)s, b);
+            moved = 1;
+        }
     if (moved)
         weft__wake_one(w->rt);
 }
@@ -616,17 +724,174 @@ static inline void poll_timers(weft_worker *w)
         weft__timer_run(w, weft__clock_ns());
 }
 
-/* The next task to run on w, or -1. The common cases (LIFO slot, deque,
- * yield queue, nothing signalled) stay in this frame; the rest are
- * out-of-line calls so the fast path needs no saved registers. Owner
+/* Copy the fairness rule and weights when they changed. Owner only. */
+static void fair_sync(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    /* Acquire: pairs with the release fetch_add in
+     * weft__sched_set_fairness, so the rule and weights it stored before
+     * are the ones read here (or newer ones: then fair_gen moved again and
+     * the next tick copies them again). */
+    uint32_t g = atomic_load_explicit(&rt->fair_gen, memory_order_acquire);
+    if (g == w->fair_gen)
+        return;
+    w->fair_gen = g;
+    w->fair_rule = atomic_load_explicit(&rt->fair_rule, RLX);
+    for (int b = 0; b < WEFT_BANDS; b++) {
+        uint32_t x = atomic_load_explicit(&rt->fair_weight[b], RLX);
+        w->fair_weight[b] = x ? x : 1;
+    }
+}
+
+/* Which band of `mask` (bands with runnable work, more than one) runs
+ * next, by the worker's rule. Owner only. */
+static int pick_band(weft_worker *w, uint32_t mask)
+{
+    if (w->fair_rule == WEFT_FAIR_STRICT) {
+        w->band_cur = -1;
+        return weft_ctz64(mask);
+    }
+    if (w->fair_rule == WEFT_FAIR_LOTTERY) {
+        uint32_t total = 0, r;
+        for (int b = 0; b < WEFT_BANDS; b++)
+            if (mask & (1u << b))
+                total += w->fair_weight[b];
+        r = next_rand(w) % total;
+        w->band_cur = -1;
+        for (int b = 0;; b++)
+            if (mask & (1u << b)) {
+                if (r < w->fair_weight[b])
+                    return b;
+                r -= w->fair_weight[b];
+            }
+    }
+    /* DRR in CPU time: charge the poll that just ended to its band, then
+     * keep that band while it has deficit left, else move round to the
+     * next band with work, crediting it a quantum. A band without work
+     * loses its deficit (classic DRR: idleness earns no credit). An
+     * overrun carries over as a negative deficit, bounded so that one
+     * enormous poll (a stalled thread) does not silence its band for
+     * many rounds. */
+    uint64_t now = weft__clock_ns();
+    int b = w->band_cur;
+    if (b >= 0) {
+        int64_t q = (int64_t)w->fair_weight[b] * DRR_UNIT_NS;
+        w->deficit[b] -= (int64_t)(now - w->band_t0);
+        if (w->deficit[b] < -4 * q)
+            w->deficit[b] = -4 * q;
+    }
+    for (int k = 0; k < WEFT_BANDS; k++)
+        if (!(mask & (1u << k)))
+            w->deficit[k] = 0;
+    if (b < 0 || !(mask & (1u << b)) || w->deficit[b] <= 0) {
+        for (;;) {
+            b = (int)(w->drr_next++ % WEFT_BANDS);
+            if (!(mask & (1u << b)))
+                continue;
+            w->deficit[b] += (int64_t)w->fair_weight[b] * DRR_UNIT_NS;
+            if (w->deficit[b] > 0)
+                break;
+        }
+    }
+    w->band_cur = b;
+    w->band_t0 = now;
+    return b;
+}
+
+/* Take the next task of band b: for normal the LIFO slot, the deque,
+ * then the yield queue; for the others their deque, then their yield
+ * queue. -1 when empty (its bit is then cleared). Owner only. */
+static int64_t take_band(weft_worker *w, int b)
+{
+    int64_t s;
+    if (b == BAND_NORMAL) {
+        w->lifo_runs = 0;
+        if (w->lifo) {
+            s = w->lifo - 1;
+            w->lifo = 0;
+            return s;
+        }
+        if (weft__deque_maybe_nonempty(&w->dq)) {
+            uint32_t x = weft__deque_take(&w->dq);
+            if (x != WEFT_DEQUE_EMPTY)
+                return x;
+        }
+        return yq_pop(w);
+    }
+    weft_deque *d = xdq(w, b);
+    s = -1;
+    if (weft__deque_maybe_nonempty(d)) {
+        uint32_t x = weft__deque_take(d);
+        if (x != WEFT_DEQUE_EMPTY)
+            s = x;
+    }
+    if (s < 0)
+        s = byq_pop(w, b);
+    if (!w->byq_head[b] && !weft__deque_maybe_nonempty(d))
+        unmark_band(w, b);
+    return s;
+}
+
+/* The run order when more than one band may have work (w->xbands, or a
+ * yielder not of the normal band): gather what other threads made
+ * runnable into its band, then choose a band by the rule and take its
+ * next task. `yband` is the yielding task's band (it competes as if
+ * queued at the end of its band) or -1; -2 means "the yielder goes on".
+ * Owner only. */
+weft_noinline static int64_t find_banded(weft_worker *w, int yband)
+{
+    weft_rt *rt = w->rt;
+    int64_t s;
+    if (rt->mesh) {
+        if (w->nstaged)
+            mesh_flush(w);
+        if (atomic_load_explicit(&w->inbox_top, RLX) && (s = from_mail(w)) >= 0)
+            push_band(w, (uint32_t)s);
+    }
+    if (weft_unlikely(weft__summary_any(&rt->sum)) &&
+        (s = from_summary(w)) >= 0)
+        push_band(w, (uint32_t)s);
+    for (;;) {
+        uint32_t mask = w->xbands;
+        if (w->lifo || weft__deque_maybe_nonempty(&w->dq) || w->yq_head)
+            mask |= 1u << BAND_NORMAL;
+        if (yband >= 0)
+            mask |= 1u << yband;
+        if (!mask) {
+            w->band_cur = -1;
+            if (weft__inject_len(&rt->inject) && (s = from_inject(w)) >= 0) {
+                push_band(w, (uint32_t)s);
+                continue;
+            }
+            return -1;
+        }
+        int b;
+        if (!(mask & (mask - 1))) { /* one band: no clock, no rule */
+            w->band_cur = -1;
+            b = weft_ctz64(mask);
+        } else {
+            b = pick_band(w, mask);
+        }
+        if ((s = take_band(w, b)) >= 0)
+            return s;
+        if (b == yband) /* only the yielder itself in its band */
+            return -2;
+        /* Empty after all (stolen, or a stale bit now cleared): again. */
+    }
+}
+
+/* The next task to run on w, or -1 (-2: the yielding task goes on). The
+ * common cases (LIFO slot, deque, yield queue, nothing signalled) stay in
+ * this frame; the rest are out-of-line calls so the fast path needs no
+ * saved registers. `yband`: the band of the yielding task, or -1. Owner
  * only. */
-static inline int64_t find_local(weft_worker *w);
+static inline int64_t find_local(weft_worker *w, int yband);
 
 /* find_local, then steal. For a task that parks or ends, and the
  * scheduler loop. */
 static inline int64_t find_work(weft_worker *w)
 {
-    int64_t s = find_local(w);
+    int64_t s = find_local(w, -1);
     /* Mesh mode steals too, as the last resort: pushes happen only when
      * a worker makes a scheduling decision, so a task that runs long
      * without one strands its worker's queue while neighbours starve
@@ -643,7 +908,18 @@ static inline int64_t find_work(weft_worker *w)
  * each such yield cost yield_many 2x in failed attempts on victims whose
  * tasks sat in their private yield queues (measured: 1.2 M attempts for
  * 2 steals). Idle workers get yielded tasks through share_yielded. */
-static inline int64_t find_local(weft_worker *w)
+/* s, taken by a single-band step, if it is of the normal band; else it
+ * goes to its band and the banded order decides. */
+static inline int64_t routed(weft_worker *w, int64_t s, int yband)
+{
+    int b;
+    if (s < 0 || weft_likely((b = band_of(&w->hot[s])) == BAND_NORMAL))
+        return s;
+    push_xband(w, (uint32_t)s, b);
+    return find_banded(w, yband);
+}
+
+static inline int64_t find_local(weft_worker *w, int yband)
 {
     int64_t s;
     /* Stopping: every caller then switches to the scheduler loop, which
@@ -654,16 +930,22 @@ static inline int64_t find_local(weft_worker *w)
     if (weft_unlikely(w->fair_countdown-- <= 1)) { /* <= : a zeroed worker
                                                        must tick, not wrap */
         w->fair_countdown = FAIR_TICK;
+        fair_sync(w);
         poll_timers(w);
         if (w->rt->mesh)
             mesh_tick(w);
         int others_idle = atomic_load_explicit(&w->rt->idle, RLX) != 0;
-        publish_yield(w, w->yq_head != 0 && others_idle);
-        if (others_idle && w->yq_head)
+        int yielded = w->yq_head || w->xbands;
+        publish_yield(w, yielded && others_idle);
+        if (others_idle && yielded)
             share_yielded(w);
         if ((s = from_inject(w)) >= 0)
-            return s;
+            return routed(w, s, yband);
     }
+    /* More than one band may have work: the banded order (a yielder of
+     * another band than normal counts as one). */
+    if (weft_unlikely(w->xbands || (yband >= 0 && yband != BAND_NORMAL)))
+        return find_banded(w, yband);
     if (w->lifo) {
         s = w->lifo - 1;
         w->lifo = 0;
@@ -683,14 +965,18 @@ static inline int64_t find_local(weft_worker *w)
         if (w->nstaged)
             mesh_flush(w);
         if (atomic_load_explicit(&w->inbox_top, RLX) && (s = from_mail(w)) >= 0)
-            return s;
+            return routed(w, s, yband);
     }
     if (weft_unlikely(weft__summary_any(&w->rt->sum)) &&
         (s = from_summary(w)) >= 0)
-        return s;
+        return routed(w, s, yband);
+    /* The steps above may have queued tasks of other bands. */
+    if (weft_unlikely(w->xbands))
+        return find_banded(w, yband);
     if ((s = yq_pop(w)) >= 0)
         return s;
-    return weft__inject_len(&w->rt->inject) ? from_inject(w) : -1;
+    return weft__inject_len(&w->rt->inject) ? routed(w, from_inject(w), yband)
+                                            : -1;
 }
 
 /* Anything another thread may have made runnable for this worker: the
@@ -710,6 +996,12 @@ static int has_foreign_work(weft_worker *w)
         if (atomic_load_explicit(&d->bottom, RLX) >
             atomic_load_explicit(&d->top, RLX))
             return 1;
+        for (int b = 0; b < WEFT_BANDS - 1; b++) {
+            d = &rt->workers[i].bdq[b];
+            if (atomic_load_explicit(&d->bottom, RLX) >
+                atomic_load_explicit(&d->top, RLX))
+                return 1;
+        }
     }
     return atomic_load_explicit(&rt->stopping, RLX);
 }
@@ -856,6 +1148,9 @@ static void after_switch_slow(weft_worker *w, uintptr_t msg)
     weft_tcb *prev = (weft_tcb *)(msg & ~MSG_MASK);
     uint32_t slot = slot_of(rt, prev);
     switch (msg & MSG_MASK) {
+    case MSG_YBAND:
+        byq_push(w, band_of(prev), wslot_of(w, prev));
+        return;
     case MSG_PARK: {
         uint64_t s = atomic_load_explicit(&prev->state, RLX);
         for (;;) {
@@ -864,7 +1159,7 @@ static void after_switch_slow(weft_worker *w, uintptr_t msg)
                  * runnable. */
                 if (atomic_compare_exchange_weak_explicit(
                         &prev->state, &s, s & ~WEFT_TS_WAKE, RLX, RLX)) {
-                    push_local(w, slot);
+                    push_band(w, slot);
                     notify(w);
                     return;
                 }
@@ -902,13 +1197,21 @@ static inline int others_signalled(weft_worker *w)
 /* The general yield: any run-order step may supply the next task. */
 weft_noinline static void yield_slow(weft_worker *w)
 {
-    int64_t next = find_local(w);
-    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX))
-        return; /* nothing else is ready */
-    stat_inc(&w->st.yields);
     weft_tcb *cur = w->current;
-    switch_ctx(w, cur, next, (uintptr_t)cur | MSG_YIELD);
+    int band = band_of(cur);
+    int64_t next = find_local(w, band);
+    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX))
+        return; /* nothing else is ready, or its band's turn goes on */
+    stat_inc(&w->st.yields);
+    switch_ctx(w, cur, next,
+               (uintptr_t)cur | (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));
 }
+
+/* The band bits of the state word, and their value for the normal band:
+ * the fast path below tests "normal band, no small stack, no canary" with
+ * one xor and one and. */
+#define TS_BAND (UINT64_C(3) << (WEFT_TS_PRIO_SHIFT + 2))
+#define TS_NORMAL ((uint64_t)BAND_NORMAL << (WEFT_TS_PRIO_SHIFT + 2))
 
 /*
  * weft_yield's fast path covers the steady state of yielding tasks: the
@@ -928,10 +1231,10 @@ void weft_yield(void)
     weft_tcb *cur = w->current;
     uint32_t head = w->yq_head;
     if (weft_unlikely(WEFT_SANITIZED || w->fair_countdown <= 1 || w->lifo ||
-                      !head || !w->top1 || others_signalled(w) ||
+                      w->xbands || !head || !w->top1 || others_signalled(w) ||
                       weft__deque_maybe_nonempty(&w->dq) ||
-                      (atomic_load_explicit(&cur->state, RLX) &
-                       (WEFT_TS_SMALL | WEFT_TS_CANARY)))) {
+                      ((atomic_load_explicit(&cur->state, RLX) ^ TS_NORMAL) &
+                       (WEFT_TS_SMALL | WEFT_TS_CANARY | TS_BAND)))) {
         yield_slow(w);
         return;
     }
@@ -1023,6 +1326,14 @@ WEFT_NO_TSAN void weft__task_switch_dead(void)
 
 void weft__sched_ready_local(weft_worker *w, uint32_t slot)
 {
+    /* The LIFO slot holds normal-band tasks only: the others go to their
+     * band's deque, where the band order sees them. */
+    int b = band_of(&w->hot[slot]);
+    if (weft_unlikely(b != BAND_NORMAL)) {
+        push_xband(w, slot, b);
+        notify(w);
+        return;
+    }
     uint32_t old = w->lifo;
     w->lifo = slot + 1;
     if (old) {
@@ -1159,6 +1470,7 @@ static void idle(weft_worker *w)
 {
     weft_rt *rt = w->rt;
     publish_yield(w, 0); /* the yield queue is empty when idle */
+    w->band_cur = -1;    /* idle time is no band's */
     if (rt->mesh) {
         if (w->nstaged)
             mesh_flush(w);
@@ -1201,6 +1513,8 @@ void weft__worker_loop(weft_worker *w)
 {
     tls_worker = w;
     w->fair_countdown = FAIR_TICK;
+    w->band_cur = -1;
+    fair_sync(w);
     w->sched_fiber = weft_tsan_current();
     stack_t ss = {.ss_sp = w->altstack, .ss_size = WEFT_ALTSTACK};
     sigaltstack(&ss, NULL);
