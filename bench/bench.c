@@ -167,6 +167,7 @@ static const struct {
     {"mutex_contended", bench_mutex_contended},
     {"timer_churn", bench_timer_churn},
     {"wakeup", bench_wakeup},
+    {"fairness", bench_fairness},
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
@@ -175,7 +176,7 @@ static const struct {
 static int single_mode(const char *name)
 {
     return !strcmp(name, "switch") || !strcmp(name, "active_summary") ||
-           !strcmp(name, "timer_churn");
+           !strcmp(name, "timer_churn") || !strcmp(name, "fairness");
 }
 
 int main(int argc, char **argv)

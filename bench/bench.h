@@ -61,5 +61,6 @@ int bench_skynet_chan(void);
 int bench_memory(void);
 int bench_mutex_contended(void);
 int bench_timer_churn(void);
+int bench_fairness(void);
 
 #endif

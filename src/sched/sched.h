@@ -50,19 +50,25 @@ typedef struct weft_worker {
     /* Owner-only. The first line is the yield fast path's working set
      * (worker.c, weft_yield): keep it within 64 bytes. */
     weft_aligned(WEFT_CACHELINE) struct weft_rt *rt;
-    weft_tcb *hot;             /* rt->hot, one dependent load closer */
-    _Atomic uint32_t *link;    /* rt->link, likewise */
-    _Atomic uint64_t *top1;    /* the summary's top word when it has only
+    weft_tcb *hot;          /* rt->hot, one dependent load closer */
+    _Atomic uint32_t *link; /* rt->link, likewise */
+    _Atomic uint64_t *top1; /* the summary's top word when it has only
                                   one (most configs), else NULL */
-    weft_tcb *current;         /* task running now; NULL in the scheduler */
+    weft_tcb *current;      /* task running now; NULL in the scheduler */
+    union {
+        uint64_t lifo_xbands; /* both below: the yield fast path tests
+                                 them with one compare */
+        struct {
+            uint32_t lifo;   /* slot + 1 of the LIFO-slot task, 0 = none */
+            uint32_t xbands; /* bands other than normal whose queues may
+                                hold tasks (bit b: band b); 0 = the
+                                single-band fast paths apply */
+        };
+    };
     uint32_t cur_slot;         /* its slot */
-    uint32_t lifo;             /* slot + 1 of the LIFO-slot task, 0 = none */
-    uint16_t lifo_runs;        /* consecutive runs taken from the LIFO slot */
-    uint16_t xbands;           /* bands other than normal whose queues may
-                                  hold tasks (bit b: band b); 0 = the
-                                  single-band fast paths apply */
     uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
-    uint32_t fair_countdown;   /* decisions until the injection queue is
+    uint8_t lifo_runs;         /* consecutive runs taken from the LIFO slot */
+    uint8_t fair_countdown;    /* decisions until the injection queue is
                                   looked at first (fairness) */
 
     weft_wstats st;            /* counters: owner writes, stats reads */

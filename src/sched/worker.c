@@ -51,6 +51,36 @@
  *
  * Wake-ups for new work on a worker's own deque (notify) skip the RMW:
  * see notify() for why that is safe.
+ *
+ * Bands (priorities, DESIGN.md §6). Priority 0..15 lives in the state
+ * word (bits 8-11); band = priority / 4 (critical, high, normal, low).
+ * The structures above (LIFO slot, deque, yield queue) are the normal
+ * band's; each other band has its own Chase-Lev deque (bdq, stealable)
+ * and its own yield queue (byq, owner-only, through the same rt->link),
+ * and w->xbands has bit b set while band b's queues may hold tasks. The
+ * LIFO slot takes normal-band tasks only; every other way in (spawn,
+ * unpark, the summary tree, the injection queue, mailboxes, a park that
+ * raced with its wake-up, a yield) queues a task by its band. While
+ * xbands is 0 and the running task is of the normal band, nothing
+ * changes: the run order above applies, and the yield fast path costs one
+ * byte compare more (xbands) and one xor (the band bits join the test of
+ * the state word it already loads). Otherwise find_banded chooses a band
+ * among those with work (a yielder's band counts, as if it were queued
+ * behind its band-mates) by the rule, rt->fair_rule, which each worker
+ * copies on its fairness tick when rt->fair_gen moved:
+ *  - deficit round robin (default): a band earns band_weight x 50 us of
+ *    CPU time per round and keeps the worker while it has deficit left;
+ *    each poll is charged its duration, read from the clock only on this
+ *    multi-band path (pick_band);
+ *  - lottery: a draw from the worker's xorshift, band_weight tickets per
+ *    band with work;
+ *  - strict: the most urgent band with work.
+ * Within a band: its deque (newest first, as the deque), then its yield
+ * queue. A thief takes from the most urgent band any victim has (each
+ * worker publishes xbands in xpub, a hint), then normal, then low.
+ * Single-band work of another band than normal (everything CRITICAL,
+ * say) is correct but takes the general path: no LIFO slot, no yield
+ * fast path (docs/decisions/0007-bands.md).
  */
 #include "sched.h"
 
@@ -185,6 +215,7 @@ static int64_t yq_pop(weft_worker *w)
 
 #define BAND_NORMAL WEFT_BAND_NORMAL
 #define DRR_UNIT_NS 50000 /* DRR quantum per unit of band weight */
+#define DRR_DEBT 64       /* most quanta a band's deficit may owe */
 
 /* The band of task t: priority / 4, bits 10-11 of the state word. */
 static inline int band_of(weft_tcb *t)
@@ -207,13 +238,13 @@ static inline void mark_band(weft_worker *w, int b)
         return;
     if (!w->xbands)
         w->band_cur = -1; /* the multi-band accounting starts afresh */
-    w->xbands |= (uint16_t)(1u << b);
+    w->xbands |= 1u << b;
     atomic_store_explicit(&w->xpub, w->xbands, RLX);
 }
 
 static inline void unmark_band(weft_worker *w, int b)
 {
-    w->xbands &= (uint16_t) ~(1u << b);
+    w->xbands &= ~(1u << b);
     atomic_store_explicit(&w->xpub, w->xbands, RLX);
 }
 
@@ -769,16 +800,21 @@ static int pick_band(weft_worker *w, uint32_t mask)
      * keep that band while it has deficit left, else move round to the
      * next band with work, crediting it a quantum. A band without work
      * loses its deficit (classic DRR: idleness earns no credit). An
-     * overrun carries over as a negative deficit, bounded so that one
-     * enormous poll (a stalled thread) does not silence its band for
-     * many rounds. */
+     * overrun carries over as a negative deficit, so shares hold however
+     * long the polls are; it is bounded (DRR_DEBT quanta) so that one
+     * enormous poll (a thread stalled in the kernel) does not silence its
+     * band for thousands of rounds. The clock is the monotonic one: time
+     * the kernel takes the worker away is charged to the band that was
+     * running, which in the mean takes from each band in proportion to
+     * its share (the thread CPU clock would be exact, but costs a system
+     * call, measured 5 us here, on every decision). */
     uint64_t now = weft__clock_ns();
     int b = w->band_cur;
     if (b >= 0) {
         int64_t q = (int64_t)w->fair_weight[b] * DRR_UNIT_NS;
         w->deficit[b] -= (int64_t)(now - w->band_t0);
-        if (w->deficit[b] < -4 * q)
-            w->deficit[b] = -4 * q;
+        if (w->deficit[b] < -DRR_DEBT * q)
+            w->deficit[b] = -DRR_DEBT * q;
     }
     for (int k = 0; k < WEFT_BANDS; k++)
         if (!(mask & (1u << k)))
@@ -919,7 +955,8 @@ static inline int64_t routed(weft_worker *w, int64_t s, int yband)
     return find_banded(w, yband);
 }
 
-static inline int64_t find_local(weft_worker *w, int yband)
+static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
+                                                                int yband)
 {
     int64_t s;
     /* Stopping: every caller then switches to the scheduler loop, which
@@ -1230,8 +1267,9 @@ void weft_yield(void)
     }
     weft_tcb *cur = w->current;
     uint32_t head = w->yq_head;
-    if (weft_unlikely(WEFT_SANITIZED || w->fair_countdown <= 1 || w->lifo ||
-                      w->xbands || !head || !w->top1 || others_signalled(w) ||
+    if (weft_unlikely(WEFT_SANITIZED || w->fair_countdown <= 1 ||
+                      w->lifo_xbands || !head || !w->top1 ||
+                      others_signalled(w) ||
                       weft__deque_maybe_nonempty(&w->dq) ||
                       ((atomic_load_explicit(&cur->state, RLX) ^ TS_NORMAL) &
                        (WEFT_TS_SMALL | WEFT_TS_CANARY | TS_BAND)))) {
