@@ -10,4 +10,9 @@
  * thread, signal safe. */
 uint64_t weft__clock_ns(void);
 
+/* CPU time of the calling thread in ns (CLOCK_THREAD_CPUTIME_ID: a system
+ * call on most kernels, microseconds under some hypervisors). Any
+ * thread. */
+uint64_t weft__thread_cpu_ns(void);
+
 #endif

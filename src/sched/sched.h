@@ -109,9 +109,10 @@ typedef struct weft_worker {
     uint32_t fair_gen;                /* rt->fair_gen it was copied at */
     uint32_t fair_weight[WEFT_BANDS]; /* copy of rt->fair_weight (>= 1) */
     int64_t deficit[WEFT_BANDS];      /* DRR: ns each band may still run */
-    int band_cur;                     /* DRR: band being timed, or -1 */
+    int band_cur;                     /* DRR: band whose turn it is, or -1 */
     uint32_t drr_next;                /* DRR: the round's position */
-    uint64_t band_t0;                 /* DRR: when band_cur's poll began */
+    int64_t turn_def0;                /* DRR: its deficit when the turn began */
+    uint64_t turn_wall0, turn_cpu0;   /* DRR: clocks when the turn began */
 
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
