@@ -68,7 +68,7 @@
  * among those with work (a yielder's band counts, as if it were queued
  * behind its band-mates) by the rule, rt->fair_rule, which each worker
  * copies on its fairness tick when rt->fair_gen moved:
- *  - deficit round robin (default): a band earns band_weight x 50 us of
+ *  - deficit round robin (default): a band earns band_weight x 250 us of
  *    CPU time per round and keeps the worker while it has deficit left;
  *    each poll is charged its duration (monotonic clock), and each turn
  *    is settled in thread CPU time when it ends (pick_band); clocks are
@@ -215,8 +215,8 @@ static int64_t yq_pop(weft_worker *w)
 /* ---- bands (see "bands" below) ----------------------------------------- */
 
 #define BAND_NORMAL WEFT_BAND_NORMAL
-#define DRR_UNIT_NS 50000 /* DRR quantum per unit of band weight */
-#define DRR_DEBT 64       /* most quanta a band's deficit may owe */
+#define DRR_UNIT_NS 250000 /* DRR quantum per unit of band weight */
+#define DRR_DEBT 8 /* most quanta a band's deficit may owe */
 
 /* The band of task t: priority / 4, bits 10-11 of the state word. */
 static inline int band_of(weft_tcb *t)
@@ -829,9 +829,12 @@ static int pick_band(weft_worker *w, uint32_t mask)
      * Then the round moves to the next band with work, crediting it a
      * quantum (band_weight x DRR_UNIT_NS). A band without work loses its
      * deficit (classic DRR: idleness earns no credit). An overrun carries
-     * over as a negative deficit, so shares hold however long the polls
-     * are; it is bounded (DRR_DEBT quanta) so that one enormous poll does
-     * not silence its band for thousands of rounds. */
+     * over as a negative deficit, so shares hold for polls up to
+     * DRR_DEBT quanta (2 ms for the low band, 16 ms for critical; longer
+     * ones are the budgets' business, DESIGN.md §6). The bound keeps one
+     * enormous poll from silencing its band for many rounds (measured
+     * under TSan: the first poll of a task, binding its stack and fiber,
+     * costs ~6 ms of CPU; unbounded, the low band then sat out 90 ms). */
     uint64_t now = weft__clock_ns();
     int b = w->band_cur;
     if (b >= 0 && (mask & (1u << b)) &&
