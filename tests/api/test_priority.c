@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,6 +252,8 @@ static void check_shares(share_run *r, const char *rule)
         double want = w8421[b] / 15.0;
         double ps = (double)atomic_load(&r->polls[b]) / (double)polls;
         double ts = (double)atomic_load(&r->ns[b]) / (double)ns;
+        fprintf(stderr, "%s band %d: polls %.4f, time %.4f, configured %.4f\n",
+                rule, b, ps, ts, want);
         if (ps / want < 0.9 || ps / want > 1.1 || ts / want < 0.9 ||
             ts / want > 1.1)
             weft_check_fail(__FILE__, __LINE__,
