@@ -62,9 +62,11 @@
  * unpark, the summary tree, the injection queue, mailboxes, a park that
  * raced with its wake-up, a yield) queues a task by its band. While
  * xbands is 0 and the running task is of the normal band, nothing
- * changes: the run order above applies, and the yield fast path costs one
- * byte compare more (xbands) and one xor (the band bits join the test of
- * the state word it already loads). Otherwise find_banded chooses a band
+ * changes: the run order above applies; the yield fast path tests lifo
+ * and xbands with one 64-bit compare (they share a word) and adds one xor
+ * (the band bits join the test of the state word it already loads), the
+ * same instruction count as before; the ready path checks the band bits
+ * of the task it queues. Otherwise find_banded chooses a band
  * among those with work (a yielder's band counts, as if it were queued
  * behind its band-mates) by the rule, rt->fair_rule, which each worker
  * copies on its fairness tick when rt->fair_gen moved:
