@@ -168,6 +168,7 @@ static const struct {
     {"timer_churn", bench_timer_churn},
     {"wakeup", bench_wakeup},
     {"preempt", bench_preempt},
+    {"fairness", bench_fairness},
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
@@ -176,7 +177,8 @@ static const struct {
 static int single_mode(const char *name)
 {
     return !strcmp(name, "switch") || !strcmp(name, "active_summary") ||
-           !strcmp(name, "timer_churn") || !strcmp(name, "preempt");
+           !strcmp(name, "timer_churn") || !strcmp(name, "preempt") ||
+           !strcmp(name, "fairness");
 }
 
 int main(int argc, char **argv)

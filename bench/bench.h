@@ -62,5 +62,6 @@ int bench_memory(void);
 int bench_mutex_contended(void);
 int bench_timer_churn(void);
 int bench_preempt(void);
+int bench_fairness(void);
 
 #endif

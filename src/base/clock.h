@@ -18,4 +18,9 @@ uint64_t weft__clock_ns_user(void);
 extern _Thread_local int weft__in_clock
     __attribute__((tls_model("initial-exec")));
 
+/* CPU time of the calling thread in ns (CLOCK_THREAD_CPUTIME_ID: a system
+ * call on most kernels, microseconds under some hypervisors). Any
+ * thread. */
+uint64_t weft__thread_cpu_ns(void);
+
 #endif

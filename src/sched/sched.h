@@ -53,22 +53,33 @@ typedef struct weft_wstats {
 /* The weft_policy copied as 64-bit words (sched/policy.c). */
 #define WEFT_POLICY_WORDS ((sizeof(weft_policy) + 7) / 8)
 
+#define WEFT_BAND_NORMAL (WEFT_PRIO_NORMAL / 4)
+
 #define WEFT_MESH_STAGED 8 /* destinations with a half-filled chunk */
 
 typedef struct weft_worker {
     /* Owner-only. The first line is the yield fast path's working set
      * (worker.c, weft_yield): keep it within 64 bytes. */
     weft_aligned(WEFT_CACHELINE) struct weft_rt *rt;
-    weft_tcb *hot;             /* rt->hot, one dependent load closer */
-    _Atomic uint32_t *link;    /* rt->link, likewise */
-    _Atomic uint64_t *top1;    /* the summary's top word when it has only
+    weft_tcb *hot;          /* rt->hot, one dependent load closer */
+    _Atomic uint32_t *link; /* rt->link, likewise */
+    _Atomic uint64_t *top1; /* the summary's top word when it has only
                                   one (most configs), else NULL */
-    weft_tcb *current;         /* task running now; NULL in the scheduler */
+    weft_tcb *current;      /* task running now; NULL in the scheduler */
+    union {
+        uint64_t lifo_xbands; /* both below: the yield fast path tests
+                                 them with one compare */
+        struct {
+            uint32_t lifo;   /* slot + 1 of the LIFO-slot task, 0 = none */
+            uint32_t xbands; /* bands other than normal whose queues may
+                                hold tasks (bit b: band b); 0 = the
+                                single-band fast paths apply */
+        };
+    };
     uint32_t cur_slot;         /* its slot */
-    uint32_t lifo;             /* slot + 1 of the LIFO-slot task, 0 = none */
-    uint32_t lifo_runs;        /* consecutive runs taken from the LIFO slot */
     uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
-    uint32_t fair_countdown;   /* decisions until the injection queue is
+    uint8_t lifo_runs;         /* consecutive runs taken from the LIFO slot */
+    uint8_t fair_countdown;    /* decisions until the injection queue is
                                   looked at first (fairness) */
 
     /* Second line: `running` and the switch counters, both written on
@@ -138,10 +149,24 @@ typedef struct weft_worker {
     uint32_t staged[WEFT_MESH_STAGED];
     _Atomic uint32_t load; /* published load level (read by producers) */
 
+    /* Priority bands other than normal (worker.c, "bands"), owner-only;
+     * the normal band is lifo, dq and the yield queue above. */
+    uint32_t byq_head[WEFT_BANDS], byq_tail[WEFT_BANDS]; /* [NORMAL] unused */
+    int fair_rule;                    /* copy of rt->fair_rule */
+    uint32_t fair_gen;                /* rt->fair_gen it was copied at */
+    uint32_t fair_weight[WEFT_BANDS]; /* copy of rt->fair_weight (>= 1) */
+    int64_t deficit[WEFT_BANDS];      /* DRR: ns each band may still run */
+    int band_cur;                     /* DRR: band whose turn it is, or -1 */
+    uint32_t drr_next;                /* DRR: the round's position */
+    int64_t turn_def0;                /* DRR: its deficit when the turn began */
+    uint64_t turn_wall0, turn_cpu0;   /* DRR: clocks when the turn began */
+
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
                                                             about to be */
+    _Atomic uint32_t xpub; /* xbands, published for thieves (a hint) */
     weft_deque dq;
+    weft_deque bdq[WEFT_BANDS - 1]; /* bands 0, 1, 3 (worker.c, xdq) */
 
     /* Timers of tasks waiting with a deadline (timer.h): armed and fired
      * by the owner, cancelled by anyone, on a line of their own. */

@@ -51,6 +51,39 @@
  *
  * Wake-ups for new work on a worker's own deque (notify) skip the RMW:
  * see notify() for why that is safe.
+ *
+ * Bands (priorities, DESIGN.md §6). Priority 0..15 lives in the state
+ * word (bits 8-11); band = priority / 4 (critical, high, normal, low).
+ * The structures above (LIFO slot, deque, yield queue) are the normal
+ * band's; each other band has its own Chase-Lev deque (bdq, stealable)
+ * and its own yield queue (byq, owner-only, through the same rt->link),
+ * and w->xbands has bit b set while band b's queues may hold tasks. The
+ * LIFO slot takes normal-band tasks only; every other way in (spawn,
+ * unpark, the summary tree, the injection queue, mailboxes, a park that
+ * raced with its wake-up, a yield) queues a task by its band. While
+ * xbands is 0 and the running task is of the normal band, nothing
+ * changes: the run order above applies; the yield fast path tests lifo
+ * and xbands with one 64-bit compare (they share a word) and adds one xor
+ * (the band bits join the test of the state word it already loads), the
+ * same instruction count as before; the ready path checks the band bits
+ * of the task it queues. Otherwise find_banded chooses a band
+ * among those with work (a yielder's band counts, as if it were queued
+ * behind its band-mates) by the rule, rt->fair_rule, which each worker
+ * copies on its fairness tick when rt->fair_gen moved:
+ *  - deficit round robin (default): a band earns band_weight x 250 us of
+ *    CPU time per round and keeps the worker while it has deficit left;
+ *    each poll is charged its duration (monotonic clock), and each turn
+ *    is settled in thread CPU time when it ends (pick_band); clocks are
+ *    read only on this multi-band path;
+ *  - lottery: a draw from the worker's xorshift, band_weight tickets per
+ *    band with work;
+ *  - strict: the most urgent band with work.
+ * Within a band: its deque (newest first, as the deque), then its yield
+ * queue. A thief takes from the most urgent band any victim has (each
+ * worker publishes xbands in xpub, a hint), then normal, then low.
+ * Single-band work of another band than normal (everything CRITICAL,
+ * say) is correct but takes the general path: no LIFO slot, no yield
+ * fast path (docs/decisions/0007-bands.md).
  */
 #include "sched.h"
 
@@ -83,7 +116,13 @@
 
 /* Messages carried by a switch: the task that left | what it did. Hot
  * TCBs are 32 bytes in a cache-aligned array, so 5 low bits are free. */
-enum { MSG_NONE = 0, MSG_YIELD = 1, MSG_PARK = 2, MSG_DEAD = 3 };
+enum {
+    MSG_NONE = 0,
+    MSG_YIELD = 1, /* a normal-band task yielded: the yield queue */
+    MSG_PARK = 2,
+    MSG_DEAD = 3,
+    MSG_YBAND = 4 /* a task of another band yielded: its band's queue */
+};
 #define MSG_MASK ((uintptr_t)31)
 
 /* initial-exec: the library is position-independent, and the default
@@ -216,6 +255,89 @@ static int64_t yq_pop(weft_worker *w)
     return h - 1;
 }
 
+/* ---- bands (see "bands" below) ----------------------------------------- */
+
+#define BAND_NORMAL WEFT_BAND_NORMAL
+#define DRR_UNIT_NS 250000 /* DRR quantum per unit of band weight */
+#define DRR_DEBT 8         /* most quanta a band's deficit may owe */
+
+/* The band of task t: priority / 4, bits 10-11 of the state word. */
+static inline int band_of(weft_tcb *t)
+{
+    return (int)(atomic_load_explicit(&t->state, RLX) >>
+                 (WEFT_TS_PRIO_SHIFT + 2)) &
+           3;
+}
+
+/* The deque of band b != normal. */
+static inline weft_deque *xdq(weft_worker *w, int b)
+{
+    return &w->bdq[b < BAND_NORMAL ? b : b - 1];
+}
+
+/* Band b (not normal) may hold tasks now. Owner only. */
+static inline void mark_band(weft_worker *w, int b)
+{
+    if (w->xbands & (1u << b))
+        return;
+    if (!w->xbands)
+        w->band_cur = -1; /* the multi-band accounting starts afresh */
+    w->xbands |= 1u << b;
+    atomic_store_explicit(&w->xpub, w->xbands, RLX);
+}
+
+static inline void unmark_band(weft_worker *w, int b)
+{
+    w->xbands &= ~(1u << b);
+    atomic_store_explicit(&w->xpub, w->xbands, RLX);
+}
+
+/* Queue `slot` of band b (not normal) on its deque; a full ring moves its
+ * older half to the injection queue, as push_overflow. Owner only. */
+weft_noinline static void push_xband(weft_worker *w, uint32_t slot, int b)
+{
+    weft_deque *d = xdq(w, b);
+    while (weft__deque_push(d, slot) < 0) {
+        uint32_t half[WEFT_DEQUE_CAP / 2];
+        uint32_t n = weft__deque_grab(d, half, WEFT_DEQUE_CAP / 2);
+        weft__inject_push(&w->rt->inject, half, n);
+        weft__wake_one(w->rt);
+    }
+    mark_band(w, b);
+}
+
+/* Queue `slot` in its band. Owner only. */
+static inline void push_band(weft_worker *w, uint32_t slot)
+{
+    int b = band_of(&w->hot[slot]);
+    if (weft_likely(b == BAND_NORMAL))
+        push_local(w, slot);
+    else
+        push_xband(w, slot, b);
+}
+
+static void byq_push(weft_worker *w, int b, uint32_t slot)
+{
+    atomic_store_explicit(&w->link[slot], 0, RLX);
+    if (w->byq_tail[b])
+        atomic_store_explicit(&w->link[w->byq_tail[b] - 1], slot + 1, RLX);
+    else
+        w->byq_head[b] = slot + 1;
+    w->byq_tail[b] = slot + 1;
+    mark_band(w, b);
+}
+
+static int64_t byq_pop(weft_worker *w, int b)
+{
+    uint32_t h = w->byq_head[b];
+    if (!h)
+        return -1;
+    w->byq_head[b] = atomic_load_explicit(&w->link[h - 1], RLX);
+    if (!w->byq_head[b])
+        w->byq_tail[b] = 0;
+    return h - 1;
+}
+
 /* Take a batch from the injection queue: run the first, queue the rest. */
 weft_noinline static int64_t from_inject(weft_worker *w)
 {
@@ -224,7 +346,7 @@ weft_noinline static int64_t from_inject(weft_worker *w)
     if (!n)
         return -1;
     for (uint32_t i = n - 1; i > 0; i--)
-        push_local(w, got[i]);
+        push_band(w, got[i]);
     if (n > 1)
         notify(w);
     return got[0];
@@ -243,7 +365,7 @@ weft_noinline static int64_t from_summary(weft_worker *w)
     uint32_t first = leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits);
     if (bits & (bits - 1)) {
         for (bits &= bits - 1; bits; bits &= bits - 1)
-            push_local(w, leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits));
+            push_band(w, leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits));
         notify(w);
     }
     return first;
@@ -296,18 +418,33 @@ weft_noinline static int64_t steal(weft_worker *w)
 {
     weft_rt *rt = w->rt;
     uint32_t n = rt->nworkers, start = next_rand(w) % n;
-    for (uint32_t i = 0; i < n; i++) {
-        weft_worker *v = &rt->workers[(start + i) % n];
-        if (v == w)
+    /* Highest band first: the other bands' deques only of victims whose
+     * published xbands (a hint: a stale bit costs one look at an empty
+     * deque, a late one a steal in the wrong order) say they may hold
+     * some; one load per victim when nobody has any. */
+    uint32_t any = 0;
+    for (uint32_t i = 0; i < n; i++)
+        any |= atomic_load_explicit(&rt->workers[i].xpub, RLX);
+    for (int b = 0; b < WEFT_BANDS; b++) {
+        if (b != BAND_NORMAL && !(any & (1u << b)))
             continue;
-        stat_inc(&w->st.steal_attempts);
-        for (int tries = 0; tries < 4; tries++) {
-            uint32_t x = weft__deque_steal(&v->dq);
-            if (x == WEFT_DEQUE_EMPTY)
-                break;
-            if (x != WEFT_DEQUE_ABORT) {
-                stat_inc(&w->st.steals);
-                return x;
+        for (uint32_t i = 0; i < n; i++) {
+            weft_worker *v = &rt->workers[(start + i) % n];
+            if (v == w)
+                continue;
+            if (b != BAND_NORMAL &&
+                !(atomic_load_explicit(&v->xpub, RLX) & (1u << b)))
+                continue;
+            weft_deque *d = b == BAND_NORMAL ? &v->dq : xdq(v, b);
+            stat_inc(&w->st.steal_attempts);
+            for (int tries = 0; tries < 4; tries++) {
+                uint32_t x = weft__deque_steal(d);
+                if (x == WEFT_DEQUE_EMPTY)
+                    break;
+                if (x != WEFT_DEQUE_ABORT) {
+                    stat_inc(&w->st.steals);
+                    return x;
+                }
             }
         }
     }
@@ -611,7 +748,7 @@ weft_noinline static int64_t from_mail(weft_worker *w)
                     if (first < 0)
                         first = c->idx[i];
                     else
-                        push_local(w, c->idx[i]);
+                        push_band(w, c->idx[i]);
                 }
                 stat_inc(&w->st.mail_in);
                 weft__mbox_done(m);
@@ -623,7 +760,7 @@ weft_noinline static int64_t from_mail(weft_worker *w)
      * Wake a sleeper as steal mode would, or they wait for this worker
      * even if its first task runs for long (measured: a hang with a
      * spinning task fed two at a time). */
-    if (dq_size(w))
+    if (dq_size(w) || w->xbands)
         notify(w);
     return first;
 }
@@ -638,6 +775,11 @@ weft_noinline static void share_yielded(weft_worker *w)
         push_local(w, (uint32_t)s);
         moved = 1;
     }
+    for (int b = 0; w->xbands && b < WEFT_BANDS; b++)
+        while (b != BAND_NORMAL && (s = byq_pop(w, b)) >= 0) {
+            push_xband(w, (uint32_t)s, b);
+            moved = 1;
+        }
     if (moved)
         weft__wake_one(w->rt);
 }
@@ -657,19 +799,206 @@ static inline void poll_timers(weft_worker *w)
         weft__timer_run(w, weft__clock_ns());
 }
 
-/* The next task to run on w, or -1. The common cases (LIFO slot, deque,
- * yield queue, nothing signalled) stay in this frame; the rest are
- * out-of-line calls so the fast path needs no saved registers. Owner
+/* Copy the fairness rule and weights when they changed. Owner only. */
+static void fair_sync(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    /* Acquire: pairs with the release fetch_add in
+     * weft__sched_set_fairness, so the rule and weights it stored before
+     * are the ones read here (or newer ones: then fair_gen moved again and
+     * the next tick copies them again). */
+    uint32_t g = atomic_load_explicit(&rt->fair_gen, memory_order_acquire);
+    if (g == w->fair_gen)
+        return;
+    w->fair_gen = g;
+    w->fair_rule = atomic_load_explicit(&rt->fair_rule, RLX);
+    for (int b = 0; b < WEFT_BANDS; b++) {
+        uint32_t x = atomic_load_explicit(&rt->fair_weight[b], RLX);
+        w->fair_weight[b] = x ? x : 1;
+    }
+}
+
+/* End the DRR turn of w->band_cur, if any: charge it the CPU time `cpu`
+ * - turn_cpu0. Owner only. */
+static void drr_close(weft_worker *w, uint64_t cpu)
+{
+    int b = w->band_cur;
+    if (b < 0)
+        return;
+    int64_t q = (int64_t)w->fair_weight[b] * DRR_UNIT_NS;
+    w->deficit[b] = w->turn_def0 - (int64_t)(cpu - w->turn_cpu0);
+    if (w->deficit[b] < -DRR_DEBT * q)
+        w->deficit[b] = -DRR_DEBT * q;
+    w->band_cur = -1;
+}
+
+/* No DRR turn from here on (one band, another rule, idle). Owner only. */
+static inline void drr_stop(weft_worker *w)
+{
+    if (w->band_cur >= 0)
+        drr_close(w, weft__thread_cpu_ns());
+}
+
+/* Which band of `mask` (bands with runnable work, more than one) runs
+ * next, by the worker's rule. Owner only. */
+static int pick_band(weft_worker *w, uint32_t mask)
+{
+    if (w->fair_rule == WEFT_FAIR_STRICT) {
+        drr_stop(w);
+        return weft_ctz64(mask);
+    }
+    if (w->fair_rule == WEFT_FAIR_LOTTERY) {
+        uint32_t total = 0, r;
+        for (int b = 0; b < WEFT_BANDS; b++)
+            if (mask & (1u << b))
+                total += w->fair_weight[b];
+        r = next_rand(w) % total;
+        drr_stop(w);
+        for (int b = 0;; b++)
+            if (mask & (1u << b)) {
+                if (r < w->fair_weight[b])
+                    return b;
+                r -= w->fair_weight[b];
+            }
+    }
+    /* DRR in CPU time. A band's turn lasts while its deficit, less the
+     * time since the turn began, is positive: that is read from the
+     * monotonic clock (vDSO, tens of ns), so each poll is charged its
+     * duration. When the turn ends, the band is charged the thread's CPU
+     * time over the turn instead (one CPU-clock read per turn, not per
+     * poll): time the kernel took the worker away is then nobody's, which
+     * matters on an oversubscribed machine (measured: the low band got
+     * 1.15-1.2x its share at load 9 on 2 cores with wall time alone).
+     * Then the round moves to the next band with work, crediting it a
+     * quantum (band_weight x DRR_UNIT_NS). A band without work loses its
+     * deficit (classic DRR: idleness earns no credit). An overrun carries
+     * over as a negative deficit, so shares hold for polls up to
+     * DRR_DEBT quanta (2 ms for the low band, 16 ms for critical; longer
+     * ones are the budgets' business, DESIGN.md §6). The bound keeps one
+     * enormous poll from silencing its band for many rounds (measured
+     * under TSan: the first poll of a task, binding its stack and fiber,
+     * costs ~6 ms of CPU; unbounded, the low band then sat out 90 ms). */
+    uint64_t now = weft__clock_ns();
+    int b = w->band_cur;
+    if (b >= 0 && (mask & (1u << b)) &&
+        w->turn_def0 - (int64_t)(now - w->turn_wall0) > 0)
+        return b; /* its turn goes on */
+    uint64_t cpu = weft__thread_cpu_ns();
+    drr_close(w, cpu);
+    for (int k = 0; k < WEFT_BANDS; k++)
+        if (!(mask & (1u << k)))
+            w->deficit[k] = 0;
+    for (;;) {
+        b = (int)(w->drr_next++ % WEFT_BANDS);
+        if (!(mask & (1u << b)))
+            continue;
+        w->deficit[b] += (int64_t)w->fair_weight[b] * DRR_UNIT_NS;
+        if (w->deficit[b] > 0)
+            break;
+    }
+    w->band_cur = b;
+    w->turn_def0 = w->deficit[b];
+    w->turn_wall0 = now;
+    w->turn_cpu0 = cpu;
+    return b;
+}
+
+/* Take the next task of band b: for normal the LIFO slot, the deque,
+ * then the yield queue; for the others their deque, then their yield
+ * queue. -1 when empty (its bit is then cleared). Owner only. */
+static int64_t take_band(weft_worker *w, int b)
+{
+    int64_t s;
+    if (b == BAND_NORMAL) {
+        w->lifo_runs = 0;
+        if (w->lifo) {
+            s = w->lifo - 1;
+            w->lifo = 0;
+            return s;
+        }
+        if (weft__deque_maybe_nonempty(&w->dq)) {
+            uint32_t x = weft__deque_take(&w->dq);
+            if (x != WEFT_DEQUE_EMPTY)
+                return x;
+        }
+        return yq_pop(w);
+    }
+    weft_deque *d = xdq(w, b);
+    s = -1;
+    if (weft__deque_maybe_nonempty(d)) {
+        uint32_t x = weft__deque_take(d);
+        if (x != WEFT_DEQUE_EMPTY)
+            s = x;
+    }
+    if (s < 0)
+        s = byq_pop(w, b);
+    if (!w->byq_head[b] && !weft__deque_maybe_nonempty(d))
+        unmark_band(w, b);
+    return s;
+}
+
+/* The run order when more than one band may have work (w->xbands, or a
+ * yielder not of the normal band): gather what other threads made
+ * runnable into its band, then choose a band by the rule and take its
+ * next task. `yband` is the yielding task's band (it competes as if
+ * queued at the end of its band) or -1; -2 means "the yielder goes on".
+ * Owner only. */
+weft_noinline static int64_t find_banded(weft_worker *w, int yband)
+{
+    weft_rt *rt = w->rt;
+    int64_t s;
+    if (rt->mesh) {
+        if (w->nstaged)
+            mesh_flush(w);
+        if (atomic_load_explicit(&w->inbox_top, RLX) && (s = from_mail(w)) >= 0)
+            push_band(w, (uint32_t)s);
+    }
+    if (weft_unlikely(weft__summary_any(&rt->sum)) &&
+        (s = from_summary(w)) >= 0)
+        push_band(w, (uint32_t)s);
+    for (;;) {
+        uint32_t mask = w->xbands;
+        if (w->lifo || weft__deque_maybe_nonempty(&w->dq) || w->yq_head)
+            mask |= 1u << BAND_NORMAL;
+        if (yband >= 0)
+            mask |= 1u << yband;
+        if (!mask) {
+            drr_stop(w);
+            if (weft__inject_len(&rt->inject) && (s = from_inject(w)) >= 0) {
+                push_band(w, (uint32_t)s);
+                continue;
+            }
+            return -1;
+        }
+        int b;
+        if (!(mask & (mask - 1))) { /* one band: no rule, no clock */
+            drr_stop(w);            /* (but once, to end a turn) */
+            b = weft_ctz64(mask);
+        } else {
+            b = pick_band(w, mask);
+        }
+        if ((s = take_band(w, b)) >= 0)
+            return s;
+        if (b == yband) /* only the yielder itself in its band */
+            return -2;
+        /* Empty after all (stolen, or a stale bit now cleared): again. */
+    }
+}
+
+/* The next task to run on w, or -1 (-2: the yielding task goes on). The
+ * common cases (LIFO slot, deque, yield queue, nothing signalled) stay in
+ * this frame; the rest are out-of-line calls so the fast path needs no
+ * saved registers. `yband`: the band of the yielding task, or -1. Owner
  * only. */
-static inline int64_t find_local(weft_worker *w);
+static inline int64_t find_local(weft_worker *w, int yband);
 
 /* find_local, then steal. For a task that parks or ends, and the
  * scheduler loop. */
-static inline int64_t find_work(weft_worker *w)
+static inline __attribute__((always_inline)) int64_t find_work(weft_worker *w)
 {
     if (weft_unlikely(w->iso_of))
         return -1; /* an isolated task: to its thread's old frame */
-    int64_t s = find_local(w);
+    int64_t s = find_local(w, -1);
     /* Mesh mode steals too, as the last resort: pushes happen only when
      * a worker makes a scheduling decision, so a task that runs long
      * without one strands its worker's queue while neighbours starve
@@ -686,7 +1015,23 @@ static inline int64_t find_work(weft_worker *w)
  * each such yield cost yield_many 2x in failed attempts on victims whose
  * tasks sat in their private yield queues (measured: 1.2 M attempts for
  * 2 steals). Idle workers get yielded tasks through share_yielded. */
-static inline int64_t find_local(weft_worker *w)
+/* s, taken by a single-band step, if it is of the normal band; else it
+ * goes to its band and the banded order decides. */
+weft_noinline static int64_t route_xband(weft_worker *w, uint32_t s, int yband)
+{
+    push_xband(w, s, band_of(&w->hot[s]));
+    return find_banded(w, yband);
+}
+
+static inline int64_t routed(weft_worker *w, int64_t s, int yband)
+{
+    if (s < 0 || weft_likely(band_of(&w->hot[s]) == BAND_NORMAL))
+        return s;
+    return route_xband(w, (uint32_t)s, yband);
+}
+
+static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
+                                                                int yband)
 {
     int64_t s;
     /* Stopping: every caller then switches to the scheduler loop, which
@@ -697,16 +1042,22 @@ static inline int64_t find_local(weft_worker *w)
     if (weft_unlikely(w->fair_countdown-- <= 1)) { /* <= : a zeroed worker
                                                        must tick, not wrap */
         w->fair_countdown = FAIR_TICK;
+        fair_sync(w);
         poll_timers(w);
         if (w->rt->mesh)
             mesh_tick(w);
         int others_idle = atomic_load_explicit(&w->rt->idle, RLX) != 0;
-        publish_yield(w, w->yq_head != 0 && others_idle);
-        if (others_idle && w->yq_head)
+        int yielded = w->yq_head || w->xbands;
+        publish_yield(w, yielded && others_idle);
+        if (others_idle && yielded)
             share_yielded(w);
         if ((s = from_inject(w)) >= 0)
-            return s;
+            return routed(w, s, yband);
     }
+    /* More than one band may have work: the banded order (a yielder of
+     * another band than normal counts as one). */
+    if (weft_unlikely(w->xbands || (yband >= 0 && yband != BAND_NORMAL)))
+        return find_banded(w, yband);
     if (w->lifo) {
         s = w->lifo - 1;
         w->lifo = 0;
@@ -726,14 +1077,18 @@ static inline int64_t find_local(weft_worker *w)
         if (w->nstaged)
             mesh_flush(w);
         if (atomic_load_explicit(&w->inbox_top, RLX) && (s = from_mail(w)) >= 0)
-            return s;
+            return routed(w, s, yband);
     }
     if (weft_unlikely(weft__summary_any(&w->rt->sum)) &&
         (s = from_summary(w)) >= 0)
-        return s;
+        return routed(w, s, yband);
+    /* The steps above may have queued tasks of other bands. */
+    if (weft_unlikely(w->xbands))
+        return find_banded(w, yband);
     if ((s = yq_pop(w)) >= 0)
         return s;
-    return weft__inject_len(&w->rt->inject) ? from_inject(w) : -1;
+    return weft__inject_len(&w->rt->inject) ? routed(w, from_inject(w), yband)
+                                            : -1;
 }
 
 /* Anything another thread may have made runnable for this worker: the
@@ -753,6 +1108,12 @@ static int has_foreign_work(weft_worker *w)
         if (atomic_load_explicit(&d->bottom, RLX) >
             atomic_load_explicit(&d->top, RLX))
             return 1;
+        for (int b = 0; b < WEFT_BANDS - 1; b++) {
+            d = &rt->workers[i].bdq[b];
+            if (atomic_load_explicit(&d->bottom, RLX) >
+                atomic_load_explicit(&d->top, RLX))
+                return 1;
+        }
     }
     return atomic_load_explicit(&rt->stopping, RLX);
 }
@@ -902,6 +1263,9 @@ static void after_switch_slow(weft_worker *w, uintptr_t msg)
     weft_tcb *prev = (weft_tcb *)(msg & ~MSG_MASK);
     uint32_t slot = slot_of(rt, prev);
     switch (msg & MSG_MASK) {
+    case MSG_YBAND:
+        byq_push(w, band_of(prev), wslot_of(w, prev));
+        return;
     case MSG_PARK: {
         uint64_t s = atomic_load_explicit(&prev->state, RLX);
         for (;;) {
@@ -910,7 +1274,7 @@ static void after_switch_slow(weft_worker *w, uintptr_t msg)
                  * runnable. */
                 if (atomic_compare_exchange_weak_explicit(
                         &prev->state, &s, s & ~WEFT_TS_WAKE, RLX, RLX)) {
-                    push_local(w, slot);
+                    push_band(w, slot);
                     notify(w);
                     return;
                 }
@@ -948,13 +1312,23 @@ static inline int others_signalled(weft_worker *w)
 /* The general yield: any run-order step may supply the next task. */
 weft_noinline static void yield_slow(weft_worker *w)
 {
-    int64_t next = w->iso_of ? -1 : find_local(w);
-    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX) && !w->iso_of)
-        return; /* nothing else is ready */
-    stat_inc(&w->st.yields);
     weft_tcb *cur = w->current;
-    switch_ctx(w, cur, next, (uintptr_t)cur | MSG_YIELD);
+    int band = band_of(cur);
+    /* An isolated task's yield ends its isolation: to its thread's old
+     * frame (isolate.c). */
+    int64_t next = w->iso_of ? -1 : find_local(w, band);
+    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX) && !w->iso_of)
+        return; /* nothing else is ready, or its band's turn goes on */
+    stat_inc(&w->st.yields);
+    switch_ctx(w, cur, next,
+               (uintptr_t)cur | (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));
 }
+
+/* The band bits of the state word, and their value for the normal band:
+ * the fast path below tests "normal band, no small stack, no canary" with
+ * one xor and one and. */
+#define TS_BAND (UINT64_C(3) << (WEFT_TS_PRIO_SHIFT + 2))
+#define TS_NORMAL ((uint64_t)BAND_NORMAL << (WEFT_TS_PRIO_SHIFT + 2))
 
 /*
  * weft_yield's fast path covers the steady state of yielding tasks: the
@@ -973,11 +1347,12 @@ void weft_yield(void)
     }
     weft_tcb *cur = w->current;
     uint32_t head = w->yq_head;
-    if (weft_unlikely(WEFT_SANITIZED || w->fair_countdown <= 1 || w->lifo ||
-                      !head || !w->top1 || others_signalled(w) ||
+    if (weft_unlikely(WEFT_SANITIZED || w->fair_countdown <= 1 ||
+                      w->lifo_xbands || !head || !w->top1 ||
+                      others_signalled(w) ||
                       weft__deque_maybe_nonempty(&w->dq) ||
-                      (atomic_load_explicit(&cur->state, RLX) &
-                       (WEFT_TS_SMALL | WEFT_TS_CANARY)))) {
+                      ((atomic_load_explicit(&cur->state, RLX) ^ TS_NORMAL) &
+                       (WEFT_TS_SMALL | WEFT_TS_CANARY | TS_BAND)))) {
         yield_slow(w);
         return;
     }
@@ -1069,10 +1444,24 @@ WEFT_NO_TSAN void weft__task_switch_dead(void)
     weft__die("worker", "a finished task was resumed");
 }
 
-void weft__sched_ready_local(weft_worker *w, uint32_t slot)
+/* A task of another band than normal made ready on w: its band's deque,
+ * where the band order sees it. */
+weft_noinline static void ready_xband(weft_worker *w, uint32_t slot)
 {
-    if (weft_unlikely(w->iso_of)) { /* never queued on an isolated task */
-        signal_task(w->rt, slot);
+    push_xband(w, slot, band_of(&w->hot[slot]));
+    notify(w);
+}
+
+/* Always inlined (here and into weft__sched_ready): out of line, the
+ * band check made it a call of its own on every unpark (measured with
+ * callgrind: pingpong +2.4 M instructions per 120 k round trips). */
+static inline __attribute__((always_inline)) void ready_local(weft_worker *w,
+                                                              uint32_t slot)
+{
+    /* The LIFO slot holds normal-band tasks only. */
+    if (weft_unlikely((atomic_load_explicit(&w->hot[slot].state, RLX) &
+                       TS_BAND) != TS_NORMAL)) {
+        ready_xband(w, slot);
         return;
     }
     uint32_t old = w->lifo;
@@ -1086,11 +1475,20 @@ void weft__sched_ready_local(weft_worker *w, uint32_t slot)
     }
 }
 
+void weft__sched_ready_local(weft_worker *w, uint32_t slot)
+{
+    if (weft_unlikely(w->iso_of)) { /* never queued on an isolated task */
+        signal_task(w->rt, slot);
+        return;
+    }
+    ready_local(w, slot);
+}
+
 void weft__sched_ready(weft_rt *rt, uint32_t slot)
 {
     weft_worker *w = weft__worker_self();
-    if (w && w->rt == rt) {
-        weft__sched_ready_local(w, slot);
+    if (w && w->rt == rt && weft_likely(!w->iso_of)) {
+        ready_local(w, slot);
         return;
     }
     if (weft__summary_signal(&rt->sum, slot))
@@ -1209,12 +1607,14 @@ void weft__preempt_here(void *uc)
         return;
     }
     poll_timers(w); /* the due timer may be why it is preempted */
-    int64_t next = find_local(w);
+    int band = band_of(cur);
+    int64_t next = find_local(w, band);
     if (next < 0)
-        return; /* nothing else is ready on this worker */
+        return; /* nothing else is ready here, or its band's turn goes on */
     stat_inc(&w->st.preemptions);
     stat_inc(&w->st.yields);
-    switch_ctx(w, cur, next, (uintptr_t)cur | MSG_YIELD);
+    switch_ctx(w, cur, next,
+               (uintptr_t)cur | (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));
     /* Resumed, maybe on another worker thread: sigreturn must install
      * that thread's signal stack, not the one it was delivered on. */
     weft__preempt_fix_uc(uc, weft__worker_self());
@@ -1239,6 +1639,7 @@ int weft__isolate_here(weft_worker *w)
     iso->current = w->current;
     iso->cur_slot = w->cur_slot;
     iso->lifo = iso->lifo_runs = iso->yq_head = iso->yq_tail = 0;
+    iso->xbands = 0;
     iso->fair_countdown = FAIR_TICK;
     iso->id = w->id;
     iso->leaf = w->leaf;
@@ -1290,6 +1691,15 @@ static void iso_retire(weft_worker *iso)
     int64_t y;
     while ((y = yq_pop(iso)) >= 0)
         signal_task(rt, (uint32_t)y);
+    for (int b = 0; b < WEFT_BANDS; b++) {
+        if (b == BAND_NORMAL)
+            continue;
+        while ((x = weft__deque_take(xdq(iso, b))) != WEFT_DEQUE_EMPTY)
+            signal_task(rt, x);
+        while ((y = byq_pop(iso, b)) >= 0)
+            signal_task(rt, (uint32_t)y);
+    }
+    iso->xbands = 0;
     /* A timer its task armed before parking with a deadline: it is
      * fired from here, the only thread that owns this heap. */
     uint64_t next;
@@ -1360,6 +1770,7 @@ static void idle(weft_worker *w)
 {
     weft_rt *rt = w->rt;
     publish_yield(w, 0); /* the yield queue is empty when idle */
+    w->band_cur = -1;    /* idle time is no band's */
     if (rt->mesh) {
         if (w->nstaged)
             mesh_flush(w);
@@ -1417,6 +1828,8 @@ int weft__worker_loop(weft_worker *w)
 {
     tls_worker = w;
     w->fair_countdown = FAIR_TICK;
+    w->band_cur = -1;
+    fair_sync(w);
     w->sched_fiber = weft_tsan_current();
 #ifdef WEFT_ASAN
     pthread_attr_t a;
