@@ -115,7 +115,10 @@ enum { WEFT_BALANCE_STEAL = 0, WEFT_BALANCE_MESH = 1 };
  * by weft_rt_create; a bad value is -EINVAL naming the variable):
  *   WEFT_WORKERS, WEFT_MAX_TASKS, WEFT_STACK_SIZE, WEFT_SMALL_STACK_SIZE,
  *   WEFT_STACK_KEEP, WEFT_GUARD_PAGES (0 or 1), WEFT_PIN (0 or 1),
- *   WEFT_HUGE_PAGES (0 or 1), WEFT_BALANCE ("steal" or "mesh").
+ *   WEFT_HUGE_PAGES (0 or 1), WEFT_BALANCE ("steal" or "mesh"),
+ *   WEFT_POLICY ("balanced", "aggressive" or "permissive"), WEFT_FAIRNESS
+ *   ("drr", "lottery" or "strict"), WEFT_PREEMPT_ALL (0 or 1),
+ *   WEFT_SIGQUIT_DUMP (0 or 1).
  * Sizes accept a k/K, m/M or g/G suffix. */
 
 /* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */

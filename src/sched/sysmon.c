@@ -28,6 +28,15 @@
  *  - counts it slow once it has run over slow_poll_ns, and a violation
  *    once over the task's budget (quantum x its band's budget percent):
  *    the monitor is the only writer of those two counters;
+ *  - runs the tier machine (policy.c) on it: weft__tier_poll_running
+ *    while it runs, weft__tier_poll_end (seen) when it is over; warns on
+ *    each promotion to WARN or above; a task at YIELD or above that
+ *    overruns its budget is asked to yield at its next cooperative point
+ *    (yield_req); at ISOLATE its worker is handed to another thread
+ *    (iso_req, isolate.c). The per-task tier state lives in the cold TCB,
+ *    tagged with the task's generation; the monitor is its only writer.
+ *    Tasks above MONITOR are tracked for demotion: their polls that the
+ *    monitor never saw running long are good polls;
  *  - asks for preemption of a preemptible task (WEFT_PREEMPTIBLE or
  *    cfg.preempt_all) when it has overrun its budget, or when work on its
  *    worker has waited close to the latency target behind it: a due
@@ -38,6 +47,9 @@
  *    sequence number + 1) and is delivered with SIGURG (preempt.c); it is
  *    repeated every tick while that poll runs and work waits, since the
  *    handler refuses while the task is in libc or weft's code.
+ *
+ * The monitor also hands workers whose thread kept an isolated task to
+ * spare threads (weft__thr_handoffs), every tick.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -238,7 +250,8 @@ static void poll_over(weft_rt *rt, const weft_policy *p, uint64_t now,
 static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                   uint64_t now, weft_worker *w, mon_worker *m)
 {
-    uint32_t run = atomic_load_explicit(&w->running, RLX);
+    /* Acquire: pairs with poll_turn's release store (worker.c). */
+    uint32_t run = atomic_load_explicit(&w->running, memory_order_acquire);
     uint64_t seq = weft__poll_seq(w);
     if (!run || seq != m->seq || run != m->slot1) {
         poll_over(rt, p, now, m);

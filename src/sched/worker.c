@@ -188,7 +188,10 @@ static inline void poll_turn(weft_worker *w, weft_tcb *from, uint32_t to_slot1)
     } else {
         w->poll_t0 = now;
     }
-    atomic_store_explicit(&w->running, to_slot1, RLX);
+    /* Release: pairs with the monitor's acquire load of running, so what
+     * the task's spawner wrote (its name) is visible to the monitor's
+     * warning. A plain store on x86_64. */
+    atomic_store_explicit(&w->running, to_slot1, memory_order_release);
 }
 
 static void signal_task(weft_rt *rt, uint32_t slot);

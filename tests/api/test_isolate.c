@@ -16,24 +16,9 @@
 
 #include "check.h"
 #include "internal.h"
+#include "preempt_util.h"
 
 #define MS 1000000ull
-
-static void skip_tsan(void)
-{
-    if (TEST_TSAN)
-        TEST_SKIP("TSan defers asynchronous signals (see the header)");
-}
-
-static weft_rt *rt1(void)
-{
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = 1;
-    cfg.max_tasks = 64;
-    cfg.preempt_all = 0;
-    return test_rt_cfg(&cfg);
-}
 
 /* A probe that sleeps 1 ms at a time until told to stop, counting. */
 typedef struct {

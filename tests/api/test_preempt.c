@@ -17,22 +17,7 @@
 
 #include "check.h"
 #include "internal.h"
-
-static void skip_tsan(void)
-{
-    if (TEST_TSAN)
-        TEST_SKIP("TSan defers asynchronous signals (see the header)");
-}
-
-static weft_rt *rt1(void)
-{
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = 1;
-    cfg.max_tasks = 64;
-    cfg.preempt_all = 0;
-    return test_rt_cfg(&cfg);
-}
+#include "preempt_util.h"
 
 static const weft_spawn_attr preemptible = {
     WEFT_PRIO_NORMAL, WEFT_STACK_DEFAULT, WEFT_PREEMPTIBLE, "spinner"};
