@@ -108,6 +108,13 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
                 o->worker = (int)i;
                 break;
             }
+        /* Or on the thread of an isolation identity (sched/isolate.c):
+         * running, on no worker. */
+        for (uint32_t i = 0; i < rt->nthr && o->state == WEFT_STATE_RUNNABLE;
+             i++)
+            if (atomic_load_explicit(&rt->iso[i].iso_busy, RLX) &&
+                atomic_load_explicit(&rt->iso[i].running, RLX) == slot + 1)
+                o->state = WEFT_STATE_RUNNING;
         if (o->state == WEFT_STATE_RUNNABLE &&
             atomic_load_explicit(&c->wait_kind, RLX) == WEFT_WK_JOIN) {
             /* Joining a child that runs inline on its stack (header). */

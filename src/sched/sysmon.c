@@ -277,8 +277,10 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                               atomic_load_explicit(&w->st.slow_polls, RLX) + 1,
                               RLX);
     }
+    int violation = 0;
     if (ran > budget && !(m->counted & COUNT_VIOLATION)) {
         m->counted |= COUNT_VIOLATION;
+        violation = 1;
         atomic_store_explicit(&w->st.violations,
                               atomic_load_explicit(&w->st.violations, RLX) + 1,
                               RLX);
@@ -288,6 +290,12 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
     s.tier = WEFT_TIER_MONITOR;
     if (ran > p->slow_poll_ns || ran > budget) {
         tier_load(rt, slot, &s, now);
+        _Atomic uint32_t *v = &rt->cold[slot].violations;
+        if (atomic_load_explicit(&rt->cold[slot].tier_gen, RLX) !=
+            task_gen(rt, slot) + 1)
+            atomic_store_explicit(v, 0, RLX); /* the task's first */
+        if (violation)
+            atomic_store_explicit(v, atomic_load_explicit(v, RLX) + 1, RLX);
         int t = weft__tier_poll_running(p, band, &s, ran, now, &m->accounted);
         tier_store(rt, slot, &s);
         m->tiered = 1;
@@ -347,6 +355,10 @@ static void *sysmon_main(void *arg)
         uint64_t tick = tick_of(&p), now = weft__clock_ns();
         for (uint32_t i = 0; i < rt->nworkers; i++)
             atomic_store_explicit(&rt->workers[i].coarse_ns, now, RLX);
+        /* Isolated tasks' polls are timed on their identity's clock. */
+        for (uint32_t i = 0; i < rt->nthr; i++)
+            if (atomic_load_explicit(&rt->iso[i].iso_busy, RLX))
+                atomic_store_explicit(&rt->iso[i].coarse_ns, now, RLX);
         if (atomic_load_explicit(&rt->idle, RLX) == rt->nworkers) {
             /* seq_cst: pairs with idle()'s decrement and load (header). */
             atomic_store_explicit(&rt->mon_sleep, 1, memory_order_seq_cst);

@@ -122,9 +122,12 @@ static void *cvt_timed_waiter(void *arg)
     CHECK_OK(weft_mutex_lock(&cv_m));
     atomic_store(&cvt_queued, 1);
     uint64_t t0 = weft_now_ns();
-    CHECK_ERR(weft_cond_wait_until(&cv_c, &cv_m, t0 + 20 * SU_MS), -ETIMEDOUT);
+    /* The holder must take the mutex before this deadline: scaled for
+     * sanitizer builds, where spawning it took over 20 ms (TSan). */
+    CHECK_ERR(weft_cond_wait_until(&cv_c, &cv_m, t0 + 20 * SU_MS * SU_SLOW),
+              -ETIMEDOUT);
     uint64_t t1 = weft_now_ns();
-    CHECK_CMP_U64(t1 - t0, >=, 20 * SU_MS);
+    CHECK_CMP_U64(t1 - t0, >=, 20 * SU_MS * SU_SLOW);
     /* Re-acquired: the holder released it before we returned, and it is
      * ours now. */
     uint64_t rel = atomic_load(&cvt_released_at);
@@ -139,7 +142,7 @@ static void *cvt_holder(void *arg)
 {
     (void)arg;
     CHECK_OK(weft_mutex_lock(&cv_m)); /* after the waiter released it */
-    su_sleep_ms(80);                  /* well past its deadline */
+    su_sleep_ms(80 * SU_SLOW);        /* well past its deadline */
     atomic_store(&cvt_released_at, weft_now_ns());
     CHECK_OK(weft_mutex_unlock(&cv_m));
     return NULL;

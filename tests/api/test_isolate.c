@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -63,13 +64,30 @@ static void *hog(void *arg)
     return NULL;
 }
 
+/* The warn callback: called on the monitor thread once per promotion to
+ * WARN or above. */
+static _Atomic int hog_warnings, other_warnings;
+
+static void on_warn(void *arg, weft_task t, const char *name, uint64_t ns)
+{
+    (void)arg;
+    (void)t;
+    (void)ns;
+    if (!strcmp(name, "hog"))
+        atomic_fetch_add(&hog_warnings, 1);
+    else
+        atomic_fetch_add(&other_warnings, 1);
+}
+
 static void *spin_main(void *arg)
 {
     spin_ctx *s = arg;
     weft_task tp, th;
+    weft_spawn_attr ha = WEFT_SPAWN_ATTR_INIT;
+    ha.name = "hog";
     CHECK_OK(weft_spawn(NULL, &tp, probe, s->p, NULL));
     weft_yield(); /* the probe parks on its timer */
-    CHECK_OK(weft_spawn(NULL, &th, hog, s, NULL));
+    CHECK_OK(weft_spawn(NULL, &th, hog, s, &ha));
     CHECK_OK(weft_join(th, NULL));
     atomic_store(&s->p->stop, 1);
     CHECK_OK(weft_join(tp, NULL));
@@ -80,9 +98,14 @@ TEST(api, isolate_spinner_probe_goes_on)
 {
     skip_tsan();
     weft_rt *rt = rt1();
+    CHECK_OK(weft_set_warn_callback(rt, on_warn, NULL));
     probe_ctx p = {0, 0};
     spin_ctx s = {&p, 0, 0};
     test_run(rt, spin_main, &s);
+    /* Warned once per escalation: WARN, YIELD, ISOLATE (balanced policy,
+     * one endless poll climbs them all), and nobody else. */
+    CHECK_EQ_INT(atomic_load(&hog_warnings), 3);
+    CHECK_EQ_INT(atomic_load(&other_warnings), 0);
     /* 400 ms of spinning: isolated within a few budgets, after which the
      * probe wakes every ms on the worker's new thread. */
     CHECK_CMP_INT(s.wakes_during, >=, 20);
