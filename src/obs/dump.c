@@ -144,8 +144,7 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
                    : 0;
     /* The name is plain memory, written by the spawner before the task
      * was handed over; copied racily and forced to end. */
-    memcpy(o->name, c->name, sizeof o->name);
-    o->name[sizeof o->name - 1] = '\0';
+    weft__name_get(c, o->name);
     /* Still the same task? Its generation moves on when it is reaped. */
     uint64_t again = atomic_load_explicit(&rt->hot[slot].state, RLX);
     if ((again ^ s) & WEFT_TS_GEN_MASK || weft_ts_state(again) == WEFT_TS_FREE)
@@ -301,8 +300,7 @@ static void dump_worker(out *o, weft_rt *rt, unsigned i, uint64_t now, int base)
     put_u(o, i);
     if (run) {
         char name[16];
-        memcpy(name, rt->cold[run - 1].name, sizeof name);
-        name[sizeof name - 1] = '\0';
+        weft__name_get(&rt->cold[run - 1], name);
         put_s(o, " running");
         put_kv(o, "task", run - 1);
         put_bracket(o, "name", name);

@@ -119,9 +119,14 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     weft_tcb *t = &rt->hot[slot];
     weft_tcb_cold *c = &rt->cold[slot];
     uint64_t gen = atomic_load_explicit(&t->state, RLX) & WEFT_TS_GEN_MASK;
-    t->sp = NULL;
+    /* Relaxed atomic stores of sp (here and in bind_stack): weft_task_info
+     * reads it from other threads to tell whether the task has run. */
+    __atomic_store_n(&t->sp, NULL, __ATOMIC_RELAXED);
     t->fn = fn;
-    t->arg = arg;
+    /* arg shares its word with the poll count, which the monitor reads
+     * (racily, then checks the generation): an atomic store, so that the
+     * two never race as plain and atomic accesses. */
+    atomic_store_explicit(&t->polls, (uint64_t)(uintptr_t)arg, RLX);
     c->result = NULL;
     c->tls = NULL;
     c->tls_area = NULL;
@@ -131,12 +136,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     if (rt->cfg.preempt_all)
         bits |= WEFT_TS_PREEMPTIBLE;
     weft__cold_wait_set(c, WEFT_WK_NONE, NULL);
-    if (attr && attr->name) {
-        strncpy(c->name, attr->name, sizeof c->name - 1);
-        c->name[sizeof c->name - 1] = '\0';
-    } else {
-        c->name[0] = '\0';
-    }
+    weft__name_set(c, attr ? attr->name : NULL);
     /* Relaxed: the task is handed over by a queue push or a signal bit,
      * both release operations. */
     atomic_store_explicit(&t->state, gen | bits | WEFT_TS_RUNNABLE, RLX);

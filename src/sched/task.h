@@ -106,7 +106,14 @@ typedef struct weft_tcb_cold {
     void **tls_area;    /* where they go when first set, if not at the top
                         of its own stack (a task run inline by its joiner
                         has no stack of its own); NULL otherwise */
-    char name[16];      /* for errors and dumps; NUL-terminated */
+    union {
+        char name[16]; /* for errors and dumps; NUL-terminated. Written
+                          by the spawner and read by the monitor and
+                          dumps: through name_w, as relaxed atomic words
+                          (weft__name_set/get), so that a stale read of a
+                          reused slot is no data race */
+        uint64_t name_w[2];
+    };
     /* Accounting (sched/worker.c, sysmon.c); read racily by
      * weft_task_info. */
     _Atomic uint64_t cpu_ns;    /* CPU time of its polls: the worker running
@@ -167,6 +174,31 @@ static inline void weft__cold_wait_set(weft_tcb_cold *c, unsigned kind,
 {
     atomic_store_explicit(&c->wait_obj, obj, memory_order_relaxed);
     atomic_store_explicit(&c->wait_kind, (uint8_t)kind, memory_order_relaxed);
+}
+
+/* Set / copy out a task's name (see weft_tcb_cold.name). Any thread. */
+static inline void weft__name_set(weft_tcb_cold *c, const char *name)
+{
+    union {
+        char b[16];
+        uint64_t w[2];
+    } u = {{0}};
+    for (int i = 0; name && name[i] && i < 15; i++)
+        u.b[i] = name[i];
+    __atomic_store_n(&c->name_w[0], u.w[0], __ATOMIC_RELAXED);
+    __atomic_store_n(&c->name_w[1], u.w[1], __ATOMIC_RELAXED);
+}
+static inline void weft__name_get(const weft_tcb_cold *c, char out[16])
+{
+    union {
+        char b[16];
+        uint64_t w[2];
+    } u;
+    u.w[0] = __atomic_load_n(&c->name_w[0], __ATOMIC_RELAXED);
+    u.w[1] = __atomic_load_n(&c->name_w[1], __ATOMIC_RELAXED);
+    for (int i = 0; i < 16; i++)
+        out[i] = u.b[i];
+    out[15] = '\0';
 }
 
 /* The TSan fiber of the stack a task runs on; nothing in other builds. */

@@ -1141,8 +1141,11 @@ weft_noinline static void bind_stack(weft_worker *w, weft_tcb *t, uint32_t slot)
     if (!cls && (atomic_load_explicit(&p->flags[i], RLX) & WEFT_STK_CANARY))
         atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
     weft__cold_set_fiber(&rt->cold[slot], weft__stack_fiber(p, (uint32_t)i));
-    t->sp = weft__ctx_make(weft__stack_top(p, (uint32_t)i) - WEFT_TLS_BYTES,
-                           task_entry);
+    __atomic_store_n(
+        &t->sp,
+        weft__ctx_make(weft__stack_top(p, (uint32_t)i) - WEFT_TLS_BYTES,
+                       task_entry),
+        __ATOMIC_RELAXED);
 }
 
 weft_cold static void canary_dead(weft_worker *w, weft_tcb *t)
