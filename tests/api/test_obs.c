@@ -114,8 +114,12 @@ TEST(api, obs_counters_add_up)
     CHECK_CMP_U64(s.wakes, <=, s.parks); /* only PARKED tasks are woken */
     CHECK_EQ_U64(s.steals, 0);           /* nobody to steal from */
     CHECK_EQ_U64(s.workers, 1);
-    CHECK_EQ_U64(s.slow_polls, 0);
-    CHECK_EQ_U64(s.violations, 0);
+    /* Polls are timed in wall time, so a loaded machine or a sanitizer
+     * may make some slow: only their consistency is certain. Every poll
+     * over budget (10 ms) is also slow (over 5 ms); nothing here is
+     * preemptible. */
+    CHECK_CMP_U64(s.slow_polls, >=, s.violations);
+    CHECK_CMP_U64(s.slow_polls, <=, s.polls);
     CHECK_EQ_U64(s.preemptions, 0);
     CHECK_CMP_U64(s.busy_ns, >, 0);
     test_rt_destroy_clean(rt);
