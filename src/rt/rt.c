@@ -240,6 +240,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
      * before any worker makes a scheduling decision. */
     weft__policy_init(rt);
     rt->obs_base = (weft_stats *)(a + l.obs);
+    rt->spawn_bits = cfg.preempt_all ? WEFT_TS_PREEMPTIBLE : 0;
 
     /* Before the registry publishes rt: the SIGQUIT handler reads
      * obs_sigquit after its acquire look-up. */

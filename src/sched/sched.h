@@ -213,6 +213,8 @@ struct weft_rt {
                              scheduling decision off the yield fast path */
     _Atomic int shutdown; /* weft_rt_shutdown: no new spawns */
     int mesh;             /* cfg.balance == WEFT_BALANCE_MESH */
+    uint64_t spawn_bits;  /* state bits every task gets at spawn:
+                             WEFT_TS_PREEMPTIBLE with cfg.preempt_all */
     weft_mbox *mbox;      /* mesh: [dst * nworkers + src] */
 
     /* Written by whoever uses them; each block on its own lines. */
@@ -239,8 +241,9 @@ struct weft_rt {
 
     /* The monitor thread (sysmon.c). */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t
-        mon_sleep;        /* 1: the monitor sleeps until a worker
-                                   leaves idle (futex word) */
+        mon_sleep;        /* 1: the monitor sleeps while every
+                                   worker does (futex word; the destroyer
+                                   wakes it) */
     _Atomic int mon_stop; /* weft_rt_destroy: the monitor exits */
     int mon_started;
     pthread_t mon_thread;
@@ -299,9 +302,6 @@ static inline uint64_t weft__poll_seq(weft_worker *w)
  * only. start returns 0 or -EAGAIN. */
 int weft__sysmon_start(struct weft_rt *rt);
 void weft__sysmon_stop(struct weft_rt *rt);
-
-/* A worker leaves idle: wake the monitor if it sleeps. Owner worker. */
-void weft__sysmon_kick(struct weft_rt *rt);
 
 /* Install the SIGURG handler and find the program's text (preempt.c).
  * Idempotent; plain thread (weft_rt_create). */

@@ -133,8 +133,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     c->stack = 0;
     atomic_store_explicit(&c->cpu_ns, 0, RLX);
     c->nopreempt = 0;
-    if (rt->cfg.preempt_all)
-        bits |= WEFT_TS_PREEMPTIBLE;
+    bits |= rt->spawn_bits; /* cfg.preempt_all */
     weft__cold_wait_set(c, WEFT_WK_NONE, NULL);
     weft__name_set(c, attr ? attr->name : NULL);
     /* Relaxed: the task is handed over by a queue push or a signal bit,
