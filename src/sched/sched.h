@@ -92,46 +92,50 @@ typedef struct weft_worker {
     /* Budgets and preemption (sysmon.c, preempt.c). A poll is one run of
      * a task between two switches; the poll sequence number is
      * st.switches + st.fast_yields. */
-    uint64_t poll_t0;             /* coarse_ns when the running poll
+    uint64_t poll_t0;              /* coarse_ns when the running poll
                                      began; owner */
-    _Atomic uint64_t coarse_ns;   /* the monitor's clock, stored every
+    _Atomic uint64_t coarse_ns;    /* the monitor's clock, stored every
                                      tick (sysmon.c), read at every
                                      switch */
-    _Atomic uint64_t yield_req;   /* poll sequence number + 1 of a poll
+    _Atomic uint64_t yield_req;    /* poll sequence number + 1 of a poll
                                    the monitor asked to yield at its
                                    next cooperative point (a refused
                                    preemption, the Yield tier); 0 none.
                                    The monitor or the handler stores */
-    _Atomic uint64_t iso_req;     /* poll sequence number + 1 of the poll the
+    _Atomic uint64_t preempt_none; /* poll sequence number + 1 of a poll
+                                      whose preemption found nothing
+                                      else to run; the handler stores,
+                                      the monitor reads (relaxed) */
+    _Atomic uint64_t iso_req;      /* poll sequence number + 1 of the poll the
                                  monitor asks to isolate; as preempt_req */
-    _Atomic uint32_t handoff;     /* 1: its thread kept an isolated task and
+    _Atomic uint32_t handoff;      /* 1: its thread kept an isolated task and
                                  left it; the monitor gives it another
                                  (isolate.c). Release/acquire pair */
-    _Atomic uint32_t thr;         /* index in rt->thr of the thread running
+    _Atomic uint32_t thr;          /* index in rt->thr of the thread running
                                  it, stored by that thread */
-    struct weft_worker *iso_of;   /* an isolation identity (isolate.c): the
+    struct weft_worker *iso_of;    /* an isolation identity (isolate.c): the
                                    worker it was split from; NULL for a
                                    real worker. Owner */
-    _Atomic uint32_t iso_busy;    /* isolation identity in use */
-    _Atomic uint64_t preempt_req; /* poll sequence number + 1 of the poll
+    _Atomic uint32_t iso_busy;     /* isolation identity in use */
+    _Atomic uint64_t preempt_req;  /* poll sequence number + 1 of the poll
                                      the monitor asks to preempt; 0 none.
                                      The monitor stores (release), the
                                      SIGURG handler on the owner takes */
-    _Atomic uint64_t *yroot;      /* root word over this worker's leaf */
-    _Atomic uint64_t *yleaf;      /* this worker's leaf word */
-    uint64_t ytop_bit;            /* its leaf's root word's bit in *top1 */
-    uint64_t yroot_bit;           /* its leaf's bit in *yroot */
-    uint32_t id;                  /* 0..workers-1 */
-    uint32_t find_cursor;         /* rotating start in the summary tree */
-    uint32_t resv_hint;           /* leaf to reserve slots from first */
-    uint32_t leaf;                /* the leaf this worker reserved: its yield
+    _Atomic uint64_t *yroot;       /* root word over this worker's leaf */
+    _Atomic uint64_t *yleaf;       /* this worker's leaf word */
+    uint64_t ytop_bit;             /* its leaf's root word's bit in *top1 */
+    uint64_t yroot_bit;            /* its leaf's bit in *yroot */
+    uint32_t id;                   /* 0..workers-1 */
+    uint32_t find_cursor;          /* rotating start in the summary tree */
+    uint32_t resv_hint;            /* leaf to reserve slots from first */
+    uint32_t leaf;                 /* the leaf this worker reserved: its yield
                                   bit, and its first choice for slots */
-    int yield_published;          /* its yield bit is set (see worker.c) */
-    uint32_t rng;                 /* xorshift state for victim order */
-    void *sched_sp;               /* the scheduler context (thread stack) */
-    void *sched_fiber;            /* its TSan fiber */
-    weft_stack_cache cache[2];    /* hot stacks: [0] default, [1] small */
-    void *sched_stack_lo;         /* the thread stack, for ASan's fiber API */
+    int yield_published;           /* its yield bit is set (see worker.c) */
+    uint32_t rng;                  /* xorshift state for victim order */
+    void *sched_sp;                /* the scheduler context (thread stack) */
+    void *sched_fiber;             /* its TSan fiber */
+    weft_stack_cache cache[2];     /* hot stacks: [0] default, [1] small */
+    void *sched_stack_lo;          /* the thread stack, for ASan's fiber API */
     size_t sched_stack_size;
     char *altstack;    /* signal stack of the thread running it (arena) */
     uint64_t start_ns; /* when it was started; set before its thread is */

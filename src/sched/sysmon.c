@@ -78,6 +78,9 @@ typedef struct mon_worker {
     uint64_t ran;        /* how long it had run at the last look */
     uint64_t wait_since; /* first tick queued work was seen behind it */
     uint64_t sent;       /* last request sent for this poll */
+    uint64_t made;       /* spawns + wakes on the worker at the tick
+                            before this poll was first seen */
+    uint64_t made_last;  /* the same, at the last tick */
     uint64_t accounted;  /* the tier machine's scratch for this poll */
     int tiered;          /* the tier machine has seen this poll */
 } mon_worker;
@@ -213,11 +216,29 @@ static uint64_t tick_of(const weft_policy *p)
 
 /* Has work been queued on w, or for anyone, that w's long poll holds up?
  * Racy reads; a false answer costs one tick. */
-static int work_queued(weft_rt *rt, weft_worker *w)
+static uint64_t made_ready(weft_worker *w)
+{
+    return atomic_load_explicit(&w->st.spawns, RLX) +
+           atomic_load_explicit(&w->st.wakes, RLX);
+}
+
+static int work_queued(weft_rt *rt, weft_worker *w, mon_worker *m)
 {
     if (atomic_load_explicit(&w->dq.bottom, RLX) >
         atomic_load_explicit(&w->dq.top, RLX))
         return 1;
+    /* Tasks the running task spawned or woke during its poll went to
+     * its worker's LIFO slot or band queues, which only the owner reads:
+     * its counters tell. They count from the tick before the poll was
+     * first seen, so a task made ready then by the poll before counts
+     * too: if the handler then finds nothing to run (preempt_none), the
+     * count starts over. */
+    uint64_t made = made_ready(w);
+    if (made != m->made) {
+        if (atomic_load_explicit(&w->preempt_none, RLX) != m->seq + 1)
+            return 1;
+        m->made = made;
+    }
     if (rt->nworkers == 1 || atomic_load_explicit(&rt->idle, RLX) == 0)
         return weft__inject_len(&rt->inject) || weft__summary_any(&rt->sum);
     return 0;
@@ -279,8 +300,11 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
         m->counted = 0;
         m->sent = 0;
         m->accounted = 0;
+        m->made = m->made_last;
+        m->made_last = made_ready(w);
         return;
     }
+    m->made_last = made_ready(w);
     uint32_t slot = run - 1;
     uint64_t ran = now - m->since;
     uint64_t st = atomic_load_explicit(&rt->hot[slot].state, RLX);
@@ -336,7 +360,7 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
     uint64_t waited = 0, due = weft__timer_next(&w->timers);
     if (due <= now)
         waited = now - due;
-    if (work_queued(rt, w)) {
+    if (work_queued(rt, w, m)) {
         if (!m->wait_since)
             m->wait_since = now;
         if (now - m->wait_since > waited)

@@ -1626,8 +1626,10 @@ void weft__preempt_here(void *uc)
     poll_timers(w); /* the due timer may be why it is preempted */
     int band = band_of(cur);
     int64_t next = find_local(w, band);
-    if (next < 0)
-        return; /* nothing else is ready here, or its band's turn goes on */
+    if (next < 0) { /* nothing else is ready, or its band's turn goes on */
+        atomic_store_explicit(&w->preempt_none, seq + 1, RLX);
+        return;
+    }
     stat_inc(&w->st.preemptions);
     stat_inc(&w->st.yields);
     switch_ctx(w, cur, next,
