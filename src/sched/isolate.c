@@ -100,12 +100,15 @@ static void *thread_main(void *arg)
         if (!weft__worker_loop(w))
             break; /* the runtime stops */
         /* Done with an isolated task: back to the pool, at normal
-         * priority only. */
+         * priority only, and not if the destroyer has told it to exit
+         * meanwhile (its exchange to THR_EXIT makes this CAS fail: no
+         * lost exit, even for a thread slowed down at nice 19). */
         if (!weft__thr_restore_priority()) {
             atomic_store_explicit(&t->state, THR_GONE, RLX);
             break;
         }
-        atomic_store_explicit(&t->cmd, 0, RLX);
+        if (!atomic_compare_exchange_strong_explicit(&t->cmd, &c, 0, RLX, RLX))
+            break;
         /* Release: pairs with the monitor's acquire load of state; it
          * then sees cmd == 0. */
         atomic_store_explicit(&t->state, THR_POOL, memory_order_release);
@@ -180,14 +183,14 @@ void weft__thr_stop_all(weft_rt *rt)
 {
     for (uint32_t i = 0; i < rt->nthr; i++) {
         weft_thr *t = &rt->thr[i];
-        uint32_t zero = 0;
         if (!t->started)
             continue;
-        /* A pooled thread waits on cmd: tell it to exit. One running a
-         * worker leaves its loop on `stopping`. */
-        if (atomic_compare_exchange_strong_explicit(&t->cmd, &zero, THR_EXIT,
-                                                    RLX, RLX))
-            weft__futex_wake(&t->cmd, 1);
+        /* Every thread is told to exit: a pooled one waits on cmd; one
+         * running a worker leaves its loop on `stopping` and then finds
+         * THR_EXIT instead of going back to the pool (thread_main). The
+         * monitor, the only other writer of cmd, has stopped. */
+        atomic_store_explicit(&t->cmd, THR_EXIT, RLX);
+        weft__futex_wake(&t->cmd, 1);
     }
     for (uint32_t i = 0; i < rt->nthr; i++)
         if (rt->thr[i].started) {

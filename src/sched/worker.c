@@ -1700,7 +1700,8 @@ static void signal_task(weft_rt *rt, uint32_t slot)
 static void iso_retire(weft_worker *iso)
 {
     weft_rt *rt = iso->rt;
-    tls_worker = NULL; /* unparks from here go through the summary */
+    tls_worker = NULL;            /* unparks from here go through the summary */
+    weft__thr_restore_priority(); /* the rest is the runtime's work */
     if (iso->lifo)
         signal_task(rt, iso->lifo - 1);
     iso->lifo = 0;
