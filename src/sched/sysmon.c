@@ -369,11 +369,13 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
     int late = p->latency_ns && (waited || due <= now) &&
                waited + tick >= p->latency_ns;
     /* Over budget with nothing seen waiting: there may be tasks in the
-     * worker's private queues (yield queue, LIFO slot); ask once per
-     * budget, not every tick. A preemptible task that reached the
-     * Isolate tier but keeps refusing (always in libc) is isolated. */
+     * worker's private queues (yield queue); ask once per budget, not
+     * every tick. A preemptible task that reached the Isolate tier while
+     * work waits behind it keeps refusing (it is always in libc, say):
+     * it is isolated. One that runs on because nothing else wants its
+     * worker is left alone (a handoff would serve no one). */
     int over = ran > budget && (!m->sent || now - m->sent >= budget);
-    if (s.tier >= WEFT_TIER_ISOLATE && ran > 2 * budget &&
+    if (s.tier >= WEFT_TIER_ISOLATE && late && ran > 2 * budget &&
         (!m->sent || now - m->sent >= tick)) {
         m->sent = now;
         request(rt, w, &w->iso_req, seq);
