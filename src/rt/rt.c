@@ -106,7 +106,7 @@ static void install_handler(void)
 /* ---- create ----------------------------------------------------------- */
 
 typedef struct layout {
-    size_t rt, workers, sum, hot, cold, link;
+    size_t rt, workers, sum, hot, cold, tiers, link;
     size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt, obs;
     size_t meta, stacks[2], total;
 } layout;
@@ -121,6 +121,7 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->sum = weft__arena_add(&p, weft__summary_bytes(s), line);
     l->hot = weft__arena_add(&p, n * sizeof(weft_tcb), line);
     l->cold = weft__arena_add(&p, n * sizeof(weft_tcb_cold), line);
+    l->tiers = weft__arena_add(&p, n * sizeof(weft_tier_slot), line);
     l->link = weft__arena_add(&p, n * 4, line);
     for (int k = 0; k < 2; k++) {
         l->next[k] = weft__arena_add(&p, n * 4, line);
@@ -211,6 +212,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     weft__summary_init(&rt->sum);
     rt->hot = (weft_tcb *)(a + l.hot);
     rt->cold = (weft_tcb_cold *)(a + l.cold);
+    rt->tiers = (weft_tier_slot *)(a + l.tiers);
     rt->link = (_Atomic uint32_t *)(a + l.link);
     for (int k = 0; k < 2; k++) {
         weft_stack_pool *p = &rt->pool[k];

@@ -209,6 +209,7 @@ struct weft_rt {
     weft_summary sum;
     weft_tcb *hot;          /* [max_tasks] */
     weft_tcb_cold *cold;    /* [max_tasks] */
+    weft_tier_slot *tiers;  /* [max_tasks]: the monitor's (sysmon.c) */
     _Atomic uint32_t *link; /* [max_tasks] queue links */
     void *arena;
     size_t arena_size;

@@ -35,7 +35,7 @@
  *    each promotion to WARN or above; a task at YIELD or above that
  *    overruns its budget is asked to yield at its next cooperative point
  *    (yield_req); at ISOLATE its worker is handed to another thread
- *    (iso_req, isolate.c). The per-task tier state lives in the cold TCB,
+ *    (iso_req, isolate.c). The per-task tier state lives in rt->tiers,
  *    tagged with the task's generation; the monitor is its only writer.
  *    Tasks above MONITOR are tracked for demotion: their polls that the
  *    monitor never saw running long are good polls;
@@ -115,24 +115,24 @@ static uint32_t task_gen(weft_rt *rt, uint32_t slot)
 static void tier_load(weft_rt *rt, uint32_t slot, weft_tier_state *s,
                       uint64_t now)
 {
-    weft_tcb_cold *c = &rt->cold[slot];
-    if (atomic_load_explicit(&c->tier_gen, RLX) != task_gen(rt, slot) + 1) {
+    weft_tier_slot *c = &rt->tiers[slot];
+    if (atomic_load_explicit(&c->gen, RLX) != task_gen(rt, slot) + 1) {
         weft__tier_reset(s, now);
         return;
     }
-    uint64_t w[2] = {atomic_load_explicit(&c->tier_w[0], RLX),
-                     atomic_load_explicit(&c->tier_w[1], RLX)};
+    uint64_t w[2] = {atomic_load_explicit(&c->w[0], RLX),
+                     atomic_load_explicit(&c->w[1], RLX)};
     memcpy(s, w, sizeof *s);
 }
 
 static void tier_store(weft_rt *rt, uint32_t slot, const weft_tier_state *s)
 {
-    weft_tcb_cold *c = &rt->cold[slot];
+    weft_tier_slot *c = &rt->tiers[slot];
     uint64_t w[2] = {0, 0};
     memcpy(w, s, sizeof *s);
-    atomic_store_explicit(&c->tier_w[0], w[0], RLX);
-    atomic_store_explicit(&c->tier_w[1], w[1], RLX);
-    atomic_store_explicit(&c->tier_gen, task_gen(rt, slot) + 1, RLX);
+    atomic_store_explicit(&c->w[0], w[0], RLX);
+    atomic_store_explicit(&c->w[1], w[1], RLX);
+    atomic_store_explicit(&c->gen, task_gen(rt, slot) + 1, RLX);
 }
 
 static tracked *track_find(struct weft_mon *m, uint32_t slot, uint32_t gen)
@@ -272,7 +272,7 @@ static void poll_over(weft_rt *rt, const weft_policy *p, uint64_t now,
     uint32_t slot = m->slot1 - 1;
     uint64_t st = atomic_load_explicit(&rt->hot[slot].state, RLX);
     if (weft_ts_gen(st) + 1 ==
-        atomic_load_explicit(&rt->cold[slot].tier_gen, RLX)) {
+        atomic_load_explicit(&rt->tiers[slot].gen, RLX)) {
         weft_tier_state s;
         tier_load(rt, slot, &s, now);
         weft__tier_poll_end(p, band_of(st), &s, m->ran, now, 1);
@@ -330,8 +330,8 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
     s.tier = WEFT_TIER_MONITOR;
     if (ran > p->slow_poll_ns || ran > budget) {
         tier_load(rt, slot, &s, now);
-        _Atomic uint32_t *v = &rt->cold[slot].violations;
-        if (atomic_load_explicit(&rt->cold[slot].tier_gen, RLX) !=
+        _Atomic uint32_t *v = &rt->tiers[slot].violations;
+        if (atomic_load_explicit(&rt->tiers[slot].gen, RLX) !=
             task_gen(rt, slot) + 1)
             atomic_store_explicit(v, 0, RLX); /* the task's first */
         if (violation)

@@ -116,15 +116,8 @@ typedef struct weft_tcb_cold {
     };
     /* Accounting (sched/worker.c, sysmon.c); read racily by
      * weft_task_info. */
-    _Atomic uint64_t cpu_ns;    /* CPU time of its polls: the worker running
+    _Atomic uint64_t cpu_ns; /* CPU time of its polls: the worker running
                                 it adds the ticks each poll spans */
-    _Atomic uint64_t tier_w[2]; /* its weft_tier_state (sched/policy.h),
-                                   as two words: written by the monitor
-                                   only, valid while tier_gen is the
-                                   task's generation + 1 */
-    _Atomic uint32_t tier_gen;
-    _Atomic uint32_t violations; /* its polls over budget: the monitor
-                                    only, valid with tier_gen */
     /* Where it waits (wait_kind above, WEFT_WK_* below), written by the
      * task itself with relaxed stores, read racily by weft_task_info and
      * weft_dump. */
@@ -135,10 +128,10 @@ typedef struct weft_tcb_cold {
 } weft_tcb_cold;
 
 /* Every task costs its cold part in resident memory while it lives
- * (bench memory): 96 bytes outside TSan builds (56 before budgets, tiers
- * and wait records). */
+ * (bench memory): 72 bytes outside TSan builds (56 before budgets and
+ * wait records), and its tier slot 24 more. */
 #ifndef WEFT_TSAN
-_Static_assert(sizeof(weft_tcb_cold) <= 96, "cold TCB grew");
+_Static_assert(sizeof(weft_tcb_cold) <= 72, "cold TCB grew");
 #endif
 
 /*
@@ -175,6 +168,15 @@ static inline void weft__cold_wait_set(weft_tcb_cold *c, unsigned kind,
     atomic_store_explicit(&c->wait_obj, obj, memory_order_relaxed);
     atomic_store_explicit(&c->wait_kind, (uint8_t)kind, memory_order_relaxed);
 }
+
+/* A task's tier state and violations, in an array of their own beside the
+ * cold TCBs (rt->tiers): only the monitor writes them, and spawn never
+ * touches them, since they are tagged with the task's generation. */
+typedef struct weft_tier_slot {
+    _Atomic uint64_t w[2];       /* its weft_tier_state (sched/policy.h) */
+    _Atomic uint32_t gen;        /* the task's generation + 1: valid */
+    _Atomic uint32_t violations; /* its polls over budget */
+} weft_tier_slot;
 
 /* Set / copy out a task's name (see weft_tcb_cold.name). Any thread. */
 static inline void weft__name_set(weft_tcb_cold *c, const char *name)
