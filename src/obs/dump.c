@@ -127,14 +127,10 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
      * (sched/sysmon.c tags them with the generation). */
     o->tier = WEFT_TIER_MONITOR;
     o->violations = 0;
-    weft_tier_slot *ts_ = &rt->tiers[slot];
-    if (atomic_load_explicit(&ts_->gen, RLX) == weft_ts_gen(s) + 1) {
-        uint64_t tw[2] = {atomic_load_explicit(&ts_->w[0], RLX),
-                          atomic_load_explicit(&ts_->w[1], RLX)};
-        weft_tier_state ts;
-        memcpy(&ts, tw, sizeof ts);
+    weft_tier_state ts;
+    if (weft__tier_slot_get(rt, slot, weft_ts_gen(s), &ts)) {
         o->tier = ts.tier;
-        o->violations = atomic_load_explicit(&ts_->violations, RLX);
+        o->violations = atomic_load_explicit(&rt->tiers[slot].violations, RLX);
     }
     o->cpu_ns = atomic_load_explicit(&c->cpu_ns, RLX);
     /* Polls share the word of the entry argument until the task first

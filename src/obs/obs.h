@@ -12,6 +12,10 @@
 /* Take rt's baseline lock (obs_lock); with `try`, give up at once when it
  * is held and return 0 (signal handlers: the interrupted thread may hold
  * it). 1 when taken. Any thread. */
+/* Tasks spawned and not yet reaped, workers and isolation identities
+ * included (weft_stats.live; weft_rt_destroy's check). Any thread. */
+uint64_t weft__obs_live(weft_rt *rt);
+
 int weft__obs_lock(weft_rt *rt, int try);
 void weft__obs_unlock(weft_rt *rt);
 

@@ -120,6 +120,18 @@ static void ext_raw(weft_rt *rt, weft_stats *o)
     o->isolations = ld(&rt->isolations);
 }
 
+uint64_t weft__obs_live(weft_rt *rt)
+{
+    uint64_t spawned = ld(&rt->ext_spawns), reaped = ld(&rt->ext_reaps);
+    for (unsigned i = 0; i < rt->nworkers + rt->nthr; i++) {
+        weft_worker *w =
+            i < rt->nworkers ? &rt->workers[i] : &rt->iso[i - rt->nworkers];
+        spawned += ld(&w->st.spawns);
+        reaped += ld(&w->st.reaps);
+    }
+    return spawned > reaped ? spawned - reaped : 0;
+}
+
 int weft__obs_lock(weft_rt *rt, int try)
 {
     if (try)
@@ -162,14 +174,7 @@ void weft__obs_totals(weft_rt *rt, uint64_t now, int base, weft_stats *o)
     }
 
     /* Gauges, never reset. live counts from the start. */
-    uint64_t spawned = ld(&rt->ext_spawns), reaped = ld(&rt->ext_reaps);
-    for (unsigned i = 0; i < rt->nworkers + rt->nthr; i++) {
-        weft_worker *w =
-            i < rt->nworkers ? &rt->workers[i] : &rt->iso[i - rt->nworkers];
-        spawned += ld(&w->st.spawns);
-        reaped += ld(&w->st.reaps);
-    }
-    o->live = spawned > reaped ? spawned - reaped : 0;
+    o->live = weft__obs_live(rt);
     for (int k = 0; k < 2; k++) {
         weft_stack_pool *p = &rt->pool[k];
         o->stacks_resident += atomic_load_explicit(&p->resident, RLX);

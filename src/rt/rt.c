@@ -329,19 +329,6 @@ fail_registry:
 
 /* ---- shutdown, destroy, run ----------------------------------------- */
 
-static uint64_t live_tasks(weft_rt *rt)
-{
-    uint64_t spawned = atomic_load_explicit(&rt->ext_spawns, RLX);
-    uint64_t reaped = atomic_load_explicit(&rt->ext_reaps, RLX);
-    for (uint32_t i = 0; i < rt->nworkers + rt->nthr; i++) {
-        weft_wstats *s = i < rt->nworkers ? &rt->workers[i].st
-                                          : &rt->iso[i - rt->nworkers].st;
-        spawned += atomic_load_explicit(&s->spawns, RLX);
-        reaped += atomic_load_explicit(&s->reaps, RLX);
-    }
-    return spawned - reaped;
-}
-
 int weft_rt_shutdown(weft_rt *rt)
 {
     if (!rt)
@@ -356,7 +343,7 @@ int weft_rt_destroy(weft_rt *rt)
         return -EINVAL;
     if (weft__worker_self())
         return -EPERM;
-    if (live_tasks(rt) && !atomic_load_explicit(&rt->shutdown, RLX))
+    if (weft__obs_live(rt) && !atomic_load_explicit(&rt->shutdown, RLX))
         return -EBUSY;
     stop_workers(rt, rt->nworkers);
     for (int k = 0; k < 2; k++) {

@@ -7,6 +7,7 @@
 #define WEFT_SCHED_POLICY_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "sched.h"
 
@@ -79,6 +80,21 @@ void weft__policy_read(struct weft_rt *rt, weft_policy *out);
  * monitor thread (any thread). */
 void weft__policy_warn(struct weft_rt *rt, weft_task t, const char *name,
                        uint64_t poll_ns);
+
+/* The tier state in rt->tiers[slot] if it is the task of generation
+ * `gen`'s (1), else nothing (0). Relaxed: the monitor is its one writer.
+ * Any thread. */
+static inline int weft__tier_slot_get(struct weft_rt *rt, uint32_t slot,
+                                      uint32_t gen, weft_tier_state *s)
+{
+    weft_tier_slot *t = &rt->tiers[slot];
+    if (atomic_load_explicit(&t->gen, memory_order_relaxed) != gen + 1)
+        return 0;
+    uint64_t w[2] = {atomic_load_explicit(&t->w[0], memory_order_relaxed),
+                     atomic_load_explicit(&t->w[1], memory_order_relaxed)};
+    memcpy(s, w, sizeof *s);
+    return 1;
+}
 
 /* A fresh state: MONITOR, counters 0, entered now. */
 void weft__tier_reset(weft_tier_state *s, uint64_t now_ns);

@@ -115,14 +115,8 @@ static uint32_t task_gen(weft_rt *rt, uint32_t slot)
 static void tier_load(weft_rt *rt, uint32_t slot, weft_tier_state *s,
                       uint64_t now)
 {
-    weft_tier_slot *c = &rt->tiers[slot];
-    if (atomic_load_explicit(&c->gen, RLX) != task_gen(rt, slot) + 1) {
+    if (!weft__tier_slot_get(rt, slot, task_gen(rt, slot), s))
         weft__tier_reset(s, now);
-        return;
-    }
-    uint64_t w[2] = {atomic_load_explicit(&c->w[0], RLX),
-                     atomic_load_explicit(&c->w[1], RLX)};
-    memcpy(s, w, sizeof *s);
 }
 
 static void tier_store(weft_rt *rt, uint32_t slot, const weft_tier_state *s)

@@ -1480,6 +1480,10 @@ weft_noinline static void lifo_spill(weft_worker *w, uint32_t slot)
 static inline __attribute__((always_inline)) void ready_local(weft_worker *w,
                                                               uint32_t slot)
 {
+    if (weft_unlikely(w->iso_of)) { /* never queued on an isolated task */
+        signal_task(w->rt, slot);
+        return;
+    }
     /* The LIFO slot holds normal-band tasks only. */
     if (weft_unlikely((atomic_load_explicit(&w->hot[slot].state, RLX) &
                        TS_BAND) != TS_NORMAL)) {
@@ -1494,22 +1498,17 @@ static inline __attribute__((always_inline)) void ready_local(weft_worker *w,
 
 void weft__sched_ready_local(weft_worker *w, uint32_t slot)
 {
-    if (weft_unlikely(w->iso_of)) { /* never queued on an isolated task */
-        signal_task(w->rt, slot);
-        return;
-    }
     ready_local(w, slot);
 }
 
 void weft__sched_ready(weft_rt *rt, uint32_t slot)
 {
     weft_worker *w = weft__worker_self();
-    if (w && w->rt == rt && weft_likely(!w->iso_of)) {
+    if (w && w->rt == rt) {
         ready_local(w, slot);
         return;
     }
-    if (weft__summary_signal(&rt->sum, slot))
-        weft__wake_one(rt);
+    signal_task(rt, slot);
 }
 
 /*
