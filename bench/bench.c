@@ -131,6 +131,20 @@ void bench_verbose_stats(weft_rt *rt)
             (unsigned long long)s.parks, (unsigned long long)s.switches,
             (unsigned long long)s.yields, (unsigned long long)s.deflected,
             (unsigned long long)s.mail_chunks);
+    for (unsigned i = 0; i < s.workers; i++) {
+        weft_worker_stats ws;
+        if (weft_stats_worker(rt, i, &ws))
+            break;
+        fprintf(stderr,
+                "    worker %u: switches %llu steals %llu/%llu deflected %llu "
+                "chunks %llu busy %.1f ms idle %.1f ms\n",
+                i, (unsigned long long)ws.switches,
+                (unsigned long long)ws.steals,
+                (unsigned long long)ws.steal_attempts,
+                (unsigned long long)ws.deflected,
+                (unsigned long long)ws.mail_chunks, ws.busy_ns / 1e6,
+                ws.idle_ns / 1e6);
+    }
 }
 
 void bench_done_reset(bench_done *d)

@@ -346,15 +346,18 @@ int weft_rt_destroy(weft_rt *rt)
     if (weft__obs_live(rt) && !atomic_load_explicit(&rt->shutdown, RLX))
         return -EBUSY;
     stop_workers(rt, rt->nworkers);
+    uint64_t guards = 0;
     for (int k = 0; k < 2; k++) {
         for (uint32_t i = 0; i < rt->nworkers; i++)
             weft__stack_drain(&rt->pool[k], &rt->workers[i].cache[k]);
         weft__stack_pool_fini(&rt->pool[k]);
+        guards += atomic_load_explicit(&rt->pool[k].guarded, RLX);
     }
     atomic_store_explicit(&registry[rt->id], NULL, memory_order_release);
     weft__obs_rt_gone(rt); /* no SIGQUIT dump still reads it */
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(rt->arena, rt->arena_size);
+    weft__stack_guards_return(guards); /* their mappings are gone */
     return 0;
 }
 

@@ -148,3 +148,25 @@ TEST(api, stats_guard_pages_counted)
     CHECK_CMP_U64(st.stacks_resident, >=, 1);
     test_rt_destroy_clean(rt);
 }
+
+/* The guard budget is the process's: a runtime's guard pages go back to it
+ * when the runtime is destroyed, so a later runtime gets them again. */
+TEST(api, stats_guard_budget_returned_at_destroy)
+{
+    weft_config c;
+    weft_config_default(&c);
+    c.max_tasks = 64;
+    c.guard_pages = 1;
+    weft_rt *rt = test_rt_cfg(&c);
+    uint64_t b0 = test_stats(rt).guard_budget;
+    test_run(rt, nothing, NULL);
+    weft_stats st = test_stats(rt);
+    CHECK_EQ_U64(st.guarded_stacks, 1);
+    CHECK_EQ_U64(st.guard_budget, b0 - 1);
+    test_rt_destroy_clean(rt);
+    rt = test_rt_cfg(&c);
+    CHECK_EQ_U64(test_stats(rt).guard_budget, b0);
+    test_run(rt, nothing, NULL);
+    CHECK_EQ_U64(test_stats(rt).guarded_stacks, 1);
+    test_rt_destroy_clean(rt);
+}
