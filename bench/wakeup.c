@@ -8,9 +8,19 @@
  * rounds (x BENCH_SCALE), microseconds, as `wakeup_p50` and `wakeup_p99`
  * (single measurements: the rounds are the samples). No hardware wait
  * hint is used (docs/decisions/0006-wait-hints.md: this machine has none).
+ *
+ * `idle_cpu`: all workers; after one task has run and the runtime has had
+ * 200 ms to settle (every worker asleep, and the monitor past its 100 ms
+ * of 10 ms naps and into its sleep without timeout: sched/sysmon.c), the
+ * CPU time (user + system, getrusage) the whole process uses over 1 s of
+ * idleness. Value: milliseconds of CPU per second, `ms/s` (a single
+ * measurement): anything a worker or the monitor does while it should
+ * be asleep; the main thread only sleeps. check=ok needs the task to run and the figure to be under
+ * 10 ms/s (1 % of a CPU).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench.h"
@@ -77,4 +87,35 @@ int bench_wakeup(void)
     weft_rt_destroy(rt);
     return bench_report("wakeup_p50", workers, p50, "us", ok) |
            bench_report("wakeup_p99", workers, p99, "us", ok);
+}
+
+static double cpu_ms(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec * 1e3 + (double)u.ru_utime.tv_usec / 1e3 +
+           (double)u.ru_stime.tv_sec * 1e3 + (double)u.ru_stime.tv_usec / 1e3;
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+int bench_idle_cpu(void)
+{
+    int workers = bench_workers();
+    weft_rt *rt = bench_rt((unsigned)workers, 0);
+    weft_task t;
+    void *res = (void *)1;
+    int ok = weft_spawn(rt, &t, nothing, NULL, NULL) == 0 &&
+             weft_join(t, &res) == 0 && res == NULL;
+    struct timespec settle = {0, 200000000}, second = {1, 0};
+    nanosleep(&settle, NULL);
+    double before = cpu_ms();
+    nanosleep(&second, NULL);
+    double used = cpu_ms() - before;
+    bench_verbose_stats(rt);
+    weft_rt_destroy(rt);
+    return bench_report("idle_cpu", workers, used, "ms/s", ok && used < 10);
 }

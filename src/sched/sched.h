@@ -149,6 +149,8 @@ typedef struct weft_worker {
     uint32_t high_ticks; /* consecutive fairness ticks above it */
     uint32_t feed; /* tasks per chunk for a hungry neighbour (mesh_balance) */
     uint32_t fed;  /* hungry feeds since the last fairness tick */
+    uint32_t gate; /* pushes above the threshold to let pass before the
+                      next look for a target (mesh_balance) */
     uint32_t nstaged; /* destinations with a staged chunk */
     uint32_t staged[WEFT_MESH_STAGED];
     _Atomic uint32_t load; /* published load level (read by producers) */
@@ -246,9 +248,10 @@ struct weft_rt {
 
     /* The monitor thread (sysmon.c). */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t
-        mon_sleep;        /* 1: the monitor sleeps while every
-                                   worker does (futex word; the destroyer
-                                   wakes it) */
+        mon_sleep;        /* 1: the monitor naps while every worker
+                             sleeps; 2 (WEFT_MON_DEEP): it sleeps until
+                             woken (futex word: the first worker to leave
+                             idle, or the destroyer, wakes it) */
     _Atomic int mon_stop; /* weft_rt_destroy: the monitor exits */
     int mon_started;
     pthread_t mon_thread;
@@ -307,6 +310,11 @@ static inline uint64_t weft__poll_seq(weft_worker *w)
  * only. start returns 0 or -EAGAIN. */
 int weft__sysmon_start(struct weft_rt *rt);
 void weft__sysmon_stop(struct weft_rt *rt);
+/* A worker has left idle: wake the monitor if it sleeps with no timeout
+ * (sysmon.c). Call after the seq_cst decrement of rt->idle, when a
+ * seq_cst load of rt->mon_sleep reads WEFT_MON_DEEP. */
+void weft__sysmon_kick(struct weft_rt *rt);
+#define WEFT_MON_DEEP 2
 
 /* Install the SIGURG handler and find the program's text (preempt.c).
  * Idempotent; plain thread (weft_rt_create). */

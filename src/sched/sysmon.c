@@ -19,12 +19,16 @@
  * 0.2..5 ms: with the defaults (10 ms, 2 ms), 1 ms. When every worker is
  * asleep there is nothing to watch: the monitor looks again after 10 ms
  * (Go's sysmon backs off to the same), so a poll that starts as the
- * runtime wakes is seen at most 10 ms late, and an idle runtime costs 100
- * short wake-ups a second. Waking the monitor from a worker that leaves
- * idle was tried and rejected: on this 2-core machine the extra thread
- * made runnable on the wake-up path took the `wakeup` benchmark's p50
- * from 7 to 34 us. A worker leaving idle brings its own coarse clock up
- * to date instead (worker.c, idle()).
+ * runtime wakes is seen at most 10 ms late. Those looks cost about 40 us
+ * of CPU each on this project's VMs (100 a second: 4 ms/s, bench
+ * idle_cpu), so once no task has run for DEEP_AFTER (100 ms) the
+ * monitor sleeps with no timeout, and the first worker to leave idle
+ * wakes it (weft__sysmon_kick; the proof is at the sleep). Waking the
+ * monitor on every exit from idle was tried and rejected: on this 2-core
+ * machine the extra thread made runnable on the wake-up path took the
+ * `wakeup` benchmark's p50 (2 ms idle gaps) from 7 to 34 us. Only the
+ * first task after 100 ms of silence pays that now. A worker leaving
+ * idle brings its own coarse clock up to date (worker.c, idle()).
  *
  * What it does with a long poll, per worker and tick:
  *  - counts it slow once it has run over slow_poll_ns, and a violation
@@ -67,7 +71,11 @@
 
 #define RLX memory_order_relaxed
 #define MS ((uint64_t)1000000)
-#define IDLE_SLEEP (10 * MS) /* between looks while every worker sleeps */
+#define IDLE_SLEEP (10 * MS)  /* between looks while every worker sleeps */
+#define DEEP_AFTER (100 * MS) /* no task ran this long: sleep until kicked */
+
+/* rt->mon_sleep. */
+enum { MON_AWAKE = 0, MON_NAP = 1, MON_DEEP = WEFT_MON_DEEP };
 
 /* The monitor's view of one worker. Monitor only. */
 typedef struct mon_worker {
@@ -379,6 +387,16 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
     }
 }
 
+/* Context switches into tasks so far, all workers. O(workers), on an idle
+ * runtime's look only. */
+static uint64_t switches(weft_rt *rt)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        n += atomic_load_explicit(&rt->workers[i].st.switches, RLX);
+    return n;
+}
+
 static void *sysmon_main(void *arg)
 {
     weft_rt *rt = arg;
@@ -386,24 +404,56 @@ static void *sysmon_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals go to others */
     weft_policy p;
+    uint64_t idle_since = 0; /* since when no task has run */
+    uint64_t seen = 0;       /* switches() at that look */
     while (!atomic_load_explicit(&rt->mon_stop, memory_order_acquire)) {
         weft__policy_read(rt, &p);
         uint64_t tick = tick_of(&p), now = weft__clock_ns();
         for (uint32_t i = 0; i < rt->nworkers; i++)
             atomic_store_explicit(&rt->workers[i].coarse_ns, now, RLX);
         /* Isolated tasks' polls are timed on their identity's clock. */
+        int isolated = 0;
         for (uint32_t i = 0; i < rt->nthr; i++)
-            if (atomic_load_explicit(&rt->iso[i].iso_busy, RLX))
+            if (atomic_load_explicit(&rt->iso[i].iso_busy, RLX)) {
                 atomic_store_explicit(&rt->iso[i].coarse_ns, now, RLX);
+                isolated = 1;
+            }
         if (atomic_load_explicit(&rt->idle, RLX) == rt->nworkers) {
-            /* Nothing to watch: a longer sleep (header); the destroyer
-             * wakes it early. */
-            atomic_store_explicit(&rt->mon_sleep, 1, RLX);
-            if (!atomic_load_explicit(&rt->mon_stop, RLX))
-                weft__futex_wait(&rt->mon_sleep, 1, now + IDLE_SLEEP);
-            atomic_store_explicit(&rt->mon_sleep, 0, RLX);
+            /* Nothing to watch: a longer sleep (header), and after
+             * DEEP_AFTER of it with no isolated task running either, a
+             * sleep with no end until a worker wakes (weft__sysmon_kick)
+             * or the destroyer does. */
+            /* Quiet means no task ran since the last look, not merely
+             * every worker asleep at each look: the `wakeup` benchmark
+             * wakes a task every 2 ms, always between two looks, and
+             * with "asleep at each look" every one of its wake-ups also
+             * woke the monitor (p50 4-8 -> 11-17 us, measured). */
+            uint64_t sw = switches(rt);
+            if (!idle_since || sw != seen)
+                idle_since = now, seen = sw;
+            if (!isolated && now - idle_since >= DEEP_AFTER) {
+                /* seq_cst store, then seq_cst load of idle: pairs with
+                 * weft__sysmon_kick's caller, which decrements idle
+                 * (seq_cst) and then loads mon_sleep (seq_cst). In their
+                 * single total order either the worker's load follows our
+                 * store (it sees MON_DEEP and wakes us) or its decrement
+                 * precedes our load of idle (we see a worker awake and do
+                 * not sleep): never both missed. */
+                atomic_store_explicit(&rt->mon_sleep, MON_DEEP,
+                                      memory_order_seq_cst);
+                if (atomic_load_explicit(&rt->idle, memory_order_seq_cst) ==
+                        rt->nworkers &&
+                    !atomic_load_explicit(&rt->mon_stop, RLX))
+                    weft__futex_wait(&rt->mon_sleep, MON_DEEP, 0);
+            } else {
+                atomic_store_explicit(&rt->mon_sleep, MON_NAP, RLX);
+                if (!atomic_load_explicit(&rt->mon_stop, RLX))
+                    weft__futex_wait(&rt->mon_sleep, MON_NAP, now + IDLE_SLEEP);
+            }
+            atomic_store_explicit(&rt->mon_sleep, MON_AWAKE, RLX);
             continue;
         }
+        idle_since = 0;
         weft__thr_handoffs(rt);
         for (uint32_t i = 0; i < rt->nworkers; i++)
             watch(rt, &p, tick, now, &rt->workers[i], &rt->mon->w[i]);
@@ -430,6 +480,14 @@ int weft__sysmon_start(weft_rt *rt)
     }
     rt->mon_started = 1;
     return 0;
+}
+
+void weft__sysmon_kick(weft_rt *rt)
+{
+    uint32_t deep = MON_DEEP;
+    if (atomic_compare_exchange_strong_explicit(&rt->mon_sleep, &deep,
+                                                MON_AWAKE, RLX, RLX))
+        weft__futex_wake(&rt->mon_sleep, 1);
 }
 
 void weft__sysmon_stop(weft_rt *rt)

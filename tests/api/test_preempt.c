@@ -12,7 +12,9 @@
  */
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 
 #include "check.h"
@@ -64,6 +66,78 @@ TEST(api, preempt_spinner_lets_others_run)
     CHECK_EQ_INT(atomic_load(&other_ran), 1);
     weft_stats st = test_stats(rt);
     CHECK_CMP_U64(st.preemptions, >=, 1);
+    test_rt_destroy_clean(rt);
+}
+
+/* ---- after a long idle the monitor sleeps, and the next hog wakes it --- */
+
+/* After 100 ms with every worker asleep the monitor sleeps with no
+ * timeout (sysmon.c); the first worker to leave idle must wake it, or a
+ * hog that starts then is never preempted. The spinner gives up after
+ * 3 s, so a lost wake-up fails the latency check instead of hanging. */
+static _Atomic uint64_t spin_t0, other_t;
+
+static void *deadline_spinner(void *arg)
+{
+    (void)arg;
+    uint64_t t0 = weft_now_ns();
+    atomic_store(&spin_t0, t0);
+    while (!atomic_load_explicit(&stop_spin, memory_order_relaxed) &&
+           weft_now_ns() - t0 < 3000000000ull)
+        ;
+    return NULL;
+}
+
+static void *timed_stopper(void *arg)
+{
+    (void)arg;
+    atomic_store(&other_t, weft_now_ns());
+    atomic_store(&stop_spin, 1);
+    return NULL;
+}
+
+static void *deadline_spin_then_stop(void *arg)
+{
+    (void)arg;
+    weft_task s, o;
+    CHECK_OK(weft_spawn(NULL, &s, deadline_spinner, NULL, &preemptible));
+    weft_yield();
+    CHECK_OK(weft_spawn(NULL, &o, timed_stopper, NULL, NULL));
+    CHECK_OK(weft_join(o, NULL));
+    CHECK_OK(weft_join(s, NULL));
+    return NULL;
+}
+
+static void *noop(void *arg)
+{
+    return arg;
+}
+
+TEST(api, preempt_after_deep_idle)
+{
+    skip_tsan();
+    weft_rt *rt = rt1();
+    for (int round = 0; round < 3; round++) {
+        test_run(rt, noop, NULL);
+        /* Wait (up to 2 s) for the monitor's deep sleep. */
+        int deep = 0;
+        for (int i = 0; i < 200 && !deep; i++) {
+            usleep(10 * 1000);
+            deep = atomic_load(&rt->mon_sleep) == WEFT_MON_DEEP;
+        }
+        CHECK_EQ_INT(deep, 1);
+        atomic_store(&stop_spin, 0);
+        atomic_store(&other_t, 0);
+        test_run(rt, deadline_spin_then_stop, NULL);
+        uint64_t late = atomic_load(&other_t) - atomic_load(&spin_t0);
+        fprintf(stderr,
+                "# round %d: the other task ran %.1f ms after the "
+                "spinner started\n",
+                round, late / 1e6);
+        /* The balanced policy's latency target is 2 ms; 1 s leaves room
+         * for a loaded machine and still fails a monitor left asleep. */
+        CHECK_CMP_U64(late, <, 1000000000ull);
+    }
     test_rt_destroy_clean(rt);
 }
 
