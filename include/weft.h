@@ -505,7 +505,22 @@ typedef struct weft_topology {
                                   (nodes in order) filled before the next,
                                   one thread per core before SMT siblings */
     const char *source;        /* "hwloc" or "sysfs" */
+    unsigned wait_hints;       /* WEFT_HINT_* the CPU offers user mode,
+                                  detected at run time (CPUID, AT_HWCAP);
+                                  the idle path uses none of them
+                                  (docs/decisions/0006-wait-hints.md) */
 } weft_topology;
+
+/* weft_topology.wait_hints. */
+enum {
+    WEFT_HINT_WAITPKG = 1u << 0,  /* x86 umonitor/umwait/tpause (CPUID
+                                     leaf 7, ECX bit 5) */
+    WEFT_HINT_MONITORX = 1u << 1, /* AMD monitorx/mwaitx (CPUID
+                                     0x80000001, ECX bit 29) */
+    WEFT_HINT_WFE = 1u << 2,      /* aarch64 wfe/sev: architectural */
+    WEFT_HINT_WFXT = 1u << 3      /* aarch64 wfet with a deadline
+                                     (AT_HWCAP2 HWCAP2_WFXT) */
+};
 
 /* Point *out at the process's topology: found at the first call (or the
  * first weft_rt_create), from the affinity mask of that moment, then fixed

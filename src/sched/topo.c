@@ -49,6 +49,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
+
 #ifdef WEFT_HAVE_HWLOC
 #include <hwloc.h>
 #endif
@@ -403,6 +409,37 @@ int weft__topo_hwloc(weft_topo *t, const cpu_set_t *allowed)
 }
 #endif
 
+/* ---- hardware wait hints --------------------------------------------- */
+
+/* What the CPU offers user mode for waiting on a cache line, from CPUID
+ * or the kernel's hwcaps: reported, never assumed, and not used by the
+ * idle path (docs/decisions/0006-wait-hints.md). */
+unsigned weft__wait_hints(void)
+{
+    unsigned h = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        if (c & (1u << 5))
+            h |= WEFT_HINT_WAITPKG;
+    }
+    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000001u) {
+        __cpuid(0x80000001u, a, b, c, d);
+        if (c & (1u << 29))
+            h |= WEFT_HINT_MONITORX;
+    }
+    (void)a, (void)b, (void)d;
+#elif defined(__aarch64__)
+    h |= WEFT_HINT_WFE;
+#ifdef AT_HWCAP2
+    if (getauxval(AT_HWCAP2) & (UINT64_C(1) << 31)) /* HWCAP2_WFXT */
+        h |= WEFT_HINT_WFXT;
+#endif
+#endif
+    return h;
+}
+
 /* ---- the process's topology ------------------------------------------- */
 
 static weft_topo proc;
@@ -419,6 +456,7 @@ static void discover(void)
     }
     if (weft__topo_hwloc(&proc, &set))
         weft__topo_sysfs(&proc, "/sys", &set);
+    proc.pub.wait_hints = weft__wait_hints();
 }
 
 int weft_topology_get(const weft_topology **out)

@@ -51,6 +51,9 @@ typedef struct weft_topo {
  * make one L3 group, one node, each CPU its own core. Any thread. */
 void weft__topo_sysfs(weft_topo *t, const char *root, const cpu_set_t *allowed);
 
+/* WEFT_HINT_* of this CPU (weft_topology.wait_hints). */
+unsigned weft__wait_hints(void);
+
 /* The same from hwloc; -ENOSYS when built without it, -EIO when hwloc
  * cannot load the topology. Any thread. */
 int weft__topo_hwloc(weft_topo *t, const cpu_set_t *allowed);

@@ -7,6 +7,7 @@
  */
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../check.h"
 #include "../internal.h"
@@ -364,4 +365,54 @@ TEST(unit, topo_pin_workers)
      * (the joiner itself runs on one). */
     CHECK_CMP_U64((uintptr_t)seen, !=, 0);
     test_rt_destroy_clean(rt);
+}
+
+/* ---- wait hints against /proc/cpuinfo ----------------------------------- */
+
+/* Does the first "flags" line of /proc/cpuinfo list `flag`? -1 when there
+ * is no such line (not x86, or no procfs). */
+static int cpuinfo_flag(const char *flag)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return -1;
+    char line[8192];
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "flags", 5))
+            continue;
+        found = 0;
+        for (char *tok = strtok(strchr(line, ':') + 1, " \t\n"); tok;
+             tok = strtok(NULL, " \t\n"))
+            found |= !strcmp(tok, flag);
+    }
+    fclose(f);
+    return found;
+}
+
+TEST(unit, topo_wait_hints_match_the_cpu)
+{
+    const weft_topology *t;
+    CHECK_OK(weft_topology_get(&t));
+    fprintf(stderr, "# wait hints: %s%s%s%s%s\n",
+            t->wait_hints & WEFT_HINT_WAITPKG ? "waitpkg " : "",
+            t->wait_hints & WEFT_HINT_MONITORX ? "monitorx " : "",
+            t->wait_hints & WEFT_HINT_WFE ? "wfe " : "",
+            t->wait_hints & WEFT_HINT_WFXT ? "wfxt " : "",
+            t->wait_hints ? "" : "none");
+#if defined(__x86_64__) || defined(__i386__)
+    int w = cpuinfo_flag("waitpkg"), m = cpuinfo_flag("monitorx");
+    if (w < 0)
+        TEST_SKIP("no flags line in /proc/cpuinfo");
+    /* The kernel lists what CPUID says (qemu-user runs x86 only as the
+     * host, so this is the host's CPU either way). */
+    CHECK_EQ_INT(!!(t->wait_hints & WEFT_HINT_WAITPKG), w);
+    CHECK_EQ_INT(!!(t->wait_hints & WEFT_HINT_MONITORX), m);
+    CHECK_EQ_INT(t->wait_hints & (WEFT_HINT_WFE | WEFT_HINT_WFXT), 0);
+#elif defined(__aarch64__)
+    CHECK(t->wait_hints & WEFT_HINT_WFE);
+    CHECK_EQ_INT(t->wait_hints & (WEFT_HINT_WAITPKG | WEFT_HINT_MONITORX), 0);
+#else
+    CHECK_EQ_INT(t->wait_hints, 0);
+#endif
 }
