@@ -199,13 +199,18 @@ static int single_mode(const char *name)
 int main(int argc, char **argv)
 {
     int rc = 0, ran = 0;
-    /* BENCH_MODES: "steal", "mesh" or "steal,mesh" (default): the balance
-     * modes to run every multi-worker workload in (issue 7: both, in one
-     * run, as impl=weft and impl=weft-mesh). */
+    /* BENCH_MODES: "steal", "mesh", "steal,mesh" (default) or "mesh,steal":
+     * the balance modes to run every multi-worker workload in, in that
+     * order (issue 7: both, in one run, as impl=weft and impl=weft-mesh;
+     * bench/modes.sh alternates the order between rounds, since the
+     * second runtime of a process can measure differently). */
     const char *modes = getenv("BENCH_MODES");
     if (!modes)
         modes = "steal,mesh";
-    for (int m = 0; m < 2; m++) {
+    const char *ps = strstr(modes, "steal"), *pm = strstr(modes, "mesh");
+    int mesh_first = pm && (!ps || pm < ps);
+    for (int k = 0; k < 2; k++) {
+        int m = mesh_first ? !k : k;
         const char *mode = m ? "mesh" : "steal";
         if (!strstr(modes, mode))
             continue;

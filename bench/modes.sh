@@ -3,8 +3,11 @@
 #
 #   sh bench/modes.sh [-n ROUNDS] [-b weft-bench] [workload...]
 #
-# Runs weft-bench ROUNDS times (default 5) with BENCH_MODES=steal,mesh, so
-# each round measures both modes one after the other in one process, and
+# Runs weft-bench ROUNDS times (default 5), each round measuring both
+# modes one after the other in one process, steal first in odd rounds and
+# mesh first in even ones (the second runtime of a process can measure
+# differently: wakeup_p99 was 1.35x in mesh, always second, over 15
+# rounds, and 0.4-2.5x in separate processes), and
 # prints, per multi-worker line, the median of each mode over the rounds,
 # the median of the per-round ratios mesh/steal, and their range. One run
 # on this shared 2-core machine is not enough: several workloads are
@@ -34,7 +37,9 @@ log=${MODES_LOG:-$(mktemp /tmp/weft-modes.XXXXXX)}
 
 r=1
 while [ "$r" -le "$rounds" ]; do
-    BENCH_MODES=steal,mesh "$bin" "$@" 2>/dev/null | grep '^BENCH ' |
+    order=steal,mesh
+    [ $((r % 2)) -eq 0 ] && order=mesh,steal
+    BENCH_MODES=$order "$bin" "$@" 2>/dev/null | grep '^BENCH ' |
         sed "s/^/round=$r /" >>"$log" || true
     r=$((r + 1))
 done
