@@ -25,6 +25,7 @@ work wakes one sleeper when nobody is searching (WAKE_NS later it runs).
 Mesh mode: own deque, then the inbox (every chunk sent to it), then the
 injection queue; an idle worker sets its bit in the hunger word and waits
 on its inbox line, stealing only as the last resort after MESH_SPIN_NS.
+An idle worker's hunger bit is in its L3 group's word (one line per group).
 A worker that queues work feeds a hungry neighbour, nearest group first,
 1, 2, 4 ... 31 tasks per chunk while feeds keep coming; above the
 threshold (64) and with the injection queue empty it sends a chunk to a
@@ -61,8 +62,10 @@ MESH_SPIN_NS = 20000
 CHUNK, DEQUE_CAP, INJECT_BATCH, RING = 31, 256, 32, 8
 THRESHOLD, PROBES = 64, 8
 TICK = 61
-GROUP_WORDS = False  # variant: one hunger word per L3 group
+GROUP_WORDS = True   # one hunger word per L3 group (variant oneword: one
+                     # word for all, as weft had before)
 CLAIM_ALL = False    # variant: claim a group's hungry workers at once
+CLAIM_CAP = 0        # variant: at most this many of them
 
 
 class Line:
@@ -273,6 +276,8 @@ class Sim:
                 continue
             t = self.write(line, w, t)
             members.sort(key=lambda u: (self.group[u] != self.group[w], u))
+            if CLAIM_CAP:
+                members = members[:CLAIM_CAP]
             share = max(1, min(CHUNK, load // (len(members) + 1)))
             for u in members:
                 if len(self.dq[w]) < 1:
@@ -432,11 +437,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workloads", default="fanout,fanout8,tree,local")
     ap.add_argument("--variant", default="",
-                    help="groupwords and/or claimall (comma-separated)")
+                    help="oneword, claimall or claim8 (comma-separated)")
     a = ap.parse_args()
-    global GROUP_WORDS, CLAIM_ALL
-    GROUP_WORDS = "groupwords" in a.variant
-    CLAIM_ALL = "claimall" in a.variant
+    global GROUP_WORDS, CLAIM_ALL, CLAIM_CAP
+    GROUP_WORDS = "oneword" not in a.variant
+    CLAIM_ALL = "claim" in a.variant
+    CLAIM_CAP = 8 if "claim8" in a.variant else 0
     print(f"{a.workers} workers in {a.groups} L3 groups; "
           f"line transfer {L_IN} ns inside a group, {L_OUT} ns across")
     print(f"{'workload':8} {'mode':6} {'makespan ms':>12} {'moved':>8} "

@@ -237,7 +237,13 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
             (uint32_t *)(a + l.order) + (size_t)i * cfg.workers;
         rt->workers[i].threshold = WEFT_MESH_THRESHOLD;
     }
-    weft__mesh_set_groups(rt, NULL);
+    /* Mesh neighbours by L3 group. Known only for pinned workers (cfg.pin:
+     * worker i on the topology's pin_order[i], isolate.c); unpinned ones
+     * float over the allowed CPUs and count as one group. */
+    if (rt->mesh && cfg.pin)
+        weft__mesh_groups_from_topology(rt, topo);
+    else
+        weft__mesh_set_groups(rt, NULL);
     /* The preset policy (cfg.policy, cfg.fairness) and its fairness rule,
      * before any worker makes a scheduling decision. */
     weft__policy_init(rt);

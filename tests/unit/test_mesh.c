@@ -101,9 +101,10 @@ static void *nothing(void *arg)
 /* Wait until every worker but the caller's says it is hungry. */
 static void wait_hungry(weft_rt *rt, uint32_t self)
 {
-    uint64_t want = ((UINT64_C(1) << WORKERS) - 1) & ~(UINT64_C(1) << self);
-    while ((atomic_load(&rt->hungry[0]) & want) != want)
-        weft_yield();
+    for (uint32_t v = 0; v < WORKERS; v++)
+        while (v != self && !(atomic_load(&rt->hungry[rt->hword[v]].bits) &
+                              (UINT64_C(1) << rt->hbit[v])))
+            weft_yield();
 }
 
 static void *deflect_main(void *arg)

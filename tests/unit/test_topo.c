@@ -416,3 +416,34 @@ TEST(unit, topo_wait_hints_match_the_cpu)
     CHECK_EQ_INT(t->wait_hints, 0);
 #endif
 }
+
+/* ---- mesh mode's groups from the topology ----------------------------- */
+
+/* Pinned workers (cfg.pin) take the pin order: on the two-CCX tree the
+ * first 8 share CCX 0, the next ones CCX 1. Mesh mode's neighbour order,
+ * its group sizes and its hunger words (one per group) must follow. */
+TEST(unit, topo_mesh_groups_follow_pin_order)
+{
+    weft_topo *t = parse_first(TREE("amd16"), 16);
+    weft_config c;
+    weft_config_default(&c);
+    c.workers = 12;
+    c.max_tasks = 4096;
+    c.balance = WEFT_BALANCE_MESH;
+    weft_rt *rt = test_rt_cfg(&c);
+    weft__mesh_groups_from_topology(rt, &t->pub);
+    CHECK_EQ_INT(rt->nhwords, 2);
+    uint64_t bits[2] = {0, 0};
+    for (uint32_t i = 0; i < 12; i++) {
+        uint32_t g = i < 8 ? 0 : 1;
+        weft_worker *w = &rt->workers[i];
+        CHECK_EQ_INT(w->ngroup, g == 0 ? 7 : 3);
+        for (uint32_t d = 0; d < 11; d++) /* group mates first */
+            CHECK_EQ_INT(w->order[d] < 8 ? 0 : 1, d < w->ngroup ? g : !g);
+        CHECK_EQ_INT(rt->hword[i], g);
+        CHECK_EQ_U64(bits[g] & (UINT64_C(1) << rt->hbit[i]), 0);
+        bits[g] |= UINT64_C(1) << rt->hbit[i];
+    }
+    test_rt_destroy_clean(rt);
+    free(t);
+}
