@@ -85,7 +85,12 @@ END {
             if (q < lo) lo = q
             if (q > hi) hi = q
         }
-        if (rl == "") continue
+        if (rl == "") { # no ratio (a steal figure of 0): the medians alone
+            printf "%-18s %3s %12.4g %12.4g %8s %15s  %s%s\n", kw[1], kw[2],
+                median(vals[key, "weft"]), median(vals[key, "weft-mesh"]),
+                "-", "-", unit[key], (key in bad) ? "  CHECK FAILED" : ""
+            continue
+        }
         printf "%-18s %3s %12.4g %12.4g %8.3f %7.3f-%-7.3f  %s%s\n", kw[1],
             kw[2], median(vals[key, "weft"]), median(vals[key, "weft-mesh"]),
             median(rl), lo, hi, unit[key], (key in bad) ? "  CHECK FAILED" : ""

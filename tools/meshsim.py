@@ -26,8 +26,9 @@ Mesh mode: own deque, then the inbox (every chunk sent to it), then the
 injection queue; an idle worker sets its bit in the hunger word and waits
 on its inbox line, stealing only as the last resort after MESH_SPIN_NS.
 An idle worker's hunger bit is in its L3 group's word (one line per group).
-A worker that queues work feeds a hungry neighbour, nearest group first,
-1, 2, 4 ... 31 tasks per chunk while feeds keep coming; above the
+A worker that queues work claims the hungry workers of the nearest group's
+word at once and shares its backlog among them, 1, 2, 4 ... 31 tasks each
+while feeds keep coming; above the
 threshold (64) and with the injection queue empty it sends a chunk to a
 neighbour of low published load (group first, at most 8 looked at). The
 deques hold 256 tasks; a full one spills its older half to the injection
@@ -64,8 +65,9 @@ THRESHOLD, PROBES = 64, 8
 TICK = 61
 GROUP_WORDS = True   # one hunger word per L3 group (variant oneword: one
                      # word for all, as weft had before)
-CLAIM_ALL = False    # variant: claim a group's hungry workers at once
-CLAIM_CAP = 0        # variant: at most this many of them
+CLAIM_ALL = True     # claim a word's hungry workers at once (variant
+                     # oneclaim: one neighbour per feed, as weft had before)
+CLAIM_CAP = 0        # variant claim8: at most 8 of them
 
 
 class Line:
@@ -258,8 +260,10 @@ class Sim:
         return self.threshold(w, load, t)
 
     def feed_all(self, w, load, t):
-        """Variant: claim every hungry worker of the nearest group word that
-        has any with one write, and split the backlog among them."""
+        """Claim every hungry worker of the nearest hunger word that has
+        any with one write, and share the backlog among them: each gets
+        up to the feed size (1, 2, 4 ... 31 while feeds keep coming) and
+        at most load / (claimed + 1) (worker.c, mesh_feed)."""
         same, other = self.order[w]
         seen = set()
         for v in [w] + same + other:
@@ -278,12 +282,16 @@ class Sim:
             members.sort(key=lambda u: (self.group[u] != self.group[w], u))
             if CLAIM_CAP:
                 members = members[:CLAIM_CAP]
-            share = max(1, min(CHUNK, load // (len(members) + 1)))
+            want = self.feed[w]
+            self.fed[w] += 1
+            self.feed[w] = min(CHUNK, want * 2)
+            share = max(1, min(want, load // (len(members) + 1)))
             for u in members:
-                if len(self.dq[w]) < 1:
+                left = len(self.dq[w])
+                if left < 1 or (left < 2 and u in self.sleeping):
                     break
                 self.hungry.discard(u)
-                t = self.send(w, u, share, t)[0]
+                t = self.send(w, u, min(share, left), t)[0]
             return t
         return self.threshold(w, load, t)
 
@@ -437,11 +445,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workloads", default="fanout,fanout8,tree,local")
     ap.add_argument("--variant", default="",
-                    help="oneword, claimall or claim8 (comma-separated)")
+                    help="oneword, oneclaim, claim8 (comma-separated)")
     a = ap.parse_args()
     global GROUP_WORDS, CLAIM_ALL, CLAIM_CAP
     GROUP_WORDS = "oneword" not in a.variant
-    CLAIM_ALL = "claim" in a.variant
+    CLAIM_ALL = "oneclaim" not in a.variant
     CLAIM_CAP = 8 if "claim8" in a.variant else 0
     print(f"{a.workers} workers in {a.groups} L3 groups; "
           f"line transfer {L_IN} ns inside a group, {L_OUT} ns across")
