@@ -245,9 +245,11 @@ struct weft_rt {
     struct {
         weft_aligned(WEFT_CACHELINE) _Atomic uint64_t bits;
     } hungry[16];
-    uint32_t nhwords;     /* words in use */
-    uint16_t hword[1024]; /* WORKERS_LIMIT (rt/config.c) */
-    uint8_t hbit[1024];
+    /* Relaxed atomics: written before the workers start, and again only
+     * by white-box tests regrouping a running runtime. */
+    _Atomic uint32_t nhwords;     /* words in use */
+    _Atomic uint16_t hword[1024]; /* WORKERS_LIMIT (rt/config.c) */
+    _Atomic uint8_t hbit[1024];
 
     /* Fairness between priority bands (weft_policy.fairness and
      * band_weight), set by weft__sched_set_fairness; workers copy it on

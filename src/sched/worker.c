@@ -503,12 +503,12 @@ weft_noinline static int64_t steal(weft_worker *w)
 /* Worker v's hunger word and bit. */
 static inline _Atomic uint64_t *hunger_word(weft_rt *rt, uint32_t v)
 {
-    return &rt->hungry[rt->hword[v]].bits;
+    return &rt->hungry[atomic_load_explicit(&rt->hword[v], RLX)].bits;
 }
 
 static inline uint64_t hunger_bit(weft_rt *rt, uint32_t v)
 {
-    return UINT64_C(1) << rt->hbit[v];
+    return UINT64_C(1) << atomic_load_explicit(&rt->hbit[v], RLX);
 }
 
 void weft__mesh_set_groups(weft_rt *rt, const uint32_t *group_of)
@@ -548,16 +548,19 @@ void weft__mesh_set_groups(weft_rt *rt, const uint32_t *group_of)
      * already said they were hungry: they keep saying so. */
     uint8_t was[1024];
     for (uint32_t i = 0; i < n; i++)
-        was[i] = rt->nhwords && (atomic_load_explicit(hunger_word(rt, i), RLX) &
-                                 hunger_bit(rt, i)) != 0;
+        was[i] = atomic_load_explicit(&rt->nhwords, RLX) &&
+                 (atomic_load_explicit(hunger_word(rt, i), RLX) &
+                  hunger_bit(rt, i)) != 0;
     for (uint32_t k = 0; k < 16; k++)
         atomic_store_explicit(&rt->hungry[k].bits, 0, RLX);
     uint32_t rank[16] = {0};
     for (uint32_t i = 0; i < n; i++) {
-        rt->hword[i] = (uint16_t)(fits ? group_of[i] : i / 64);
-        rt->hbit[i] = (uint8_t)(fits ? rank[group_of[i]]++ : i % 64);
+        atomic_store_explicit(&rt->hword[i],
+                              (uint16_t)(fits ? group_of[i] : i / 64), RLX);
+        atomic_store_explicit(
+            &rt->hbit[i], (uint8_t)(fits ? rank[group_of[i]]++ : i % 64), RLX);
     }
-    rt->nhwords = fits ? ngroups : (n + 63) / 64;
+    atomic_store_explicit(&rt->nhwords, fits ? ngroups : (n + 63) / 64, RLX);
     for (uint32_t i = 0; i < n; i++)
         if (was[i])
             atomic_fetch_or_explicit(hunger_word(rt, i), hunger_bit(rt, i),
@@ -694,7 +697,8 @@ static int64_t mesh_target(weft_worker *w, uint32_t flow)
 /* Is any worker hungry? One load per hunger word (per L3 group). */
 static inline int mesh_any_hungry(weft_rt *rt)
 {
-    for (uint32_t k = 0; k < rt->nhwords; k++)
+    uint32_t words = atomic_load_explicit(&rt->nhwords, RLX);
+    for (uint32_t k = 0; k < words; k++)
         if (atomic_load_explicit(&rt->hungry[k].bits, RLX))
             return 1;
     return 0;

@@ -102,8 +102,9 @@ static void *nothing(void *arg)
 static void wait_hungry(weft_rt *rt, uint32_t self)
 {
     for (uint32_t v = 0; v < WORKERS; v++)
-        while (v != self && !(atomic_load(&rt->hungry[rt->hword[v]].bits) &
-                              (UINT64_C(1) << rt->hbit[v])))
+        while (v != self &&
+               !(atomic_load(&rt->hungry[atomic_load(&rt->hword[v])].bits) &
+                 (UINT64_C(1) << atomic_load(&rt->hbit[v]))))
             weft_yield();
 }
 

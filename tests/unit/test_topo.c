@@ -432,7 +432,7 @@ TEST(unit, topo_mesh_groups_follow_pin_order)
     c.balance = WEFT_BALANCE_MESH;
     weft_rt *rt = test_rt_cfg(&c);
     weft__mesh_groups_from_topology(rt, &t->pub);
-    CHECK_EQ_INT(rt->nhwords, 2);
+    CHECK_EQ_INT(atomic_load(&rt->nhwords), 2);
     uint64_t bits[2] = {0, 0};
     for (uint32_t i = 0; i < 12; i++) {
         uint32_t g = i < 8 ? 0 : 1;
