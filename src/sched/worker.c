@@ -648,24 +648,39 @@ static int mesh_stage(weft_worker *w, uint32_t dst, uint32_t slot, int batch)
     return 1;
 }
 
-/* Claim a hungry neighbour, nearest first; -1 when none. A sleeping one
- * only when w has more than one task queued: a sleeping CPU can take
- * milliseconds to wake (measured here: a task sent to a sleeping worker
- * first ran 3-4 ms later), and w's last queued task is better run by w
- * itself soon than by a neighbour that may wake late. Owner only. */
+/* The position in w's order of the nearest worker from position `from`
+ * on whose hunger bit is set, or n when none (one load per worker, of
+ * words w mostly has in its cache). Owner only. */
+static uint32_t next_hungry(weft_worker *w, uint32_t from)
+{
+    weft_rt *rt = w->rt;
+    uint32_t n = rt->nworkers - 1, i = from;
+    while (i < n && !(atomic_load_explicit(hunger_word(rt, w->order[i]), RLX) &
+                      hunger_bit(rt, w->order[i])))
+        i++;
+    return i;
+}
+
+/* Will w (with `load` queued) feed worker v? A sleeping one only when w
+ * has more than one task queued: a sleeping CPU can take milliseconds to
+ * wake (measured here: a task sent to a sleeping worker first ran 3-4 ms
+ * later), and w's last queued task is better run by w itself soon than by
+ * a neighbour that may wake late. */
+static inline int feeds_sleeper(weft_rt *rt, uint32_t v, uint32_t load)
+{
+    return load >= 2 || !atomic_load_explicit(&rt->workers[v].sleep, RLX);
+}
+
+/* Claim one hungry neighbour, nearest first; -1 when none. Owner only. */
 static int64_t mesh_hungry(weft_worker *w, uint32_t load)
 {
     weft_rt *rt = w->rt;
     uint32_t n = rt->nworkers - 1;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = next_hungry(w, 0); i < n; i = next_hungry(w, i + 1)) {
         uint32_t v = w->order[i];
-        _Atomic uint64_t *word = hunger_word(rt, v);
         uint64_t bit = hunger_bit(rt, v);
-        if (!(atomic_load_explicit(word, RLX) & bit))
-            continue; /* the word is read again, but from w's cache */
-        if (load < 2 && atomic_load_explicit(&rt->workers[v].sleep, RLX))
-            continue;
-        if (atomic_fetch_and_explicit(word, ~bit, RLX) & bit)
+        if (feeds_sleeper(rt, v, load) &&
+            (atomic_fetch_and_explicit(hunger_word(rt, v), ~bit, RLX) & bit))
             return v;
     }
     return -1;
@@ -745,11 +760,8 @@ static int mesh_feed(weft_worker *w, uint32_t load)
 {
     weft_rt *rt = w->rt;
     uint32_t n = rt->nworkers - 1;
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t v = w->order[i];
-        _Atomic uint64_t *word = hunger_word(rt, v);
-        if (!(atomic_load_explicit(word, RLX) & hunger_bit(rt, v)))
-            continue;
+    for (uint32_t i = next_hungry(w, 0); i < n; i = next_hungry(w, i + 1)) {
+        _Atomic uint64_t *word = hunger_word(rt, w->order[i]);
         uint64_t got = atomic_exchange_explicit(word, 0, RLX);
         if (!got)
             continue;
@@ -772,8 +784,7 @@ static int mesh_feed(weft_worker *w, uint32_t load)
                 continue;
             got &= ~bit;
             uint32_t left = dq_size(w);
-            if (!left ||
-                (left < 2 && atomic_load_explicit(&rt->workers[u].sleep, RLX)))
+            if (!left || !feeds_sleeper(rt, u, left))
                 back |= bit;
             else
                 mesh_send(w, u, share < left ? share : left);
