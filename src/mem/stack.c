@@ -123,8 +123,8 @@ char *weft__stack_bottom(const weft_stack_pool *p, uint32_t i)
  * resident set by 4 KiB a page, so there each canary-only stack costs a
  * page more than a guarded one (bench memory: about 1 KiB more per task
  * when a quarter of the stacks lost their guards). A written canary
- * would cost that page everywhere. The price: an overflow that writes only zeros over those bytes
- * goes unseen.
+ * would cost that page everywhere. The price: an overflow that writes
+ * only zeros over those bytes goes unseen.
  */
 #define ZERO_CANARY 64
 

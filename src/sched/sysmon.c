@@ -420,36 +420,33 @@ static void *sysmon_main(void *arg)
             }
         if (atomic_load_explicit(&rt->idle, RLX) == rt->nworkers) {
             /* Nothing to watch: a longer sleep (header), and after
-             * DEEP_AFTER of it with no isolated task running either, a
+             * DEEP_AFTER of quiet with no isolated task running either, a
              * sleep with no end until a worker wakes (weft__sysmon_kick)
-             * or the destroyer does. */
-            /* Quiet means no task ran since the last look, not merely
-             * every worker asleep at each look: the `wakeup` benchmark
-             * wakes a task every 2 ms, always between two looks, and
-             * with "asleep at each look" every one of its wake-ups also
-             * woke the monitor (p50 4-8 -> 11-17 us, measured). */
+             * or the destroyer does. Quiet means no task ran since the
+             * last look, not merely every worker asleep at each look:
+             * the `wakeup` benchmark wakes a task every 2 ms, always
+             * between two looks, and with "asleep at each look" every
+             * one of its wake-ups also woke the monitor (p50 4-8 -> 11-17
+             * us, measured). */
             uint64_t sw = switches(rt);
             if (!idle_since || sw != seen)
                 idle_since = now, seen = sw;
-            if (!isolated && now - idle_since >= DEEP_AFTER) {
-                /* seq_cst store, then seq_cst load of idle: pairs with
-                 * weft__sysmon_kick's caller, which decrements idle
-                 * (seq_cst) and then loads mon_sleep (seq_cst). In their
-                 * single total order either the worker's load follows our
-                 * store (it sees MON_DEEP and wakes us) or its decrement
-                 * precedes our load of idle (we see a worker awake and do
-                 * not sleep): never both missed. */
-                atomic_store_explicit(&rt->mon_sleep, MON_DEEP,
-                                      memory_order_seq_cst);
-                if (atomic_load_explicit(&rt->idle, memory_order_seq_cst) ==
-                        rt->nworkers &&
-                    !atomic_load_explicit(&rt->mon_stop, RLX))
-                    weft__futex_wait(&rt->mon_sleep, MON_DEEP, 0);
-            } else {
-                atomic_store_explicit(&rt->mon_sleep, MON_NAP, RLX);
-                if (!atomic_load_explicit(&rt->mon_stop, RLX))
-                    weft__futex_wait(&rt->mon_sleep, MON_NAP, now + IDLE_SLEEP);
-            }
+            int deep = !isolated && now - idle_since >= DEEP_AFTER;
+            uint32_t how = deep ? MON_DEEP : MON_NAP;
+            /* seq_cst store, then seq_cst load of idle: pairs with
+             * weft__sysmon_kick's caller, which decrements idle (seq_cst)
+             * and then loads mon_sleep (seq_cst). In their single total
+             * order either the worker's load follows our store (it sees
+             * MON_DEEP and wakes us) or its decrement precedes our load of
+             * idle (we see a worker awake and do not sleep): never both
+             * missed. A nap ends by itself and needs no re-check. */
+            atomic_store_explicit(&rt->mon_sleep, how, memory_order_seq_cst);
+            if ((!deep ||
+                 atomic_load_explicit(&rt->idle, memory_order_seq_cst) ==
+                     rt->nworkers) &&
+                !atomic_load_explicit(&rt->mon_stop, RLX))
+                weft__futex_wait(&rt->mon_sleep, how,
+                                 deep ? 0 : now + IDLE_SLEEP);
             atomic_store_explicit(&rt->mon_sleep, MON_AWAKE, RLX);
             continue;
         }

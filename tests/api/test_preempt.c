@@ -73,41 +73,8 @@ TEST(api, preempt_spinner_lets_others_run)
 
 /* After 100 ms with every worker asleep the monitor sleeps with no
  * timeout (sysmon.c); the first worker to leave idle must wake it, or a
- * hog that starts then is never preempted. The spinner gives up after
- * 3 s, so a lost wake-up fails the latency check instead of hanging. */
-static _Atomic uint64_t spin_t0, other_t;
-
-static void *deadline_spinner(void *arg)
-{
-    (void)arg;
-    uint64_t t0 = weft_now_ns();
-    atomic_store(&spin_t0, t0);
-    while (!atomic_load_explicit(&stop_spin, memory_order_relaxed) &&
-           weft_now_ns() - t0 < 3000000000ull)
-        ;
-    return NULL;
-}
-
-static void *timed_stopper(void *arg)
-{
-    (void)arg;
-    atomic_store(&other_t, weft_now_ns());
-    atomic_store(&stop_spin, 1);
-    return NULL;
-}
-
-static void *deadline_spin_then_stop(void *arg)
-{
-    (void)arg;
-    weft_task s, o;
-    CHECK_OK(weft_spawn(NULL, &s, deadline_spinner, NULL, &preemptible));
-    weft_yield();
-    CHECK_OK(weft_spawn(NULL, &o, timed_stopper, NULL, NULL));
-    CHECK_OK(weft_join(o, NULL));
-    CHECK_OK(weft_join(s, NULL));
-    return NULL;
-}
-
+ * hog that starts then is never preempted (wait_behind_hog: the hog gives
+ * up after 3 s, so a lost wake-up fails the check instead of hanging). */
 static void *noop(void *arg)
 {
     return arg;
@@ -126,13 +93,10 @@ TEST(api, preempt_after_deep_idle)
             deep = atomic_load(&rt->mon_sleep) == WEFT_MON_DEEP;
         }
         CHECK_EQ_INT(deep, 1);
-        atomic_store(&stop_spin, 0);
-        atomic_store(&other_t, 0);
-        test_run(rt, deadline_spin_then_stop, NULL);
-        uint64_t late = atomic_load(&other_t) - atomic_load(&spin_t0);
+        uint64_t late = wait_behind_hog(rt);
         fprintf(stderr,
-                "# round %d: the other task ran %.1f ms after the "
-                "spinner started\n",
+                "# round %d: the probe ran %.1f ms after the hog "
+                "started\n",
                 round, late / 1e6);
         /* The balanced policy's latency target is 2 ms; 1 s leaves room
          * for a loaded machine and still fails a monitor left asleep. */

@@ -125,43 +125,8 @@ TEST_T(stress, preemption_and_isolation_under_traffic, 120)
  * it. Work arrives here at idle gaps spread over 94-106 ms, so that some
  * rounds land while the monitor is deciding to sleep: a lost wake-up
  * leaves the monitor asleep and the preemptible hog unpreempted, which
- * the latency check catches (the hog gives up after 3 s). */
-static _Atomic int hog_stop;
-static _Atomic uint64_t hog_t0, probe_t;
-
-static void *limited_hog(void *arg)
-{
-    (void)arg;
-    uint64_t t0 = weft_now_ns();
-    atomic_store(&hog_t0, t0);
-    while (!atomic_load_explicit(&hog_stop, memory_order_relaxed) &&
-           weft_now_ns() - t0 < 3000 * MS)
-        ;
-    return NULL;
-}
-
-static void *probe(void *arg)
-{
-    (void)arg;
-    atomic_store(&probe_t, weft_now_ns());
-    atomic_store(&hog_stop, 1);
-    return NULL;
-}
-
-static void *hog_and_probe(void *arg)
-{
-    (void)arg;
-    static const weft_spawn_attr pre = {WEFT_PRIO_NORMAL, WEFT_STACK_DEFAULT,
-                                        WEFT_PREEMPTIBLE, "hog"};
-    weft_task h, p;
-    CHECK_OK(weft_spawn(NULL, &h, limited_hog, NULL, &pre));
-    weft_yield();
-    CHECK_OK(weft_spawn(NULL, &p, probe, NULL, NULL));
-    CHECK_OK(weft_join(p, NULL));
-    CHECK_OK(weft_join(h, NULL));
-    return NULL;
-}
-
+ * the latency check catches (wait_behind_hog: the hog gives up after
+ * 3 s). */
 TEST_T(stress, monitor_deep_sleep_woken_by_work, 120)
 {
     skip_tsan();
@@ -170,9 +135,7 @@ TEST_T(stress, monitor_deep_sleep_woken_by_work, 120)
     for (int round = 0; round < 25; round++) {
         struct timespec gap = {0, (long)((94 + round % 13) * MS)};
         nanosleep(&gap, NULL);
-        atomic_store(&hog_stop, 0);
-        test_run(rt, hog_and_probe, NULL);
-        uint64_t late = atomic_load(&probe_t) - atomic_load(&hog_t0);
+        uint64_t late = wait_behind_hog(rt);
         if (late > worst)
             worst = late;
         CHECK_CMP_U64(late, <, 1000 * MS);
