@@ -135,14 +135,15 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
     o->cpu_ns = atomic_load_explicit(&c->cpu_ns, RLX);
     /* Polls share the word of the entry argument until the task first
      * runs (sched/task.h): 0 before that. */
-    weft_tcb *t = &rt->hot[slot];
-    o->polls = __atomic_load_n(&t->sp, __ATOMIC_RELAXED)
-                   ? atomic_load_explicit(&t->polls, RLX)
-                   : 0;
+    o->polls = weft__task_polls(&rt->hot[slot]);
     /* The name is plain memory, written by the spawner before the task
      * was handed over; copied racily and forced to end. */
     weft__name_get(c, o->name);
-    /* Still the same task? Its generation moves on when it is reaped. */
+    /* Still the same task? Its generation moves on when it is reaped.
+     * Acquire fence: the reads above come before this one (a seqlock
+     * reader's order; the writer's side is reap's release and the next
+     * spawner's reservation). */
+    atomic_thread_fence(memory_order_acquire);
     uint64_t again = atomic_load_explicit(&rt->hot[slot].state, RLX);
     if ((again ^ s) & WEFT_TS_GEN_MASK || weft_ts_state(again) == WEFT_TS_FREE)
         return -ESRCH;

@@ -339,7 +339,10 @@ int weft_rt_shutdown(weft_rt *rt)
 {
     if (!rt)
         return -EINVAL;
-    atomic_store_explicit(&rt->shutdown, 1, memory_order_release);
+    /* Refuse spawns, and end every wait of a task of rt with -ECANCELED
+     * (sched/cancel.c). Idempotent: a second scan only wakes tasks that
+     * block and see the cancellation at once anyway. */
+    weft__cancel_waits(rt);
     return 0;
 }
 
@@ -351,7 +354,16 @@ int weft_rt_destroy(weft_rt *rt)
         return -EPERM;
     if (weft__obs_live(rt) && !atomic_load_explicit(&rt->shutdown, RLX))
         return -EBUSY;
+    /* Nothing outside rt may point into it once it is unmapped
+     * (sched/cancel.c): the workers run the cancelled tasks until each
+     * has left its waits; then, stopped, joiners from outside of the
+     * tasks they abandon are woken, and wakers from outside still in
+     * flight are waited for. */
+    weft__cancel_waits(rt);
+    weft__cancel_drain(rt);
     stop_workers(rt, rt->nworkers);
+    weft__task_cancel_joiners(rt);
+    weft__cancel_settle(rt);
     uint64_t guards = 0;
     for (int k = 0; k < 2; k++) {
         for (uint32_t i = 0; i < rt->nworkers; i++)

@@ -199,6 +199,9 @@ typedef struct weft_waiter {
     weft_tcb *task;         /* NULL for a plain thread */
     uint32_t slot;          /* the task's slot */
     _Atomic uint32_t futex; /* plain thread: 0 waiting, 1 woken */
+    int cancelled;          /* a join: the joined task's runtime was
+                               destroyed under it (written before the
+                               flag's release) */
 } weft_waiter;
 
 struct weft_rt {
@@ -232,10 +235,13 @@ struct weft_rt {
     _Atomic uint32_t searching; /* workers spinning for work (worker.c) */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t ext_spawns; /* by plain
                                                                  threads */
-    _Atomic uint64_t ext_reaps; /* reaps by plain threads */
-    _Atomic uint64_t ext_wakes; /* wakes by plain threads, other runtimes'
+    _Atomic uint64_t ext_reaps;    /* reaps by plain threads */
+    _Atomic uint64_t ext_wakes;    /* wakes by plain threads, other runtimes'
                                    workers and signal handlers */
-    _Atomic uint32_t ext_hint;  /* reservation hint for plain threads */
+    _Atomic uint32_t ext_hint;     /* reservation hint for plain threads */
+    _Atomic uint32_t ext_inflight; /* wakers from outside the runtime
+                                      between setting a record's flag and
+                                      the end of their unpark (cancel.c) */
     /* Mesh mode: idle workers that want work. Worker i is bit hbit[i] of
      * word hword[i]; with up to 16 L3 groups of up to 64 workers each
      * group has a word (and a line) of its own, so workers going hungry
@@ -453,10 +459,6 @@ void weft__task_unpark_remote(struct weft_rt *rt, uint32_t slot, uint32_t gen);
 /* The generation a handle to task `slot` shows now. Any thread. */
 uint32_t weft__task_hgen(struct weft_rt *rt, uint32_t slot);
 
-/* Block the caller until weft__waiter_wake(w) (task: parks; thread:
- * futex). Any thread. */
-void weft__waiter_wait(weft_waiter *w);
-
 /* Wake w's owner. After this call w may already be gone: it copies what
  * it needs first. Any thread. */
 void weft__waiter_wake(weft_waiter *w);
@@ -475,6 +477,35 @@ void weft__mesh_groups_from_topology(struct weft_rt *rt,
                                      const weft_topology *t);
 
 #define WEFT_MESH_THRESHOLD 64 /* initial deflection threshold (tasks) */
+
+/* Cancellation (cancel.c). enter: the calling task (slot of rt) is about
+ * to link a wait record somewhere; -ECANCELED if rt is shut down (then
+ * nothing may be linked). leave: its record is unlinked for good. Task
+ * only. */
+int weft__wait_enter(struct weft_rt *rt, uint32_t slot);
+void weft__wait_leave(struct weft_rt *rt, uint32_t slot);
+
+/* Is rt cancelling its tasks' waits (weft_rt_shutdown)? Any thread. */
+static inline int weft__wait_cancelled(struct weft_rt *rt)
+{
+    return atomic_load_explicit(&rt->shutdown, memory_order_relaxed);
+}
+
+/* Shutdown: mark rt shut down and wake every task blocked in a wait, so
+ * that it sees the cancellation. Any thread. */
+void weft__cancel_waits(struct weft_rt *rt);
+
+/* Destroyer, workers still running: wait until no task of rt is in a
+ * wait. Then, workers stopped: wake joiners from outside rt of its
+ * abandoned tasks with -ECANCELED (task.c), and wait for wakers from
+ * outside rt still in flight. Plain thread. */
+void weft__cancel_drain(struct weft_rt *rt);
+void weft__task_cancel_joiners(struct weft_rt *rt);
+void weft__cancel_settle(struct weft_rt *rt);
+
+/* As weft__waiter_wake; remote: safe in a signal handler (no worker-local
+ * queue is touched). Any thread. */
+void weft__waiter_wake_how(weft_waiter *w, int remote);
 
 /* Wake one sleeping worker if any. Any thread. */
 void weft__wake_one(struct weft_rt *rt);

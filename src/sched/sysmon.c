@@ -150,8 +150,8 @@ static void track_add(weft_rt *rt, struct weft_mon *m, uint32_t slot)
     uint32_t gen = task_gen(rt, slot);
     if (track_find(m, slot, gen) || m->ntrack == TRACK_MAX)
         return;
-    m->track[m->ntrack++] = (tracked){
-        slot, gen + 1, atomic_load_explicit(&rt->hot[slot].polls, RLX), 0};
+    m->track[m->ntrack++] =
+        (tracked){slot, gen + 1, weft__task_polls(&rt->hot[slot]), 0};
 }
 
 static unsigned band_of(uint64_t st)
@@ -185,7 +185,7 @@ static void demote_pass(weft_rt *rt, const weft_policy *p, uint64_t now)
             m->track[i] = m->track[--m->ntrack]; /* it has ended */
             continue;
         }
-        uint64_t polls = atomic_load_explicit(&rt->hot[k->slot].polls, RLX);
+        uint64_t polls = weft__task_polls(&rt->hot[k->slot]);
         uint64_t good = polls - k->polls;
         good = good > k->long_polls ? good - k->long_polls : 0;
         k->polls = polls;

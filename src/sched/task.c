@@ -122,7 +122,8 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     /* Relaxed atomic stores of sp (here and in bind_stack): weft_task_info
      * reads it from other threads to tell whether the task has run. */
     __atomic_store_n(&t->sp, NULL, __ATOMIC_RELAXED);
-    t->fn = fn;
+    __atomic_store_n(&t->fn, fn, __ATOMIC_RELAXED); /* read racily by
+                                                        weft__task_polls */
     /* arg shares its word with the poll count, which the monitor reads
      * (racily, then checks the generation): an atomic store, so that the
      * two never race as plain and atomic accesses. */
@@ -274,6 +275,62 @@ static int resolve(weft_task h, weft_worker *w, weft_rt **rt, uint32_t *slot,
     return 0;
 }
 
+/* A join that will not wait any longer (its runtime is cancelling, or the
+ * caller's wait was cancelled after it unregistered): the caller holds
+ * JOINED on t, and no joiner record of its is registered. If t has ended,
+ * take its result and reap it (0); else hand it over as DETACHED, so that
+ * its finisher reaps it (-ECANCELED). The finisher's CAS loop
+ * (weft__task_publish_end) sees either our DETACHED or we see its DONE. */
+static int join_give_up(weft_rt *rt, uint32_t slot, void **result)
+{
+    weft_tcb *t = &rt->hot[slot];
+    uint64_t s = atomic_load_explicit(&t->state, ACQ);
+    for (;;) {
+        if (weft_ts_state(s) == WEFT_TS_DONE) {
+            if (result)
+                *result = rt->cold[slot].result;
+            reap(rt, slot, weft__worker_self());
+            return 0;
+        }
+        /* acq_rel: pairs with the finisher's release CAS to DONE. */
+        if (atomic_compare_exchange_weak_explicit(
+                &t->state, &s, (s & ~WEFT_TS_JOINED) | WEFT_TS_DETACHED,
+                ACQ_REL, ACQ)) {
+            weft_yield(); /* a switch point, as any cancelled call
+                             (sched/cancel.c) */
+            return -ECANCELED;
+        }
+    }
+}
+
+/* Wait on the registered record `me` for t's finisher (or, for a joiner
+ * from outside t's runtime, its destroyer). A task whose own runtime
+ * cancels its waits takes its record back if the finisher has not taken
+ * it yet (CAS on the joiner word against the finisher's exchange) and
+ * gives up. Returns 0 when woken, 1 when it took its record back. */
+static int join_wait(weft_rt *rt, uint32_t slot, weft_waiter *me)
+{
+    _Atomic uintptr_t *jw = &rt->cold[slot].joiner;
+    /* Acquire: pairs with waiter_wake's release store of the flag. */
+    while (!atomic_load_explicit(&me->futex, ACQ)) {
+        if (!me->task) {
+            weft__futex_wait(&me->futex, 0, 0);
+            continue;
+        }
+        if (weft__wait_cancelled(me->rt)) {
+            uintptr_t mine = (uintptr_t)me;
+            /* acq_rel: pairs with the finisher's exchange; whoever moves
+             * the word first owns the record. */
+            if (atomic_compare_exchange_strong_explicit(jw, &mine, 0, ACQ_REL,
+                                                        ACQ))
+                return 1;
+            /* The finisher has it: its wake-up is on the way. */
+        }
+        weft__task_park();
+    }
+    return 0;
+}
+
 int weft_join(weft_task h, void **result)
 {
     weft_rt *rt;
@@ -306,25 +363,37 @@ int weft_join(weft_task h, void **result)
         return 0;
     }
     if (weft_ts_state(s) != WEFT_TS_DONE) {
+        /* The record names the joiner in its own runtime, which may not
+         * be t's (a task of one runtime joining a task of another). */
         weft_waiter me = {.rt = rt};
         if (w && w->current) {
+            me.rt = w->rt;
             me.task = w->current;
             me.slot = w->cur_slot;
+            if (weft__wait_enter(me.rt, me.slot))
+                return join_give_up(rt, slot, result);
         }
         uintptr_t expect = 0;
         if (atomic_compare_exchange_strong_explicit(
                 &rt->cold[slot].joiner, &expect, (uintptr_t)&me, ACQ_REL,
                 ACQ)) { /* pairs with the finisher's exchange */
-            /* The joiner's own record, in its own runtime. */
-            weft_tcb_cold *mc = me.task ? &w->rt->cold[w->cur_slot] : NULL;
+            weft_tcb_cold *mc = me.task ? &me.rt->cold[me.slot] : NULL;
             if (mc)
                 weft__cold_wait_set(mc, WEFT_WK_JOIN, t);
-            weft__waiter_wait(&me);
-            if (mc)
+            int took_back = join_wait(rt, slot, &me);
+            if (mc) {
                 weft__cold_wait_set(mc, WEFT_WK_NONE, NULL);
+                weft__wait_leave(me.rt, me.slot);
+            }
+            if (took_back)
+                return join_give_up(rt, slot, result);
+            if (me.cancelled) /* t's runtime was destroyed: it is gone */
+                return -ECANCELED;
+        } else if (me.task) {
+            weft__wait_leave(me.rt, me.slot);
         }
-        /* Registered and woken, or the finisher is between its exchange
-         * and DONE: DONE is at most a few instructions away. */
+        /* Woken, or the finisher is between its exchange and DONE: DONE
+         * is at most a few instructions away. */
         for (int spins = 0;
              weft_ts_state(atomic_load_explicit(&t->state, ACQ)) !=
              WEFT_TS_DONE;
@@ -452,32 +521,59 @@ uint32_t weft__task_hgen(weft_rt *rt, uint32_t slot)
     return hgen(rt, atomic_load_explicit(&rt->hot[slot].state, RLX));
 }
 
-void weft__waiter_wait(weft_waiter *me)
-{
-    /* Acquire: pairs with weft__waiter_wake's release store. */
-    while (!atomic_load_explicit(&me->futex, ACQ)) {
-        if (me->task)
-            weft__task_park();
-        else
-            weft__futex_wait(&me->futex, 0, 0);
-    }
-}
-
-void weft__waiter_wake(weft_waiter *wt)
+/* Wake a waiter. A waker from outside the task's runtime (a plain
+ * thread, another runtime's worker, a signal handler) holds the runtime's
+ * ext_inflight from before the flag until its unpark is done, so that a
+ * destroyer never unmaps the arena under it (cancel.c). */
+void weft__waiter_wake_how(weft_waiter *wt, int remote)
 {
     /* Copy first: once the flag is set the record may vanish. */
     weft_rt *rt = wt->rt;
     weft_tcb *task = wt->task;
     uint32_t slot = wt->slot;
-    if (task) {
-        uint32_t gen = hgen(rt, atomic_load_explicit(&task->state, RLX));
-        atomic_store_explicit(&wt->futex, 1, REL); /* pairs with
-                                                      waiter_wait */
-        weft__task_unpark(rt, slot, gen);
-    } else {
+    if (!task) {
+        /* Release: pairs with the blocked thread's acquire of the flag. */
         atomic_store_explicit(&wt->futex, 1, REL);
         /* A wake on a reused address is at worst spurious. */
         weft__futex_wake(&wt->futex, 1);
+        return;
+    }
+    weft_worker *self = remote ? NULL : weft__worker_self();
+    int outside = !self || self->rt != rt;
+    if (outside) /* seq_cst: before the flag, which lets the task leave
+                    (cancel.c, "Wakers in flight") */
+        atomic_fetch_add_explicit(&rt->ext_inflight, 1, memory_order_seq_cst);
+    uint32_t gen = hgen(rt, atomic_load_explicit(&task->state, RLX));
+    /* Release: pairs with the waiter's acquire of the flag. */
+    atomic_store_explicit(&wt->futex, 1, REL);
+    unpark(rt, slot, gen, remote);
+    if (outside) /* Release: pairs with weft__cancel_settle's acquire. */
+        atomic_fetch_sub_explicit(&rt->ext_inflight, 1, REL);
+}
+
+void weft__waiter_wake(weft_waiter *wt)
+{
+    weft__waiter_wake_how(wt, 0);
+}
+
+void weft__task_cancel_joiners(weft_rt *rt)
+{
+    /* The workers are stopped: every task left is abandoned, and its
+     * finisher will never take the joiner word. Every task of rt has left
+     * its waits (weft__cancel_drain), so a registered record belongs to a
+     * plain thread or another runtime's task. */
+    for (uint32_t slot = 0; slot < rt->cfg.max_tasks; slot++) {
+        unsigned st =
+            weft_ts_state(atomic_load_explicit(&rt->hot[slot].state, RLX));
+        if (st == WEFT_TS_FREE || st == WEFT_TS_DONE)
+            continue;
+        /* acq_rel: pairs with the joiner's registering CAS. */
+        uintptr_t j = atomic_exchange_explicit(&rt->cold[slot].joiner,
+                                               JOINER_DONE, ACQ_REL);
+        if (j && j != JOINER_DONE) {
+            ((weft_waiter *)j)->cancelled = 1;
+            weft__waiter_wake((weft_waiter *)j);
+        }
     }
 }
 

@@ -78,7 +78,9 @@ static inline uint32_t weft_ts_gen(uint64_t s)
 typedef struct weft_tcb {
     void *sp;   /* saved stack pointer; NULL before first run.
                                 Written by the worker running the task */
-    weft_fn fn; /* entry; set at spawn, read at first run */
+    weft_fn fn; /* entry; set at spawn, cleared once it has started
+                   (weft__task_started): NULL tells readers that the
+                   word below holds polls. Atomic accesses only */
     union {
         void *arg;              /* its argument, until it first runs */
         _Atomic uint64_t polls; /* from then on: its polls (runs between
@@ -91,6 +93,28 @@ typedef struct weft_tcb {
 
 _Static_assert(sizeof(weft_tcb) <= 32, "hot TCB must fit 32 bytes");
 
+/* The task t has read its entry and argument and starts with `polls`
+ * polls: the word is a poll count from now on. The clear of fn comes
+ * after the count's store (release), so a reader that sees fn NULL
+ * (acquire, weft__task_polls) never reads the argument as a count. Its
+ * starter only. */
+static inline void weft__task_started(weft_tcb *t, uint64_t polls)
+{
+    atomic_store_explicit(&t->polls, polls, memory_order_relaxed);
+    __atomic_store_n(&t->fn, (weft_fn)0, __ATOMIC_RELEASE); /* pairs with
+                                                      weft__task_polls */
+}
+
+/* t's polls, 0 before it starts. Any thread (racy: the caller checks the
+ * generation afterwards). */
+static inline uint64_t weft__task_polls(weft_tcb *t)
+{
+    /* Acquire: pairs with weft__task_started's release. */
+    if (__atomic_load_n(&t->fn, __ATOMIC_ACQUIRE))
+        return 0;
+    return atomic_load_explicit(&t->polls, memory_order_relaxed);
+}
+
 /* Cold part. */
 typedef struct weft_tcb_cold {
     void *result;              /* return value; written before DONE */
@@ -98,12 +122,15 @@ typedef struct weft_tcb_cold {
     uint32_t stack;            /* bound stack index + 1; 0 = none. Owner:
                                  the worker running the task */
     _Atomic uint8_t wait_kind; /* WEFT_WK_*: where it waits (below) */
-    uint8_t pad_;
-    uint16_t nopreempt; /* weft_preempt_disable depth; the task itself
+    _Atomic uint8_t in_wait;   /* 1 from before the task links a wait
+                                  record into an object until it is
+                                  unlinked for good (sched/cancel.c);
+                                  the task stores, weft_rt_destroy reads */
+    uint16_t nopreempt;        /* weft_preempt_disable depth; the task itself
                            writes, its worker's SIGURG handler reads
                            (same thread) */
-    void **tls;         /* task-local values (on its stack) or NULL */
-    void **tls_area;    /* where they go when first set, if not at the top
+    void **tls;                /* task-local values (on its stack) or NULL */
+    void **tls_area; /* where they go when first set, if not at the top
                         of its own stack (a task run inline by its joiner
                         has no stack of its own); NULL otherwise */
     union {

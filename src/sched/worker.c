@@ -1382,9 +1382,10 @@ weft_noinline static void task_run(uintptr_t msg)
     weft_worker *w = weft__worker_self();
     after_switch(w, msg);
     weft_tcb *t = w->current;
+    weft_fn fn = __atomic_load_n(&t->fn, __ATOMIC_RELAXED);
     void *arg = t->arg;
-    atomic_store_explicit(&t->polls, 0, RLX); /* arg is read: polls now */
-    weft__task_exit(t->fn(arg));
+    weft__task_started(t, 0); /* arg is read: polls now */
+    weft__task_exit(fn(arg));
 }
 
 /* First code of every task, on its fresh stack. It never returns, so it
@@ -1707,9 +1708,10 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     atomic_store_explicit(&w->running, slot + 1, RLX);
     stat_inc(&w->st.inlined);
     /* One poll of the child, timed with its parent's. */
+    weft_fn fn = __atomic_load_n(&t->fn, __ATOMIC_RELAXED);
     void *arg = t->arg;
-    atomic_store_explicit(&t->polls, 1, RLX);
-    void *r = t->fn(arg);
+    weft__task_started(t, 1);
+    void *r = fn(arg);
     if (c->tls)
         weft__task_exit(r); /* its TLS destructors, then its result */
     else

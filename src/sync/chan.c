@@ -255,19 +255,24 @@ static int chan_op(weft_chan *ch, int send, void *elem, uint64_t deadline,
     }
     weft_wait wt;
     weft_wnode node = {.wait = &wt, .elem = elem};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER,
-                    send ? WEFT_WK_CHAN_SEND : WEFT_WK_CHAN_RECV, ch);
+    int r = weft__wait_init(&wt, deadline == WAIT_FOREVER ? WAIT_SOLO : 0,
+                            send ? WEFT_WK_CHAN_SEND : WEFT_WK_CHAN_RECV, ch);
+    if (r) {
+        unlock(ch);
+        return weft__wait_fini(&wt, r);
+    }
     weft_wlist_ *q = send ? &ch->sendq : &ch->recvq;
     weft__wq_push(q, &node);
     unlock(ch);
-    int r = weft__wait_block(&wt, deadline);
-    if (r == -ETIMEDOUT) {
+    r = weft__wait_block(&wt, deadline);
+    if (r < 0) { /* timed out or cancelled: still linked */
         lock(ch);
         weft__wq_unlink(q, &node);
         unlock(ch);
-        return r;
+    } else {
+        r = wt.result;
     }
-    return wt.result;
+    return weft__wait_fini(&wt, r);
 }
 
 int weft_chan_send(weft_chan *ch, const void *elem)
@@ -378,9 +383,9 @@ static int select_impl(weft_sel_case *c, size_t n, uint64_t deadline, int try)
         if (try)
             return -EAGAIN;
         if (deadline == WAIT_FOREVER)
-            return -EINVAL; /* would block forever */
-        weft_sleep_until(deadline);
-        return -ETIMEDOUT;
+            return -EINVAL;                 /* would block forever */
+        int r = weft_sleep_until(deadline); /* -ECANCELED or 0 */
+        return r ? r : -ETIMEDOUT;
     }
     /* A random permutation of the cases (Fisher-Yates): the pass-1 order,
      * so that ready cases are chosen uniformly. */
@@ -414,7 +419,11 @@ static int select_impl(weft_sel_case *c, size_t n, uint64_t deadline, int try)
     }
     weft_wait wt;
     weft_wnode nodes[n]; /* n <= MAX_CASES; sized to n for small stacks */
-    weft__wait_init(&wt, 0, WEFT_WK_SELECT, c); /* several nodes */
+    int r = weft__wait_init(&wt, 0, WEFT_WK_SELECT, c); /* several nodes */
+    if (r) {
+        unlock_all(order, k);
+        return weft__wait_fini(&wt, r);
+    }
     for (size_t i = 0; i < n; i++) {
         nodes[i].queued = 0;
         if (!c[i].chan)
@@ -427,7 +436,7 @@ static int select_impl(weft_sel_case *c, size_t n, uint64_t deadline, int try)
                       &nodes[i]);
     }
     unlock_all(order, k);
-    int r = weft__wait_block(&wt, deadline);
+    r = weft__wait_block(&wt, deadline);
     lock_all(order, k);
     for (size_t i = 0; i < n; i++)
         if (c[i].chan)
@@ -435,7 +444,7 @@ static int select_impl(weft_sel_case *c, size_t n, uint64_t deadline, int try)
                                                      : &c[i].chan->recvq,
                             &nodes[i]);
     unlock_all(order, k);
-    if (r == -ETIMEDOUT)
+    if (weft__wait_fini(&wt, r) < 0) /* timed out or cancelled */
         return r;
     /* Acquire: pairs with the claimer's CAS (its result write follows
      * under the same channel lock, published by the wake's release). */

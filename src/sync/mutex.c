@@ -92,25 +92,12 @@ static inline _Atomic uint32_t *qlock(weft_mutex *m)
     return l;
 }
 
-static int lock_slow(weft_mutex *m, uint64_t deadline)
+/* lock_slow's queued part: queue, block, compete, until it holds m or
+ * the wait ends in an error (its node unlinked). */
+static int lock_queued(weft_mutex *m, weft_wait *wt, weft_wnode *node,
+                       uint64_t deadline)
 {
     _Atomic uint32_t *st = WEFT_A32(&m->state_);
-    weft_worker *self = weft__worker_self();
-    /* Spin only when the holder may be running elsewhere. */
-    int spins = !self || self->rt->nworkers > 1 ? SPINS : 0;
-    for (int i = 0; i < spins; i++) {
-        uint32_t s = atomic_load_explicit(st, RLX);
-        if (dead(s))
-            return -EINVAL;
-        if (s & HANDOFF)
-            break;
-        if (!(s & LOCKED) && try_acquire(st))
-            return 0;
-        weft_cpu_relax();
-    }
-    weft_wait wt;
-    weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_MUTEX, m);
     int requeue = 0;
     for (;;) {
         _Atomic uint32_t *l = qlock(m);
@@ -133,31 +120,31 @@ static int lock_slow(weft_mutex *m, uint64_t deadline)
                 return 0;
             }
         }
-        if (!wt.since)
-            wt.since = weft__clock_ns();
-        atomic_store_explicit(&wt.claim, 0, RLX);
-        atomic_store_explicit(&wt.w.futex, 0, RLX);
-        wt.flags = 0;
+        if (!wt->since)
+            wt->since = weft__clock_ns();
+        atomic_store_explicit(&wt->claim, 0, RLX);
+        atomic_store_explicit(&wt->w.futex, 0, RLX);
+        wt->flags = 0;
         if (requeue)
-            weft__wq_push_head(&m->q_.list_, &node);
+            weft__wq_push_head(&m->q_.list_, node);
         else
-            weft__wq_push(&m->q_.list_, &node);
+            weft__wq_push(&m->q_.list_, node);
         weft__spin_unlock(l);
 
-        int r = weft__wait_block(&wt, deadline);
-        if (r == -ETIMEDOUT) {
+        int r = weft__wait_block(wt, deadline);
+        if (r < 0) { /* timed out or cancelled: still linked */
             l = qlock(m);
-            weft__wq_unlink(&m->q_.list_, &node);
+            weft__wq_unlink(&m->q_.list_, node);
             if (weft__wq_empty(&m->q_.list_))
                 atomic_fetch_and_explicit(st, ~(uint32_t)(WAITERS | HANDOFF),
                                           RLX);
             weft__spin_unlock(l);
-            return -ETIMEDOUT;
+            return r;
         }
-        if (wt.flags & SERVED_HANDOFF) {
+        if (wt->flags & SERVED_HANDOFF) {
             /* Ours, LOCKED never cleared. Leave handoff mode when it is no
              * longer needed. */
-            if (weft__clock_ns() - wt.since < HANDOFF_NS)
+            if (weft__clock_ns() - wt->since < HANDOFF_NS)
                 atomic_fetch_and_explicit(st, ~(uint32_t)HANDOFF, RLX);
             return 0;
         }
@@ -166,10 +153,37 @@ static int lock_slow(weft_mutex *m, uint64_t deadline)
             return 0;
         if (deadline != WAIT_FOREVER && weft__clock_ns() >= deadline)
             return -ETIMEDOUT; /* the holder will wake the next waiter */
-        if (weft__clock_ns() - wt.since >= HANDOFF_NS)
+        if (weft__clock_ns() - wt->since >= HANDOFF_NS)
             atomic_fetch_or_explicit(st, HANDOFF, RLX);
         requeue = 1;
     }
+}
+
+/* Spin a little, then queue (flags: WAIT_NESTED or 0). */
+static int lock_slow(weft_mutex *m, uint64_t deadline, int flags)
+{
+    _Atomic uint32_t *st = WEFT_A32(&m->state_);
+    weft_worker *self = weft__worker_self();
+    /* Spin only when the holder may be running elsewhere. */
+    int spins = !self || self->rt->nworkers > 1 ? SPINS : 0;
+    for (int i = 0; i < spins; i++) {
+        uint32_t s = atomic_load_explicit(st, RLX);
+        if (dead(s))
+            return -EINVAL;
+        if (s & HANDOFF)
+            break;
+        if (!(s & LOCKED) && try_acquire(st))
+            return 0;
+        weft_cpu_relax();
+    }
+    weft_wait wt;
+    weft_wnode node = {.wait = &wt};
+    if (deadline == WAIT_FOREVER)
+        flags |= WAIT_SOLO;
+    int r = weft__wait_init(&wt, flags, WEFT_WK_MUTEX, m);
+    if (!r)
+        r = lock_queued(m, &wt, &node, deadline);
+    return weft__wait_fini(&wt, r);
 }
 
 int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline)
@@ -181,7 +195,7 @@ int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline)
     if (weft_likely(atomic_compare_exchange_strong_explicit(
             WEFT_A32(&m->state_), &s, LOCKED, ACQ, RLX)))
         return 0;
-    return lock_slow(m, deadline);
+    return lock_slow(m, deadline, 0);
 }
 
 int weft_mutex_lock(weft_mutex *m)
@@ -264,6 +278,19 @@ int weft_cond_destroy(weft_cond *c)
     return r;
 }
 
+/* Take m back after a cond wait, whatever happens: a cond wait returns
+ * with its mutex held, also when it was cancelled. Inside the cond wait's
+ * own open wait (WAIT_NESTED): shutdown does not end it, and the
+ * destroyer waits for it (sched/cancel.c). */
+static void relock(weft_mutex *m)
+{
+    uint32_t s = 0;
+    /* Acquire: pairs with unlock's release. */
+    if (!atomic_compare_exchange_strong_explicit(WEFT_A32(&m->state_), &s,
+                                                 LOCKED, ACQ, RLX))
+        lock_slow(m, WAIT_FOREVER, WAIT_NESTED);
+}
+
 int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
 {
     if (!c || !m)
@@ -271,17 +298,22 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
     _Atomic uint32_t *l = weft__wq_lock_word(&c->q_);
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, 0, WEFT_WK_COND, c); /* closed by its owner on error */
+    /* Closed by its owner on error, so never solo; cancelled before it
+     * queues: m is still held. */
+    int r = weft__wait_init(&wt, 0, WEFT_WK_COND, c);
+    if (r)
+        return weft__wait_fini(&wt, r);
     weft__spin_lock(l);
     if (dead(atomic_load_explicit(WEFT_A32(&c->state_), RLX))) {
         weft__spin_unlock(l);
-        return -EINVAL;
+        r = -EINVAL;
+        goto out;
     }
     /* Queued before the mutex is released: a signal sent by the next
      * holder finds us. */
     weft__wq_push(&c->q_.list_, &node);
     weft__spin_unlock(l);
-    int r = weft_mutex_unlock(m);
+    r = weft_mutex_unlock(m);
     if (r) { /* the caller did not hold m: undo */
         weft__spin_lock(l);
         weft__wq_unlink(&c->q_.list_, &node);
@@ -292,16 +324,17 @@ int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
             weft__wait_block(&wt, WAIT_FOREVER);
             weft_cond_signal(c);
         }
-        return r;
+        goto out;
     }
     r = weft__wait_block(&wt, deadline);
-    if (r == -ETIMEDOUT) {
+    if (r < 0) { /* timed out or cancelled: still linked */
         weft__spin_lock(l);
         weft__wq_unlink(&c->q_.list_, &node);
         weft__spin_unlock(l);
     }
-    weft_mutex_lock(m);
-    return r;
+    relock(m);
+out:
+    return weft__wait_fini(&wt, r);
 }
 
 int weft_cond_wait(weft_cond *c, weft_mutex *m)

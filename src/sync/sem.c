@@ -90,13 +90,15 @@ int weft_sem_wait_until(weft_sem *s, uint64_t deadline)
     _Atomic uint32_t *l = weft__wq_lock_word(&s->q_);
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_SEM, s);
+    if ((r = weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_SEM, s)))
+        return weft__wait_fini(&wt, r);
     weft__spin_lock(l);
     uint64_t v = atomic_fetch_or_explicit(st, S_WAITERS, ACQ) | S_WAITERS;
     for (;;) {
         if (v & S_DEAD) {
             weft__spin_unlock(l);
-            return -EINVAL;
+            r = -EINVAL;
+            goto out;
         }
         if (v < S_ONE)
             break;
@@ -106,20 +108,22 @@ int weft_sem_wait_until(weft_sem *s, uint64_t deadline)
         /* Acquire: pairs with post's release. */
         if (atomic_compare_exchange_weak_explicit(st, &v, n, ACQ, RLX)) {
             weft__spin_unlock(l);
-            return 0;
+            r = 0;
+            goto out;
         }
     }
     weft__wq_push(&s->q_.list_, &node);
     weft__spin_unlock(l);
     r = weft__wait_block(&wt, deadline);
-    if (r == -ETIMEDOUT) {
+    if (r < 0) { /* timed out or cancelled: still linked */
         weft__spin_lock(l);
         weft__wq_unlink(&s->q_.list_, &node);
         if (weft__wq_empty(&s->q_.list_))
             atomic_fetch_and_explicit(st, ~(uint64_t)S_WAITERS, RLX);
         weft__spin_unlock(l);
     }
-    return r;
+out:
+    return weft__wait_fini(&wt, r);
 }
 
 int weft_sem_wait(weft_sem *s)
@@ -250,21 +254,24 @@ int weft_wg_wait_until(weft_wg *g, uint64_t deadline)
         return 0;
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_WG, g);
+    int r = weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_WG, g);
+    if (r)
+        return weft__wait_fini(&wt, r);
     weft__spin_lock(l);
     if (!atomic_load_explicit(c, ACQ)) {
         weft__spin_unlock(l);
-        return 0;
+        goto out;
     }
     weft__wq_push(&g->q_.list_, &node);
     weft__spin_unlock(l);
-    int r = weft__wait_block(&wt, deadline);
-    if (r == -ETIMEDOUT) {
+    r = weft__wait_block(&wt, deadline);
+    if (r < 0) { /* timed out or cancelled: still linked */
         weft__spin_lock(l);
         weft__wq_unlink(&g->q_.list_, &node);
         weft__spin_unlock(l);
     }
-    return r;
+out:
+    return weft__wait_fini(&wt, r);
 }
 
 int weft_wg_wait(weft_wg *g)
@@ -420,24 +427,29 @@ int weft_event_wait_until(weft_event *e, uint64_t deadline)
         return 0;
     weft_wait wt;
     weft_wnode node = {.wait = &wt};
-    weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_EVENT, e);
+    int r = weft__wait_init(&wt, deadline == WAIT_FOREVER, WEFT_WK_EVENT, e);
+    if (r)
+        return weft__wait_fini(&wt, r);
     s = e_lock(st);
-    if (e_dead(s))
-        return -EINVAL;
+    if (e_dead(s)) {
+        r = -EINVAL;
+        goto out;
+    }
     if (s & E_SET) {
         e_unlock(e);
-        return 0;
+        goto out;
     }
     weft__wq_push(&e->q_.list_, &node);
     e_unlock(e);
-    int r = weft__wait_block(&wt, deadline);
-    if (r == -ETIMEDOUT) {
+    r = weft__wait_block(&wt, deadline);
+    if (r < 0) { /* timed out or cancelled: still linked */
         if (!e_dead(e_lock(st))) {
             weft__wq_unlink(&e->q_.list_, &node);
             e_unlock(e);
         }
     }
-    return r;
+out:
+    return weft__wait_fini(&wt, r);
 }
 
 int weft_event_wait(weft_event *e)

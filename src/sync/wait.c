@@ -26,28 +26,48 @@
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
 
-void weft__wait_init(weft_wait *wt, int solo, unsigned kind, const void *obj)
+int weft__wait_init(weft_wait *wt, int flags, unsigned kind, const void *obj)
 {
     weft_worker *w = weft__worker_self();
-    wt->w.rt = NULL;
-    wt->w.task = NULL;
-    wt->w.slot = 0;
-    if (w && w->current) {
-        wt->w.rt = w->rt;
-        wt->w.task = w->current;
-        wt->w.slot = w->cur_slot;
-    }
+    int task = w && w->current;
+    wt->w.rt = task ? w->rt : NULL;
+    wt->w.task = task ? w->current : NULL;
+    wt->w.slot = task ? w->cur_slot : 0;
+    wt->w.cancelled = 0;
     atomic_store_explicit(&wt->w.futex, 0, RLX);
     atomic_store_explicit(&wt->claim, 0, RLX);
     wt->result = 0;
     wt->flags = 0;
-    wt->solo = (uint32_t)solo;
+    /* A task's wait may be ended by its own cancellation, which races
+     * the waker's claim: no solo shortcut for tasks. */
+    wt->solo = (uint32_t)(flags & WAIT_SOLO) && !task;
+    wt->nocancel = (uint32_t)(flags & WAIT_NESTED);
     wt->since = 0;
     wt->kind = kind;
     wt->obj = obj;
+    /* Cancellation (sched/cancel.c): say we are about to link a record
+     * before we do; a shut-down runtime's tasks never block. A nested
+     * wait is inside its caller's, which said so already. */
+    if (task && !wt->nocancel && weft__wait_enter(w->rt, w->cur_slot))
+        return -ECANCELED;
+    return 0;
 }
 
-/* Try to end the wait by timeout; 1 when we won the claim. */
+int weft__wait_fini(weft_wait *wt, int r)
+{
+    if (!wt->w.task || wt->nocancel)
+        return r;
+    weft__wait_leave(wt->w.rt, wt->w.slot);
+    /* A cancelled call is a switch point: a task that loops on calls
+     * that fail with -ECANCELED still lets weft_rt_destroy stop its
+     * worker (sched/cancel.c), as the waits it replaces did. */
+    if (r == -ECANCELED)
+        weft_yield();
+    return r;
+}
+
+/* Try to end the wait by timeout (or cancellation); 1 when we won the
+ * claim. */
 static int time_out(weft_wait *wt)
 {
     uint32_t open = 0;
@@ -90,9 +110,22 @@ int weft__wait_block(weft_wait *wt, uint64_t deadline)
 static int block_task(weft_wait *wt, uint64_t deadline)
 {
     weft_timer tm;
-    int armed = 0;
+    int armed = 0, cancel = !wt->nocancel;
     while (!atomic_load_explicit(&wt->w.futex, ACQ)) { /* pairs with
                                                           waiter_wake */
+        /* Checked before every park (sched/cancel.c, "No lost
+         * cancellation"). Like a timeout, the cancellation must win the
+         * claim; if a waker won it, its wake-up is coming. */
+        if (cancel && weft__wait_cancelled(wt->w.rt)) {
+            if (time_out(wt)) {
+                if (armed)
+                    weft__timer_cancel(&tm);
+                return -ECANCELED;
+            }
+            cancel = 0;
+            deadline = WAIT_FOREVER;
+            continue;
+        }
         if (deadline != WAIT_FOREVER) {
             int due;
             if (!armed) {
@@ -113,6 +146,7 @@ static int block_task(weft_wait *wt, uint64_t deadline)
                 }
                 deadline = WAIT_FOREVER; /* claimed meanwhile: wait for
                                             its wake-up */
+                cancel = 0;
                 continue;
             }
         }
@@ -148,18 +182,7 @@ void weft__wake_list(weft_wnode *n, int remote)
 
 void weft__wait_wake_remote(weft_wait *wt)
 {
-    weft_waiter *w = &wt->w;
-    weft_rt *rt = w->rt;
-    uint32_t slot = w->slot;
-    if (w->task) {
-        uint32_t gen = weft__task_hgen(rt, slot);
-        /* Release: pairs with the waiter's acquire of the flag. */
-        atomic_store_explicit(&w->futex, 1, memory_order_release);
-        weft__task_unpark_remote(rt, slot, gen);
-    } else {
-        atomic_store_explicit(&w->futex, 1, memory_order_release);
-        weft__futex_wake(&w->futex, 1);
-    }
+    weft__waiter_wake_how(&wt->w, 1);
 }
 
 /* ---- time ------------------------------------------------------------ */
@@ -173,11 +196,13 @@ int weft_sleep_until(uint64_t deadline)
 {
     weft_worker *w = weft__worker_self();
     if (w && w->current) {
-        /* A wait nobody claims: it ends by its deadline. */
+        /* A wait nobody claims: it ends by its deadline, or by the
+         * runtime's cancellation. */
         weft_wait wt;
-        weft__wait_init(&wt, 0, WEFT_WK_SLEEP, NULL);
-        weft__wait_block(&wt, deadline);
-        return 0;
+        int r = weft__wait_init(&wt, 0, WEFT_WK_SLEEP, NULL);
+        if (!r)
+            r = weft__wait_block(&wt, deadline);
+        return weft__wait_fini(&wt, r == -ECANCELED ? r : 0);
     }
     struct timespec ts = {(time_t)(deadline / 1000000000u),
                           (long)(deadline % 1000000000u)};

@@ -42,8 +42,11 @@ typedef struct weft_wait {
     _Atomic uint32_t claim; /* 0, node index + 1, or WAIT_TIMEOUT */
     int result;             /* set by the claimer: 0, -EPIPE, ... */
     uint32_t flags;         /* primitive-specific, set by the claimer */
-    uint32_t solo;          /* one node, no deadline: no one races a
-                               waker's claim, which is then a plain store */
+    uint32_t solo;          /* one node, no deadline, a plain thread: no
+                               one races a waker's claim, which is then a
+                               plain store */
+    uint32_t nocancel;      /* a task's wait that shutdown does not end
+                               (cond_wait taking its mutex back) */
     uint64_t since;         /* when it first queued (mutex policy) */
     unsigned kind;          /* WEFT_WK_*: what it waits on, for dumps */
     const void *obj;        /* the primitive, for dumps */
@@ -57,16 +60,33 @@ typedef struct weft_wnode {
     uint32_t queued;
 } weft_wnode;
 
-/* Fill in who is waiting: the calling task, or the calling thread. `solo`:
- * the wait has one node and no deadline, and its owner never closes it
- * itself (see weft__wait_claim). kind (WEFT_WK_*, sched/task.h) and obj
- * say what it waits on: a task records them while it is blocked in
- * weft__wait_block, for weft_task_info and weft_dump. */
-void weft__wait_init(weft_wait *wt, int solo, unsigned kind, const void *obj);
+#define WAIT_SOLO 1 /* weft__wait_init: see below */
+#define WAIT_NESTED                                                            \
+    2 /* inside an open wait of the same task (cond_wait
+                         taking its mutex back): not cancelled, and its
+                         init and fini leave the in-wait flag alone */
+
+/* Fill in who is waiting: the calling task, or the calling thread. SOLO in
+ * flags: the wait has one node and no deadline, and its owner never closes
+ * it itself (see weft__wait_claim; tasks never get it, since cancellation
+ * may close their waits). NESTED: as above. kind (WEFT_WK_*, sched/task.h) and obj say what
+ * it waits on: a task records them while it is blocked in
+ * weft__wait_block, for weft_task_info and weft_dump. Returns 0, or
+ * -ECANCELED when the calling task's runtime is shut down: then the caller
+ * links nothing. Any thread. */
+int weft__wait_init(weft_wait *wt, int flags, unsigned kind, const void *obj);
+
+/* End a wait begun by weft__wait_init, whatever init returned: the
+ * caller's result r, once nothing of the wait is linked and no lock is
+ * held. Returns r; after -ECANCELED it yields first (sched/cancel.c). May
+ * switch. */
+int weft__wait_fini(weft_wait *wt, int r);
 
 /* Block until the wait is claimed and woken (0), or until deadline_ns
- * (WAIT_FOREVER = none; one in the past times out at once) passes and the caller wins the claim (-ETIMEDOUT: its nodes
- * are still linked; the caller unlinks them). Any thread. */
+ * (WAIT_FOREVER = none; one in the past times out at once) passes and the
+ * caller wins the claim (-ETIMEDOUT), or the calling task's runtime
+ * cancels its waits and the caller wins the claim (-ECANCELED). On an
+ * error its nodes are still linked: the caller unlinks them. Any thread. */
 int weft__wait_block(weft_wait *wt, uint64_t deadline_ns);
 
 /* A waker's claim of node n (under its queue's lock): a CAS, or for a solo

@@ -6,6 +6,7 @@
  * stale handles, weft_dump lists every live task and worker, and SIGQUIT
  * dumps when the config asks.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -698,4 +699,83 @@ TEST(api, obs_sigquit_only_when_asked)
     CHECK(WIFEXITED(c.status));
     if (WEXITSTATUS(c.status) != 0)
         weft_check_fail(__FILE__, __LINE__, "child failed: %s", c.err);
+}
+
+/* ---- task info never shows the entry argument as polls ---------------- */
+
+/* A new user's finding: while a tree of tasks runs, snapshots of leaves
+ * read RUNNING with polls equal to the leaf's spawn argument (a stack
+ * address), since the count shares a word with the argument until the
+ * task starts. A leaf here polls at most 3 times (two yields). */
+enum { INFO_RING = 256, INFO_SPAWNERS = 4, INFO_LEAVES = 20000 };
+static _Atomic uint64_t info_ring[INFO_RING];
+static _Atomic int info_done;
+
+static void *tip_leaf(void *arg)
+{
+    volatile char *p = arg; /* the spawner's stack: a big value */
+    (void)p;
+    weft_yield();
+    weft_yield();
+    return NULL;
+}
+
+static void *tip_spawner(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    char here[64];
+    for (unsigned i = 0; i < INFO_LEAVES; i++) {
+        weft_task t[4];
+        for (int k = 0; k < 4; k++) {
+            CHECK_OK(weft_spawn(NULL, &t[k], tip_leaf, here + k, NULL));
+            atomic_store(&info_ring[(id * 4 + k + i * 16) % INFO_RING],
+                         t[k].id);
+        }
+        for (int k = 0; k < 4; k++)
+            CHECK_OK(weft_join(t[k], NULL));
+    }
+    return NULL;
+}
+
+static void *tip_observer(void *arg)
+{
+    uint64_t *seen = arg;
+    for (unsigned i = 0; !atomic_load(&info_done); i++) {
+        weft_task t = {atomic_load(&info_ring[i % INFO_RING])};
+        weft_task_info ti;
+        if (!t.id || weft_task_info_get(t, &ti))
+            continue;
+        seen[0]++;
+        CHECK_CMP_U64(ti.polls, <=, 3);
+        if (ti.state == WEFT_STATE_RUNNING)
+            seen[1]++;
+    }
+    return NULL;
+}
+
+static void *tip_tree(void *arg)
+{
+    (void)arg;
+    weft_task s[INFO_SPAWNERS];
+    for (uintptr_t i = 0; i < INFO_SPAWNERS; i++)
+        CHECK_OK(weft_spawn(NULL, &s[i], tip_spawner, (void *)i, NULL));
+    for (int i = 0; i < INFO_SPAWNERS; i++)
+        CHECK_OK(weft_join(s[i], NULL));
+    return NULL;
+}
+
+TEST_T(api, task_info_polls_never_the_argument, 60)
+{
+    weft_rt *rt = test_rt(4096);
+    atomic_store(&info_done, 0);
+    uint64_t seen[2] = {0, 0};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, tip_observer, seen), 0);
+    test_run(rt, tip_tree, NULL);
+    atomic_store(&info_done, 1);
+    CHECK_EQ_INT(pthread_join(th, NULL), 0);
+    fprintf(stderr, "# snapshots %" PRIu64 ", running %" PRIu64 "\n", seen[0],
+            seen[1]);
+    CHECK_CMP_U64(seen[0], >, 1000);
+    test_rt_destroy_clean(rt);
 }

@@ -153,7 +153,14 @@ static void *shutdown_inside(void *arg)
     weft_task u;
     CHECK_ERR(weft_spawn(NULL, &u, nothing, NULL, NULL), -ECANCELED);
     CHECK_ERR(weft_spawn(rt, &u, nothing, NULL, NULL), -ECANCELED);
-    /* Tasks keep running after shutdown until destroy. */
+    /* Tasks keep running after shutdown until destroy: the child ends
+     * (a join that would wait is cancelled, so wait for DONE first; a
+     * join of an ended task does not wait). */
+    weft_task_info ti;
+    do {
+        weft_yield();
+        CHECK_OK(weft_task_info_get(t, &ti));
+    } while (ti.state != WEFT_STATE_DONE);
     void *r;
     CHECK_OK(weft_join(t, &r));
     CHECK_EQ_PTR(r, (void *)6);
@@ -169,6 +176,7 @@ TEST(api, rt_shutdown_inside_task)
 
 /* Two tasks that join each other park for good. */
 static _Atomic uint64_t peer_of[2];
+static _Atomic int joins_cancelled;
 
 static void *join_peer(void *arg)
 {
@@ -176,8 +184,13 @@ static void *join_peer(void *arg)
     uint64_t id;
     while (!(id = atomic_load(peer)))
         weft_yield();
-    weft_join((weft_task){id}, NULL); /* never returns: the peer joins us */
-    CHECK(0);
+    /* Never returns before shutdown: the peer joins us. Shutdown cancels
+     * the join (and detaches the peer), or, if the peer's cancelled join
+     * let it end first, the join sees it ended. */
+    int r = weft_join((weft_task){id}, NULL);
+    CHECK(r == -ECANCELED || r == 0);
+    if (r)
+        atomic_fetch_add(&joins_cancelled, 1);
     return NULL;
 }
 
@@ -194,7 +207,8 @@ static void *make_deadlock(void *arg)
 
 TEST_T(api, rt_destroy_after_shutdown_parked, 5)
 {
-    /* Tasks parked forever are abandoned by destroy after shutdown. */
+    /* Tasks parked for good: shutdown cancels their waits, and destroy
+     * returns. */
     weft_rt *rt = test_rt(64);
     test_run(rt, make_deadlock, NULL);
     uint64_t end = test_now_ms() + 10000;
@@ -210,6 +224,9 @@ TEST_T(api, rt_destroy_after_shutdown_parked, 5)
     CHECK_EQ_U64(test_stats(rt).live, 2);
     CHECK_ERR(weft_rt_destroy(rt), -EBUSY);
     CHECK_OK(weft_rt_shutdown(rt));
+    while (atomic_load(&joins_cancelled) < 1 && test_now_ms() < end)
+        usleep(100);
+    CHECK_CMP_U64(atomic_load(&joins_cancelled), >=, 1);
     CHECK_OK(weft_rt_destroy(rt));
 }
 

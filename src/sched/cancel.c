@@ -1,0 +1,136 @@
+/*
+ * cancel.c - what shutdown does to waiting tasks, and how weft_rt_destroy
+ * makes sure nothing outside the runtime still points into it.
+ *
+ * The problem. A task's wait record lives on its own stack, in the
+ * runtime's arena, and is linked into objects that outlive the runtime:
+ * a global event's queue, a channel of another runtime's tasks, the
+ * joiner word of a task in another runtime. Before this file, destroy
+ * abandoned parked tasks with their records still linked, and a later
+ * weft_event_set walked into the unmapped arena (SIGSEGV). Two more
+ * references cross the boundary in flight: a plain thread (or another
+ * runtime's worker) that claimed a record is about to set its flag and
+ * unpark the task, which touches the task's state word, the summary tree
+ * and a worker's sleep word, all in the arena.
+ *
+ * The rule. weft_rt_shutdown cancels: every blocking call a task of the
+ * runtime makes from then on that would block returns -ECANCELED (fast
+ * paths that need not block still succeed), and every task already
+ * blocked is woken to return -ECANCELED, unlinking its record as a
+ * timeout does (sync/wait.c). A wait that a waker claimed before the
+ * cancellation completes normally: the claimer already did the
+ * operation for it (a unit of a semaphore, a channel element), so
+ * dropping it would lose data.
+ *
+ * The in-wait flag. Each task's cold TCB has in_wait: 1 from before the
+ * task links a record anywhere (weft__wait_enter) until the record is
+ * unlinked for good (weft__wait_leave). Entering is a store-then-load
+ * against the canceller's store-then-load (Dekker):
+ *
+ *     task:      in_wait = 1 (seq_cst);   load shutdown (seq_cst)
+ *     canceller: shutdown = 1 (seq_cst);  load in_wait (seq_cst)
+ *
+ * In the single total order of seq_cst operations one of the stores comes
+ * first, so at least one side sees the other's: either the task sees
+ * shutdown and never links (it clears the flag and returns -ECANCELED),
+ * or the canceller sees in_wait = 1 and waits for it to clear. Hence:
+ * once the destroyer has seen a task's flag at 0 after shutdown was set,
+ * that task has no record linked and never links one again.
+ *
+ * No lost cancellation. A task that entered before shutdown re-checks
+ * shutdown before every park (wait.c, block_task). The canceller, after
+ * its store, unparks every PARKED task and sets WAKE on every RUNNABLE
+ * one that is in a wait (weft__cancel_waits). Either the task's check
+ * sees shutdown, or its park comes after the canceller's unpark: then the
+ * park consumes WAKE (acquire, pairing with the unpark's release CAS,
+ * which follows the shutdown store) or the unpark finds it PARKED and
+ * runs it; either way its next check sees shutdown.
+ *
+ * Wakers in flight. A waker that is not one of the runtime's own workers
+ * (a plain thread, another runtime's worker, a signal handler) holds
+ * rt->ext_inflight from before it sets the record's flag until its unpark
+ * is done (task.c, waiter_wake). The task leaves its wait only after
+ * seeing the flag (acquire), then clears in_wait (release); the destroyer
+ * reads in_wait = 0 (acquire) and only then waits for ext_inflight to
+ * read 0 (acquire). So the increment happens before that read: a waker
+ * that let the last task go is either counted or done. The runtime's own
+ * workers need no count: the destroyer joins their threads.
+ *
+ * Joins that cross runtimes are waits too (task.c): a task of the
+ * runtime joining anything enters a wait, and a join cancelled before
+ * the child ended unregisters and detaches the child, which is then
+ * reaped by whoever finishes it. Joiners from outside (a plain thread,
+ * another runtime's task) of a task that the destroyed runtime abandons
+ * are woken with -ECANCELED by the destroyer (weft__task_cancel_joiners).
+ *
+ * The destroyer's order (rt.c): cancel (if shutdown was not asked), wait
+ * for every in_wait flag to read 0 while the workers still run the
+ * cancelled tasks, stop the workers, wake foreign joiners, wait for
+ * ext_inflight, unmap.
+ */
+#include <errno.h>
+#include <time.h>
+
+#include "sched.h"
+
+#define RLX memory_order_relaxed
+#define ACQ memory_order_acquire
+#define REL memory_order_release
+#define SC memory_order_seq_cst
+
+int weft__wait_enter(weft_rt *rt, uint32_t slot)
+{
+    _Atomic uint8_t *f = &rt->cold[slot].in_wait;
+    /* seq_cst store then seq_cst load: the task's half of the Dekker
+     * pair with weft__cancel_waits (header). */
+    atomic_store_explicit(f, 1, SC);
+    if (atomic_load_explicit(&rt->shutdown, SC)) {
+        atomic_store_explicit(f, 0, REL);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+void weft__wait_leave(weft_rt *rt, uint32_t slot)
+{
+    /* Release: pairs with weft__cancel_drain's acquire load; what the
+     * task saw of its waker (the flag, and so the waker's ext_inflight
+     * increment) happens before the destroyer's next reads. */
+    atomic_store_explicit(&rt->cold[slot].in_wait, 0, REL);
+}
+
+void weft__cancel_waits(weft_rt *rt)
+{
+    /* seq_cst: the canceller's half of the Dekker pair with
+     * weft__wait_enter (header). */
+    atomic_store_explicit(&rt->shutdown, 1, SC);
+    for (uint32_t slot = 0; slot < rt->cfg.max_tasks; slot++) {
+        uint64_t s = atomic_load_explicit(&rt->hot[slot].state, RLX);
+        unsigned st = weft_ts_state(s);
+        if (st == WEFT_TS_PARKED ||
+            (st == WEFT_TS_RUNNABLE &&
+             atomic_load_explicit(&rt->cold[slot].in_wait, SC)))
+            weft__task_unpark(rt, slot, weft__hgen(rt, s));
+    }
+}
+
+static void nap(void)
+{
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+}
+
+void weft__cancel_drain(weft_rt *rt)
+{
+    for (uint32_t slot = 0; slot < rt->cfg.max_tasks; slot++)
+        /* Acquire: pairs with weft__wait_leave's release. */
+        while (atomic_load_explicit(&rt->cold[slot].in_wait, ACQ))
+            nap();
+}
+
+void weft__cancel_settle(weft_rt *rt)
+{
+    /* Acquire: pairs with the waker's release decrement (task.c). */
+    while (atomic_load_explicit(&rt->ext_inflight, ACQ))
+        nap();
+}
