@@ -34,6 +34,7 @@
 #include "../base/check.h"
 #include "../base/error.h"
 #include "../base/futex.h"
+#include "../base/membar.h"
 #include "../base/clock.h"
 #include "../mem/arena.h"
 #include "../sched/policy.h"
@@ -184,6 +185,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     if (err)
         return err;
     pthread_once(&handler_once, install_handler);
+    weft__membar_init(); /* sched/cancel.c's wait entry */
     /* Find the topology now, on the creating thread: a task's later
      * weft_topology_get then never runs the discovery on its stack. */
     const weft_topology *topo;

@@ -25,13 +25,16 @@
  * The in-wait flag. Each task's cold TCB has in_wait: 1 from before the
  * task links a record anywhere (weft__wait_enter) until the record is
  * unlinked for good (weft__wait_leave). Entering is a store-then-load
- * against the canceller's store-then-load (Dekker):
+ * against the canceller's store-then-load (Dekker), with an asymmetric
+ * barrier between each store and load (base/membar.h: a compiler barrier
+ * on the task's side, membarrier(2) on the canceller's; seq_cst fences on
+ * both where the kernel lacks it):
  *
- *     task:      in_wait = 1 (seq_cst);   load shutdown (seq_cst)
- *     canceller: shutdown = 1 (seq_cst);  load in_wait (seq_cst)
+ *     task:      in_wait = 1;   light barrier;  load shutdown
+ *     canceller: shutdown = 1;  heavy barrier;  load in_wait
  *
- * In the single total order of seq_cst operations one of the stores comes
- * first, so at least one side sees the other's: either the task sees
+ * The heavy barrier runs a full fence on every thread of the process, so
+ * one of the stores is visible to the other side's load: either the task sees
  * shutdown and never links (it clears the flag and returns -ECANCELED),
  * or the canceller sees in_wait = 1 and waits for it to clear. Hence:
  * once the destroyer has seen a task's flag at 0 after shutdown was set,
@@ -71,45 +74,27 @@
 #include <errno.h>
 #include <time.h>
 
+#include "../base/membar.h"
 #include "sched.h"
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
 #define REL memory_order_release
-#define SC memory_order_seq_cst
 
-int weft__wait_enter(weft_rt *rt, uint32_t slot)
-{
-    _Atomic uint8_t *f = &rt->cold[slot].in_wait;
-    /* seq_cst store then seq_cst load: the task's half of the Dekker
-     * pair with weft__cancel_waits (header). */
-    atomic_store_explicit(f, 1, SC);
-    if (atomic_load_explicit(&rt->shutdown, SC)) {
-        atomic_store_explicit(f, 0, REL);
-        return -ECANCELED;
-    }
-    return 0;
-}
-
-void weft__wait_leave(weft_rt *rt, uint32_t slot)
-{
-    /* Release: pairs with weft__cancel_drain's acquire load; what the
-     * task saw of its waker (the flag, and so the waker's ext_inflight
-     * increment) happens before the destroyer's next reads. */
-    atomic_store_explicit(&rt->cold[slot].in_wait, 0, REL);
-}
+/* weft__wait_enter and weft__wait_leave are inline (sched.h). */
 
 void weft__cancel_waits(weft_rt *rt)
 {
-    /* seq_cst: the canceller's half of the Dekker pair with
-     * weft__wait_enter (header). */
-    atomic_store_explicit(&rt->shutdown, 1, SC);
+    /* Store, heavy barrier, load: the canceller's half of the Dekker
+     * pair with weft__wait_enter (header). */
+    atomic_store_explicit(&rt->shutdown, 1, RLX);
+    weft__membar_heavy();
     for (uint32_t slot = 0; slot < rt->cfg.max_tasks; slot++) {
         uint64_t s = atomic_load_explicit(&rt->hot[slot].state, RLX);
         unsigned st = weft_ts_state(s);
         if (st == WEFT_TS_PARKED ||
             (st == WEFT_TS_RUNNABLE &&
-             atomic_load_explicit(&rt->cold[slot].in_wait, SC)))
+             atomic_load_explicit(&rt->cold[slot].in_wait, RLX)))
             weft__task_unpark(rt, slot, weft__hgen(rt, s));
     }
 }

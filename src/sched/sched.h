@@ -10,6 +10,7 @@
 #ifndef WEFT_SCHED_SCHED_H
 #define WEFT_SCHED_SCHED_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 #include "../base/compiler.h"
+#include "../base/membar.h"
 #include "../mem/stack.h"
 #include "../mem/summary.h"
 #include "../queue/deque.h"
@@ -482,8 +484,25 @@ void weft__mesh_groups_from_topology(struct weft_rt *rt,
  * to link a wait record somewhere; -ECANCELED if rt is shut down (then
  * nothing may be linked). leave: its record is unlinked for good. Task
  * only. */
-int weft__wait_enter(struct weft_rt *rt, uint32_t slot);
-void weft__wait_leave(struct weft_rt *rt, uint32_t slot);
+static inline int weft__wait_enter(struct weft_rt *rt, uint32_t slot)
+{
+    _Atomic uint8_t *f = &rt->cold[slot].in_wait;
+    /* Store, barrier, load: the task's half of the Dekker pair with
+     * weft__cancel_waits (cancel.c), whose half is the heavy barrier. */
+    atomic_store_explicit(f, 1, memory_order_relaxed);
+    weft__membar_light();
+    if (weft_likely(!atomic_load_explicit(&rt->shutdown, memory_order_relaxed)))
+        return 0;
+    atomic_store_explicit(f, 0, memory_order_release);
+    return -ECANCELED;
+}
+static inline void weft__wait_leave(struct weft_rt *rt, uint32_t slot)
+{
+    /* Release: pairs with weft__cancel_drain's acquire load; what the
+     * task saw of its waker (the flag, and so the waker's ext_inflight
+     * increment) happens before the destroyer's next reads. */
+    atomic_store_explicit(&rt->cold[slot].in_wait, 0, memory_order_release);
+}
 
 /* Is rt cancelling its tasks' waits (weft_rt_shutdown)? Any thread. */
 static inline int weft__wait_cancelled(struct weft_rt *rt)
@@ -503,9 +522,9 @@ void weft__cancel_drain(struct weft_rt *rt);
 void weft__task_cancel_joiners(struct weft_rt *rt);
 void weft__cancel_settle(struct weft_rt *rt);
 
-/* As weft__waiter_wake; remote: safe in a signal handler (no worker-local
+/* As weft__waiter_wake, but safe in a signal handler (no worker-local
  * queue is touched). Any thread. */
-void weft__waiter_wake_how(weft_waiter *w, int remote);
+void weft__waiter_wake_remote(weft_waiter *w);
 
 /* Wake one sleeping worker if any. Any thread. */
 void weft__wake_one(struct weft_rt *rt);

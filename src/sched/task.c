@@ -461,9 +461,10 @@ weft_rt *weft_current(void)
  * handler that interrupted the owner in the middle of its own
  * load-and-store increment: it always takes the shared counter, with an
  * RMW. */
-static void woken(weft_rt *rt, uint32_t slot, int remote)
+/* self: the calling thread's worker (NULL: a plain thread or a remote
+ * wake), looked up once by the callers. */
+static void woken(weft_rt *rt, uint32_t slot, int remote, weft_worker *w)
 {
-    weft_worker *w = remote ? NULL : weft__worker_self();
     if (w && w->rt == rt) {
         stat_inc(&w->st.wakes);
         weft__sched_ready_local(w, slot);
@@ -476,7 +477,8 @@ static void woken(weft_rt *rt, uint32_t slot, int remote)
         weft__wake_one(rt);
 }
 
-static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
+static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote,
+                          weft_worker *self)
 {
     weft_tcb *t = &rt->hot[slot];
     uint64_t s = atomic_load_explicit(&t->state, RLX);
@@ -491,7 +493,7 @@ static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
              * Release: what we wrote before waking is visible to it. */
             if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ_REL,
                                                       RLX)) {
-                woken(rt, slot, remote);
+                woken(rt, slot, remote, self);
                 return;
             }
         } else if (st == WEFT_TS_RUNNABLE && !(s & WEFT_TS_WAKE)) {
@@ -508,12 +510,12 @@ static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote)
 
 void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
 {
-    unpark(rt, slot, gen, 0);
+    unpark(rt, slot, gen, 0, weft__worker_self());
 }
 
 void weft__task_unpark_remote(weft_rt *rt, uint32_t slot, uint32_t gen)
 {
-    unpark(rt, slot, gen, 1);
+    unpark(rt, slot, gen, 1, NULL);
 }
 
 uint32_t weft__task_hgen(weft_rt *rt, uint32_t slot)
@@ -525,7 +527,7 @@ uint32_t weft__task_hgen(weft_rt *rt, uint32_t slot)
  * thread, another runtime's worker, a signal handler) holds the runtime's
  * ext_inflight from before the flag until its unpark is done, so that a
  * destroyer never unmaps the arena under it (cancel.c). */
-void weft__waiter_wake_how(weft_waiter *wt, int remote)
+static inline void waiter_wake(weft_waiter *wt, int remote)
 {
     /* Copy first: once the flag is set the record may vanish. */
     weft_rt *rt = wt->rt;
@@ -539,21 +541,26 @@ void weft__waiter_wake_how(weft_waiter *wt, int remote)
         return;
     }
     weft_worker *self = remote ? NULL : weft__worker_self();
-    int outside = !self || self->rt != rt;
+    int outside = weft_unlikely(!self || self->rt != rt);
     if (outside) /* seq_cst: before the flag, which lets the task leave
                     (cancel.c, "Wakers in flight") */
         atomic_fetch_add_explicit(&rt->ext_inflight, 1, memory_order_seq_cst);
     uint32_t gen = hgen(rt, atomic_load_explicit(&task->state, RLX));
     /* Release: pairs with the waiter's acquire of the flag. */
     atomic_store_explicit(&wt->futex, 1, REL);
-    unpark(rt, slot, gen, remote);
+    unpark(rt, slot, gen, remote, self);
     if (outside) /* Release: pairs with weft__cancel_settle's acquire. */
         atomic_fetch_sub_explicit(&rt->ext_inflight, 1, REL);
 }
 
 void weft__waiter_wake(weft_waiter *wt)
 {
-    weft__waiter_wake_how(wt, 0);
+    waiter_wake(wt, 0);
+}
+
+void weft__waiter_wake_remote(weft_waiter *wt)
+{
+    waiter_wake(wt, 1);
 }
 
 void weft__task_cancel_joiners(weft_rt *rt)

@@ -53,17 +53,13 @@ int weft__wait_init(weft_wait *wt, int flags, unsigned kind, const void *obj)
     return 0;
 }
 
-int weft__wait_fini(weft_wait *wt, int r)
+int weft__wait_cancelled_end(void)
 {
-    if (!wt->w.task || wt->nocancel)
-        return r;
-    weft__wait_leave(wt->w.rt, wt->w.slot);
     /* A cancelled call is a switch point: a task that loops on calls
      * that fail with -ECANCELED still lets weft_rt_destroy stop its
      * worker (sched/cancel.c), as the waits it replaces did. */
-    if (r == -ECANCELED)
-        weft_yield();
-    return r;
+    weft_yield();
+    return -ECANCELED;
 }
 
 /* Try to end the wait by timeout (or cancellation); 1 when we won the
@@ -182,7 +178,7 @@ void weft__wake_list(weft_wnode *n, int remote)
 
 void weft__wait_wake_remote(weft_wait *wt)
 {
-    weft__waiter_wake_how(&wt->w, 1);
+    weft__waiter_wake_remote(&wt->w);
 }
 
 /* ---- time ------------------------------------------------------------ */

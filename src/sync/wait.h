@@ -80,7 +80,14 @@ int weft__wait_init(weft_wait *wt, int flags, unsigned kind, const void *obj);
  * caller's result r, once nothing of the wait is linked and no lock is
  * held. Returns r; after -ECANCELED it yields first (sched/cancel.c). May
  * switch. */
-int weft__wait_fini(weft_wait *wt, int r);
+int weft__wait_cancelled_end(void);
+static inline int weft__wait_fini(weft_wait *wt, int r)
+{
+    if (!wt->w.task || wt->nocancel)
+        return r;
+    weft__wait_leave(wt->w.rt, wt->w.slot);
+    return weft_likely(r != -ECANCELED) ? r : weft__wait_cancelled_end();
+}
 
 /* Block until the wait is claimed and woken (0), or until deadline_ns
  * (WAIT_FOREVER = none; one in the past times out at once) passes and the
