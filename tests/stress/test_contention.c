@@ -152,6 +152,11 @@ static void *polite_main(void *arg)
 
 TEST_T(stress, contention_short_polls_not_judged_hogs, 60)
 {
+    /* Under TSan the same tasks take some polls of over 5 ms of their
+     * thread's own time (15 in a run of 2176 tasks): the polls are no
+     * longer short. */
+    if (TEST_TSAN)
+        TEST_SKIP("TSan makes these polls long in CPU time");
     crowd c;
     crowd_pin(&c);
     weft_rt *rt = crowd_rt(&c, on_warn);
