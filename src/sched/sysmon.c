@@ -11,9 +11,34 @@
  * each poll the ticks it spans, and the monitor watches each worker's
  * poll sequence number (st.switches + st.fast_yields, written by the
  * owner anyway): a number unchanged since the last tick means the same
- * poll still runs, for at least the time since the monitor first saw it.
- * So a poll is measured by the monitor to within one tick, at no cost to
- * the switch.
+ * poll still runs. So a long poll is measured by the monitor, at no cost
+ * to the switch.
+ *
+ * Judging a poll by its thread's time (docs/decisions/0009). Wall time
+ * since the monitor first saw a poll is not what the task took: on a
+ * machine whose CPUs are shared with other processes, or a container
+ * throttled by its CPU quota, the kernel takes the CPU from the worker's
+ * thread for milliseconds (a whole quota period, 100 ms by default), and
+ * a poll of a few microseconds of work looked like a hog: it was counted
+ * slow and over budget, warned about, escalated, preempted, isolated.
+ * So, for a poll the monitor sees at two looks or more, it reads the
+ * clocks of the thread running it (w->thr; isolation moves workers
+ * between threads) and counts as the poll's time only what that thread
+ * ran (its CPU clock) or, blocked in the kernel at both readings (a
+ * system call: the task holds the worker all the same), the time
+ * between less its waits for a CPU (run_delay in schedstat). Time spent
+ * runnable but off the CPU counts for nothing. Rejected: wall time less
+ * run_delay alone, since the kernel adds a wait to run_delay only once
+ * it is over: a thread waiting now looks as if it ran; the CPU clock
+ * alone, which never isolates a task blocked in a system call.
+ * Costs: the reads (about 2 + 4 us: a clock_gettime on the thread's CPU
+ * clock and /proc/self/task/TID/stat, and schedstat when blocked) are
+ * made only for polls seen at two looks, and the switch path is
+ * unchanged. The first look has no reading to start from, so up to a
+ * tick of the poll's time before the first reading is counted as run
+ * (a preemptible task's thread is read at its first look, since the
+ * wait behind it is judged from the next one). Without /proc the
+ * monitor times polls in wall time, as it did before.
  *
  * Tick. Half the smaller of the quantum and the latency target, within
  * 0.2..5 ms: with the defaults (10 ms, 2 ms), 1 ms. When every worker is
@@ -48,7 +73,8 @@
  *    worker has waited close to the latency target behind it: a due
  *    timer (waiting since its deadline) or tasks in the worker's deque or
  *    in the runtime's shared queues (waiting since the monitor first saw
- *    them). Preempting at the last tick before the target passes keeps
+ *    them), less the time the task's thread was off the CPU meanwhile.
+ *    Preempting at the last tick before the target passes keeps
  *    the wait under it. The request names the poll (preempt_req = its
  *    sequence number + 1) and is delivered with SIGURG (preempt.c); it is
  *    repeated every tick while that poll runs and work waits, since the
@@ -58,11 +84,14 @@
  * spare threads (weft__thr_handoffs), every tick.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../base/clock.h"
 #include "../base/futex.h"
@@ -77,14 +106,41 @@
 /* rt->mon_sleep. */
 enum { MON_AWAKE = 0, MON_NAP = 1, MON_DEEP = WEFT_MON_DEEP };
 
+/* One reading of a worker thread's clocks (thread_read). */
+typedef struct thr_sample {
+    uint64_t t0, t1; /* the monotonic clock before and after the reads */
+    uint64_t cpu;    /* the thread's CPU clock */
+    uint64_t delay;  /* its run_delay (schedstat): time spent runnable
+                        but off the CPU, as of its last switch-in; read
+                        only when blocked */
+    int blocked;     /* asleep in the kernel (state S or D) */
+} thr_sample;
+
+/* The monitor's files of one thread of rt->thr. Monitor only. */
+typedef struct mon_thr {
+    int tid;             /* the thread they were opened for; 0 none */
+    int stat, schedstat; /* /proc/self/task/TID/..., -1 if not open */
+} mon_thr;
+
 /* The monitor's view of one worker. Monitor only. */
 typedef struct mon_worker {
     uint64_t seq;        /* poll sequence number seen last tick */
     uint32_t slot1;      /* task running then, slot + 1 */
     uint32_t counted;    /* COUNT_* already counted for this poll */
     uint64_t since;      /* first tick this poll was seen */
-    uint64_t ran;        /* how long it had run at the last look */
+    uint64_t ran;        /* how long it had run at the last look: time
+                            its thread ran or was blocked ("Judging a
+                            poll by its thread's time") */
+    uint64_t lost;       /* time since the first reading not charged
+                            to it: its thread was off the CPU */
+    uint64_t last_t;     /* wall time up to which ran is counted */
+    uint32_t thr1;       /* rt->thr index + 1 of the last reading, 0 if
+                            there is none for this poll */
+    thr_sample last;     /* that reading */
     uint64_t wait_since; /* first tick queued work was seen behind it */
+    uint64_t wait_lost;  /* `lost` then */
+    uint64_t due_lost;   /* `lost` when a due timer was first seen */
+    int due_seen;        /* a due timer has been seen in this poll */
     uint64_t sent;       /* last request sent for this poll */
     uint64_t made;       /* spawns + wakes on the worker at the tick
                             before this poll was first seen */
@@ -110,6 +166,7 @@ typedef struct tracked {
 struct weft_mon {
     tracked track[TRACK_MAX];
     uint32_t ntrack;
+    mon_thr *thr;   /* [rt->nthr] */
     mon_worker w[]; /* [nworkers] */
 };
 
@@ -216,6 +273,11 @@ static uint64_t tick_of(const weft_policy *p)
     return t;
 }
 
+static uint64_t less(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
 /* Has work been queued on w, or for anyone, that w's long poll holds up?
  * Racy reads; a false answer costs one tick. */
 static uint64_t made_ready(weft_worker *w)
@@ -244,6 +306,101 @@ static int work_queued(weft_rt *rt, weft_worker *w, mon_worker *m)
     if (rt->nworkers == 1 || atomic_load_explicit(&rt->idle, RLX) == 0)
         return weft__inject_len(&rt->inject) || weft__summary_any(&rt->sum);
     return 0;
+}
+
+/* ---- judging a poll by its thread's time (header) ----------------------- */
+
+/* The file at `fd` from its start, NUL-terminated; 0 on failure. */
+static int read_file(int fd, char *buf, size_t size)
+{
+    ssize_t n = pread(fd, buf, size - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return 1;
+}
+
+/* The monitor's files for the thread in rt->thr[k] now, opened the first
+ * time that thread is read; NULL if its stat file cannot be read. Thread
+ * entries are reused by new threads: a new tid opens new files. */
+static mon_thr *thr_files(weft_rt *rt, uint32_t k)
+{
+    mon_thr *f = &rt->mon->thr[k];
+    int tid = atomic_load_explicit(&rt->thr[k].tid, RLX);
+    if (f->tid != tid) {
+        char path[64];
+        if (f->stat >= 0)
+            close(f->stat);
+        if (f->schedstat >= 0)
+            close(f->schedstat);
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+        f->stat = open(path, O_RDONLY | O_CLOEXEC);
+        snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
+        f->schedstat = open(path, O_RDONLY | O_CLOEXEC);
+        f->tid = tid;
+    }
+    return f->stat >= 0 ? f : NULL;
+}
+
+/* Read the clocks of the thread in rt->thr[k] (it runs a worker's poll,
+ * so it has not exited: only the monitor joins threads, and the
+ * destroyer after the monitor stops). 0 if they cannot be read. */
+static int thread_read(weft_rt *rt, uint32_t k, thr_sample *s)
+{
+    mon_thr *f = thr_files(rt, k);
+    clockid_t cid;
+    struct timespec ts;
+    char buf[512];
+    if (!f || pthread_getcpuclockid(rt->thr[k].th, &cid))
+        return 0;
+    s->t0 = weft__clock_ns();
+    if (clock_gettime(cid, &ts) || !read_file(f->stat, buf, sizeof buf))
+        return 0;
+    /* "tid (comm) S ...": the name may hold ')' and spaces. */
+    const char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || !p[2])
+        return 0;
+    s->cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    s->blocked = p[2] == 'S' || p[2] == 'D';
+    s->delay = 0;
+    /* A thread that is not waiting for a CPU has its run_delay complete
+     * (the kernel adds a wait when the wait ends). */
+    if (s->blocked && f->schedstat >= 0 &&
+        read_file(f->schedstat, buf, sizeof buf)) {
+        char *e;
+        strtoull(buf, &e, 10); /* CPU time, as the kernel last updated it */
+        s->delay = strtoull(e, NULL, 10);
+    }
+    s->t1 = weft__clock_ns();
+    return 1;
+}
+
+/* Add to m->ran the time the poll's thread ran or was blocked between
+ * m's last reading and s (thread k), and to m->lost the rest. */
+static void account(mon_worker *m, const thr_sample *s, uint32_t k,
+                    uint64_t tick)
+{
+    uint64_t wall = s->t0 > m->last_t ? s->t0 - m->last_t : 0, d;
+    if (m->thr1 != k + 1) {
+        /* No reading to start from: what it did since the monitor first
+         * saw it is unknown; at most a tick is counted. */
+        d = wall < tick ? wall : tick;
+    } else {
+        d = s->cpu > m->last.cpu ? s->cpu - m->last.cpu : 0;
+        /* Blocked at both readings (a system call): the time between,
+         * less the waits for a CPU it had if it woke meanwhile. */
+        if (s->blocked && m->last.blocked) {
+            uint64_t rd =
+                s->delay > m->last.delay ? s->delay - m->last.delay : 0;
+            if (wall > rd && wall - rd > d)
+                d = wall - rd;
+        }
+        m->lost += wall > d ? wall - d : 0;
+    }
+    m->ran += d;
+    m->last = *s;
+    m->last_t = s->t1;
+    m->thr1 = k + 1;
 }
 
 static void request(weft_rt *rt, weft_worker *w, _Atomic uint64_t *req,
@@ -289,30 +446,62 @@ static void poll_over(weft_rt *rt, const weft_policy *p, uint64_t now,
 static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                   uint64_t now, weft_worker *w, mon_worker *m)
 {
-    /* Acquire: pairs with poll_turn's release store (worker.c). */
+    /* Acquire: pairs with poll_turn's release store (worker.c). It also
+     * makes the thread running the poll visible: that thread stored its
+     * tid and w->thr (isolate.c, thread_main) before its first poll. */
     uint32_t run = atomic_load_explicit(&w->running, memory_order_acquire);
     uint64_t seq = weft__poll_seq(w);
+    uint32_t k = atomic_load_explicit(&w->thr, RLX);
+    thr_sample now_s;
     if (!run || seq != m->seq || run != m->slot1) {
         poll_over(rt, p, now, m);
         m->seq = seq;
         m->slot1 = run;
-        m->since = now;
-        m->ran = 0;
+        m->since = m->last_t = now;
+        m->ran = m->lost = 0;
+        m->thr1 = 0;
         m->wait_since = 0;
+        m->due_seen = 0;
         m->counted = 0;
         m->sent = 0;
         m->accounted = 0;
         m->made = m->made_last;
         m->made_last = made_ready(w);
+        /* A preemptible task may be preempted for the work waiting
+         * behind it from its next look on: its thread is read from the
+         * start, so that time off the CPU is never blamed on it. Other
+         * polls are first read at their second look (header). */
+        if (run &&
+            (atomic_load_explicit(&rt->hot[run - 1].state, RLX) &
+             WEFT_TS_PREEMPTIBLE) &&
+            thread_read(rt, k, &now_s) && weft__poll_seq(w) == seq) {
+            m->last = now_s;
+            m->last_t = now_s.t1;
+            m->thr1 = k + 1;
+        }
         return;
     }
     m->made_last = made_ready(w);
+    /* Time the poll by its thread's clocks. The reading must be of this
+     * poll: the thread may have ended it meanwhile (then the next look
+     * closes it). Without a reading (no /proc), wall time. */
+    int have = thread_read(rt, k, &now_s);
+    if (weft__poll_seq(w) != seq ||
+        atomic_load_explicit(&w->running, RLX) != run)
+        return;
+    if (have) {
+        now = now_s.t0;
+        account(m, &now_s, k, tick);
+    } else {
+        m->ran += now > m->last_t ? now - m->last_t : 0;
+        m->last_t = now;
+        m->thr1 = 0;
+    }
     uint32_t slot = run - 1;
-    uint64_t ran = now - m->since;
+    uint64_t ran = m->ran;
     uint64_t st = atomic_load_explicit(&rt->hot[slot].state, RLX);
     unsigned band = band_of(st);
     uint64_t budget = weft__policy_budget(p, band);
-    m->ran = ran;
     if (ran > p->slow_poll_ns && !(m->counted & COUNT_SLOW)) {
         m->counted |= COUNT_SLOW;
         atomic_store_explicit(&w->st.slow_polls,
@@ -359,14 +548,24 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
         }
         return;
     }
+    /* The wait this task causes is the part of it during which its
+     * thread ran: while the kernel gives the CPU to others, preempting
+     * it would make no one wait less. So each wait is less the time
+     * lost since the monitor first saw it. */
     uint64_t waited = 0, due = weft__timer_next(&w->timers);
-    if (due <= now)
-        waited = now - due;
+    if (due <= now) {
+        if (!m->due_seen)
+            m->due_seen = 1, m->due_lost = m->lost;
+        waited = less(now - due, m->lost - m->due_lost);
+    } else {
+        m->due_seen = 0;
+    }
     if (work_queued(rt, w, m)) {
         if (!m->wait_since)
-            m->wait_since = now;
-        if (now - m->wait_since > waited)
-            waited = now - m->wait_since;
+            m->wait_since = now, m->wait_lost = m->lost;
+        uint64_t q = less(now - m->wait_since, m->lost - m->wait_lost);
+        if (q > waited)
+            waited = q;
     }
     int late = p->latency_ns && (waited || due <= now) &&
                waited + tick >= p->latency_ns;
@@ -467,10 +666,19 @@ int weft__sysmon_start(weft_rt *rt)
         calloc(1, sizeof(struct weft_mon) + rt->nworkers * sizeof(mon_worker));
     if (!rt->mon)
         return -ENOMEM;
+    rt->mon->thr = calloc(rt->nthr, sizeof(mon_thr));
+    if (!rt->mon->thr) {
+        free(rt->mon);
+        rt->mon = NULL;
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < rt->nthr; i++)
+        rt->mon->thr[i].stat = rt->mon->thr[i].schedstat = -1;
     for (uint32_t i = 0; i < rt->nworkers; i++)
         atomic_store_explicit(&rt->workers[i].coarse_ns, weft__clock_ns(), RLX);
     weft__preempt_init();
     if (pthread_create(&rt->mon_thread, NULL, sysmon_main, rt)) {
+        free(rt->mon->thr);
         free(rt->mon);
         rt->mon = NULL;
         return -EAGAIN;
@@ -497,6 +705,13 @@ void weft__sysmon_stop(weft_rt *rt)
     weft__futex_wake(&rt->mon_sleep, 1);
     pthread_join(rt->mon_thread, NULL);
     rt->mon_started = 0;
+    for (uint32_t i = 0; i < rt->nthr; i++) {
+        if (rt->mon->thr[i].stat >= 0)
+            close(rt->mon->thr[i].stat);
+        if (rt->mon->thr[i].schedstat >= 0)
+            close(rt->mon->thr[i].schedstat);
+    }
+    free(rt->mon->thr);
     free(rt->mon);
     rt->mon = NULL;
 }
