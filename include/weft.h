@@ -127,23 +127,28 @@ WEFT_API void weft_config_default(weft_config *cfg);
 /* Create a runtime and start its workers. cfg NULL = weft_config_default.
  * Errors: -EINVAL (bad field or environment value; weft_last_error() says
  * which), -ENOMEM, -EAGAIN (thread
- * creation failed). Any thread; not from inside a task of another runtime's
- * worker is fine too. */
+ * creation failed). Any thread, a task of another runtime included. */
 WEFT_API int weft_rt_create(weft_rt **out, const weft_config *cfg);
 
-/* Ask the runtime to stop: from now on weft_spawn returns -ECANCELED, and
- * weft_rt_destroy no longer refuses a runtime with live tasks. Tasks keep
- * running until weft_rt_destroy. Idempotent. Any thread. */
+/* Ask the runtime to stop: from now on weft_spawn returns -ECANCELED,
+ * every blocking call of a task of rt that would block returns -ECANCELED
+ * (tasks already blocked are woken with it: joins, sleeps, every sync and
+ * channel wait), and weft_rt_destroy no longer refuses a runtime with live
+ * tasks. Tasks keep running until weft_rt_destroy. Idempotent. Any thread.
+ * See docs/decisions/0002-shutdown.md. */
 WEFT_API int weft_rt_shutdown(weft_rt *rt);
 
 /* Stop the workers and release everything. -EBUSY while tasks are live
- * (spawned and not yet reaped) and shutdown was not asked. After
- * weft_rt_shutdown, each worker stops at its next switch; tasks that are
- * queued or parked then are abandoned: they never run again and their
- * stacks are unmapped with the arena (the runtime leaks nothing; what
- * those tasks held is the caller's). A task that never switches keeps its
- * worker, and this call, waiting. -EPERM from a worker thread. Plain
- * threads only. */
+ * (spawned and not yet reaped) and shutdown was not asked. It cancels as
+ * weft_rt_shutdown does, runs the tasks until none is inside a blocking
+ * call, then stops each worker at its next switch; tasks that are queued
+ * or parked then are abandoned: they never run again and their stacks are
+ * unmapped with the arena (the runtime leaks nothing; what those tasks
+ * held is the caller's). Afterwards no object outside rt (a mutex, event,
+ * channel, another runtime's task) refers into it; plain threads and other
+ * runtimes' tasks joining an abandoned task get -ECANCELED. A task that
+ * never switches keeps its worker, and this call, waiting. -EPERM from a
+ * worker thread. Plain threads only. */
 WEFT_API int weft_rt_destroy(weft_rt *rt);
 
 typedef void *(*weft_fn)(void *arg);
@@ -204,10 +209,13 @@ WEFT_API int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
                         const weft_spawn_attr *attr);
 
 /* Wait for t to end and reap it; *result (if not NULL) gets its return
- * value. Parks a task, blocks a plain thread. A task is joined once.
+ * value. Parks a task, blocks a plain thread. A task is joined once; t may
+ * belong to another runtime than the caller's.
  * Errors: -ESRCH (stale or unknown handle, e.g. already joined and reaped),
  * -EDEADLK (t is the calling task), -EINVAL (t is detached or another
- * joiner has claimed it).
+ * joiner has claimed it), -ECANCELED (the calling task's runtime is shut
+ * down and t had not ended: t is left detached, reaped when it ends; or
+ * t's runtime was destroyed before t ended).
  * Any thread. */
 WEFT_API int weft_join(weft_task t, void **result);
 
@@ -249,7 +257,9 @@ WEFT_API void *weft_tls_get(weft_tls_key key);
 WEFT_API uint64_t weft_now_ns(void);
 
 /* Sleep for ns nanoseconds / until a deadline. A task parks on a timer of
- * its worker; a plain thread sleeps in the kernel. Returns 0. Any thread. */
+ * its worker; a plain thread sleeps in the kernel. Returns 0, or in a task
+ * -ECANCELED when its runtime is shut down (weft_rt_shutdown). Any
+ * thread. */
 WEFT_API int weft_sleep_ns(uint64_t ns);
 WEFT_API int weft_sleep_until(uint64_t deadline_ns);
 
@@ -267,7 +277,9 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * The fields are private.
  *
  * Errors common to all: -EINVAL (NULL or destroyed object), -ETIMEDOUT
- * (_until calls). */
+ * (_until calls), -ECANCELED (a task whose runtime is shut down, when the
+ * call would block: weft_rt_shutdown; a cancelled cond wait still returns
+ * with its mutex held). */
 
 typedef struct weft_wlist_ {
     void *head_, *tail_;
@@ -419,7 +431,8 @@ WEFT_API int weft_event_wait_until(weft_event *e, uint64_t deadline_ns);
  *
  * Errors: -EINVAL (NULL channel or element, destroyed channel in builds
  * with WEFT_DEBUG), -EPIPE (closed), -EAGAIN (try_ calls that would
- * block), -ETIMEDOUT (_until calls). Any thread; blocking calls park a
+ * block), -ETIMEDOUT (_until calls), -ECANCELED (as for the primitives
+ * above). Any thread; blocking calls park a
  * task or block a plain thread. */
 typedef struct weft_chan weft_chan;
 
