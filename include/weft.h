@@ -38,6 +38,29 @@ extern "C" {
 #define WEFT_API
 #endif
 
+/* Old names kept working: they warn where the compiler can say so. */
+#if defined(__GNUC__) && !defined(WEFT_BUILDING)
+#define WEFT_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define WEFT_DEPRECATED(msg)
+#endif
+
+/* ---- Version -------------------------------------------------------------
+ * Of this header; weft_version() is that of the library linked (they
+ * differ when a program runs against another build). Semantic versioning;
+ * CHANGELOG.md says what changed. */
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 2
+#define WEFT_VERSION_PATCH 0
+#define WEFT_VERSION_HEX                                                       \
+    ((WEFT_VERSION_MAJOR << 16) | (WEFT_VERSION_MINOR << 8) |                  \
+     WEFT_VERSION_PATCH)
+
+/* The library's version as WEFT_VERSION_HEX packs it, and as "0.2.0".
+ * Any thread. */
+WEFT_API unsigned weft_version(void);
+WEFT_API const char *weft_version_string(void);
+
 /* ---- Errors -------------------------------------------------------------
  * Returned negated: -EINVAL bad argument, -ENOMEM out of memory, -EAGAIN
  * capacity exhausted (max_tasks), -ESRCH stale or unknown task handle,
@@ -46,12 +69,20 @@ extern "C" {
  * runtime shutting down, -ETIMEDOUT deadline passed, -EPIPE channel
  * closed, -EOVERFLOW semaphore count limit. */
 
-/* Name of an error code (positive or negative); never NULL. Any thread. */
+/* A sentence for an error code (positive or negative); never NULL. Any
+ * thread. */
 WEFT_API const char *weft_strerror(int err);
 
-/* Detail of the last error returned to the calling thread by weft_rt_create
- * (e.g. "WEFT_STACK_SIZE: not a size: '12q'"); "" when none. Thread-local;
- * valid until the thread's next failing weft call. Any thread. */
+/* The code's symbolic name, "EINVAL" for -EINVAL or EINVAL, "0" for 0,
+ * "UNKNOWN" otherwise; never NULL. Any thread. */
+WEFT_API const char *weft_err_name(int err);
+
+/* Detail of the calling thread's last failed call among those that give
+ * one: weft_rt_create (e.g. "WEFT_STACK_SIZE: not a size: '12q'") and the
+ * policy calls (weft_policy_get, weft_policy_set, weft_policy_preset:
+ * which field). Each of those calls clears it when it starts, so after a
+ * success it is ""; every other call leaves it as it was. Thread-local;
+ * the string stays valid until the thread's next such call. Any thread. */
 WEFT_API const char *weft_last_error(void);
 
 /* ---- Runtime ------------------------------------------------------------ */
@@ -322,7 +353,9 @@ WEFT_API int weft_mutex_destroy(weft_mutex *m);
 WEFT_API int weft_mutex_lock(weft_mutex *m);
 WEFT_API int weft_mutex_lock_until(weft_mutex *m, uint64_t deadline_ns);
 /* -EBUSY when held. */
-WEFT_API int weft_mutex_trylock(weft_mutex *m);
+WEFT_API int weft_mutex_try_lock(weft_mutex *m);
+WEFT_API int weft_mutex_trylock(weft_mutex *m)
+    WEFT_DEPRECATED("use weft_mutex_try_lock");
 /* -EPERM when not locked. Any thread may unlock (as with a semaphore). */
 WEFT_API int weft_mutex_unlock(weft_mutex *m);
 
@@ -370,7 +403,9 @@ WEFT_API int weft_sem_init(weft_sem *s, uint64_t value);
 WEFT_API int weft_sem_destroy(weft_sem *s); /* -EBUSY with waiters */
 WEFT_API int weft_sem_wait(weft_sem *s);
 WEFT_API int weft_sem_wait_until(weft_sem *s, uint64_t deadline_ns);
-WEFT_API int weft_sem_trywait(weft_sem *s); /* -EAGAIN when zero */
+WEFT_API int weft_sem_try_wait(weft_sem *s); /* -EAGAIN when zero */
+WEFT_API int weft_sem_trywait(weft_sem *s)
+    WEFT_DEPRECATED("use weft_sem_try_wait");
 /* -EOVERFLOW when the count would pass WEFT_SEM_MAX. */
 WEFT_API int weft_sem_post(weft_sem *s);
 WEFT_API uint64_t weft_sem_value(const weft_sem *s);

@@ -11,35 +11,67 @@
 
 #include "weft.h"
 
+#define E(c, text)                                                             \
+    {                                                                          \
+        c, #c, text                                                            \
+    }
 static const struct {
     int code;
-    const char *text;
+    const char *name, *text;
 } table[] = {
-    {0, "success"},
-    {EINVAL, "invalid argument"},
-    {ENOMEM, "out of memory"},
-    {EAGAIN, "capacity exhausted (max_tasks), or would block (try_)"},
-    {ESRCH, "stale or unknown task handle"},
-    {EDEADLK, "a task cannot join itself"},
-    {EBUSY, "still in use (live tasks, waiters, held lock)"},
-    {EPERM, "not allowed in this calling context"},
-    {ENOTSUP, "not supported in this build or version"},
-    {ECANCELED, "runtime is shutting down"},
-    {ETIMEDOUT, "deadline passed"},
-    {EPIPE, "channel closed"},
-    {EOVERFLOW, "semaphore count limit reached"},
+    {0, "0", "success"},
+    E(EINVAL, "invalid argument"),
+    E(ENOMEM, "out of memory"),
+    E(EAGAIN, "capacity exhausted (max_tasks), or would block (try_)"),
+    E(ESRCH, "stale or unknown task handle"),
+    E(EDEADLK, "a task cannot join itself"),
+    E(EBUSY, "still in use (live tasks, waiters, held lock)"),
+    E(EPERM, "not allowed in this calling context"),
+    E(ENOTSUP, "not supported in this build or version"),
+    E(ECANCELED, "runtime is shutting down"),
+    E(ETIMEDOUT, "deadline passed"),
+    E(EPIPE, "channel closed"),
+    E(EOVERFLOW, "semaphore count limit reached"),
 };
+#undef E
 
-const char *weft_strerror(int err)
+/* The table's row for err (either sign), or -1. */
+static int row(int err)
 {
     if (err == INT_MIN)
-        return "unknown error";
+        return -1;
     if (err < 0)
         err = -err;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (table[i].code == err)
-            return table[i].text;
-    return "unknown error";
+            return (int)i;
+    return -1;
+}
+
+const char *weft_strerror(int err)
+{
+    int i = row(err);
+    return i < 0 ? "unknown error" : table[i].text;
+}
+
+const char *weft_err_name(int err)
+{
+    int i = row(err);
+    return i < 0 ? "UNKNOWN" : table[i].name;
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+unsigned weft_version(void)
+{
+    return WEFT_VERSION_HEX;
+}
+
+const char *weft_version_string(void)
+{
+    return STR(WEFT_VERSION_MAJOR) "." STR(WEFT_VERSION_MINOR) "." STR(
+        WEFT_VERSION_PATCH);
 }
 
 static _Thread_local char detail[256];

@@ -142,6 +142,7 @@ static const weft_policy presets[3] = {
 
 int weft_policy_preset(weft_policy *out, int preset)
 {
+    weft__error_clear();
     if (!out)
         return weft__error_set(-EINVAL, "out: NULL");
     if (preset < WEFT_POLICY_BALANCED || preset > WEFT_POLICY_PERMISSIVE)
@@ -352,6 +353,7 @@ void weft__policy_init(weft_rt *rt)
 
 int weft_policy_get(weft_rt *rt, weft_policy *out)
 {
+    weft__error_clear();
     if (!rt)
         return weft__error_set(-EINVAL, "rt: NULL");
     if (!out)
@@ -362,6 +364,7 @@ int weft_policy_get(weft_rt *rt, weft_policy *out)
 
 int weft_policy_set(weft_rt *rt, const weft_policy *p)
 {
+    weft__error_clear();
     if (!rt)
         return weft__error_set(-EINVAL, "rt: NULL");
     if (!p)

@@ -74,7 +74,7 @@ static inline int try_acquire(_Atomic uint32_t *st)
     return 0;
 }
 
-int weft_mutex_trylock(weft_mutex *m)
+int weft_mutex_try_lock(weft_mutex *m)
 {
     if (!m)
         return -EINVAL;
@@ -82,6 +82,11 @@ int weft_mutex_trylock(weft_mutex *m)
     if (try_acquire(st))
         return 0;
     return dead(atomic_load_explicit(st, RLX)) ? -EINVAL : -EBUSY;
+}
+
+int weft_mutex_trylock(weft_mutex *m) /* the old name (CHANGELOG.md) */
+{
+    return weft_mutex_try_lock(m);
 }
 
 /* Take the queue lock. */

@@ -67,7 +67,7 @@ int weft_sem_destroy(weft_sem *s)
     return r;
 }
 
-int weft_sem_trywait(weft_sem *s)
+int weft_sem_try_wait(weft_sem *s)
 {
     if (!s)
         return -EINVAL;
@@ -81,9 +81,14 @@ int weft_sem_trywait(weft_sem *s)
     return v & S_DEAD ? -EINVAL : -EAGAIN;
 }
 
+int weft_sem_trywait(weft_sem *s) /* the old name (CHANGELOG.md) */
+{
+    return weft_sem_try_wait(s);
+}
+
 int weft_sem_wait_until(weft_sem *s, uint64_t deadline)
 {
-    int r = weft_sem_trywait(s);
+    int r = weft_sem_try_wait(s);
     if (r != -EAGAIN)
         return r;
     _Atomic uint64_t *st = WEFT_A64(&s->state_);

@@ -218,7 +218,7 @@ static void cancel_every_wait(unsigned workers)
     CHECK_OK(weft_event_set(&g_ev));
     CHECK_OK(weft_event_wait(&g_ev));
     CHECK_OK(weft_sem_post(&g_sem));
-    CHECK_OK(weft_sem_trywait(&g_sem));
+    CHECK_OK(weft_sem_try_wait(&g_sem));
     CHECK_OK(weft_wg_done(&g_wg));
     CHECK_OK(weft_wg_wait(&g_wg));
     CHECK_OK(weft_cond_broadcast(&g_cv));
@@ -395,7 +395,7 @@ TEST_T(api, destroy_with_outside_wakers_in_flight, 60)
     for (int i = 0; i < 2; i++)
         CHECK_EQ_INT(pthread_join(th[i], NULL), 0);
     /* Drain what the posters left; no waiter may remain queued. */
-    while (weft_sem_trywait(&churn_sem) == 0)
+    while (weft_sem_try_wait(&churn_sem) == 0)
         ;
     CHECK_OK(weft_sem_destroy(&churn_sem));
 }

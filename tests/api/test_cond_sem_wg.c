@@ -133,7 +133,7 @@ static void *cvt_timed_waiter(void *arg)
     uint64_t rel = atomic_load(&cvt_released_at);
     CHECK_CMP_U64(rel, !=, 0);
     CHECK_CMP_U64(t1, >=, rel);
-    CHECK_ERR(weft_mutex_trylock(&cv_m), -EBUSY);
+    CHECK_ERR(weft_mutex_try_lock(&cv_m), -EBUSY);
     CHECK_OK(weft_mutex_unlock(&cv_m));
     return NULL;
 }
@@ -194,7 +194,7 @@ TEST(api, cond_destroyed_and_null_einval)
     CHECK_OK(weft_mutex_lock(&m));
     CHECK_ERR(weft_cond_wait(&c, &m), -EINVAL);
     CHECK_ERR(weft_cond_wait_until(&c, &m, weft_now_ns() + SU_MS), -EINVAL);
-    CHECK_ERR(weft_mutex_trylock(&m), -EBUSY); /* still held, untouched */
+    CHECK_ERR(weft_mutex_try_lock(&m), -EBUSY); /* still held, untouched */
     CHECK_OK(weft_mutex_unlock(&m));
     CHECK_ERR(weft_cond_init(NULL), -EINVAL);
     CHECK_ERR(weft_cond_destroy(NULL), -EINVAL);
@@ -301,19 +301,19 @@ TEST(api, sem_counting)
     CHECK_OK(weft_sem_init(&s, 3));
     CHECK_EQ_U64(weft_sem_value(&s), 3);
     for (int i = 0; i < 3; i++)
-        CHECK_OK(weft_sem_trywait(&s));
-    CHECK_ERR(weft_sem_trywait(&s), -EAGAIN);
+        CHECK_OK(weft_sem_try_wait(&s));
+    CHECK_ERR(weft_sem_try_wait(&s), -EAGAIN);
     CHECK_EQ_U64(weft_sem_value(&s), 0);
     CHECK_OK(weft_sem_post(&s));
     CHECK_OK(weft_sem_post(&s));
     CHECK_EQ_U64(weft_sem_value(&s), 2);
     CHECK_OK(weft_sem_wait(&s));
     CHECK_OK(weft_sem_wait_until(&s, WEFT_NO_DEADLINE));
-    CHECK_ERR(weft_sem_trywait(&s), -EAGAIN);
+    CHECK_ERR(weft_sem_try_wait(&s), -EAGAIN);
     CHECK_OK(weft_sem_destroy(&s));
     weft_sem st = WEFT_SEM_INIT(5);
     CHECK_EQ_U64(weft_sem_value(&st), 5);
-    CHECK_OK(weft_sem_trywait(&st));
+    CHECK_OK(weft_sem_try_wait(&st));
     CHECK_EQ_U64(weft_sem_value(&st), 4);
 }
 
@@ -415,7 +415,7 @@ TEST(api, sem_fifo_handoff)
     }
     for (int i = 0; i < SF_N; i++) {
         CHECK_OK(weft_sem_post(&sf_s));
-        CHECK_ERR(weft_sem_trywait(&sf_s), -EAGAIN); /* no barging */
+        CHECK_ERR(weft_sem_try_wait(&sf_s), -EAGAIN); /* no barging */
         CHECK_EQ_U64(weft_sem_value(&sf_s), 0);
         WAIT_FOR(atomic_load(&sf_len) == i + 1);
         CHECK_EQ_INT(atomic_load(&sf_order[i]), i);
@@ -439,7 +439,7 @@ TEST(api, sem_overflow)
     CHECK_EQ_U64(weft_sem_value(&s), WEFT_SEM_MAX);
     CHECK_ERR(weft_sem_post(&s), -EOVERFLOW);
     CHECK_EQ_U64(weft_sem_value(&s), WEFT_SEM_MAX); /* no effect */
-    CHECK_OK(weft_sem_trywait(&s));
+    CHECK_OK(weft_sem_try_wait(&s));
     CHECK_EQ_U64(weft_sem_value(&s), WEFT_SEM_MAX - 1);
     CHECK_OK(weft_sem_post(&s));
     CHECK_ERR(weft_sem_post(&s), -EOVERFLOW);
@@ -461,7 +461,7 @@ TEST(api, sem_destroy_with_waiters_ebusy)
     CHECK_ERR(weft_sem_destroy(&s), -EINVAL);
     CHECK_ERR(weft_sem_post(&s), -EINVAL);
     CHECK_ERR(weft_sem_wait(&s), -EINVAL);
-    CHECK_ERR(weft_sem_trywait(&s), -EINVAL);
+    CHECK_ERR(weft_sem_try_wait(&s), -EINVAL);
     CHECK_ERR(weft_sem_wait_until(&s, weft_now_ns() + SU_MS), -EINVAL);
     CHECK_EQ_U64(weft_sem_value(&s), 0);
     test_rt_destroy_clean(rt);
@@ -473,7 +473,7 @@ TEST(api, sem_null_einval)
     CHECK_ERR(weft_sem_destroy(NULL), -EINVAL);
     CHECK_ERR(weft_sem_wait(NULL), -EINVAL);
     CHECK_ERR(weft_sem_wait_until(NULL, WEFT_NO_DEADLINE), -EINVAL);
-    CHECK_ERR(weft_sem_trywait(NULL), -EINVAL);
+    CHECK_ERR(weft_sem_try_wait(NULL), -EINVAL);
     CHECK_ERR(weft_sem_post(NULL), -EINVAL);
     CHECK_EQ_U64(weft_sem_value(NULL), 0);
 }

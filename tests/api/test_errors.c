@@ -51,3 +51,64 @@ TEST(api, last_error_empty_initially)
     CHECK_NOT_NULL(weft_last_error());
     CHECK_EQ_STR(weft_last_error(), "");
 }
+
+/* ---- names and versions ------------------------------------------------- */
+
+TEST(api, err_name_of_every_code)
+{
+    static const struct {
+        int code;
+        const char *name;
+    } t[] = {{EINVAL, "EINVAL"},       {ENOMEM, "ENOMEM"},
+             {EAGAIN, "EAGAIN"},       {ESRCH, "ESRCH"},
+             {EDEADLK, "EDEADLK"},     {EBUSY, "EBUSY"},
+             {EPERM, "EPERM"},         {ENOTSUP, "ENOTSUP"},
+             {ECANCELED, "ECANCELED"}, {ETIMEDOUT, "ETIMEDOUT"},
+             {EPIPE, "EPIPE"},         {EOVERFLOW, "EOVERFLOW"}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        CHECK_EQ_STR(weft_err_name(-t[i].code), t[i].name);
+        CHECK_EQ_STR(weft_err_name(t[i].code), t[i].name);
+    }
+    CHECK_EQ_STR(weft_err_name(0), "0");
+    CHECK_EQ_STR(weft_err_name(-12345), "UNKNOWN");
+    CHECK_EQ_STR(weft_err_name(-2147483647 - 1), "UNKNOWN");
+}
+
+TEST(api, version_matches_header)
+{
+    CHECK_EQ_INT(weft_version(), WEFT_VERSION_HEX);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", WEFT_VERSION_MAJOR,
+             WEFT_VERSION_MINOR, WEFT_VERSION_PATCH);
+    CHECK_EQ_STR(weft_version_string(), want);
+}
+
+/* The old spellings of the try calls keep working (CHANGELOG.md). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST(api, old_try_names_still_work)
+{
+    weft_mutex m = WEFT_MUTEX_INIT;
+    CHECK_OK(weft_mutex_trylock(&m));
+    CHECK_ERR(weft_mutex_trylock(&m), -EBUSY);
+    CHECK_OK(weft_mutex_unlock(&m));
+    weft_sem s;
+    CHECK_OK(weft_sem_init(&s, 1));
+    CHECK_OK(weft_sem_trywait(&s));
+    CHECK_ERR(weft_sem_trywait(&s), -EAGAIN);
+}
+#pragma GCC diagnostic pop
+
+/* weft_last_error: cleared by the next call that gives details, kept by
+ * others. */
+TEST(api, last_error_set_and_cleared)
+{
+    weft_policy p;
+    CHECK_ERR(weft_policy_preset(&p, 999), -EINVAL);
+    CHECK(strstr(weft_last_error(), "preset") != NULL);
+    weft_mutex m = WEFT_MUTEX_INIT;
+    CHECK_OK(weft_mutex_try_lock(&m)); /* gives no detail: leaves it */
+    CHECK(strstr(weft_last_error(), "preset") != NULL);
+    CHECK_OK(weft_policy_preset(&p, WEFT_POLICY_BALANCED));
+    CHECK_EQ_STR(weft_last_error(), "");
+}

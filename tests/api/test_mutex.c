@@ -106,10 +106,10 @@ TEST(api, mutex_trylock_busy)
 {
     weft_mutex m;
     CHECK_OK(weft_mutex_init(&m));
-    CHECK_OK(weft_mutex_trylock(&m));
-    CHECK_ERR(weft_mutex_trylock(&m), -EBUSY);
+    CHECK_OK(weft_mutex_try_lock(&m));
+    CHECK_ERR(weft_mutex_try_lock(&m), -EBUSY);
     CHECK_OK(weft_mutex_unlock(&m));
-    CHECK_OK(weft_mutex_trylock(&m));
+    CHECK_OK(weft_mutex_try_lock(&m));
     CHECK_OK(weft_mutex_unlock(&m));
     CHECK_OK(weft_mutex_destroy(&m));
 }
@@ -145,7 +145,7 @@ static void *lock_until_times_out(void *arg)
     uint64_t dt = weft_now_ns() - t0;
     CHECK_CMP_U64(dt, >=, 20 * SU_MS);
     CHECK_CMP_U64(dt, <, 2000 * SU_MS * SU_SLOW);
-    CHECK_ERR(weft_mutex_trylock(&held_m), -EBUSY); /* still the holder's */
+    CHECK_ERR(weft_mutex_try_lock(&held_m), -EBUSY); /* still the holder's */
     return NULL;
 }
 
@@ -223,7 +223,7 @@ TEST(api, mutex_use_after_destroy_einval)
     CHECK_OK(weft_mutex_destroy(&m));
     CHECK_ERR(weft_mutex_lock(&m), -EINVAL);
     CHECK_ERR(weft_mutex_lock_until(&m, weft_now_ns() + SU_MS), -EINVAL);
-    CHECK_ERR(weft_mutex_trylock(&m), -EINVAL);
+    CHECK_ERR(weft_mutex_try_lock(&m), -EINVAL);
     CHECK_ERR(weft_mutex_unlock(&m), -EINVAL);
     CHECK_ERR(weft_mutex_destroy(&m), -EINVAL);
     /* _init makes it usable again. */
@@ -238,7 +238,7 @@ TEST(api, mutex_null_einval)
     CHECK_ERR(weft_mutex_destroy(NULL), -EINVAL);
     CHECK_ERR(weft_mutex_lock(NULL), -EINVAL);
     CHECK_ERR(weft_mutex_lock_until(NULL, WEFT_NO_DEADLINE), -EINVAL);
-    CHECK_ERR(weft_mutex_trylock(NULL), -EINVAL);
+    CHECK_ERR(weft_mutex_try_lock(NULL), -EINVAL);
     CHECK_ERR(weft_mutex_unlock(NULL), -EINVAL);
 }
 
@@ -254,7 +254,7 @@ TEST(api, mutex_unlock_from_other_thread)
     weft_rt *rt = test_rt_workers(256, 1);
     weft_mutex m = WEFT_MUTEX_INIT;
     su_join(su_spawn(rt, lock_only, &m));
-    CHECK_ERR(weft_mutex_trylock(&m), -EBUSY);
+    CHECK_ERR(weft_mutex_try_lock(&m), -EBUSY);
     CHECK_OK(weft_mutex_unlock(&m));
     CHECK_OK(weft_mutex_destroy(&m));
     test_rt_destroy_clean(rt);

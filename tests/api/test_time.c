@@ -376,7 +376,7 @@ static void all_until_time_out(until_env *u, int64_t rel)
     EXPECT_TIMEOUT(weft_mutex_lock_until(&u->held, dl_));
     CHECK_OK(weft_mutex_lock(&u->cm));
     EXPECT_TIMEOUT(weft_cond_wait_until(&u->c, &u->cm, dl_));
-    CHECK_ERR(weft_mutex_trylock(&u->cm), -EBUSY); /* re-acquired */
+    CHECK_ERR(weft_mutex_try_lock(&u->cm), -EBUSY); /* re-acquired */
     CHECK_OK(weft_mutex_unlock(&u->cm));
     EXPECT_TIMEOUT(weft_sem_wait_until(&u->s, dl_));
     EXPECT_TIMEOUT(weft_wg_wait_until(&u->g, dl_));
