@@ -69,6 +69,7 @@ static const char *const wait_names[WEFT_WK_COUNT] = {
     [WEFT_WK_SLEEP] = "sleep",
     [WEFT_WK_JOIN] = "join",
     [WEFT_WK_PARK] = "park",
+    [WEFT_WK_JOIN_INLINE] = "join",
 };
 
 /* ---- task info --------------------------------------------------------- */
@@ -115,8 +116,9 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
             if (atomic_load_explicit(&rt->iso[i].iso_busy, RLX) &&
                 atomic_load_explicit(&rt->iso[i].running, RLX) == slot + 1)
                 o->state = WEFT_STATE_RUNNING;
+        unsigned k = atomic_load_explicit(&c->wait_kind, RLX);
         if (o->state == WEFT_STATE_RUNNABLE &&
-            atomic_load_explicit(&c->wait_kind, RLX) == WEFT_WK_JOIN) {
+            (k == WEFT_WK_JOIN || k == WEFT_WK_JOIN_INLINE)) {
             /* Joining a child that runs inline on its stack (header). */
             o->state = WEFT_STATE_PARKED;
             o->wait = wait_names[WEFT_WK_JOIN];

@@ -22,9 +22,11 @@
  * operation for it (a unit of a semaphore, a channel element), so
  * dropping it would lose data.
  *
- * The in-wait flag. Each task's cold TCB has in_wait: 1 from before the
- * task links a record anywhere (weft__wait_enter) until the record is
- * unlinked for good (weft__wait_leave). Entering is a store-then-load
+ * The in-wait flag. Each task's cold TCB has its wait kind (task.h): set
+ * from before the task links a record anywhere (weft__wait_enter) until
+ * the record is unlinked for good (weft__wait_leave); "in_wait" below is
+ * that kind being one that links (weft__wk_links: not NONE, not an inline
+ * join). Observers read the same word to say where a task waits. Entering is a store-then-load
  * against the canceller's store-then-load (Dekker), with an asymmetric
  * barrier between each store and load (base/membar.h: a compiler barrier
  * on the task's side, membarrier(2) on the canceller's; seq_cst fences on
@@ -93,8 +95,8 @@ void weft__cancel_waits(weft_rt *rt)
         uint64_t s = atomic_load_explicit(&rt->hot[slot].state, RLX);
         unsigned st = weft_ts_state(s);
         if (st == WEFT_TS_PARKED ||
-            (st == WEFT_TS_RUNNABLE &&
-             atomic_load_explicit(&rt->cold[slot].in_wait, RLX)))
+            (st == WEFT_TS_RUNNABLE && weft__wk_links(atomic_load_explicit(
+                                           &rt->cold[slot].wait_kind, RLX))))
             weft__task_unpark(rt, slot, weft__hgen(rt, s));
     }
 }
@@ -109,7 +111,8 @@ void weft__cancel_drain(weft_rt *rt)
 {
     for (uint32_t slot = 0; slot < rt->cfg.max_tasks; slot++)
         /* Acquire: pairs with weft__wait_leave's release. */
-        while (atomic_load_explicit(&rt->cold[slot].in_wait, ACQ))
+        while (weft__wk_links(
+            atomic_load_explicit(&rt->cold[slot].wait_kind, ACQ)))
             nap();
 }
 

@@ -481,19 +481,21 @@ void weft__mesh_groups_from_topology(struct weft_rt *rt,
 #define WEFT_MESH_THRESHOLD 64 /* initial deflection threshold (tasks) */
 
 /* Cancellation (cancel.c). enter: the calling task (slot of rt) is about
- * to link a wait record somewhere; -ECANCELED if rt is shut down (then
- * nothing may be linked). leave: its record is unlinked for good. Task
- * only. */
-static inline int weft__wait_enter(struct weft_rt *rt, uint32_t slot)
+ * to link a wait record of kind (WEFT_WK_*) on obj somewhere; -ECANCELED
+ * if rt is shut down (then nothing may be linked). leave: its record is
+ * unlinked for good. Task only. */
+static inline int weft__wait_enter(struct weft_rt *rt, uint32_t slot,
+                                   unsigned kind, const void *obj)
 {
-    _Atomic uint8_t *f = &rt->cold[slot].in_wait;
+    weft_tcb_cold *c = &rt->cold[slot];
+    atomic_store_explicit(&c->wait_obj, obj, memory_order_relaxed);
     /* Store, barrier, load: the task's half of the Dekker pair with
      * weft__cancel_waits (cancel.c), whose half is the heavy barrier. */
-    atomic_store_explicit(f, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->wait_kind, (uint8_t)kind, memory_order_relaxed);
     weft__membar_light();
     if (weft_likely(!atomic_load_explicit(&rt->shutdown, memory_order_relaxed)))
         return 0;
-    atomic_store_explicit(f, 0, memory_order_release);
+    atomic_store_explicit(&c->wait_kind, WEFT_WK_NONE, memory_order_release);
     return -ECANCELED;
 }
 static inline void weft__wait_leave(struct weft_rt *rt, uint32_t slot)
@@ -501,7 +503,8 @@ static inline void weft__wait_leave(struct weft_rt *rt, uint32_t slot)
     /* Release: pairs with weft__cancel_drain's acquire load; what the
      * task saw of its waker (the flag, and so the waker's ext_inflight
      * increment) happens before the destroyer's next reads. */
-    atomic_store_explicit(&rt->cold[slot].in_wait, 0, memory_order_release);
+    atomic_store_explicit(&rt->cold[slot].wait_kind, WEFT_WK_NONE,
+                          memory_order_release);
 }
 
 /* Is rt cancelling its tasks' waits (weft_rt_shutdown)? Any thread. */

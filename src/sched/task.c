@@ -370,21 +370,16 @@ int weft_join(weft_task h, void **result)
             me.rt = w->rt;
             me.task = w->current;
             me.slot = w->cur_slot;
-            if (weft__wait_enter(me.rt, me.slot))
+            if (weft__wait_enter(me.rt, me.slot, WEFT_WK_JOIN, t))
                 return join_give_up(rt, slot, result);
         }
         uintptr_t expect = 0;
         if (atomic_compare_exchange_strong_explicit(
                 &rt->cold[slot].joiner, &expect, (uintptr_t)&me, ACQ_REL,
                 ACQ)) { /* pairs with the finisher's exchange */
-            weft_tcb_cold *mc = me.task ? &me.rt->cold[me.slot] : NULL;
-            if (mc)
-                weft__cold_wait_set(mc, WEFT_WK_JOIN, t);
             int took_back = join_wait(rt, slot, &me);
-            if (mc) {
-                weft__cold_wait_set(mc, WEFT_WK_NONE, NULL);
+            if (me.task)
                 weft__wait_leave(me.rt, me.slot);
-            }
             if (took_back)
                 return join_give_up(rt, slot, result);
             if (me.cancelled) /* t's runtime was destroyed: it is gone */

@@ -121,16 +121,14 @@ typedef struct weft_tcb_cold {
     _Atomic uintptr_t joiner;  /* tagged: 0, a waiter, or JOINER_DONE */
     uint32_t stack;            /* bound stack index + 1; 0 = none. Owner:
                                  the worker running the task */
-    _Atomic uint8_t wait_kind; /* WEFT_WK_*: where it waits (below) */
-    _Atomic uint8_t in_wait;   /* 1 from before the task links a wait
-                                  record into an object until it is
-                                  unlinked for good (sched/cancel.c);
-                                  the task stores, weft_rt_destroy reads */
-    uint16_t nopreempt;        /* weft_preempt_disable depth; the task itself
+    _Atomic uint8_t wait_kind; /* WEFT_WK_*: where it waits (below); also
+                                  the in-wait flag of sched/cancel.c */
+    uint8_t pad_;
+    uint16_t nopreempt; /* weft_preempt_disable depth; the task itself
                            writes, its worker's SIGURG handler reads
                            (same thread) */
-    void **tls;                /* task-local values (on its stack) or NULL */
-    void **tls_area; /* where they go when first set, if not at the top
+    void **tls;         /* task-local values (on its stack) or NULL */
+    void **tls_area;    /* where they go when first set, if not at the top
                         of its own stack (a task run inline by its joiner
                         has no stack of its own); NULL otherwise */
     union {
@@ -163,13 +161,16 @@ _Static_assert(sizeof(weft_tcb_cold) <= 72, "cold TCB grew");
 
 /*
  * Where a task waits (cold.wait_kind). Each blocking primitive records its
- * kind and object just before it parks and clears them once it resumes
- * (sync/wait.c, weft_join; a joiner also while its child runs inline on
- * its stack, sched/worker.c); the task writes them itself while it runs, so
- * they are plain owner stores (relaxed atomics, for the racy readers:
- * weft_task_info, weft_dump). A reader may see the kind of one wait with
- * the object of the next: both are hints. A PARKED task with WEFT_WK_NONE
- * parked without saying why ("park").
+ * kind and object before it links a wait record anywhere, and clears the
+ * kind once nothing of the wait is linked (sync/wait.c, weft_join; a
+ * joiner also while its child runs inline on its stack, sched/worker.c,
+ * as JOIN_INLINE). So the kind is also the task's in-wait flag, which
+ * shutdown and destroy read (sched/cancel.c: entering is a Dekker store
+ * against the shutdown word). The task writes them itself (relaxed
+ * atomics, for the racy readers weft_task_info and weft_dump; the clear
+ * is a release for the destroyer). A reader may see the kind of one wait
+ * with the object of the next: both are hints. A PARKED task with
+ * WEFT_WK_NONE parked without saying why ("park").
  */
 enum {
     WEFT_WK_NONE = 0,
@@ -184,8 +185,17 @@ enum {
     WEFT_WK_SLEEP,
     WEFT_WK_JOIN,
     WEFT_WK_PARK,
+    WEFT_WK_JOIN_INLINE, /* running the joined child on its own stack:
+                            shown as "join", but nothing is linked */
     WEFT_WK_COUNT
 };
+
+/* Does a task whose wait kind is k have a wait record linked somewhere,
+ * or about to (sched/cancel.c)? */
+static inline int weft__wk_links(unsigned k)
+{
+    return k != WEFT_WK_NONE && k != WEFT_WK_JOIN_INLINE;
+}
 
 /* Record (kind, obj) as what the task of cold part c waits on; (NONE,
  * NULL) clears it. The task itself only. */

@@ -1702,7 +1702,7 @@ int weft__sched_run_inline(weft_worker *w, uint32_t slot)
     /* The parent waits for the child on its own stack: for observers it
      * is parked in a join (obs/dump.c), though its state stays RUNNABLE.
      * Its cold line is already loaded (pc->stack above). */
-    weft__cold_wait_set(pc, WEFT_WK_JOIN, t);
+    weft__cold_wait_set(pc, WEFT_WK_JOIN_INLINE, t);
     w->current = t;
     w->cur_slot = slot;
     atomic_store_explicit(&w->running, slot + 1, RLX);

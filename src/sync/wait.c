@@ -29,27 +29,41 @@
 int weft__wait_init(weft_wait *wt, int flags, unsigned kind, const void *obj)
 {
     weft_worker *w = weft__worker_self();
-    int task = w && w->current;
-    wt->w.rt = task ? w->rt : NULL;
-    wt->w.task = task ? w->current : NULL;
-    wt->w.slot = task ? w->cur_slot : 0;
-    wt->w.cancelled = 0;
     atomic_store_explicit(&wt->w.futex, 0, RLX);
     atomic_store_explicit(&wt->claim, 0, RLX);
+    wt->w.cancelled = 0;
     wt->result = 0;
     wt->flags = 0;
-    /* A task's wait may be ended by its own cancellation, which races
-     * the waker's claim: no solo shortcut for tasks. */
-    wt->solo = (uint32_t)(flags & WAIT_SOLO) && !task;
-    wt->nocancel = (uint32_t)(flags & WAIT_NESTED);
     wt->since = 0;
     wt->kind = kind;
     wt->obj = obj;
+    wt->inw = NULL;
+    if (!w || !w->current) {
+        wt->w.rt = NULL;
+        wt->w.task = NULL;
+        wt->w.slot = 0;
+        wt->solo = (uint32_t)(flags & WAIT_SOLO);
+        return 0;
+    }
+    weft_rt *rt = w->rt;
+    uint32_t slot = w->cur_slot;
+    wt->w.rt = rt;
+    wt->w.task = w->current;
+    wt->w.slot = slot;
+    /* A task's wait may be ended by its own cancellation, which races
+     * the waker's claim: no solo shortcut for tasks. */
+    wt->solo = 0;
+    if (flags & WAIT_NESTED) {
+        /* Inside its caller's wait, which entered already and keeps the
+         * in-wait flag up: only say where we wait now. */
+        weft__cold_wait_set(&rt->cold[slot], kind, obj);
+        return 0;
+    }
     /* Cancellation (sched/cancel.c): say we are about to link a record
-     * before we do; a shut-down runtime's tasks never block. A nested
-     * wait is inside its caller's, which said so already. */
-    if (task && !wt->nocancel && weft__wait_enter(w->rt, w->cur_slot))
+     * before we do; a shut-down runtime's tasks never block. */
+    if (weft__wait_enter(rt, slot, kind, obj))
         return -ECANCELED;
+    wt->inw = &rt->cold[slot].wait_kind;
     return 0;
 }
 
@@ -92,21 +106,15 @@ static int block_task(weft_wait *wt, uint64_t deadline);
 
 int weft__wait_block(weft_wait *wt, uint64_t deadline)
 {
-    if (!wt->w.task)
-        return block_thread(wt, deadline);
-    /* Where the task waits, for observers, while it may park (the
-     * record is in its own cold TCB, which follows it across workers). */
-    weft_tcb_cold *c = &wt->w.rt->cold[wt->w.slot];
-    weft__cold_wait_set(c, wt->kind, wt->obj);
-    int r = block_task(wt, deadline);
-    weft__cold_wait_set(c, WEFT_WK_NONE, NULL);
-    return r;
+    /* A task's cold TCB says where it waits from weft__wait_init to
+     * weft__wait_fini. */
+    return wt->w.task ? block_task(wt, deadline) : block_thread(wt, deadline);
 }
 
 static int block_task(weft_wait *wt, uint64_t deadline)
 {
     weft_timer tm;
-    int armed = 0, cancel = !wt->nocancel;
+    int armed = 0, cancel = wt->inw != NULL;
     while (!atomic_load_explicit(&wt->w.futex, ACQ)) { /* pairs with
                                                           waiter_wake */
         /* Checked before every park (sched/cancel.c, "No lost

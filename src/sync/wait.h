@@ -45,8 +45,10 @@ typedef struct weft_wait {
     uint32_t solo;          /* one node, no deadline, a plain thread: no
                                one races a waker's claim, which is then a
                                plain store */
-    uint32_t nocancel;      /* a task's wait that shutdown does not end
-                               (cond_wait taking its mutex back) */
+    _Atomic uint8_t *inw;   /* the task's wait kind, its in-wait flag
+                               (sched/cancel.c), while this wait is open
+                               and cancellable; NULL for threads and
+                               nested waits */
     uint64_t since;         /* when it first queued (mutex policy) */
     unsigned kind;          /* WEFT_WK_*: what it waits on, for dumps */
     const void *obj;        /* the primitive, for dumps */
@@ -83,9 +85,9 @@ int weft__wait_init(weft_wait *wt, int flags, unsigned kind, const void *obj);
 int weft__wait_cancelled_end(void);
 static inline int weft__wait_fini(weft_wait *wt, int r)
 {
-    if (!wt->w.task || wt->nocancel)
-        return r;
-    weft__wait_leave(wt->w.rt, wt->w.slot);
+    if (wt->inw)
+        /* Release: as weft__wait_leave (sched/cancel.c). */
+        atomic_store_explicit(wt->inw, WEFT_WK_NONE, memory_order_release);
     return weft_likely(r != -ECANCELED) ? r : weft__wait_cancelled_end();
 }
 
