@@ -64,7 +64,8 @@
  * bit is then a set top bit or sits under one (a non-zero root word
  * always has one), so weft__summary_any stays true and idle workers keep
  * finding and clearing until the tree is exact: a worker sleeps only on
- * zero top words.
+ * zero top words. tools/summarysim.py runs every interleaving of these
+ * word steps for a few threads and checks both claims.
  *
  * Orders: signal's leaf OR is a release, paired with the acquire of the
  * taker's exchange, so whatever the signaller wrote before signalling (the
