@@ -8,11 +8,13 @@
  *
  * Design. Each task slot has one signal bit; setting it is the wake-up.
  * Bits are grouped 63 to a leaf word, leaves 64 to a root word, roots 64 to
- * a top word. Every upper bit means "the word below is non-zero". A
- * signaller sets its bit with one fetch_or and climbs only when it turned a
- * word from zero to non-zero; a taker exchanges a whole leaf's bits away
- * and climbs only when it emptied it. Bits are taken by atomic RMWs, so
- * each set bit is handed to exactly one taker.
+ * a top word. An upper bit says "the word below may be non-zero": it is
+ * set whenever that word is non-zero (never missing, or a wake-up is
+ * lost), and may be set over an empty word for a while (stale, below).
+ * A signaller sets its bit with one fetch_or and climbs only when it
+ * turned a word from zero to non-zero; a taker exchanges a whole leaf's
+ * bits away and climbs only when it emptied it. Bits are taken by atomic
+ * RMWs, so each set bit is handed to exactly one taker.
  *
  * The race (clearing an upper bit). A taker that empties a leaf must clear
  * the leaf's root bit; a signaller may meanwhile set a bit in the now-empty
@@ -36,6 +38,35 @@
  * that, the leaf's bits sat under a clear top bit for good (found by the
  * `hot` scenario of bench/active_summary at 4 threads).
  *
+ * Stale upper bits. Nothing above keeps an upper bit from outliving the
+ * word below, and two interleavings leave one set over an empty word:
+ * - the climb comes late: a signaller turns leaf L from 0 to non-zero; a
+ *   taker that found L through a root bit not yet cleared by another
+ *   taker takes the new bit, clears L's root bit and, the root word
+ *   being empty, its top bit; then the signaller climbs and sets both
+ *   again, over an empty L;
+ * - the restore comes late: taker T1 empties L and clears its root bit;
+ *   a signaller refills L and climbs; T1 re-reads L (non-zero); taker T2
+ *   empties L, clears the root bit and the top bit; then T1 restores the
+ *   root bit (REFILLED) and the top bit, over an empty L.
+ * Left alone, such a bit stays until L is filled and emptied again: a
+ * runtime whose tasks have all ended keeps a non-zero tree, and its idle
+ * workers never sleep (weft__summary_any shows work). Exact bits would
+ * need a re-check after every climb on the signal path, and a loop of
+ * clears and restores in clear_up. Instead an upper bit is a hint: it is
+ * never missing, it may be stale, and whoever finds it stale clears it.
+ * weft__summary_take on a leaf that is empty under a set root bit runs
+ * leaf_emptied, and weft__summary_find clears a top bit over an empty
+ * root word, both through clear_up. Its re-check does not depend on who
+ * emptied the word below, so the proof above holds for these clears too:
+ * a clear racing with a signal is restored, and a live word never loses
+ * its bit. These clears may be left stale by the same races; every stale
+ * bit is then a set top bit or sits under one (a non-zero root word
+ * always has one), so weft__summary_any stays true and idle workers keep
+ * finding and clearing until the tree is exact: a worker sleeps only on
+ * zero top words. tools/summarysim.py runs every interleaving of these
+ * word steps for a few threads and checks both claims.
+ *
  * Orders: signal's leaf OR is a release, paired with the acquire of the
  * taker's exchange, so whatever the signaller wrote before signalling (the
  * task's state) is visible to the worker that takes the bit. Upper-level
@@ -53,6 +84,17 @@
 #define ACQ memory_order_acquire
 #define REL memory_order_release
 #define RLX memory_order_relaxed
+
+#ifdef WEFT_DEBUG
+void (*weft__summary_hook)(int point);
+#define HOOK(point)                                                            \
+    do {                                                                       \
+        if (weft__summary_hook)                                                \
+            weft__summary_hook(point);                                         \
+    } while (0)
+#else
+#define HOOK(point) ((void)0)
+#endif
 
 void weft__summary_size(weft_summary *s, uint32_t max_tasks)
 {
@@ -146,7 +188,9 @@ static int clear_up(_Atomic uint64_t *w, uint64_t bit, _Atomic uint64_t *below,
 {
     uint64_t old = atomic_fetch_and_explicit(w, ~bit, ACQ_REL); /* pairs
                                                 with set_up's OR */
+    HOOK(WEFT_SUMHOOK_CLEARED);
     if (atomic_load_explicit(below, ACQ) & below_mask) {
+        HOOK(WEFT_SUMHOOK_RESTORE);
         if (atomic_fetch_or_explicit(w, bit, ACQ_REL) == 0)
             return REFILLED;
         return KEPT;
@@ -189,8 +233,10 @@ int weft__summary_signal(weft_summary *s, uint32_t slot)
     uint64_t old = atomic_fetch_or_explicit(&s->leaf[l], bit, REL);
     if (old & WEFT_LEAF_SIGNALS)
         return 0;
-    if (!old) /* a set yield bit already published the leaf */
+    if (!old) { /* a set yield bit already published the leaf */
+        HOOK(WEFT_SUMHOOK_CLIMB);
         leaf_filled(s, l);
+    }
     return 1;
 }
 
@@ -201,7 +247,12 @@ uint64_t weft__summary_take(weft_summary *s, uint32_t l)
     uint64_t old =
         atomic_fetch_and_explicit(&s->leaf[l], WEFT_LEAF_YIELD, ACQ_REL);
     uint64_t got = old & WEFT_LEAF_SIGNALS;
-    if (got && !(old & WEFT_LEAF_YIELD))
+    /* We emptied it, or found it empty under a set root bit: a stale bit
+     * ("Stale upper bits" above), which we clear like an emptier. The
+     * load is only a filter: clear_up's RMWs carry the proof. */
+    if (got ? !(old & WEFT_LEAF_YIELD)
+            : !old && (atomic_load_explicit(&s->root[l / 64], RLX) &
+                       (UINT64_C(1) << (l % 64))))
         leaf_emptied(s, l);
     return got;
 }
@@ -282,6 +333,9 @@ uint32_t weft__summary_find(weft_summary *s, uint32_t *cursor)
                 *cursor = l + 1;
                 return l;
             }
+            /* A top bit over an empty root word is stale ("Stale upper
+             * bits" above): clear it, with the re-check of clear_up. */
+            clear_up(&s->top[t], UINT64_C(1) << tb, &s->root[r], ~UINT64_C(0));
             tw &= ~(UINT64_C(1) << tb);
         }
     }

@@ -7,10 +7,11 @@
  * Slot s lives in leaf s / 63 at bit s % 63. A leaf word's bits 0-62 are
  * the signal bits of its slots; bit 63 is reserved for the yield bit of the
  * worker that owns the leaf. Root word j bit k is set while leaf 64j+k is
- * non-zero, and top word t bit k while root word 64t+k is non-zero: the
- * top level lets a worker learn "nothing is signalled" from one word for
- * up to 258,048 slots (five words for a million), instead of scanning
- * every root word.
+ * non-zero, and top word t bit k while root word 64t+k is non-zero (an
+ * upper bit may also be left set over an empty word for a while, until a
+ * finder clears it: summary.c, "Stale upper bits"): the top level lets a
+ * worker learn "nothing is signalled" from one word for up to 258,048
+ * slots (five words for a million), instead of scanning every root word.
  *
  * Beside it, the reservation maps: resv[leaf] has bit b set while slot
  * 63*leaf+b is reserved (bit 63 and bits past max_tasks are set forever),
@@ -79,12 +80,16 @@ void weft__summary_init(weft_summary *s);
 int weft__summary_signal(weft_summary *s, uint32_t slot);
 
 /* Take every signal bit of leaf `leaf` at once; returns them (bits 0-62).
- * Each set bit is returned to exactly one taker. Any thread. */
+ * Each set bit is returned to exactly one taker. A leaf found empty under
+ * a set root bit has that stale bit cleared (summary.c, "Stale upper
+ * bits"). Any thread. */
 uint64_t weft__summary_take(weft_summary *s, uint32_t leaf);
 
 /* Find a leaf with signals, scanning from a rotating start `*cursor` (the
  * caller's, updated). Returns the leaf number or UINT32_MAX if the tree
- * shows none. Any thread. */
+ * shows none. The leaf may turn out empty (a stale root bit, which the
+ * caller's weft__summary_take then clears); stale top bits over empty
+ * root words are cleared on the way. Any thread. */
 uint32_t weft__summary_find(weft_summary *s, uint32_t *cursor);
 
 /* Cheap check before weft__summary_find: does any top word show a
@@ -121,9 +126,27 @@ int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint);
  * Any thread. */
 void weft__summary_release(weft_summary *s, uint32_t slot);
 
+#ifdef WEFT_DEBUG
+/* Test-only (debug builds): when set, called with a WEFT_SUMHOOK_* point
+ * at the two windows of the stale-bit races (see
+ * summary.c, "Stale upper bits"), so that a test can run the other side
+ * of the race there, or widen the window with a delay. Set it only while
+ * no other thread uses a tree. */
+enum {
+    WEFT_SUMHOOK_CLIMB,   /* signal: the leaf went 0 -> non-zero, the
+                             root bit is not set yet */
+    WEFT_SUMHOOK_CLEARED, /* clear_up: the upper bit is cleared, the
+                             word below not re-read yet */
+    WEFT_SUMHOOK_RESTORE, /* clear_up: the word below was seen non-zero,
+                             the upper bit is not restored yet */
+};
+extern void (*weft__summary_hook)(int point);
+#endif
+
 /* OR of every summary word (top, root, leaf, yield bits included): zero
- * when nothing is signalled and no yield queue is flagged. For tests and
- * idle checks; not atomic as a whole. */
+ * when nothing is signalled, no yield queue is flagged and finders have
+ * cleared any stale upper bit. For tests and idle checks; not atomic as
+ * a whole. */
 uint64_t weft__summary_snapshot(const weft_summary *s);
 
 #endif

@@ -129,6 +129,23 @@ static int mapped_in(uintptr_t lo, uintptr_t hi)
     return hit;
 }
 
+/* Print every non-zero word of the summary tree, so that a failed
+ * "summary is zero" check says which level holds the bit: a signal bit
+ * left in a leaf, or an upper bit over an empty word. */
+static void dump_summary(const weft_summary *s)
+{
+    static const char *const level[3] = {"top", "root", "leaf"};
+    _Atomic uint64_t *const words[3] = {s->top, s->root, s->leaf};
+    const uint32_t count[3] = {s->top_count, s->root_count, s->leaf_count};
+    for (int k = 0; k < 3; k++)
+        for (uint32_t i = 0; i < count[k]; i++) {
+            uint64_t v = atomic_load(&words[k][i]);
+            if (v)
+                fprintf(stderr, "summary %s[%u] = %#" PRIx64 "\n", level[k], i,
+                        v);
+        }
+}
+
 void test_rt_destroy_clean(weft_rt *rt)
 {
     CHECK_NOT_NULL(rt);
@@ -143,6 +160,8 @@ void test_rt_destroy_clean(weft_rt *rt)
     while ((snap = weft__summary_snapshot(&rt->sum)) != 0 &&
            test_now_ms() < end)
         usleep(500);
+    if (snap)
+        dump_summary(&rt->sum);
     CHECK_EQ_U64(snap, 0);
 
     /* No slot reserved: each leaf holds only its permanent bits (63, and

@@ -4,7 +4,8 @@
  * either completes (its peer's effect happened exactly once) or times out
  * with no effect. Conservation checks catch a double completion, a lost
  * element or a lost unit; a lost wake-up hangs (runner timeout). Tasks on
- * two workers and plain threads take part.
+ * two workers and plain threads take part. Last, wake-ups from a plain
+ * thread must leave the summary tree all zero once the runtime is idle.
  */
 #include <stdlib.h>
 
@@ -340,4 +341,92 @@ TEST_T(stress, cond_wait_until_races_signal, 90)
     CHECK_OK(weft_mutex_destroy(&cs_m));
     su_check_no_timers(rt);
     test_rt_destroy_clean(rt);
+}
+
+/* ---- wake-ups from a plain thread leave the summary exact ---------------- */
+
+/* A plain thread wakes tasks through the summary tree while both workers
+ * look for them there; after each round, with every task parked again
+ * and the workers idle, the tree must become all zero. An upper bit left
+ * over an empty word (mem/summary.c, "Stale upper bits") kept the
+ * snapshot non-zero after every task had ended, and idle workers
+ * spinning. Debug builds widen the windows of those races with a random
+ * delay at the summary's hook points. */
+enum { SW_TASKS = 3 };
+static weft_sem sw_go[SW_TASKS];
+static _Atomic uint64_t sw_done;
+static _Atomic int sw_stop;
+
+static void *sw_task(void *arg)
+{
+    weft_sem *go = arg;
+    for (;;) {
+        CHECK_OK(weft_sem_wait(go));
+        if (atomic_load(&sw_stop))
+            return NULL;
+        atomic_fetch_add(&sw_done, 1);
+    }
+}
+
+#ifdef WEFT_DEBUG
+/* Spin 0..~20 us: long enough for another thread to act in the window. */
+static void sw_delay(int point)
+{
+    static _Thread_local uint32_t rng;
+    (void)point;
+    if (!rng)
+        rng = (uint32_t)(uintptr_t)&rng | 1;
+    uint64_t end = weft_now_ns() + xs(&rng) % 20000;
+    while (weft_now_ns() < end)
+        ;
+}
+#endif
+
+TEST_T(stress, summary_exact_after_foreign_wakeups, 60)
+{
+#ifdef WEFT_DEBUG
+    weft__summary_hook = sw_delay;
+#endif
+    weft_rt *rt = test_rt_workers(256, 2);
+    atomic_store(&sw_done, 0);
+    atomic_store(&sw_stop, 0);
+    weft_task t[SW_TASKS];
+    for (int i = 0; i < SW_TASKS; i++) {
+        CHECK_OK(weft_sem_init(&sw_go[i], 0));
+        t[i] = su_spawn(rt, sw_task, &sw_go[i]);
+    }
+    uint64_t end = weft_now_ns() + 3000 * SU_MS, rounds = 0;
+    while (weft_now_ns() < end) {
+        for (int i = 0; i < SW_TASKS; i++)
+            CHECK_OK(weft_sem_post(&sw_go[i]));
+        rounds++;
+        while (atomic_load(&sw_done) < rounds * SW_TASKS)
+            sched_yield();
+        /* Every task has been taken from the tree and has run; the
+         * workers go idle, clearing any stale bit they see on the way.
+         * The bound is test_rt_destroy_clean's: a loaded machine may keep
+         * the workers off the CPU for a while. */
+        uint64_t quiet = weft_now_ns() + 2000 * SU_MS, snap;
+        while ((snap = weft__summary_snapshot(&rt->sum)) != 0 &&
+               weft_now_ns() < quiet)
+            sched_yield();
+        if (snap)
+            weft_check_fail(
+                __FILE__, __LINE__,
+                "round %" PRIu64 ": summary left at %#" PRIx64 " (top %#" PRIx64
+                ", root %#" PRIx64 ", leaf %#" PRIx64 ")",
+                rounds, snap, atomic_load(&rt->sum.top[0]),
+                atomic_load(&rt->sum.root[0]), atomic_load(&rt->sum.leaf[0]));
+    }
+    atomic_store(&sw_stop, 1);
+    for (int i = 0; i < SW_TASKS; i++) {
+        CHECK_OK(weft_sem_post(&sw_go[i]));
+        su_join(t[i]);
+        CHECK_OK(weft_sem_destroy(&sw_go[i]));
+    }
+    fprintf(stderr, "%" PRIu64 " rounds of %d wake-ups\n", rounds, SW_TASKS);
+    test_rt_destroy_clean(rt);
+#ifdef WEFT_DEBUG
+    weft__summary_hook = NULL;
+#endif
 }

@@ -1,8 +1,10 @@
 /*
  * test_summary.c - the active summary tree and the reservation maps
  * (src/mem/summary.c): a model test against a plain reference, exhaustion,
- * misuse, a multi-threaded exactly-once stress, and wake-ups of parked
- * tasks from plain threads through the runtime.
+ * misuse, a multi-threaded exactly-once stress, the stale-bit races
+ * played step by step through the debug hook (finders must clear what
+ * they leave), and wake-ups of parked tasks from plain threads through
+ * the runtime.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -426,6 +428,101 @@ TEST_T(unit, summary_concurrent_hot_leaf, 120)
         drained += r;
     stress_finish(&x, drained);
 }
+
+/* ---- stale upper bits (summary.c, "Stale upper bits") ----------------- */
+
+#ifdef WEFT_DEBUG
+/* The other side of each race, run from the hook in the race's window. */
+static tree *sh_tree;
+static int sh_step;
+
+/* Drive finders over the tree, as idle workers do, until it shows
+ * nothing (at most `rounds` looks); then every word must be zero. */
+static void finders_clear(weft_summary *s, int rounds)
+{
+    uint32_t cursor = 0, l = 0;
+    for (int i = 0;
+         i < rounds && (l = weft__summary_find(s, &cursor)) != UINT32_MAX; i++)
+        CHECK_EQ_U64(weft__summary_take(s, l), 0); /* nothing signalled */
+    CHECK_EQ_U64(weft__summary_snapshot(s), 0);
+    CHECK_EQ_INT(l, UINT32_MAX);
+}
+
+/* The late climb: a taker takes the new bit before its signaller climbs. */
+static void late_climb_hook(int point)
+{
+    if (point == WEFT_SUMHOOK_CLIMB && sh_step++ == 0)
+        CHECK_EQ_U64(weft__summary_take(&sh_tree->s, 0), UINT64_C(1) << 5);
+}
+
+TEST(unit, summary_stale_late_climb_cleared)
+{
+    tree t;
+    tree_init(&t, 126);
+    sh_tree = &t;
+    sh_step = 0;
+    weft__summary_hook = late_climb_hook;
+    CHECK_EQ_INT(weft__summary_signal(&t.s, 5), 1);
+    weft__summary_hook = NULL;
+    CHECK_EQ_INT(sh_step, 1);
+    /* The climb set root and top bits over the leaf the taker emptied. */
+    CHECK_EQ_U64(ld(&t.s.leaf[0]), 0);
+    finders_clear(&t.s, 4);
+    tree_fini(&t);
+}
+
+/* The late restore: taker T1 (the test) empties leaf 0 and clears its
+ * root bit; a signaller refills it (CLEARED); T1 sees it non-zero, and
+ * before T1 restores the root bit, taker T2 empties the leaf and clears
+ * the root and top bits (RESTORE); then T1 restores both. */
+static void late_restore_hook(int point)
+{
+    if (point == WEFT_SUMHOOK_CLEARED && sh_step == 0) {
+        sh_step = 1;
+        CHECK_EQ_INT(weft__summary_signal(&sh_tree->s, 7), 1);
+    } else if (point == WEFT_SUMHOOK_RESTORE && sh_step == 1) {
+        sh_step = 2;
+        CHECK_EQ_U64(weft__summary_take(&sh_tree->s, 0), UINT64_C(1) << 7);
+    }
+}
+
+TEST(unit, summary_stale_late_restore_cleared)
+{
+    tree t;
+    tree_init(&t, 126);
+    sh_tree = &t;
+    sh_step = 0;
+    CHECK_EQ_INT(weft__summary_signal(&t.s, 3), 1);
+    weft__summary_hook = late_restore_hook;
+    CHECK_EQ_U64(weft__summary_take(&t.s, 0), UINT64_C(1) << 3);
+    weft__summary_hook = NULL;
+    CHECK_EQ_INT(sh_step, 2);
+    CHECK_EQ_U64(ld(&t.s.leaf[0]), 0);
+    finders_clear(&t.s, 4);
+    tree_fini(&t);
+}
+
+/* A stale top bit over an empty root word, made by hand: find clears it
+ * and reports nothing. A stale bit must never hide a live one: a leaf
+ * signalled behind it is still found. */
+TEST(unit, summary_stale_top_cleared_live_kept)
+{
+    tree t;
+    tree_init(&t, 64 * 63 + 63); /* two root words */
+    /* Root word 1 is empty under its top bit; leaf 2 is empty under its
+     * root bit (root word 0, whose top bit is exact). */
+    atomic_store(&t.s.top[0], UINT64_C(1) << 1 | 1);
+    atomic_store(&t.s.root[0], UINT64_C(1) << 2);
+    CHECK_EQ_INT(weft__summary_signal(&t.s, 3 * 63 + 1), 1); /* leaf 3 */
+    uint32_t cursor = 0;
+    CHECK_EQ_INT(weft__summary_find(&t.s, &cursor), 2);
+    CHECK_EQ_U64(weft__summary_take(&t.s, 2), 0);
+    CHECK_EQ_INT(weft__summary_find(&t.s, &cursor), 3);
+    CHECK_EQ_U64(weft__summary_take(&t.s, 3), 2);
+    finders_clear(&t.s, 4);
+    tree_fini(&t);
+}
+#endif
 
 /* ---- wake-ups of parked tasks from plain threads ---------------------- */
 
