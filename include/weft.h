@@ -544,12 +544,26 @@ typedef struct weft_stats {
     uint64_t steal_attempts;  /* victims looked at */
     uint64_t inlined;         /* joins that ran a not-yet-started child on
                                  the joiner's own stack */
-    uint64_t stacks_resident; /* stacks touched and not yet returned */
-    uint64_t stacks_released; /* stacks returned to the OS with madvise */
-    uint64_t guarded_stacks;  /* default stacks protected by a guard page */
-    uint64_t canary_stacks;   /* default stacks left with a canary only
-                                 because the mapping budget ran out */
-    uint64_t guard_budget;    /* guard pages the map-count budget allows */
+    uint64_t stacks_resident; /* stacks that may hold resident memory:
+                                 touched and not given back (a small class
+                                 under a page is never given back: its
+                                 stacks share pages) */
+    uint64_t stacks_released; /* stacks given back to the OS with madvise
+                                 (every page of each, guard zone included) */
+    uint64_t guarded_stacks;  /* stacks (both classes) protected by a guard
+                                 page: an overflow faults at once */
+    uint64_t canary_stacks;   /* stacks that wanted a guard page and got a
+                                 canary only because the mapping budget ran
+                                 out (guard_kind WEFT_GUARD_MPROTECT) */
+    uint64_t guard_budget;    /* PROT_NONE guard pages the map-count budget
+                                 still allows (spent only by
+                                 WEFT_GUARD_MPROTECT guards) */
+    uint64_t canary_only;     /* stacks handed out with a canary only, for
+                                 any reason (guard_pages 0, a small class
+                                 under a page, the budget): see "Stack
+                                 overflow" above for what that promises */
+    uint64_t guard_kind;      /* WEFT_GUARD_* below: how this process
+                                 installs guard pages */
     uint64_t deflected;       /* mesh mode: tasks pushed to a neighbour */
     uint64_t mail_chunks;     /* mesh mode: mailbox chunks received */
     uint64_t huge_pages;      /* how the arena's metadata is backed:
@@ -573,6 +587,15 @@ typedef struct weft_stats {
 /* One worker's share of the counters of weft_stats (the fields that are
  * per worker; the others are 0). */
 typedef weft_stats weft_worker_stats;
+
+/* weft_stats.guard_kind. */
+enum {
+    WEFT_GUARD_LIGHT = 1,   /* MADV_GUARD_INSTALL (Linux 6.13+): no memory
+                               mapping per guard, so every stack that can
+                               have one gets one; no budget */
+    WEFT_GUARD_MPROTECT = 2 /* PROT_NONE pages (older kernels): two
+                               mappings each, within guard_budget */
+};
 
 /* weft_stats.huge_pages. */
 enum {
