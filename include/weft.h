@@ -50,8 +50,11 @@ extern "C" {
 WEFT_API const char *weft_strerror(int err);
 
 /* Detail of the last error returned to the calling thread by weft_rt_create
- * (e.g. "WEFT_STACK_SIZE: not a size: '12q'"); "" when none. Thread-local;
- * valid until the thread's next failing weft call. Any thread. */
+ * (e.g. "WEFT_STACK_SIZE: not a size: '12q'"); "" when none. After a
+ * successful weft_rt_create, a warning or "": it names the stacks that
+ * will have canaries only (see "Stack overflow"). Thread-local; valid
+ * until the thread's next weft_rt_create or failing weft call. Any
+ * thread. */
 WEFT_API const char *weft_last_error(void);
 
 /* ---- Runtime ------------------------------------------------------------ */
@@ -73,10 +76,12 @@ typedef struct weft_config {
     unsigned workers;        /* worker threads; 0 = one per usable CPU */
     uint32_t max_tasks;      /* live task slots (spawned, not yet reaped) */
     size_t stack_size;       /* default stack class, bytes incl. guard */
-    size_t small_stack_size; /* WEFT_STACK_SMALL class, bytes */
+    size_t small_stack_size; /* WEFT_STACK_SMALL class, usable bytes (a
+                                guard zone is added from a page up) */
     size_t stack_keep;       /* resident stacks kept hot before madvise */
-    int guard_pages;         /* 1 = guard pages while the map budget lasts,
-                                  0 = canaries only */
+    int guard_pages;         /* 1 = guard pages (lightweight: all stacks
+                                of a page or more; else while the map
+                                budget lasts), 0 = canaries only */
     int pin;                 /* 1 = pin each worker to one CPU, in
                                 weft_topology.pin_order */
     int huge_pages;          /* 1 = back the arena's metadata (everything
@@ -172,7 +177,29 @@ enum {
     WEFT_PRIO_MAX = 15
 };
 
-/* Stack classes for weft_spawn_attr.stack. */
+/* Stack overflow (docs/decisions/0009-overflow.md). Stacks of a page or
+ * more (the default class; the small class when small_stack_size is a
+ * page or more) have a guard zone of one page below them, which becomes a
+ * guard page at the stack's first use: on Linux 6.13+ a lightweight guard
+ * (no memory mapping, so every such stack gets one), on older kernels a
+ * PROT_NONE page while the process's mapping budget lasts. A task that
+ * overflows a guarded stack faults before it writes anything outside its
+ * stack, and the process aborts after one line on stderr: "weft: stack:
+ * stack overflow in task '<name>' (slot N, <size>-byte <class> stack,
+ * guard page hit ...)". Other stacks are canary-only (guard_pages 0, a
+ * small class under a page, or past the budget): an overflow is found
+ * at the task's next switch-out if it overwrote the canary, or, if it
+ * keeps going, when it runs into the fence page below its class or into
+ * another stack's guard page; either way one line names the task and the
+ * process aborts, but by then it may have overwritten the stacks below
+ * its own (other tasks' frames). weft_stats.canary_only counts such
+ * stacks; weft_rt_create says so in weft_last_error when it sets up
+ * canary-only stacks. Two overflows at once print one line. The small
+ * class's stack includes 128 bytes of task-local values; a signal
+ * delivered to a task (SIGURG for preemption, 3-4 KiB with AVX-512
+ * state) lands on its stack: give small stacks room for it.
+ *
+ * Stack classes for weft_spawn_attr.stack. */
 #define WEFT_STACK_DEFAULT ((size_t)0)
 #define WEFT_STACK_SMALL ((size_t)1)
 

@@ -251,6 +251,30 @@ static void stop_workers(weft_rt *rt, uint32_t started)
     weft__thr_fini(rt);
 }
 
+/* Say in weft_last_error which stacks will have canaries only: their
+ * overflow may overwrite other stacks before it is reported (weft.h,
+ * "Stack overflow"). The guard kind is known: the fences probed it. */
+static void warn_canaries(weft_rt *rt)
+{
+    const weft_config *c = &rt->cfg;
+    uint64_t want = (uint64_t)c->max_tasks * (rt->pool[1].paged ? 2 : 1);
+    if (!c->guard_pages)
+        weft__error_set(0, "stacks: guard_pages 0: every stack has a canary "
+                           "only");
+    else if (!rt->pool[1].paged)
+        weft__error_set(0,
+                        "stacks: small_stack_size %zu is under a page: "
+                        "small stacks have a canary only",
+                        c->small_stack_size);
+    else if (weft__stack_guard_kind() == WEFT_GUARD_KIND_MPROTECT &&
+             weft__stack_guard_budget() < want)
+        weft__error_set(0,
+                        "stacks: no lightweight guards (Linux < 6.13): "
+                        "guard pages for %llu more stacks, canaries past "
+                        "that",
+                        (unsigned long long)weft__stack_guard_budget());
+}
+
 int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
 {
     weft__error_clear();
@@ -405,6 +429,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         weft__error_set(err, "monitor: cannot start its thread");
         goto fail_threads;
     }
+    warn_canaries(rt);
     *out = rt;
     return 0;
 

@@ -207,3 +207,25 @@ TEST(api, stats_light_guards_no_budget)
     CHECK_EQ_U64(st.guard_budget, b0);
     test_rt_destroy_clean(rt);
 }
+
+/* weft_rt_create says when stacks will have canaries only. */
+TEST(api, create_warns_of_canary_only_stacks)
+{
+    weft_config c;
+    weft_config_default(&c);
+    c.max_tasks = 64;
+    c.guard_pages = 0;
+    weft_rt *rt = test_rt_cfg(&c);
+    CHECK_STR_CONTAINS(weft_last_error(), "canary only");
+    test_rt_destroy_clean(rt);
+    c.guard_pages = 1;
+    c.small_stack_size = 2048;
+    rt = test_rt_cfg(&c);
+    CHECK_STR_CONTAINS(weft_last_error(), "small stacks have a canary only");
+    test_rt_destroy_clean(rt);
+    c.small_stack_size = 16 << 10;
+    rt = test_rt_cfg(&c);
+    if (test_stats(rt).guard_kind == WEFT_GUARD_LIGHT)
+        CHECK_EQ_INT(weft_last_error()[0], '\0'); /* all guarded */
+    test_rt_destroy_clean(rt);
+}
