@@ -112,7 +112,7 @@ static _Atomic int neighbour_up;
 static void *neighbour(void *arg)
 {
     (void)arg;
-    volatile unsigned char buf[1024];
+    volatile unsigned char buf[256]; /* fits a 4 KiB stack under ASan */
     scribble(buf, sizeof buf, 77);
     atomic_store(&neighbour_up, 1);
     for (;;) {
