@@ -81,8 +81,10 @@ WEFT_API const char *weft_err_name(int err);
  * one: weft_rt_create (e.g. "WEFT_STACK_SIZE: not a size: '12q'") and the
  * policy calls (weft_policy_get, weft_policy_set, weft_policy_preset:
  * which field). Each of those calls clears it when it starts, so after a
- * success it is ""; every other call leaves it as it was. Thread-local;
- * the string stays valid until the thread's next such call. Any thread. */
+ * success it is "", except after a successful weft_rt_create that sets up
+ * stacks with canaries only: then a warning naming them (see "Stack
+ * overflow"). Every other call leaves it as it was. Thread-local; the
+ * string stays valid until the thread's next such call. Any thread. */
 WEFT_API const char *weft_last_error(void);
 
 /* ---- Runtime ------------------------------------------------------------ */
@@ -104,10 +106,12 @@ typedef struct weft_config {
     unsigned workers;        /* worker threads; 0 = one per usable CPU */
     uint32_t max_tasks;      /* live task slots (spawned, not yet reaped) */
     size_t stack_size;       /* default stack class, bytes incl. guard */
-    size_t small_stack_size; /* WEFT_STACK_SMALL class, bytes */
+    size_t small_stack_size; /* WEFT_STACK_SMALL class, usable bytes (a
+                                guard zone is added from a page up) */
     size_t stack_keep;       /* resident stacks kept hot before madvise */
-    int guard_pages;         /* 1 = guard pages while the map budget lasts,
-                                  0 = canaries only */
+    int guard_pages;         /* 1 = guard pages (lightweight: all stacks
+                                of a page or more; else while the map
+                                budget lasts), 0 = canaries only */
     int pin;                 /* 1 = pin each worker to one CPU, in
                                 weft_topology.pin_order */
     int huge_pages;          /* 1 = back the arena's metadata (everything
@@ -208,7 +212,29 @@ enum {
     WEFT_PRIO_MAX = 15
 };
 
-/* Stack classes for weft_spawn_attr.stack. */
+/* Stack overflow (docs/decisions/0010-overflow.md). Stacks of a page or
+ * more (the default class; the small class when small_stack_size is a
+ * page or more) have a guard zone of one page below them, which becomes a
+ * guard page at the stack's first use: on Linux 6.13+ a lightweight guard
+ * (no memory mapping, so every such stack gets one), on older kernels a
+ * PROT_NONE page while the process's mapping budget lasts. A task that
+ * overflows a guarded stack faults before it writes anything outside its
+ * stack, and the process aborts after one line on stderr: "weft: stack:
+ * stack overflow in task '<name>' (slot N, <size>-byte <class> stack,
+ * guard page hit ...)". Other stacks are canary-only (guard_pages 0, a
+ * small class under a page, or past the budget): an overflow is found
+ * at the task's next switch-out if it overwrote the canary, or, if it
+ * keeps going, when it runs into the fence page below its class or into
+ * another stack's guard page; either way one line names the task and the
+ * process aborts, but by then it may have overwritten the stacks below
+ * its own (other tasks' frames). weft_stats.canary_only counts such
+ * stacks; weft_rt_create says so in weft_last_error when it sets up
+ * canary-only stacks. Two overflows at once print one line. The small
+ * class's stack includes 128 bytes of task-local values; a signal
+ * delivered to a task (SIGURG for preemption, 3-4 KiB with AVX-512
+ * state) lands on its stack: give small stacks room for it.
+ *
+ * Stack classes for weft_spawn_attr.stack. */
 #define WEFT_STACK_DEFAULT ((size_t)0)
 #define WEFT_STACK_SMALL ((size_t)1)
 
@@ -592,12 +618,26 @@ typedef struct weft_stats {
     uint64_t steal_attempts;  /* victims looked at */
     uint64_t inlined;         /* joins that ran a not-yet-started child on
                                  the joiner's own stack */
-    uint64_t stacks_resident; /* stacks touched and not yet returned */
-    uint64_t stacks_released; /* stacks returned to the OS with madvise */
-    uint64_t guarded_stacks;  /* default stacks protected by a guard page */
-    uint64_t canary_stacks;   /* default stacks left with a canary only
-                                 because the mapping budget ran out */
-    uint64_t guard_budget;    /* guard pages the map-count budget allows */
+    uint64_t stacks_resident; /* stacks that may hold resident memory:
+                                 touched and not given back (a small class
+                                 under a page is never given back: its
+                                 stacks share pages) */
+    uint64_t stacks_released; /* stacks given back to the OS with madvise
+                                 (every page of each, guard zone included) */
+    uint64_t guarded_stacks;  /* stacks (both classes) protected by a guard
+                                 page: an overflow faults at once */
+    uint64_t canary_stacks;   /* stacks that wanted a guard page and got a
+                                 canary only because the mapping budget ran
+                                 out (guard_kind WEFT_GUARD_MPROTECT) */
+    uint64_t guard_budget;    /* PROT_NONE guard pages the map-count budget
+                                 still allows (spent only by
+                                 WEFT_GUARD_MPROTECT guards) */
+    uint64_t canary_only;     /* stacks handed out with a canary only, for
+                                 any reason (guard_pages 0, a small class
+                                 under a page, the budget): see "Stack
+                                 overflow" above for what that promises */
+    uint64_t guard_kind;      /* WEFT_GUARD_* below: how this process
+                                 installs guard pages */
     uint64_t deflected;       /* mesh mode: tasks pushed to a neighbour */
     uint64_t mail_chunks;     /* mesh mode: mailbox chunks received */
     uint64_t huge_pages;      /* how the arena's metadata is backed:
@@ -621,6 +661,15 @@ typedef struct weft_stats {
 /* One worker's share of the counters of weft_stats (the fields that are
  * per worker; the others are 0). */
 typedef weft_stats weft_worker_stats;
+
+/* weft_stats.guard_kind. */
+enum {
+    WEFT_GUARD_LIGHT = 1,   /* MADV_GUARD_INSTALL (Linux 6.13+): no memory
+                               mapping per guard, so every stack that can
+                               have one gets one; no budget */
+    WEFT_GUARD_MPROTECT = 2 /* PROT_NONE pages (older kernels): two
+                               mappings each, within guard_budget */
+};
 
 /* weft_stats.huge_pages. */
 enum {

@@ -7,7 +7,9 @@
  */
 #include "check.h"
 
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -96,8 +98,31 @@ size_t weft__fmt(char *buf, size_t cap, const char *fmt, ...)
     return n;
 }
 
+/* Set by the first thread in weft__die. Relaxed: it orders nothing, it
+ * only elects the one thread that prints and aborts. */
+static atomic_int dying;
+
+int weft__dying(void)
+{
+    return atomic_load_explicit(&dying, memory_order_relaxed);
+}
+
+void weft__die_wait(void)
+{
+    /* Two stack overflows at once (two workers) used to print two lines,
+     * or let the second thread's fault take the default SIGSEGV action
+     * before the first one's abort. The abort kills every thread. */
+    sigset_t keep;
+    sigfillset(&keep);
+    sigdelset(&keep, SIGABRT);
+    for (;;)
+        sigsuspend(&keep);
+}
+
 void weft__die(const char *module, const char *fmt, ...)
 {
+    if (atomic_exchange_explicit(&dying, 1, memory_order_relaxed))
+        weft__die_wait();
     char line[512];
     size_t n = weft__fmt(line, sizeof line, "weft: %s: ", module);
     va_list ap;

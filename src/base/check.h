@@ -17,9 +17,20 @@
 #include "compiler.h"
 
 /* Print "weft: <module>: <message>" (printf-style subset: %s %u %lu %zu
- * %x %lx %p) and abort. Async-signal-safe. Any context. */
+ * %x %lx %p) and abort. Only the first caller prints: one that comes while
+ * another thread is dying waits for that abort (weft__die_wait), so the
+ * process ends with one line and SIGABRT. Async-signal-safe. Any
+ * context. */
 weft_noreturn void weft__die(const char *module, const char *fmt, ...)
     __attribute__((cold, format(printf, 2, 3)));
+
+/* 1 once some thread has entered weft__die: the process is about to
+ * abort. Signal safe. */
+int weft__dying(void);
+
+/* Wait, never returning, for the thread in weft__die to abort the
+ * process. Signal safe. */
+weft_noreturn void weft__die_wait(void);
 
 /* Format into buf like weft__die; returns the length. Signal-safe. */
 size_t weft__fmt(char *buf, size_t cap, const char *fmt, ...)

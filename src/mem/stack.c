@@ -12,6 +12,21 @@
  * than `keep` stacks may be resident, its usable pages are returned with
  * madvise(MADV_DONTNEED); the next user faults them in zeroed.
  *
+ * What is released. A paged stack gives back everything from its guard
+ * zone up (the zone of a canary-only stack is made resident by the canary
+ * reads on kernels that back read faults with fresh pages, as this
+ * project's do; a guarded zone holds nothing). A packed small stack (under
+ * a page) shares its pages with its neighbours and is never given back:
+ * it stays counted in `resident`, which therefore never overstates what
+ * was returned (docs/decisions/0010-overflow.md).
+ *
+ * Guard pages. A stack whose task overflows must fault before it writes
+ * into another stack. MADV_GUARD_INSTALL (Linux 6.13) marks the page in
+ * the page tables without splitting the arena's mapping, so every paged
+ * stack can have one; older kernels get PROT_NONE pages, two mappings
+ * each, within a budget taken from vm.max_map_count. The kind is probed
+ * at the first install; EINVAL means the kernel lacks it.
+ *
  * Flags. A stack's flags are written only by whoever holds the stack (the
  * worker that got it, or the creator) and read by the stack-overflow
  * handler, hence atomic bytes with relaxed access.
@@ -26,11 +41,19 @@
 #include "../arch/fiber_san.h"
 #include "../base/check.h"
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 uapi; older headers lack it */
+#endif
+
 #define CANARY UINT64_C(0x5745465453544b21) /* "WEFTSTK!" */
 #define CANARY_BYTES 16
 #define RLX memory_order_relaxed
 
 static _Atomic int64_t guard_budget = -1; /* -1: not computed yet */
+/* WEFT_GUARD_KIND_LIGHT until MADV_GUARD_INSTALL failed once with EINVAL,
+ * then WEFT_GUARD_KIND_MPROTECT. Only ever moves to MPROTECT (or back, by
+ * the test hook); relaxed: each install checks its own result. */
+static _Atomic int guard_kind = WEFT_GUARD_KIND_LIGHT;
 
 static int64_t count_maps(void)
 {
@@ -93,56 +116,102 @@ static int take_guard(void)
     return 0;
 }
 
+int weft__stack_guard_kind(void)
+{
+    return atomic_load_explicit(&guard_kind, RLX);
+}
+
+void weft__stack_light_guards(int on)
+{
+    atomic_store_explicit(&guard_kind,
+                          on ? WEFT_GUARD_KIND_LIGHT : WEFT_GUARD_KIND_MPROTECT,
+                          RLX);
+}
+
+/* A lightweight guard on [addr, addr + len): 1 done, 0 the kernel has none
+ * (the kind falls back to PROT_NONE for good), -1 another failure. */
+static int light_guard(void *addr, size_t len)
+{
+    if (atomic_load_explicit(&guard_kind, RLX) != WEFT_GUARD_KIND_LIGHT)
+        return 0;
+    if (madvise(addr, len, MADV_GUARD_INSTALL) == 0)
+        return 1;
+    if (errno != EINVAL)
+        return -1;
+    atomic_store_explicit(&guard_kind, WEFT_GUARD_KIND_MPROTECT, RLX);
+    return 0;
+}
+
+int weft__stack_fence(void *addr, size_t page)
+{
+    int r = light_guard(addr, page);
+    if (r > 0)
+        return 0;
+    return mprotect(addr, page, PROT_NONE) == 0 ? 0 : -errno;
+}
+
+size_t weft__stack_stride(size_t size, int small, size_t page)
+{
+    if (!small)
+        return size;
+    if (size < page)
+        return size;
+    return ((size + page - 1) & ~(page - 1)) + page;
+}
+
 void weft__stack_pool_init(weft_stack_pool *p)
 {
+    p->paged = !p->small || p->size >= p->page;
+    p->stride = weft__stack_stride(p->size, p->small, p->page);
     atomic_store_explicit(&p->head, 0, RLX);
     atomic_store_explicit(&p->bump, 0, RLX);
-    if (p->want_guard && !p->small)
+    if (p->want_guard && p->paged)
         weft__stack_guard_budget();
+}
+
+/* Bytes below a stack's usable bottom: its guard zone, or its canary. */
+static inline size_t zone_bytes(const weft_stack_pool *p)
+{
+    return p->paged ? p->page : CANARY_BYTES;
 }
 
 char *weft__stack_bottom(const weft_stack_pool *p, uint32_t i)
 {
-    char *lo = p->base + (size_t)i * p->size;
-    return p->small ? lo + CANARY_BYTES : lo + p->page;
+    return p->base + (size_t)i * p->stride + zone_bytes(p);
 }
 
 /*
- * Canaries. A small-class stack under a page has a written canary word at
- * its bottom: that page is shared with neighbouring stacks and resident
- * anyway. A small stack of a page or more keeps its bottom 16 bytes unused
- * and must find them zero, never written, like the default class below:
- * a written word there made its bottom page resident too, 8 KiB per
- * parked task with 16 KiB small stacks (measured, bench memory_small),
- * twice a default stack. A default-class stack that could not get a guard page keeps that page
+ * Canaries. A packed small stack (under a page) has a written canary word
+ * at its bottom: that page is shared with neighbouring stacks and resident
+ * anyway. A paged stack without a guard page keeps its guard zone
  * unprotected but unused, and its canary is the top ZERO_CANARY bytes of
- * it, which must read as zero: nothing is ever written there, so where
- * the kernel maps reads of an untouched anonymous page to its shared zero
- * page the page costs no memory. Not every kernel does: on this project's
- * VMs (Linux 6.18) reading one byte of each of 10^5 fresh pages grew the
- * resident set by 4 KiB a page, so there each canary-only stack costs a
- * page more than a guarded one (bench memory: about 1 KiB more per task
- * when a quarter of the stacks lost their guards). A written canary
- * would cost that page everywhere. The price: an overflow that writes
- * only zeros over those bytes goes unseen.
+ * the zone, which must read as zero: nothing is ever written there, so
+ * where the kernel maps reads of an untouched anonymous page to its shared
+ * zero page the zone costs no memory. Not every kernel does: on this
+ * project's VMs (Linux 6.18) reading one byte of each of 10^5 fresh pages
+ * grew the resident set by 4 KiB a page, so there each canary-only stack
+ * costs a page more than a guarded one while it is in use, and release
+ * must give that page back too (pool_push). A written canary would cost
+ * that page everywhere. The price: an overflow that writes only zeros over
+ * those bytes goes unseen.
  */
 #define ZERO_CANARY 64
 
 /* 1: a written canary word; 0: a zero zone that is never written. */
 static inline int written_canary(const weft_stack_pool *p)
 {
-    return p->small && p->size < p->page;
+    return !p->paged;
 }
 
 static inline int zero_bytes(const weft_stack_pool *p)
 {
-    return p->small ? CANARY_BYTES : ZERO_CANARY;
+    return p->paged ? ZERO_CANARY : CANARY_BYTES;
 }
 
 static _Atomic uint64_t *canary_at(const weft_stack_pool *p, uint32_t i)
 {
-    char *lo = p->base + (size_t)i * p->size;
-    return (_Atomic uint64_t *)(p->small ? lo : lo + p->page - ZERO_CANARY);
+    char *lo = p->base + (size_t)i * p->stride;
+    return (_Atomic uint64_t *)(p->paged ? lo + p->page - ZERO_CANARY : lo);
 }
 
 int weft__stack_canary_ok(const weft_stack_pool *p, uint32_t i)
@@ -158,17 +227,27 @@ int weft__stack_canary_ok(const weft_stack_pool *p, uint32_t i)
     return any == 0;
 }
 
-/* First use of stack i: guard page if the budget allows, else canary. */
+/* A guard page at the bottom of paged stack i: 1 installed, 0 none. */
+static int install_guard(weft_stack_pool *p, uint32_t i)
+{
+    char *lo = p->base + (size_t)i * p->stride;
+    int r = light_guard(lo, p->page);
+    if (r)
+        return r > 0;
+    return take_guard() && mprotect(lo, p->page, PROT_NONE) == 0;
+}
+
+/* First use of stack i: guard page if wanted and possible, else canary. */
 static void first_use(weft_stack_pool *p, uint32_t i)
 {
     uint8_t f = WEFT_STK_USED;
-    if (!p->small && p->want_guard && take_guard() &&
-        mprotect(p->base + (size_t)i * p->size, p->page, PROT_NONE) == 0) {
+    if (p->paged && p->want_guard && install_guard(p, i)) {
         f |= WEFT_STK_GUARDED;
         atomic_fetch_add_explicit(&p->guarded, 1, RLX);
     } else {
         f |= WEFT_STK_CANARY;
-        if (!p->small && p->want_guard) /* the budget ran out */
+        atomic_fetch_add_explicit(&p->unguarded, 1, RLX);
+        if (p->paged && p->want_guard) /* the budget ran out */
             atomic_fetch_add_explicit(&p->canaried, 1, RLX);
     }
     atomic_store_explicit(&p->flags[i], f, RLX);
@@ -215,17 +294,19 @@ static int64_t pool_pop(weft_stack_pool *p)
 
 static void pool_push(weft_stack_pool *p, uint32_t i)
 {
-    if (atomic_load_explicit(&p->resident, RLX) > p->keep) {
-        char *lo = weft__stack_bottom(p, i);
-        char *hi = weft__stack_top(p, i);
-        /* Page-align inward: a small stack may share pages with others. */
-        uintptr_t a = ((uintptr_t)lo + p->page - 1) & ~(p->page - 1);
-        uintptr_t z = (uintptr_t)hi & ~(p->page - 1);
-        if (z > a && madvise((void *)a, z - a, MADV_DONTNEED) == 0)
-            atomic_fetch_add_explicit(&p->released, 1, RLX);
+    /* Packed stacks share pages: never released, still resident. */
+    if (p->paged && atomic_load_explicit(&p->resident, RLX) > p->keep) {
         uint8_t f = atomic_load_explicit(&p->flags[i], RLX);
-        atomic_store_explicit(&p->flags[i], f & ~WEFT_STK_RESIDENT, RLX);
-        atomic_fetch_sub_explicit(&p->resident, 1, RLX);
+        /* A guarded zone holds nothing (and a PROT_NONE one stays out of
+         * the call); a canary-only zone was read, and may be resident. */
+        char *lo = (f & WEFT_STK_GUARDED) ? weft__stack_bottom(p, i)
+                                          : p->base + (size_t)i * p->stride;
+        char *hi = weft__stack_top(p, i);
+        if (madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0) {
+            atomic_fetch_add_explicit(&p->released, 1, RLX);
+            atomic_store_explicit(&p->flags[i], f & ~WEFT_STK_RESIDENT, RLX);
+            atomic_fetch_sub_explicit(&p->resident, 1, RLX);
+        }
     }
     uint64_t h = atomic_load_explicit(&p->head, RLX);
     do {
@@ -299,10 +380,11 @@ void weft__stack_drain(weft_stack_pool *p, weft_stack_cache *c)
 int64_t weft__stack_find_guard(const weft_stack_pool *p, const void *addr)
 {
     uintptr_t a = (uintptr_t)addr, b = (uintptr_t)p->base;
-    if (a < b || a >= b + (uintptr_t)p->count * p->size)
+    if (a < b && a >= b - p->page)
+        return WEFT_STACK_FENCE;
+    if (a < b || a >= b + (uintptr_t)p->count * p->stride)
         return -1;
-    uint32_t i = (uint32_t)((a - b) / p->size);
-    uintptr_t off = (a - b) % p->size;
-    size_t zone = p->small ? CANARY_BYTES : p->page;
-    return off < zone ? (int64_t)i : -1;
+    uint32_t i = (uint32_t)((a - b) / p->stride);
+    uintptr_t off = (a - b) % p->stride;
+    return off < zone_bytes(p) ? (int64_t)i : -1;
 }

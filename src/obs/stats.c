@@ -26,7 +26,7 @@
  * plain threads' share) that later snapshots subtract, under obs_lock, a
  * spin lock taken only here and by weft_dump. Subtraction saturates at 0,
  * because a racy snapshot may read a counter a little behind its baseline.
- * Gauges (live, stacks_*, guard_budget, huge_pages, workers) are states,
+ * Gauges (live, stacks_*, guard_*, huge_pages, workers) are states,
  * not counters, and are never reset; live is always counted from the
  * runtime's start.
  */
@@ -181,8 +181,10 @@ void weft__obs_totals(weft_rt *rt, uint64_t now, int base, weft_stats *o)
         o->stacks_released += atomic_load_explicit(&p->released, RLX);
         o->guarded_stacks += atomic_load_explicit(&p->guarded, RLX);
         o->canary_stacks += atomic_load_explicit(&p->canaried, RLX);
+        o->canary_only += atomic_load_explicit(&p->unguarded, RLX);
     }
     o->guard_budget = weft__stack_guard_budget();
+    o->guard_kind = (uint64_t)weft__stack_guard_kind();
     o->huge_pages = (uint64_t)rt->huge_pages;
     o->workers = rt->nworkers;
 }

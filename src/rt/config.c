@@ -231,7 +231,9 @@ int weft__config_check(weft_config *c)
         return weft__error_set(
             -EINVAL, "guard_pages (WEFT_GUARD_PAGES): %d is not 0 or 1",
             c->guard_pages);
-    if ((uint64_t)c->max_tasks * (c->stack_size + c->small_stack_size) >
+    /* Strides, not sizes: a paged small stack has a guard zone added. */
+    if ((uint64_t)c->max_tasks *
+            (c->stack_size + weft__stack_stride(c->small_stack_size, 1, page)) >
         ARENA_LIMIT)
         return weft__error_set(
             -EINVAL,

@@ -17,12 +17,22 @@
  * any thread. Ids are claimed by CAS in a fixed table and released at
  * destroy; a handle of a destroyed runtime resolves to -ESRCH.
  *
- * Stack overflow. A default-class stack's guard page faults on overflow.
- * Every worker runs with an alternate signal stack, and a process-wide
- * SIGSEGV/SIGBUS handler (installed once, chaining to the previous one for
- * faults that are not ours) looks the address up in every registered
- * runtime's stack pools and, when it is a guard page, prints one line
- * naming the task and aborts.
+ * Stack overflow (docs/decisions/0010-overflow.md). A stack's guard page
+ * faults on overflow; a canary-only stack's overflow runs on into the
+ * stacks below it until it faults on a guard page or on its class's fence
+ * (mem/stack.h). Every worker runs with an alternate signal stack, and a
+ * process-wide SIGSEGV/SIGBUS handler (installed once, chaining to the
+ * previous one for faults that are not ours) decides whose overflow it
+ * is: first the task running on the faulting thread, when the fault is in
+ * its own guard zone or its stack pointer has left its stack for the
+ * stack area below (the canary-only case, which a guard or fence of
+ * another stack stopped: that stack's owner is a bystander); then the
+ * owner of the guard zone hit. It prints one line naming the task and
+ * aborts. Two overflows at once (two workers) print one line: weft__die
+ * lets one thread through and parks the others, and a fault that is not
+ * ours while a report is under way parks too instead of restoring the
+ * default action, which would kill the process by SIGSEGV before the
+ * report's abort.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -61,8 +71,68 @@ weft_rt *weft__rt_by_id(uint32_t id)
 static struct sigaction old_segv, old_bus;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 
+/* The interrupted context's stack pointer. */
+static uintptr_t uc_sp(void *ucv)
+{
+    ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.sp;
+#elif defined(__riscv)
+    return (uintptr_t)uc->uc_mcontext.__gregs[REG_SP];
+#else
+    (void)uc;
+    return 0; /* unknown ISA: only guard-zone hits are recognised */
+#endif
+}
+
+weft_noreturn static void report(weft_rt *rt, int cls, uint32_t owner,
+                                 const char *how, uintptr_t below)
+{
+    weft_stack_pool *p = &rt->pool[cls];
+    const char *name = owner ? rt->cold[owner - 1].name : "?";
+    weft__die("stack",
+              "stack overflow in task '%s' (slot %u, %lu-byte %s stack, %s "
+              "%lu bytes below its bottom)",
+              name, owner ? owner - 1 : 0, (unsigned long)p->size,
+              cls ? "small" : "default", how, (unsigned long)below);
+}
+
+/* The task running on this thread, if the fault is its overflow: the
+ * address is in its guard zone, or its stack pointer has left its stack
+ * downwards but is still in the runtime's stack area (a canary-only
+ * stack's overflow that ran over other stacks). Signal safe. */
+static void own_overflow(void *addr, uintptr_t sp)
+{
+    weft_worker *w = weft__worker_self();
+    weft_tcb *t = w ? w->current : NULL;
+    if (!t)
+        return;
+    weft_rt *rt = w->rt;
+    uint32_t slot = w->cur_slot, s = rt->cold[slot].stack;
+    if (!s)
+        return;
+    int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
+    weft_stack_pool *p = &rt->pool[cls];
+    uintptr_t a = (uintptr_t)addr;
+    uintptr_t bottom = (uintptr_t)weft__stack_bottom(p, s - 1);
+    uintptr_t lo = (uintptr_t)p->base + (size_t)(s - 1) * p->stride;
+    uintptr_t area = (uintptr_t)rt->pool[0].base - rt->pool[0].page;
+    int guarded =
+        atomic_load_explicit(&p->flags[s - 1], RLX) & WEFT_STK_GUARDED;
+    if (a >= lo && a < bottom)
+        report(rt, cls, slot + 1,
+               guarded ? "guard page hit" : "canary zone hit", bottom - a);
+    if (sp && sp < bottom && sp >= area && a < bottom && a >= area)
+        report(rt, cls, slot + 1,
+               "canary only: ran over the stacks below it to a fault",
+               bottom - a);
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
+    own_overflow(si->si_addr, uc_sp(uc));
     for (uint32_t id = 1; id < REGISTRY; id++) {
         weft_rt *rt = atomic_load_explicit(&registry[id], RLX);
         if (!rt)
@@ -70,17 +140,23 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
         for (int cls = 0; cls < 2; cls++) {
             weft_stack_pool *p = &rt->pool[cls];
             int64_t i = weft__stack_find_guard(p, si->si_addr);
-            if (i < 0)
+            if (i == -1)
                 continue;
+            if (i == WEFT_STACK_FENCE) /* not this thread's task: whose? */
+                weft__die("stack",
+                          "stack overflow ran into the fence below the %s "
+                          "stacks (fault at %p)",
+                          cls ? "small" : "default", si->si_addr);
             uint32_t owner = atomic_load_explicit(&p->owner[i], RLX);
-            const char *name = owner ? rt->cold[owner - 1].name : "?";
-            weft__die("stack",
-                      "stack overflow in task '%s' (slot %u, %lu-byte %s "
-                      "stack)",
-                      name, owner ? owner - 1 : 0, (unsigned long)p->size,
-                      cls ? "small" : "default");
+            uintptr_t bottom = (uintptr_t)weft__stack_bottom(p, (uint32_t)i);
+            report(rt, cls, owner, "guard zone hit",
+                   bottom - (uintptr_t)si->si_addr);
         }
     }
+    /* A report is under way on another thread, and this fault may be its
+     * damage: wait for its abort rather than die by SIGSEGV first. */
+    if (weft__dying())
+        weft__die_wait();
     /* Not ours: hand it to whoever was there before. */
     struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
     if (old->sa_flags & SA_SIGINFO) {
@@ -109,7 +185,7 @@ static void install_handler(void)
 typedef struct layout {
     size_t rt, workers, sum, hot, cold, tiers, link;
     size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt, obs;
-    size_t meta, stacks[2], total;
+    size_t meta, fence[2], stacks[2], total;
 } layout;
 
 static void plan(const weft_config *c, const weft_summary *s, size_t page,
@@ -146,8 +222,13 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     size_t nthr = c->workers + (c->workers < 2 ? 2 : c->workers);
     l->alt = weft__arena_add(&p, nthr * WEFT_ALTSTACK, page);
     l->meta = weft__arena_add(&p, 0, weft__arena_huge_size());
+    /* Each class behind a fence page (mem/stack.h): an overflow that no
+     * guard stopped stays in its class. */
+    l->fence[0] = weft__arena_add(&p, page, page);
     l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
-    l->stacks[1] = weft__arena_add(&p, n * c->small_stack_size, page);
+    l->fence[1] = weft__arena_add(&p, page, page);
+    l->stacks[1] = weft__arena_add(
+        &p, n * weft__stack_stride(c->small_stack_size, 1, page), page);
     l->total = weft__arena_add(&p, 0, page);
 }
 
@@ -169,6 +250,30 @@ static void stop_workers(weft_rt *rt, uint32_t started)
     }
     weft__thr_stop_all(rt);
     weft__thr_fini(rt);
+}
+
+/* Say in weft_last_error which stacks will have canaries only: their
+ * overflow may overwrite other stacks before it is reported (weft.h,
+ * "Stack overflow"). The guard kind is known: the fences probed it. */
+static void warn_canaries(weft_rt *rt)
+{
+    const weft_config *c = &rt->cfg;
+    uint64_t want = (uint64_t)c->max_tasks * (rt->pool[1].paged ? 2 : 1);
+    if (!c->guard_pages)
+        weft__error_set(0, "stacks: guard_pages 0: every stack has a canary "
+                           "only");
+    else if (!rt->pool[1].paged)
+        weft__error_set(0,
+                        "stacks: small_stack_size %zu is under a page: "
+                        "small stacks have a canary only",
+                        c->small_stack_size);
+    else if (weft__stack_guard_kind() == WEFT_GUARD_KIND_MPROTECT &&
+             weft__stack_guard_budget() < want)
+        weft__error_set(0,
+                        "stacks: no lightweight guards (Linux < 6.13): "
+                        "guard pages for %llu more stacks, canaries past "
+                        "that",
+                        (unsigned long long)weft__stack_guard_budget());
 }
 
 int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
@@ -230,6 +335,10 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         p->owner = (_Atomic uint32_t *)(a + l.owner[k]);
         p->san = (void **)(a + l.san[k]);
         weft__stack_pool_init(p);
+        if ((err = weft__stack_fence(a + l.fence[k], page))) {
+            weft__error_set(err, "stacks: cannot protect the fence page");
+            goto fail_fence;
+        }
     }
     weft__inject_init(&rt->inject, rt->link);
     rt->mesh = cfg.balance == WEFT_BALANCE_MESH;
@@ -322,6 +431,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         weft__error_set(err, "monitor: cannot start its thread");
         goto fail_threads;
     }
+    warn_canaries(rt);
     *out = rt;
     return 0;
 
@@ -331,6 +441,9 @@ fail_threads:
 fail_registry:
     weft__obs_rt_gone(rt);
     weft__inject_destroy(&rt->inject);
+    weft__arena_unmap(a, l.total);
+    return err;
+fail_fence:
     weft__arena_unmap(a, l.total);
     return err;
 }

@@ -74,8 +74,8 @@ static int check_attr(const weft_rt *rt, const weft_spawn_attr *a,
         *bits |= WEFT_TS_SMALL;
     else if (a->stack != WEFT_STACK_DEFAULT) {
         /* A size picks the smallest class that fits it. */
-        size_t usable_small = rt->cfg.small_stack_size - 16 - WEFT_TLS_BYTES;
-        size_t usable = rt->cfg.stack_size - rt->pool[0].page - WEFT_TLS_BYTES;
+        size_t usable_small = weft__stack_usable(&rt->pool[1]) - WEFT_TLS_BYTES;
+        size_t usable = weft__stack_usable(&rt->pool[0]) - WEFT_TLS_BYTES;
         if (a->stack <= usable_small)
             *bits |= WEFT_TS_SMALL;
         else if (a->stack > usable)

@@ -403,7 +403,10 @@ TEST(api, config_minimum_sizes_work)
 #ifdef WEFT_SWITCH_UCONTEXT
     c.small_stack_size = 4096; /* the ucontext switcher's minimum */
 #else
-    c.small_stack_size = 1024;
+    /* ASan's frames overrun 1 KiB here (by 1.4 KiB, into memory below the
+     * small class, unseen until the fence below the class reported it):
+     * the minimum holds for uninstrumented code only. */
+    c.small_stack_size = TEST_ASAN ? 4096 : 1024;
 #endif
     weft_rt *rt = test_rt_cfg(&c);
     /* max_tasks 1: the main task has the only slot. */

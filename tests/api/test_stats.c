@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "check.h"
+#include "internal.h"
 
 static _Atomic int ran;
 
@@ -153,6 +154,9 @@ TEST(api, stats_guard_pages_counted)
  * when the runtime is destroyed, so a later runtime gets them again. */
 TEST(api, stats_guard_budget_returned_at_destroy)
 {
+    /* The budget is spent by PROT_NONE guards only: force them, as on a
+     * kernel without MADV_GUARD_INSTALL (stats_light_guards_no_budget). */
+    weft__stack_light_guards(0);
     weft_config c;
     weft_config_default(&c);
     c.max_tasks = 64;
@@ -168,5 +172,60 @@ TEST(api, stats_guard_budget_returned_at_destroy)
     CHECK_EQ_U64(test_stats(rt).guard_budget, b0);
     test_run(rt, nothing, NULL);
     CHECK_EQ_U64(test_stats(rt).guarded_stacks, 1);
+    test_rt_destroy_clean(rt);
+}
+
+/* Lightweight guards (Linux 6.13+) cost no mapping: every stack of both
+ * classes gets one and the budget is untouched. */
+static void *small_nothing(void *arg)
+{
+    weft_spawn_attr a = WEFT_SPAWN_ATTR_INIT;
+    a.stack = WEFT_STACK_SMALL;
+    weft_task t;
+    CHECK_OK(weft_spawn(NULL, &t, nothing, arg, &a));
+    CHECK_OK(weft_join(t, NULL));
+    return NULL;
+}
+
+TEST(api, stats_light_guards_no_budget)
+{
+    weft_config c;
+    weft_config_default(&c);
+    c.max_tasks = 64;
+    c.guard_pages = 1;
+    weft_rt *rt = test_rt_cfg(&c);
+    uint64_t b0 = test_stats(rt).guard_budget;
+    test_run(rt, small_nothing, NULL);
+    weft_stats st = test_stats(rt);
+    if (st.guard_kind != WEFT_GUARD_LIGHT) {
+        test_rt_destroy_clean(rt);
+        TEST_SKIP("kernel has no MADV_GUARD_INSTALL (Linux < 6.13)");
+    }
+    CHECK_EQ_U64(st.guarded_stacks, 2); /* main's default, one small */
+    CHECK_EQ_U64(st.canary_only, 0);
+    CHECK_EQ_U64(st.canary_stacks, 0);
+    CHECK_EQ_U64(st.guard_budget, b0);
+    test_rt_destroy_clean(rt);
+}
+
+/* weft_rt_create says when stacks will have canaries only. */
+TEST(api, create_warns_of_canary_only_stacks)
+{
+    weft_config c;
+    weft_config_default(&c);
+    c.max_tasks = 64;
+    c.guard_pages = 0;
+    weft_rt *rt = test_rt_cfg(&c);
+    CHECK_STR_CONTAINS(weft_last_error(), "canary only");
+    test_rt_destroy_clean(rt);
+    c.guard_pages = 1;
+    c.small_stack_size = 2048;
+    rt = test_rt_cfg(&c);
+    CHECK_STR_CONTAINS(weft_last_error(), "small stacks have a canary only");
+    test_rt_destroy_clean(rt);
+    c.small_stack_size = 16 << 10;
+    rt = test_rt_cfg(&c);
+    if (test_stats(rt).guard_kind == WEFT_GUARD_LIGHT)
+        CHECK_EQ_INT(weft_last_error()[0], '\0'); /* all guarded */
     test_rt_destroy_clean(rt);
 }

@@ -37,7 +37,11 @@ typedef struct overflow_case {
     int guard_pages;   /* config */
     int bounded;       /* 1: overflow by a few KiB (canary cases) */
     size_t stack_size; /* of the class used, for the expected message */
+    size_t small_size; /* config small_stack_size; 0: the default */
+    int twins;         /* 1: two tasks overflow at once, on two workers */
 } overflow_case;
+
+static _Atomic int twins_ready;
 
 static volatile size_t sink;
 static volatile size_t depth_limit = (size_t)1 << 40;
@@ -84,6 +88,11 @@ __attribute__((noinline)) static size_t recurse_to_target(size_t depth)
 static void *deep(void *arg)
 {
     const overflow_case *c = arg;
+    if (c->twins) { /* both recurse at once: wait for the other */
+        atomic_fetch_add(&twins_ready, 1);
+        while (atomic_load(&twins_ready) < 2)
+            weft_yield();
+    }
     stack_top_guess = (uintptr_t)__builtin_frame_address(0);
     if (c->bounded) {
         sink += recurse_to_target(0);
@@ -94,6 +103,29 @@ static void *deep(void *arg)
     return NULL;
 }
 
+/* Sits just below the overflowing task's stack (the small class hands out
+ * fresh stacks in address order) with a pattern in its frame, and checks
+ * it every millisecond: an overflow that wrote into its stack is seen
+ * here, unless the report came first. */
+static _Atomic int neighbour_up;
+
+static void *neighbour(void *arg)
+{
+    (void)arg;
+    volatile unsigned char buf[256]; /* fits a 4 KiB stack under ASan */
+    scribble(buf, sizeof buf, 77);
+    atomic_store(&neighbour_up, 1);
+    for (;;) {
+        weft_sleep_ns(1000000);
+        for (size_t i = 0; i < sizeof buf; i++)
+            if (buf[i] != (unsigned char)(77 + i)) {
+                fprintf(stderr, "neighbour's stack overwritten\n");
+                _exit(3);
+            }
+    }
+    return NULL;
+}
+
 static void overflow_child(void *arg)
 {
     const overflow_case *c = arg;
@@ -101,6 +133,10 @@ static void overflow_child(void *arg)
     weft_config_default(&cfg);
     cfg.max_tasks = 64;
     cfg.guard_pages = c->guard_pages;
+    if (c->small_size)
+        cfg.small_stack_size = c->small_size;
+    if (c->twins)
+        cfg.workers = 2;
     /* The recursion reaches the bottom of the usable part (above the
      * guard page area of a default stack, above the first 16 bytes of a
      * small one) from about the task's first frame, then writes ~3 KiB
@@ -111,8 +147,21 @@ static void overflow_child(void *arg)
     weft_spawn_attr a = WEFT_SPAWN_ATTR_INIT;
     a.name = "deep";
     a.stack = c->small ? WEFT_STACK_SMALL : WEFT_STACK_DEFAULT;
-    weft_task t;
+    weft_task t, t2;
+    if (c->small && c->guard_pages &&
+        (!c->small_size || c->small_size >= (size_t)sysconf(_SC_PAGESIZE))) {
+        /* Guarded: a task with a pattern on the stack just below. */
+        weft_spawn_attr b = a;
+        b.name = "neighbour";
+        CHECK_OK(weft_spawn(rt, &t2, neighbour, NULL, &b));
+        while (!atomic_load(&neighbour_up))
+            usleep(100);
+    }
     CHECK_OK(weft_spawn(rt, &t, deep, arg, &a));
+    if (c->twins) {
+        weft_task t3;
+        CHECK_OK(weft_spawn(rt, &t3, deep, arg, &a));
+    }
     weft_join(t, NULL);
     fprintf(stderr, "overflow went unnoticed\n");
 }
@@ -160,6 +209,27 @@ static void expect_overflow_report(const overflow_case *c)
     CHECK_STR_CONTAINS(one, "'deep'");
     CHECK_STR_CONTAINS(one, want_size);
     CHECK_STR_CONTAINS(one, "weft: ");
+    CHECK(!strstr(ch.err, "neighbour's stack overwritten"));
+}
+
+/* For canary-only stacks, which may overwrite the stacks below them (no
+ * neighbour is watched): the report must still come, by name. */
+static void expect_overflow_report_any(const overflow_case *c)
+{
+    test_child ch;
+    test_fork_capture(overflow_child, (void *)c, 20, &ch);
+    fprintf(stderr, "child stderr:\n%s", ch.err);
+    const char *line;
+    int n = count_lines_with(ch.err, "stack overflow", &line);
+    if (TEST_SANITIZED && n == 0 &&
+        (strstr(ch.err, "stack-overflow") || strstr(ch.err, "SEGV"))) {
+        fprintf(stderr, "accepted: the sanitizer reported the overflow\n");
+        return;
+    }
+    CHECK(WIFSIGNALED(ch.status));
+    CHECK_EQ_INT(WTERMSIG(ch.status), SIGABRT);
+    CHECK_EQ_INT(n, 1);
+    CHECK_STR_CONTAINS(line, "'deep'");
 }
 
 TEST_T(fault, overflow_default_guard_page, 60)
@@ -176,10 +246,19 @@ TEST_T(fault, overflow_default_canary, 60)
     expect_overflow_report(&c);
 }
 
+/* The small class now has guard pages: this bounded overflow hits one. */
 TEST_T(fault, overflow_small_canary, 60)
 {
     overflow_case c = {
         .small = 1, .guard_pages = 1, .bounded = 1, .stack_size = 16 << 10};
+    expect_overflow_report(&c);
+}
+
+/* The canary of a small stack without a guard page, found at switch-out. */
+TEST_T(fault, overflow_small_canary_guard_off, 60)
+{
+    overflow_case c = {
+        .small = 1, .guard_pages = 0, .bounded = 1, .stack_size = 16 << 10};
     expect_overflow_report(&c);
 }
 
@@ -208,4 +287,76 @@ TEST(fault, no_report_without_overflow)
     CHECK_OK(weft_join(t, &r));
     CHECK_EQ_PTR(r, (void *)1);
     test_rt_destroy_clean(rt);
+}
+
+/* Unbounded recursion on the small class: its guard page (every paged
+ * stack has one, lightweight on Linux 6.13+) stops it before it writes
+ * into the neighbour's stack just below. It used to run on through the
+ * stacks below it (400 MB in one run) and die by a bare SIGSEGV. */
+TEST_T(fault, overflow_small_unbounded, 60)
+{
+    overflow_case c = {
+        .small = 1, .guard_pages = 1, .bounded = 0, .stack_size = 16 << 10};
+    expect_overflow_report(&c);
+}
+
+TEST_T(fault, overflow_small_one_page_unbounded, 60)
+{
+    overflow_case c = {.small = 1,
+                       .guard_pages = 1,
+                       .bounded = 0,
+                       .stack_size = 4096,
+                       .small_size = 4096};
+    expect_overflow_report(&c);
+}
+
+/* Canary-only stacks (guard_pages 0, or a small class under a page): the
+ * overflow runs over the stacks below it until the fence below its class
+ * stops it, and is then reported by name, never as a bare SIGSEGV. */
+TEST_T(fault, overflow_default_canary_unbounded, 60)
+{
+    overflow_case c = {
+        .small = 0, .guard_pages = 0, .bounded = 0, .stack_size = 256 << 10};
+    expect_overflow_report(&c);
+}
+
+TEST_T(fault, overflow_small_canary_unbounded, 60)
+{
+    overflow_case c = {
+        .small = 1, .guard_pages = 0, .bounded = 0, .stack_size = 16 << 10};
+    expect_overflow_report_any(&c);
+}
+
+TEST_T(fault, overflow_packed_small_unbounded, 60)
+{
+    overflow_case c = {.small = 1,
+                       .guard_pages = 1,
+                       .bounded = 0,
+                       .stack_size = 2048,
+                       .small_size = 2048};
+    expect_overflow_report_any(&c);
+}
+
+/* Two overflows at once, on two workers: one report line, SIGABRT, every
+ * time (it used to end by SIGSEGV about one run in ten). */
+TEST_T(fault, overflow_two_at_once, 120)
+{
+    overflow_case c = {.small = 1,
+                       .guard_pages = 1,
+                       .bounded = 0,
+                       .stack_size = 16 << 10,
+                       .twins = 1};
+    for (int i = 0; i < 10; i++)
+        expect_overflow_report(&c);
+}
+
+TEST_T(fault, overflow_two_at_once_default, 120)
+{
+    overflow_case c = {.small = 0,
+                       .guard_pages = 1,
+                       .bounded = 0,
+                       .stack_size = 256 << 10,
+                       .twins = 1};
+    for (int i = 0; i < 10; i++)
+        expect_overflow_report(&c);
 }

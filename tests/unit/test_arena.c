@@ -72,7 +72,9 @@ static int thp_available(void)
 static void check_metadata(weft_rt *rt, int asked_hugetlb)
 {
     size_t hs = weft__arena_huge_size();
-    char *base = rt->arena, *stacks = rt->pool[0].base;
+    /* The stack area starts with the default class's fence page
+     * (mem/stack.h), right below its first stack. */
+    char *base = rt->arena, *stacks = rt->pool[0].base - rt->pool[0].page;
     CHECK_EQ_U64((uintptr_t)base % hs, 0);
     CHECK_EQ_U64((uintptr_t)(stacks - base) % hs, 0);
     uint64_t huge = test_stats(rt).huge_pages;

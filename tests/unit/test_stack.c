@@ -29,7 +29,8 @@ static void pool_make(weft_stack_pool *p, int small, int want_guard,
     p->small = small;
     p->want_guard = want_guard;
     p->keep = keep;
-    size_t len = (count * size + p->page - 1) & ~(p->page - 1);
+    weft__stack_pool_init(p); /* sets the stride */
+    size_t len = (count * p->stride + p->page - 1) & ~(p->page - 1);
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     CHECK(m != MAP_FAILED);
@@ -39,13 +40,12 @@ static void pool_make(weft_stack_pool *p, int small, int want_guard,
     p->owner = calloc(count, sizeof *p->owner);
     p->san = calloc(count, sizeof *p->san);
     CHECK(p->next && p->flags && p->owner && p->san);
-    weft__stack_pool_init(p);
 }
 
 static void pool_free(weft_stack_pool *p)
 {
     weft__stack_pool_fini(p);
-    munmap(p->base, (p->count * p->size + p->page - 1) & ~(p->page - 1));
+    munmap(p->base, (p->count * p->stride + p->page - 1) & ~(p->page - 1));
     free((void *)p->next);
     free((void *)p->flags);
     free((void *)p->owner);
@@ -194,10 +194,13 @@ static void write_byte(void *addr)
     *(volatile char *)addr = 1;
 }
 
+/* PROT_NONE guards, as on kernels without MADV_GUARD_INSTALL (forced
+ * here; stack_light_guard_page covers the other kind). */
 TEST(unit, stack_guard_page)
 {
     weft_stack_pool p;
     size_t pg = page_size();
+    weft__stack_light_guards(0);
     pool_make(&p, 0, 1, 4, 64 << 10, 100);
     uint64_t budget = weft__stack_guard_budget();
     CHECK_CMP_U64(budget, >, 0);
@@ -216,7 +219,8 @@ TEST(unit, stack_guard_page)
     CHECK_EQ_INT(weft__stack_find_guard(&p, lo), i);
     CHECK_EQ_INT(weft__stack_find_guard(&p, lo + pg - 1), i);
     CHECK_EQ_INT(weft__stack_find_guard(&p, lo + pg), -1);
-    CHECK_EQ_INT(weft__stack_find_guard(&p, p.base - 1), -1);
+    /* Below the pool: the fence, no stack's zone. */
+    CHECK_EQ_INT(weft__stack_find_guard(&p, p.base - 1), WEFT_STACK_FENCE);
     CHECK_EQ_INT(weft__stack_canary_ok(&p, (uint32_t)i), 1);
 
     /* Reuse keeps the guard without a second mprotect or budget use. */
@@ -293,6 +297,7 @@ TEST_T(unit, stack_guard_budget_exhausted_falls_back_to_canary, 120)
 {
     /* Use up the process's guard budget on a pool of tiny stacks, then
      * the next default-class stack gets a canary and is counted. */
+    weft__stack_light_guards(0); /* the budget is PROT_NONE guards' */
     uint64_t budget = weft__stack_guard_budget();
     if (budget > 60000)
         TEST_SKIP("vm.max_map_count too large to exhaust quickly");
@@ -321,22 +326,129 @@ TEST_T(unit, stack_guard_budget_exhausted_falls_back_to_canary, 120)
 
 TEST(unit, stack_small_page_sized_zero_canary)
 {
-    /* A small stack of a page or more: its bottom 16 bytes are a canary
-     * that is never written, only read as zero (so its bottom page is not
-     * made resident: bench memory_small shows the figure; mincore cannot,
-     * it counts the shared zero page as present). */
+    /* A small stack of a page or more is laid out like a default one
+     * (mem/stack.h): without a guard page (guard_pages 0 here) the top 64
+     * bytes of its guard zone are a canary that is never written, only
+     * read as zero (so nothing there is written to make it resident:
+     * bench memory_small shows the figure; mincore cannot, it counts the
+     * shared zero page as present). */
     weft_stack_pool p;
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    pool_make(&p, 1, 1, 8, 4 * pg, 100);
+    pool_make(&p, 1, 0, 8, 4 * pg, 100);
+    CHECK_EQ_U64(p.stride, 5 * pg); /* 4 usable pages, the zone added */
     int64_t i = weft__stack_get(&p, NULL);
-    char *lo = p.base + (size_t)i * p.size;
-    for (int k = 0; k < 16; k++)
-        CHECK_EQ_INT(lo[k], 0); /* nothing written */
+    char *lo = p.base + (size_t)i * p.stride;
+    char *bottom = weft__stack_bottom(&p, (uint32_t)i);
+    CHECK_EQ_PTR(bottom, lo + pg);
+    CHECK_EQ_U64(weft__stack_top(&p, (uint32_t)i) - bottom, 4 * pg);
+    for (int k = 1; k <= 64; k++)
+        CHECK_EQ_INT(bottom[-k], 0); /* nothing written */
     CHECK_EQ_INT(weft__stack_canary_ok(&p, (uint32_t)i), 1);
-    lo[5] ^= 0x20; /* an overflow reaching it */
+    bottom[-5] ^= 0x20; /* an overflow reaching it */
     CHECK_EQ_INT(weft__stack_canary_ok(&p, (uint32_t)i), 0);
     weft__stack_put(&p, NULL, (uint32_t)i); /* handed out again: re-armed */
     CHECK_EQ_INT(weft__stack_get(&p, NULL), i);
     CHECK_EQ_INT(weft__stack_canary_ok(&p, (uint32_t)i), 1);
+    pool_free(&p);
+}
+
+/* Lightweight guard pages (MADV_GUARD_INSTALL): every paged stack of both
+ * classes gets one, without a mapping of its own or the budget. */
+static void light_guard_case(int small, size_t size)
+{
+    weft_stack_pool p;
+    size_t pg = page_size();
+    pool_make(&p, small, 1, 4, size, 100);
+    uint64_t budget = weft__stack_guard_budget();
+    int64_t i = weft__stack_get(&p, NULL);
+    if (weft__stack_guard_kind() != WEFT_GUARD_KIND_LIGHT)
+        TEST_SKIP("kernel has no MADV_GUARD_INSTALL (Linux < 6.13)");
+    CHECK(flags_of(&p, i) & WEFT_STK_GUARDED);
+    CHECK_EQ_U64(atomic_load(&p.guarded), 1);
+    CHECK_EQ_U64(atomic_load(&p.unguarded), 0);
+    CHECK_EQ_U64(weft__stack_guard_budget(), budget); /* none spent */
+    char *lo = p.base + (size_t)i * p.stride;
+    CHECK_EQ_PTR(weft__stack_bottom(&p, (uint32_t)i), lo + pg);
+    CHECK(in_maps_with_perms(lo, "rw-p")); /* no mapping split */
+    CHECK_EQ_INT(weft__stack_find_guard(&p, lo), i);
+    CHECK_EQ_INT(weft__stack_find_guard(&p, lo + pg), -1);
+    CHECK_EQ_INT(weft__stack_find_guard(&p, p.base - 1), WEFT_STACK_FENCE);
+    /* Releasing the stack (keep 0) leaves its guard in place. */
+    p.keep = 0;
+    weft__stack_put(&p, NULL, (uint32_t)i);
+    CHECK_EQ_U64(atomic_load(&p.released), 1);
+    CHECK_EQ_INT(weft__stack_get(&p, NULL), i);
+    test_child ch;
+    test_fork_capture(write_byte, lo + pg, 10, &ch);
+    CHECK(WIFEXITED(ch.status) && WEXITSTATUS(ch.status) == 0);
+    test_fork_capture(write_byte, lo + pg - 1, 10, &ch);
+    if (WIFSIGNALED(ch.status)) {
+        CHECK_EQ_INT(WTERMSIG(ch.status), SIGSEGV);
+    } else {
+        CHECK(TEST_SANITIZED);
+        CHECK_NE_INT(WEXITSTATUS(ch.status), 0);
+        CHECK_STR_CONTAINS(ch.err, "SEGV");
+    }
+    pool_free(&p);
+}
+
+TEST(unit, stack_light_guard_page)
+{
+    light_guard_case(0, 64 << 10);
+}
+
+TEST(unit, stack_small_class_light_guard_page)
+{
+    light_guard_case(1, 16 << 10);
+}
+
+/* Release gives back every page a stack made resident: the bottom pages
+ * of a small stack of one page, and the guard zone of a canary-only
+ * stack, which the canary reads fault in (on kernels that back read
+ * faults with fresh pages). */
+static void released_whole(int small, int want_guard, size_t size)
+{
+    weft_stack_pool p;
+    size_t pg = page_size();
+    pool_make(&p, small, want_guard, 4, size, 0);
+    int64_t i = weft__stack_get(&p, NULL);
+    char *lo = p.base + (size_t)i * p.stride;
+    char *top = weft__stack_top(&p, (uint32_t)i);
+    memset(top - 256, 0x5a, 256);
+    memset(weft__stack_bottom(&p, (uint32_t)i), 0x5a, 16);
+    CHECK_EQ_INT(weft__stack_canary_ok(&p, (uint32_t)i), 1);
+    weft__stack_put(&p, NULL, (uint32_t)i);
+    CHECK_EQ_U64(atomic_load(&p.released), 1);
+    CHECK_EQ_U64(atomic_load(&p.resident), 0);
+    int guarded = flags_of(&p, i) & WEFT_STK_GUARDED;
+    for (char *q = guarded ? lo + pg : lo; q < top; q += pg)
+        CHECK(!resident(q));
+    pool_free(&p);
+}
+
+TEST(unit, stack_release_small_one_page)
+{
+    released_whole(1, 1, 4096 > page_size() ? page_size() : 4096);
+    released_whole(1, 0, page_size());
+}
+
+TEST(unit, stack_release_canary_zone)
+{
+    released_whole(0, 0, 64 << 10);
+    released_whole(1, 0, 16 << 10);
+}
+
+/* A small class under a page shares pages between stacks: nothing is
+ * given back, and the stats say it stays resident. */
+TEST(unit, stack_packed_small_never_released)
+{
+    weft_stack_pool p;
+    pool_make(&p, 1, 1, 8, 1024, 0);
+    CHECK_EQ_INT(p.paged, 0);
+    int64_t i = weft__stack_get(&p, NULL);
+    weft__stack_put(&p, NULL, (uint32_t)i);
+    CHECK_EQ_U64(atomic_load(&p.released), 0);
+    CHECK_EQ_U64(atomic_load(&p.resident), 1);
+    CHECK_EQ_U64(atomic_load(&p.unguarded), 1);
     pool_free(&p);
 }
