@@ -411,8 +411,6 @@ int weft_dump(weft_rt *rt, FILE *f)
 
 /* ---- SIGQUIT ------------------------------------------------------------ */
 
-#define REGISTRY 256 /* as rt.c's registry */
-
 static pthread_mutex_t sq_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned sq_users;          /* runtimes that asked; under sq_lock */
 static struct sigaction sq_old;    /* the disposition before; sq_lock */
@@ -426,7 +424,7 @@ static void on_sigquit(int sig)
     /* seq_cst: orders our announcement before the registry loads below;
      * pairs with the fence in weft__obs_rt_gone (header). */
     atomic_thread_fence(memory_order_seq_cst);
-    for (uint32_t id = 1; id < REGISTRY; id++) {
+    for (uint32_t id = 1; id < WEFT_REGISTRY; id++) {
         weft_rt *rt = weft__rt_by_id(id);
         if (rt && rt->obs_sigquit) {
             out o = {.fd = 2};

@@ -1,6 +1,7 @@
 /*
- * rt.c - create, run, shut down and destroy a runtime; the registry that
- * resolves task handles; the stack-overflow reporter.
+ * rt.c - create, run, shut down and destroy a runtime. The registry that
+ * resolves task handles is sched/registry.c; the stack-overflow reporter
+ * is overflow.c.
  *
  * Arena order (DESIGN.md §3): the runtime header and its workers, summary
  * words (top, root, leaf), reservation maps (avail, resv), the hot and cold
@@ -11,28 +12,6 @@
  * everything else is touched when first used. The metadata (all before the
  * stacks) is padded to whole huge pages and backed by them when the system
  * allows (mem/arena.c).
- *
- * The registry. A handle carries an 8-bit runtime id so weft_join and
- * weft_detach (which take no runtime argument) can find the runtime from
- * any thread. Ids are claimed by CAS in a fixed table and released at
- * destroy; a handle of a destroyed runtime resolves to -ESRCH.
- *
- * Stack overflow (docs/decisions/0010-overflow.md). A stack's guard page
- * faults on overflow; a canary-only stack's overflow runs on into the
- * stacks below it until it faults on a guard page or on its class's fence
- * (mem/stack.h). Every worker runs with an alternate signal stack, and a
- * process-wide SIGSEGV/SIGBUS handler (installed once, chaining to the
- * previous one for faults that are not ours) decides whose overflow it
- * is: first the task running on the faulting thread, when the fault is in
- * its own guard zone or its stack pointer has left its stack for the
- * stack area below (the canary-only case, which a guard or fence of
- * another stack stopped: that stack's owner is a bystander); then the
- * owner of the guard zone hit. It prints one line naming the task and
- * aborts. Two overflows at once (two workers) print one line: weft__die
- * lets one thread through and parks the others, and a fault that is not
- * ours while a report is under way parks too instead of restoring the
- * default action, which would kill the process by SIGSEGV before the
- * report's abort.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -53,132 +32,6 @@
 #include "rt.h"
 
 #define RLX memory_order_relaxed
-#define REGISTRY 256
-
-static weft_rt *_Atomic registry[REGISTRY];
-
-weft_rt *weft__rt_by_id(uint32_t id)
-{
-    /* Acquire: pairs with the release store in weft_rt_create, so the
-     * runtime's fields are visible to whoever resolves a handle. */
-    return id && id < REGISTRY
-               ? atomic_load_explicit(&registry[id], memory_order_acquire)
-               : NULL;
-}
-
-/* ---- stack overflow reports ------------------------------------------- */
-
-static struct sigaction old_segv, old_bus;
-static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
-
-/* The interrupted context's stack pointer. */
-static uintptr_t uc_sp(void *ucv)
-{
-    ucontext_t *uc = ucv;
-#if defined(__x86_64__)
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-    return (uintptr_t)uc->uc_mcontext.sp;
-#elif defined(__riscv)
-    return (uintptr_t)uc->uc_mcontext.__gregs[REG_SP];
-#else
-    (void)uc;
-    return 0; /* unknown ISA: only guard-zone hits are recognised */
-#endif
-}
-
-weft_noreturn static void report(weft_rt *rt, int cls, uint32_t owner,
-                                 const char *how, uintptr_t below)
-{
-    weft_stack_pool *p = &rt->pool[cls];
-    const char *name = owner ? rt->cold[owner - 1].name : "?";
-    weft__die("stack",
-              "stack overflow in task '%s' (slot %u, %lu-byte %s stack, %s "
-              "%lu bytes below its bottom)",
-              name, owner ? owner - 1 : 0, (unsigned long)p->size,
-              cls ? "small" : "default", how, (unsigned long)below);
-}
-
-/* The task running on this thread, if the fault is its overflow: the
- * address is in its guard zone, or its stack pointer has left its stack
- * downwards but is still in the runtime's stack area (a canary-only
- * stack's overflow that ran over other stacks). Signal safe. */
-static void own_overflow(void *addr, uintptr_t sp)
-{
-    weft_worker *w = weft__worker_self();
-    weft_tcb *t = w ? w->current : NULL;
-    if (!t)
-        return;
-    weft_rt *rt = w->rt;
-    uint32_t slot = w->cur_slot, s = rt->cold[slot].stack;
-    if (!s)
-        return;
-    int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
-    weft_stack_pool *p = &rt->pool[cls];
-    uintptr_t a = (uintptr_t)addr;
-    uintptr_t bottom = (uintptr_t)weft__stack_bottom(p, s - 1);
-    uintptr_t lo = (uintptr_t)p->base + (size_t)(s - 1) * p->stride;
-    uintptr_t area = (uintptr_t)rt->pool[0].base - rt->pool[0].page;
-    int guarded =
-        atomic_load_explicit(&p->flags[s - 1], RLX) & WEFT_STK_GUARDED;
-    if (a >= lo && a < bottom)
-        report(rt, cls, slot + 1,
-               guarded ? "guard page hit" : "canary zone hit", bottom - a);
-    if (sp && sp < bottom && sp >= area && a < bottom && a >= area)
-        report(rt, cls, slot + 1,
-               "canary only: ran over the stacks below it to a fault",
-               bottom - a);
-}
-
-static void on_fault(int sig, siginfo_t *si, void *uc)
-{
-    own_overflow(si->si_addr, uc_sp(uc));
-    for (uint32_t id = 1; id < REGISTRY; id++) {
-        weft_rt *rt = atomic_load_explicit(&registry[id], RLX);
-        if (!rt)
-            continue;
-        for (int cls = 0; cls < 2; cls++) {
-            weft_stack_pool *p = &rt->pool[cls];
-            int64_t i = weft__stack_find_guard(p, si->si_addr);
-            if (i == -1)
-                continue;
-            if (i == WEFT_STACK_FENCE) /* not this thread's task: whose? */
-                weft__die("stack",
-                          "stack overflow ran into the fence below the %s "
-                          "stacks (fault at %p)",
-                          cls ? "small" : "default", si->si_addr);
-            uint32_t owner = atomic_load_explicit(&p->owner[i], RLX);
-            uintptr_t bottom = (uintptr_t)weft__stack_bottom(p, (uint32_t)i);
-            report(rt, cls, owner, "guard zone hit",
-                   bottom - (uintptr_t)si->si_addr);
-        }
-    }
-    /* A report is under way on another thread, and this fault may be its
-     * damage: wait for its abort rather than die by SIGSEGV first. */
-    if (weft__dying())
-        weft__die_wait();
-    /* Not ours: hand it to whoever was there before. */
-    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
-    if (old->sa_flags & SA_SIGINFO) {
-        old->sa_sigaction(sig, si, uc);
-    } else if (old->sa_handler != SIG_IGN && old->sa_handler != SIG_DFL) {
-        old->sa_handler(sig);
-    } else {
-        /* Default action: restore it and return; the fault repeats. */
-        sigaction(sig, old, NULL);
-    }
-}
-
-static void install_handler(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_fault;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &old_segv);
-    sigaction(SIGBUS, &sa, &old_bus);
-}
 
 /* ---- create ----------------------------------------------------------- */
 
@@ -289,7 +142,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     int err = weft__config_check(&cfg);
     if (err)
         return err;
-    pthread_once(&handler_once, install_handler);
+    weft__overflow_init();
     weft__membar_init(); /* sched/cancel.c's wait entry */
     /* Find the topology now, on the creating thread: a task's later
      * weft_topology_get then never runs the discovery on its stack. */
@@ -365,17 +218,10 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
      * obs_sigquit after its acquire look-up. */
     if (cfg.dump_on_sigquit)
         weft__obs_sigquit_add(rt);
-    uint32_t id = 0;
-    for (uint32_t i = 1; i < REGISTRY && !id; i++) {
-        weft_rt *none = NULL;
-        /* Release: pairs with weft__rt_by_id's acquire. */
-        if (atomic_compare_exchange_strong_explicit(&registry[i], &none, rt,
-                                                    memory_order_release, RLX))
-            id = i;
-    }
+    uint32_t id = weft__registry_add(rt);
     if (!id) {
         err = weft__error_set(-EAGAIN, "runtimes: %u already exist",
-                              REGISTRY - 1);
+                              WEFT_REGISTRY - 1);
         goto fail_registry;
     }
     rt->id = id;
@@ -389,7 +235,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
 
     if ((err = weft__thr_init(rt, a + l.alt))) {
         weft__error_set(err, "threads: no memory for the thread table");
-        atomic_store_explicit(&registry[id], NULL, RLX);
+        weft__registry_remove(rt);
         goto fail_registry;
     }
     uint32_t started = 0;
@@ -437,7 +283,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
 
 fail_threads:
     stop_workers(rt, started);
-    atomic_store_explicit(&registry[id], NULL, RLX);
+    weft__registry_remove(rt);
 fail_registry:
     weft__obs_rt_gone(rt);
     weft__inject_destroy(&rt->inject);
@@ -486,7 +332,7 @@ int weft_rt_destroy(weft_rt *rt)
         weft__stack_pool_fini(&rt->pool[k]);
         guards += atomic_load_explicit(&rt->pool[k].guarded, RLX);
     }
-    atomic_store_explicit(&registry[rt->id], NULL, memory_order_release);
+    weft__registry_remove(rt);
     weft__obs_rt_gone(rt); /* no SIGQUIT dump still reads it */
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(rt->arena, rt->arena_size);

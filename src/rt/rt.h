@@ -14,4 +14,8 @@ int weft__config_check(weft_config *c);
  * quota when one is set. Any thread. */
 unsigned weft__config_cpus(void);
 
+/* Install the stack-overflow reporter (overflow.c), once per process.
+ * Plain thread (weft_rt_create). */
+void weft__overflow_init(void);
+
 #endif

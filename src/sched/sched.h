@@ -364,8 +364,13 @@ void weft__preempt_fix_uc(void *uc, weft_worker *w);
  * (DESIGN.md §9, thread-local storage and migration). Any thread. */
 weft_worker *weft__worker_self(void);
 
-/* Registry: runtime by id, for handles. Any thread. */
+/* The registry (registry.c): runtimes by id, 1..WEFT_REGISTRY-1, for
+ * handles. by_id: any thread (NULL when none). add: returns the id, 0 when
+ * the table is full; remove: frees rt's id. Creator / destroyer. */
+#define WEFT_REGISTRY 256
 struct weft_rt *weft__rt_by_id(uint32_t id);
+uint32_t weft__registry_add(struct weft_rt *rt);
+void weft__registry_remove(struct weft_rt *rt);
 
 /* Run the scheduler loop of worker w on the calling thread until the
  * runtime stops (returns 0), or until the thread, having kept an isolated
