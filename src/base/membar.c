@@ -32,7 +32,9 @@ void weft__membar_init(void)
 
 void weft__membar_heavy(void)
 {
+#ifndef WEFT_TSAN
     atomic_thread_fence(memory_order_seq_cst);
+#endif
 #ifdef __NR_membarrier
     if (weft__membar_ok &&
         syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)

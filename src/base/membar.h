@@ -15,13 +15,14 @@
  * cost ~12 ns per op.
  *
  * When the kernel lacks it (before 4.14, or a seccomp filter refuses it),
- * both sides fall back to seq_cst fences. TSan builds use the fences
- * too: TSan does not model membarrier.
+ * both sides fall back to seq_cst fences. TSan builds use seq_cst
+ * accesses instead: TSan models neither membarrier nor fences.
  */
 #ifndef WEFT_BASE_MEMBAR_H
 #define WEFT_BASE_MEMBAR_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "compiler.h"
 
@@ -34,18 +35,26 @@ extern int weft__membar_ok;
  * weft_rt_create. */
 void weft__membar_init(void);
 
-/* The hot side: orders the caller's earlier stores before its later
- * loads, given that the other side calls weft__membar_heavy. Any
+/* The hot side of a Dekker pair: store v to *flag, then load *word,
+ * ordered (store before load) against another thread's store of *word,
+ * weft__membar_heavy, load of *flag. A compiler barrier between them when
+ * the process is registered, else a seq_cst fence; under TSan, which
+ * neither models nor (GCC) accepts fences, seq_cst accesses. Any
  * thread. */
-static inline void weft__membar_light(void)
+static inline int weft__membar_store_load(_Atomic uint8_t *flag, uint8_t v,
+                                          _Atomic int *word)
 {
-#ifndef WEFT_TSAN
-    if (weft_likely(weft__membar_ok)) {
+#ifdef WEFT_TSAN
+    atomic_store_explicit(flag, v, memory_order_seq_cst);
+    return atomic_load_explicit(word, memory_order_seq_cst);
+#else
+    atomic_store_explicit(flag, v, memory_order_relaxed);
+    if (weft_likely(weft__membar_ok))
         atomic_signal_fence(memory_order_seq_cst);
-        return;
-    }
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+    return atomic_load_explicit(word, memory_order_relaxed);
 #endif
-    atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* The rare side: a full barrier on every thread of the process. Any

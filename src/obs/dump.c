@@ -145,7 +145,9 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
      * Acquire fence: the reads above come before this one (a seqlock
      * reader's order; the writer's side is reap's release and the next
      * spawner's reservation). */
+#ifndef WEFT_TSAN /* TSan models no fences (and GCC refuses them) */
     atomic_thread_fence(memory_order_acquire);
+#endif
     uint64_t again = atomic_load_explicit(&rt->hot[slot].state, RLX);
     if ((again ^ s) & WEFT_TS_GEN_MASK || weft_ts_state(again) == WEFT_TS_FREE)
         return -ESRCH;

@@ -82,6 +82,7 @@
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
 #define REL memory_order_release
+#define SC memory_order_seq_cst
 
 /* weft__wait_enter and weft__wait_leave are inline (sched.h). */
 
@@ -89,14 +90,15 @@ void weft__cancel_waits(weft_rt *rt)
 {
     /* Store, heavy barrier, load: the canceller's half of the Dekker
      * pair with weft__wait_enter (header). */
-    atomic_store_explicit(&rt->shutdown, 1, RLX);
+    atomic_store_explicit(&rt->shutdown, 1, SC); /* seq_cst for TSan builds
+                                                    (base/membar.h) */
     weft__membar_heavy();
     for (uint32_t slot = 0; slot < rt->cfg.max_tasks; slot++) {
         uint64_t s = atomic_load_explicit(&rt->hot[slot].state, RLX);
         unsigned st = weft_ts_state(s);
         if (st == WEFT_TS_PARKED ||
             (st == WEFT_TS_RUNNABLE && weft__wk_links(atomic_load_explicit(
-                                           &rt->cold[slot].wait_kind, RLX))))
+                                           &rt->cold[slot].wait_kind, SC))))
             weft__task_unpark(rt, slot, weft__hgen(rt, s));
     }
 }

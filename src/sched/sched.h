@@ -496,9 +496,8 @@ static inline int weft__wait_enter(struct weft_rt *rt, uint32_t slot,
     atomic_store_explicit(&c->wait_obj, obj, memory_order_relaxed);
     /* Store, barrier, load: the task's half of the Dekker pair with
      * weft__cancel_waits (cancel.c), whose half is the heavy barrier. */
-    atomic_store_explicit(&c->wait_kind, (uint8_t)kind, memory_order_relaxed);
-    weft__membar_light();
-    if (weft_likely(!atomic_load_explicit(&rt->shutdown, memory_order_relaxed)))
+    if (weft_likely(!weft__membar_store_load(&c->wait_kind, (uint8_t)kind,
+                                             &rt->shutdown)))
         return 0;
     atomic_store_explicit(&c->wait_kind, WEFT_WK_NONE, memory_order_release);
     return -ECANCELED;
