@@ -1,5 +1,5 @@
 /*
- * mutex.c - weft_mutex and weft_cond.
+ * mutex.c - weft_mutex (weft_cond is cond.c).
  *
  * Mutex state word (bits): LOCKED, WAITERS (the queue may be non-empty:
  * set and cleared only under the queue lock), HANDOFF (handoff mode), or
@@ -29,6 +29,7 @@
 #include <limits.h>
 
 #include "../base/clock.h"
+#include "mutex.h"
 #include "wait.h"
 
 #define RLX memory_order_relaxed
@@ -42,7 +43,7 @@ enum { SERVED_HANDOFF = 1 }; /* weft_wait.flags: ownership was passed */
 
 static inline int dead(uint32_t s)
 {
-    return (s & 0xffff0000u) == WEFT_DEAD32;
+    return weft__dead32(s);
 }
 
 int weft_mutex_init(weft_mutex *m)
@@ -256,119 +257,15 @@ int weft_mutex_unlock(weft_mutex *m)
     return unlock_slow(m);
 }
 
-/* ---- condition variables -------------------------------------------- */
-
-int weft_cond_init(weft_cond *c)
-{
-    if (!c)
-        return -EINVAL;
-    *c = (weft_cond)WEFT_COND_INIT;
-    return 0;
-}
-
-int weft_cond_destroy(weft_cond *c)
-{
-    if (!c)
-        return -EINVAL;
-    _Atomic uint32_t *l = weft__wq_lock_word(&c->q_);
-    weft__spin_lock(l);
-    int r = 0;
-    if (dead(atomic_load_explicit(WEFT_A32(&c->state_), RLX)))
-        r = -EINVAL;
-    else if (!weft__wq_empty(&c->q_.list_))
-        r = -EBUSY;
-    else
-        atomic_store_explicit(WEFT_A32(&c->state_), WEFT_DEAD32, RLX);
-    weft__spin_unlock(l);
-    return r;
-}
-
 /* Take m back after a cond wait, whatever happens: a cond wait returns
  * with its mutex held, also when it was cancelled. Inside the cond wait's
  * own open wait (WAIT_NESTED): shutdown does not end it, and the
  * destroyer waits for it (sched/cancel.c). */
-static void relock(weft_mutex *m)
+void weft__mutex_relock(weft_mutex *m)
 {
     uint32_t s = 0;
     /* Acquire: pairs with unlock's release. */
     if (!atomic_compare_exchange_strong_explicit(WEFT_A32(&m->state_), &s,
                                                  LOCKED, ACQ, RLX))
         lock_slow(m, WAIT_FOREVER, WAIT_NESTED);
-}
-
-int weft_cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline)
-{
-    if (!c || !m)
-        return -EINVAL;
-    _Atomic uint32_t *l = weft__wq_lock_word(&c->q_);
-    weft_wait wt;
-    weft_wnode node = {.wait = &wt};
-    /* Closed by its owner on error, so never solo; cancelled before it
-     * queues: m is still held. */
-    int r = weft__wait_init(&wt, 0, WEFT_WK_COND, c);
-    if (r)
-        return weft__wait_fini(&wt, r);
-    weft__spin_lock(l);
-    if (dead(atomic_load_explicit(WEFT_A32(&c->state_), RLX))) {
-        weft__spin_unlock(l);
-        r = -EINVAL;
-        goto out;
-    }
-    /* Queued before the mutex is released: a signal sent by the next
-     * holder finds us. */
-    weft__wq_push(&c->q_.list_, &node);
-    weft__spin_unlock(l);
-    r = weft_mutex_unlock(m);
-    if (r) { /* the caller did not hold m: undo */
-        weft__spin_lock(l);
-        weft__wq_unlink(&c->q_.list_, &node);
-        weft__spin_unlock(l);
-        if (!weft__wait_claim(&node)) {
-            /* A signal chose us meanwhile: take its wake-up and pass the
-             * signal on, so it is not lost. */
-            weft__wait_block(&wt, WAIT_FOREVER);
-            weft_cond_signal(c);
-        }
-        goto out;
-    }
-    r = weft__wait_block(&wt, deadline);
-    if (r < 0) { /* timed out or cancelled: still linked */
-        weft__spin_lock(l);
-        weft__wq_unlink(&c->q_.list_, &node);
-        weft__spin_unlock(l);
-    }
-    relock(m);
-out:
-    return weft__wait_fini(&wt, r);
-}
-
-int weft_cond_wait(weft_cond *c, weft_mutex *m)
-{
-    return weft_cond_wait_until(c, m, WAIT_FOREVER);
-}
-
-static int wake(weft_cond *c, int all)
-{
-    if (!c)
-        return -EINVAL;
-    _Atomic uint32_t *l = weft__wq_lock_word(&c->q_);
-    weft__spin_lock(l);
-    if (dead(atomic_load_explicit(WEFT_A32(&c->state_), RLX))) {
-        weft__spin_unlock(l);
-        return -EINVAL;
-    }
-    weft_wnode *got = weft__wq_claim_list(&c->q_.list_, all ? UINT_MAX : 1);
-    weft__spin_unlock(l);
-    weft__wake_list(got, 0);
-    return 0;
-}
-
-int weft_cond_signal(weft_cond *c)
-{
-    return wake(c, 0);
-}
-
-int weft_cond_broadcast(weft_cond *c)
-{
-    return wake(c, 1);
 }

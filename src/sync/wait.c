@@ -1,5 +1,6 @@
 /*
- * wait.c - blocking for tasks and plain threads, with deadlines; time.
+ * wait.c - blocking for tasks and plain threads, with deadlines (the
+ * sleeps and the clock are time.c).
  *
  * A task blocks by parking. With a deadline it first arms a timer on its
  * current worker (the record on its stack, timer.h); whichever comes
@@ -187,36 +188,4 @@ void weft__wake_list(weft_wnode *n, int remote)
 void weft__wait_wake_remote(weft_wait *wt)
 {
     weft__waiter_wake_remote(&wt->w);
-}
-
-/* ---- time ------------------------------------------------------------ */
-
-uint64_t weft_now_ns(void)
-{
-    return weft__clock_ns_user();
-}
-
-int weft_sleep_until(uint64_t deadline)
-{
-    weft_worker *w = weft__worker_self();
-    if (w && w->current) {
-        /* A wait nobody claims: it ends by its deadline, or by the
-         * runtime's cancellation. */
-        weft_wait wt;
-        int r = weft__wait_init(&wt, 0, WEFT_WK_SLEEP, NULL);
-        if (!r)
-            r = weft__wait_block(&wt, deadline);
-        return weft__wait_fini(&wt, r == -ECANCELED ? r : 0);
-    }
-    struct timespec ts = {(time_t)(deadline / 1000000000u),
-                          (long)(deadline % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-    return 0;
-}
-
-int weft_sleep_ns(uint64_t ns)
-{
-    uint64_t now = weft__clock_ns();
-    return weft_sleep_until(now + ns < now ? UINT64_MAX : now + ns);
 }

@@ -203,7 +203,12 @@ static inline _Atomic uint32_t *weft__wq_lock_word(weft_waitq *q)
     return WEFT_A32(&q->lock_);
 }
 
-/* Marks a destroyed object in its state word (sync.c, chan.c). */
+/* Marks a destroyed object in its state word (mutex.c, cond.c, wg.c,
+ * event.c). */
 #define WEFT_DEAD32 UINT32_C(0xdead0000)
+static inline int weft__dead32(uint32_t s)
+{
+    return (s & 0xffff0000u) == WEFT_DEAD32;
+}
 
 #endif
