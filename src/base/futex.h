@@ -1,6 +1,6 @@
 /*
  * futex.h - wait and wake on a 32-bit word, for plain threads and idle
- * workers. Tasks never call these: they park (sched/park.h).
+ * workers. Tasks never call these: they park (sched/task.c).
  */
 #ifndef WEFT_BASE_FUTEX_H
 #define WEFT_BASE_FUTEX_H

@@ -29,7 +29,7 @@ void weft__inject_push(weft_inject *q, const uint32_t *slots, uint32_t n)
         q->head = slots[0] + 1;
     q->tail = slots[n - 1] + 1;
     /* seq_cst: a worker about to sleep re-reads len after announcing
-     * itself (sched/park.c, the no-lost-wake-up argument). */
+     * itself (sched/worker.c, the no-lost-wake-up argument). */
     atomic_fetch_add_explicit(&q->len, n, memory_order_seq_cst);
     pthread_mutex_unlock(&q->lock);
 }

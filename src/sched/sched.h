@@ -36,7 +36,7 @@ typedef struct weft_wstats {
     _Atomic uint64_t steals, steal_attempts;
     _Atomic uint64_t inlined;            /* joins that ran the child inline */
     _Atomic uint64_t deflected, mail_in; /* mesh: tasks sent, received */
-    /* Budgets (sched/budget.c): polls are counted by switches and
+    /* Budgets (sysmon.c, worker.c): polls are counted by switches and
      * fast_yields; these by the worker at the end of a poll, or by the
      * monitor (preemptions are counted by the worker that preempts). */
     _Atomic uint64_t slow_polls, violations, preemptions;
