@@ -129,6 +129,142 @@ static void warn_canaries(weft_rt *rt)
                         (unsigned long long)weft__stack_guard_budget());
 }
 
+/* Step 1 of create: the runtime header, laid out in the arena at a (plan,
+ * above): its fields, the summary tree, the stack pools and their fences,
+ * the injection queue, mesh mode's neighbours and the policy. Nothing
+ * runs yet. 0, or an error with weft_last_error set. */
+static int place(weft_rt *rt, const weft_config *cfg, const layout *l, char *a,
+                 const weft_summary *sum, size_t page, int huge,
+                 const weft_topology *topo)
+{
+    rt->cfg = *cfg;
+    rt->nworkers = cfg->workers;
+    rt->workers = (weft_worker *)(a + l->workers);
+    rt->arena = a;
+    rt->arena_size = l->total;
+    rt->huge_pages = huge;
+    rt->sum = *sum;
+    weft__summary_init(&rt->sum);
+    rt->hot = (weft_tcb *)(a + l->hot);
+    rt->cold = (weft_tcb_cold *)(a + l->cold);
+    rt->tiers = (weft_tier_slot *)(a + l->tiers);
+    rt->link = (_Atomic uint32_t *)(a + l->link);
+    for (int k = 0; k < 2; k++) {
+        weft_stack_pool *p = &rt->pool[k];
+        p->base = a + l->stacks[k];
+        p->size = k ? cfg->small_stack_size : cfg->stack_size;
+        p->count = cfg->max_tasks;
+        p->small = k;
+        p->want_guard = cfg->guard_pages;
+        p->page = page;
+        p->keep = cfg->stack_keep;
+        p->next = (_Atomic uint32_t *)(a + l->next[k]);
+        p->flags = (_Atomic uint8_t *)(a + l->flags[k]);
+        p->owner = (_Atomic uint32_t *)(a + l->owner[k]);
+        p->san = (void **)(a + l->san[k]);
+        weft__stack_pool_init(p);
+        int err = weft__stack_fence(a + l->fence[k], page);
+        if (err)
+            return weft__error_set(err,
+                                   "stacks: cannot protect the fence page");
+    }
+    weft__inject_init(&rt->inject, rt->link);
+    rt->mesh = cfg->balance == WEFT_BALANCE_MESH;
+    rt->mbox = rt->mesh ? (weft_mbox *)(a + l->mbox) : NULL;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        rt->workers[i].order =
+            (uint32_t *)(a + l->order) + (size_t)i * cfg->workers;
+        rt->workers[i].threshold = WEFT_MESH_THRESHOLD;
+    }
+    /* Mesh neighbours by L3 group. Known only for pinned workers (cfg.pin:
+     * worker i on the topology's pin_order[i], isolate.c); unpinned ones
+     * float over the allowed CPUs and count as one group. */
+    if (rt->mesh && cfg->pin)
+        weft__mesh_groups_from_topology(rt, topo);
+    else
+        weft__mesh_set_groups(rt, NULL);
+    /* The preset policy (cfg.policy, cfg.fairness) and its fairness rule,
+     * before any worker makes a scheduling decision. */
+    weft__policy_init(rt);
+    rt->obs_base = (weft_stats *)(a + l->obs);
+    rt->spawn_bits = cfg->preempt_all ? WEFT_TS_PREEMPTIBLE : 0;
+    return 0;
+}
+
+/* Step 2: give rt an id in the registry (handles resolve through it) and
+ * an epoch. 0 or -EAGAIN. */
+static int enroll(weft_rt *rt)
+{
+    /* Before the registry publishes rt: the SIGQUIT handler reads
+     * obs_sigquit after its acquire look-up. */
+    if (rt->cfg.dump_on_sigquit)
+        weft__obs_sigquit_add(rt);
+    uint32_t id = weft__registry_add(rt);
+    if (!id)
+        return weft__error_set(-EAGAIN, "runtimes: %u already exist",
+                               WEFT_REGISTRY - 1);
+    rt->id = id;
+    /* Registry ids are reused; the epoch keeps a destroyed runtime's
+     * handles stale in its successor (same id, same slots, generations
+     * from 0 again). Golden-ratio steps spread successive epochs over the
+     * 24-bit generation space. */
+    static _Atomic uint32_t epochs;
+    rt->epoch =
+        (atomic_fetch_add_explicit(&epochs, 1, RLX) * 0x9e3779u) & 0xffffff;
+    return 0;
+}
+
+/* Worker i's own state before its thread starts: its home leaf of the
+ * summary tree, its timer heap. 0 or -EINVAL. */
+static int worker_init(weft_rt *rt, uint32_t i, weft_theap_ent *timers)
+{
+    weft_worker *w = &rt->workers[i];
+    w->rt = rt;
+    w->hot = rt->hot;
+    w->link = rt->link;
+    w->top1 = rt->sum.top_count == 1 ? rt->sum.top : NULL;
+    w->id = i;
+    w->rng = 2654435761u * (i + 1) | 1;
+    /* Home leaves 8 apart: eight 8-byte words fill a cache line, and
+     * every spawn and reap does an RMW on its leaf's reservation word;
+     * neighbours' words on one line cost fib at 2 workers 1.7x its
+     * 1-worker time (measured). Wraps when leaves are few. */
+    uint32_t want = (i * 8) % rt->sum.leaf_count;
+    if (i * 8 >= rt->sum.leaf_count)
+        want = i % rt->sum.leaf_count;
+    int64_t leaf = weft__summary_reserve_worker(&rt->sum, want);
+    if (leaf < 0) /* config_check keeps workers <= leaf_count */
+        return weft__error_set(-EINVAL, "workers: no leaf left");
+    w->leaf = (uint32_t)leaf;
+    w->yroot = &rt->sum.root[leaf / 64];
+    w->yleaf = &rt->sum.leaf[leaf];
+    w->yroot_bit = UINT64_C(1) << (leaf % 64);
+    w->ytop_bit = UINT64_C(1) << ((leaf / 64) % 64);
+    w->resv_hint = (uint32_t)leaf;
+    w->start_ns = weft__clock_ns();
+    weft__theap_init(&w->timers, timers);
+    return 0;
+}
+
+/* Step 3: the workers' threads, then the monitor. *started counts the
+ * worker threads running (for the unwinding). 0 or an error. */
+static int start(weft_rt *rt, const layout *l, char *a, uint32_t *started)
+{
+    int err;
+    for (*started = 0; *started < rt->nworkers; (*started)++) {
+        uint32_t i = *started;
+        if ((err = worker_init(rt, i,
+                               (weft_theap_ent *)(a + l->timers) +
+                                   (size_t)i * rt->cfg.max_tasks)))
+            return err;
+        if (weft__thr_start_worker(rt, i))
+            return weft__error_set(-EAGAIN, "workers: cannot create thread");
+    }
+    if ((err = weft__sysmon_start(rt)))
+        return weft__error_set(err, "monitor: cannot start its thread");
+    return 0;
+}
+
 int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
 {
     weft__error_clear();
@@ -159,137 +295,31 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     if (!a)
         return weft__error_set(-ENOMEM, "arena: cannot reserve %zu bytes",
                                l.total);
-
-    weft_rt *rt = (weft_rt *)(a + l.rt);
-    rt->cfg = cfg;
-    rt->nworkers = cfg.workers;
-    rt->workers = (weft_worker *)(a + l.workers);
-    rt->arena = a;
-    rt->arena_size = l.total;
-    rt->huge_pages = huge;
     weft__summary_place(&sum, a + l.sum);
-    rt->sum = sum;
-    weft__summary_init(&rt->sum);
-    rt->hot = (weft_tcb *)(a + l.hot);
-    rt->cold = (weft_tcb_cold *)(a + l.cold);
-    rt->tiers = (weft_tier_slot *)(a + l.tiers);
-    rt->link = (_Atomic uint32_t *)(a + l.link);
-    for (int k = 0; k < 2; k++) {
-        weft_stack_pool *p = &rt->pool[k];
-        p->base = a + l.stacks[k];
-        p->size = k ? cfg.small_stack_size : cfg.stack_size;
-        p->count = cfg.max_tasks;
-        p->small = k;
-        p->want_guard = cfg.guard_pages;
-        p->page = page;
-        p->keep = cfg.stack_keep;
-        p->next = (_Atomic uint32_t *)(a + l.next[k]);
-        p->flags = (_Atomic uint8_t *)(a + l.flags[k]);
-        p->owner = (_Atomic uint32_t *)(a + l.owner[k]);
-        p->san = (void **)(a + l.san[k]);
-        weft__stack_pool_init(p);
-        if ((err = weft__stack_fence(a + l.fence[k], page))) {
-            weft__error_set(err, "stacks: cannot protect the fence page");
-            goto fail_fence;
-        }
-    }
-    weft__inject_init(&rt->inject, rt->link);
-    rt->mesh = cfg.balance == WEFT_BALANCE_MESH;
-    rt->mbox = rt->mesh ? (weft_mbox *)(a + l.mbox) : NULL;
-    for (uint32_t i = 0; i < rt->nworkers; i++) {
-        rt->workers[i].order =
-            (uint32_t *)(a + l.order) + (size_t)i * cfg.workers;
-        rt->workers[i].threshold = WEFT_MESH_THRESHOLD;
-    }
-    /* Mesh neighbours by L3 group. Known only for pinned workers (cfg.pin:
-     * worker i on the topology's pin_order[i], isolate.c); unpinned ones
-     * float over the allowed CPUs and count as one group. */
-    if (rt->mesh && cfg.pin)
-        weft__mesh_groups_from_topology(rt, topo);
-    else
-        weft__mesh_set_groups(rt, NULL);
-    /* The preset policy (cfg.policy, cfg.fairness) and its fairness rule,
-     * before any worker makes a scheduling decision. */
-    weft__policy_init(rt);
-    rt->obs_base = (weft_stats *)(a + l.obs);
-    rt->spawn_bits = cfg.preempt_all ? WEFT_TS_PREEMPTIBLE : 0;
-
-    /* Before the registry publishes rt: the SIGQUIT handler reads
-     * obs_sigquit after its acquire look-up. */
-    if (cfg.dump_on_sigquit)
-        weft__obs_sigquit_add(rt);
-    uint32_t id = weft__registry_add(rt);
-    if (!id) {
-        err = weft__error_set(-EAGAIN, "runtimes: %u already exist",
-                              WEFT_REGISTRY - 1);
-        goto fail_registry;
-    }
-    rt->id = id;
-    /* Registry ids are reused; the epoch keeps a destroyed runtime's
-     * handles stale in its successor (same id, same slots, generations
-     * from 0 again). Golden-ratio steps spread successive epochs over the
-     * 24-bit generation space. */
-    static _Atomic uint32_t epochs;
-    rt->epoch =
-        (atomic_fetch_add_explicit(&epochs, 1, RLX) * 0x9e3779u) & 0xffffff;
-
+    weft_rt *rt = (weft_rt *)(a + l.rt);
+    if ((err = place(rt, &cfg, &l, a, &sum, page, huge, topo)))
+        goto fail_place;
+    if ((err = enroll(rt)))
+        goto fail_enroll;
     if ((err = weft__thr_init(rt, a + l.alt))) {
         weft__error_set(err, "threads: no memory for the thread table");
-        weft__registry_remove(rt);
-        goto fail_registry;
+        goto fail_thr;
     }
-    uint32_t started = 0;
-    for (; started < rt->nworkers; started++) {
-        weft_worker *w = &rt->workers[started];
-        w->rt = rt;
-        w->hot = rt->hot;
-        w->link = rt->link;
-        w->top1 = rt->sum.top_count == 1 ? rt->sum.top : NULL;
-        w->id = started;
-        w->rng = 2654435761u * (started + 1) | 1;
-        /* Home leaves 8 apart: eight 8-byte words fill a cache line, and
-         * every spawn and reap does an RMW on its leaf's reservation
-         * word; neighbours' words on one line cost fib at 2 workers 1.7x
-         * its 1-worker time (measured). Wraps when leaves are few. */
-        uint32_t want = (started * 8) % rt->sum.leaf_count;
-        if (started * 8 >= rt->sum.leaf_count)
-            want = started % rt->sum.leaf_count;
-        int64_t leaf = weft__summary_reserve_worker(&rt->sum, want);
-        if (leaf < 0) { /* config_check keeps workers <= leaf_count */
-            err = weft__error_set(-EINVAL, "workers: no leaf left");
-            goto fail_threads;
-        }
-        w->leaf = (uint32_t)leaf;
-        w->yroot = &rt->sum.root[leaf / 64];
-        w->yleaf = &rt->sum.leaf[leaf];
-        w->yroot_bit = UINT64_C(1) << (leaf % 64);
-        w->ytop_bit = UINT64_C(1) << ((leaf / 64) % 64);
-        w->resv_hint = (uint32_t)leaf;
-        w->start_ns = weft__clock_ns();
-        weft__theap_init(&w->timers, (weft_theap_ent *)(a + l.timers) +
-                                         (size_t)started * cfg.max_tasks);
-        if (weft__thr_start_worker(rt, started)) {
-            err = weft__error_set(-EAGAIN, "workers: cannot create thread");
-            goto fail_threads;
-        }
-    }
-    if ((err = weft__sysmon_start(rt))) {
-        weft__error_set(err, "monitor: cannot start its thread");
-        goto fail_threads;
-    }
+    uint32_t started;
+    if ((err = start(rt, &l, a, &started)))
+        goto fail_start;
     warn_canaries(rt);
     *out = rt;
     return 0;
 
-fail_threads:
-    stop_workers(rt, started);
+fail_start:
+    stop_workers(rt, started); /* frees the thread table too */
+fail_thr:
     weft__registry_remove(rt);
-fail_registry:
+fail_enroll:
     weft__obs_rt_gone(rt);
     weft__inject_destroy(&rt->inject);
-    weft__arena_unmap(a, l.total);
-    return err;
-fail_fence:
+fail_place:
     weft__arena_unmap(a, l.total);
     return err;
 }
