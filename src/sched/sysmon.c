@@ -443,64 +443,49 @@ static void poll_over(weft_rt *rt, const weft_policy *p, uint64_t now,
     m->tiered = 0;
 }
 
-static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
-                  uint64_t now, weft_worker *w, mon_worker *m)
+/* A new poll (or none) on w since the last look: close the old one and
+ * start watching this one (run: its slot + 1, seq: its number, k: the
+ * thread running it). */
+static void poll_begin(weft_rt *rt, const weft_policy *p, uint64_t now,
+                       weft_worker *w, mon_worker *m, uint32_t run,
+                       uint64_t seq, uint32_t k)
 {
-    /* Acquire: pairs with poll_turn's release store (worker.c). It also
-     * makes the thread running the poll visible: that thread stored its
-     * tid and w->thr (isolate.c, thread_main) before its first poll. */
-    uint32_t run = atomic_load_explicit(&w->running, memory_order_acquire);
-    uint64_t seq = weft__poll_seq(w);
-    uint32_t k = atomic_load_explicit(&w->thr, RLX);
-    thr_sample now_s;
-    if (!run || seq != m->seq || run != m->slot1) {
-        poll_over(rt, p, now, m);
-        m->seq = seq;
-        m->slot1 = run;
-        m->since = m->last_t = now;
-        m->ran = m->lost = 0;
-        m->thr1 = 0;
-        m->wait_since = 0;
-        m->due_seen = 0;
-        m->counted = 0;
-        m->sent = 0;
-        m->accounted = 0;
-        m->made = m->made_last;
-        m->made_last = made_ready(w);
-        /* A preemptible task may be preempted for the work waiting
-         * behind it from its next look on: its thread is read from the
-         * start, so that time off the CPU is never blamed on it. Other
-         * polls are first read at their second look (header). */
-        if (run &&
-            (atomic_load_explicit(&rt->hot[run - 1].state, RLX) &
-             WEFT_TS_PREEMPTIBLE) &&
-            thread_read(rt, k, &now_s) && weft__poll_seq(w) == seq) {
-            m->last = now_s;
-            m->last_t = now_s.t1;
-            m->thr1 = k + 1;
-        }
-        return;
-    }
+    poll_over(rt, p, now, m);
+    m->seq = seq;
+    m->slot1 = run;
+    m->since = m->last_t = now;
+    m->ran = m->lost = 0;
+    m->thr1 = 0;
+    m->wait_since = 0;
+    m->due_seen = 0;
+    m->counted = 0;
+    m->sent = 0;
+    m->accounted = 0;
+    m->made = m->made_last;
     m->made_last = made_ready(w);
-    /* Time the poll by its thread's clocks. The reading must be of this
-     * poll: the thread may have ended it meanwhile (then the next look
-     * closes it). Without a reading (no /proc), wall time. */
-    int have = thread_read(rt, k, &now_s);
-    if (weft__poll_seq(w) != seq ||
-        atomic_load_explicit(&w->running, RLX) != run)
-        return;
-    if (have) {
-        now = now_s.t0;
-        account(m, &now_s, k, tick);
-    } else {
-        m->ran += now > m->last_t ? now - m->last_t : 0;
-        m->last_t = now;
-        m->thr1 = 0;
+    /* A preemptible task may be preempted for the work waiting behind it
+     * from its next look on: its thread is read from the start, so that
+     * time off the CPU is never blamed on it. Other polls are first read
+     * at their second look (header). */
+    thr_sample now_s;
+    if (run &&
+        (atomic_load_explicit(&rt->hot[run - 1].state, RLX) &
+         WEFT_TS_PREEMPTIBLE) &&
+        thread_read(rt, k, &now_s) && weft__poll_seq(w) == seq) {
+        m->last = now_s;
+        m->last_t = now_s.t1;
+        m->thr1 = k + 1;
     }
-    uint32_t slot = run - 1;
-    uint64_t ran = m->ran;
-    uint64_t st = atomic_load_explicit(&rt->hot[slot].state, RLX);
-    unsigned band = band_of(st);
+}
+
+/* The running poll of task `slot` has run `ran` ns of its thread's time:
+ * count it slow and over budget (once each), and, when it is either, run
+ * the tier machine on it. *s gets the task's tier state (MONITOR when
+ * the machine did not run). */
+static void judge(weft_rt *rt, const weft_policy *p, uint64_t now,
+                  weft_worker *w, mon_worker *m, uint32_t slot, unsigned band,
+                  uint64_t ran, weft_tier_state *s)
+{
     uint64_t budget = weft__policy_budget(p, band);
     if (ran > p->slow_poll_ns && !(m->counted & COUNT_SLOW)) {
         m->counted |= COUNT_SLOW;
@@ -516,38 +501,33 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                               atomic_load_explicit(&w->st.violations, RLX) + 1,
                               RLX);
     }
-    /* The tier machine, for a poll long enough to be slow. */
-    weft_tier_state s;
-    s.tier = WEFT_TIER_MONITOR;
-    if (ran > p->slow_poll_ns || ran > budget) {
-        tier_load(rt, slot, &s, now);
-        _Atomic uint32_t *v = &rt->tiers[slot].violations;
-        if (atomic_load_explicit(&rt->tiers[slot].gen, RLX) !=
-            task_gen(rt, slot) + 1)
-            atomic_store_explicit(v, 0, RLX); /* the task's first */
-        if (violation)
-            atomic_store_explicit(v, atomic_load_explicit(v, RLX) + 1, RLX);
-        int t = weft__tier_poll_running(p, band, &s, ran, now, &m->accounted);
-        tier_store(rt, slot, &s);
-        m->tiered = 1;
-        if (t > 0) {
-            track_add(rt, rt->mon, slot);
-            promoted(rt, slot, t, ran);
-        }
-    }
-    int preemptible = (st & WEFT_TS_PREEMPTIBLE) != 0;
-    if (!preemptible) {
-        /* Yield tier: asked to yield at its next cooperative point;
-         * Isolate tier: its worker goes to another thread. */
-        if (s.tier >= WEFT_TIER_YIELD && ran > budget)
-            atomic_store_explicit(&w->yield_req, seq + 1, RLX);
-        if (s.tier >= WEFT_TIER_ISOLATE &&
-            (!m->sent || now - m->sent >= tick)) {
-            m->sent = now;
-            request(rt, w, &w->iso_req, seq);
-        }
+    s->tier = WEFT_TIER_MONITOR;
+    if (ran <= p->slow_poll_ns && ran <= budget)
         return;
+    tier_load(rt, slot, s, now);
+    _Atomic uint32_t *v = &rt->tiers[slot].violations;
+    if (atomic_load_explicit(&rt->tiers[slot].gen, RLX) !=
+        task_gen(rt, slot) + 1)
+        atomic_store_explicit(v, 0, RLX); /* the task's first */
+    if (violation)
+        atomic_store_explicit(v, atomic_load_explicit(v, RLX) + 1, RLX);
+    int t = weft__tier_poll_running(p, band, s, ran, now, &m->accounted);
+    tier_store(rt, slot, s);
+    m->tiered = 1;
+    if (t > 0) {
+        track_add(rt, rt->mon, slot);
+        promoted(rt, slot, t, ran);
     }
+}
+
+/* A preemptible task's poll: preempt it when work waits behind it close
+ * to the latency target, or when it is over budget; isolate it at the
+ * Isolate tier when work waits and preemption keeps failing. */
+static void act_preemptible(weft_rt *rt, const weft_policy *p, uint64_t tick,
+                            uint64_t now, weft_worker *w, mon_worker *m,
+                            uint64_t seq, uint64_t ran, uint64_t budget,
+                            unsigned tier)
+{
     /* The wait this task causes is the part of it during which its
      * thread ran: while the kernel gives the CPU to others, preempting
      * it would make no one wait less. So each wait is less the time
@@ -576,13 +556,64 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
      * it is isolated. One that runs on because nothing else wants its
      * worker is left alone (a handoff would serve no one). */
     int over = ran > budget && (!m->sent || now - m->sent >= budget);
-    if (s.tier >= WEFT_TIER_ISOLATE && late && ran > 2 * budget &&
+    if (tier >= WEFT_TIER_ISOLATE && late && ran > 2 * budget &&
         (!m->sent || now - m->sent >= tick)) {
         m->sent = now;
         request(rt, w, &w->iso_req, seq);
     } else if (late || over) {
         m->sent = now;
         request(rt, w, &w->preempt_req, seq);
+    }
+}
+
+static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
+                  uint64_t now, weft_worker *w, mon_worker *m)
+{
+    /* Acquire: pairs with poll_turn's release store (worker.c). It also
+     * makes the thread running the poll visible: that thread stored its
+     * tid and w->thr (isolate.c, thread_main) before its first poll. */
+    uint32_t run = atomic_load_explicit(&w->running, memory_order_acquire);
+    uint64_t seq = weft__poll_seq(w);
+    uint32_t k = atomic_load_explicit(&w->thr, RLX);
+    if (!run || seq != m->seq || run != m->slot1) {
+        poll_begin(rt, p, now, w, m, run, seq, k);
+        return;
+    }
+    m->made_last = made_ready(w);
+    /* Time the poll by its thread's clocks. The reading must be of this
+     * poll: the thread may have ended it meanwhile (then the next look
+     * closes it). Without a reading (no /proc), wall time. */
+    thr_sample now_s;
+    int have = thread_read(rt, k, &now_s);
+    if (weft__poll_seq(w) != seq ||
+        atomic_load_explicit(&w->running, RLX) != run)
+        return;
+    if (have) {
+        now = now_s.t0;
+        account(m, &now_s, k, tick);
+    } else {
+        m->ran += now > m->last_t ? now - m->last_t : 0;
+        m->last_t = now;
+        m->thr1 = 0;
+    }
+    uint32_t slot = run - 1;
+    uint64_t ran = m->ran;
+    uint64_t st = atomic_load_explicit(&rt->hot[slot].state, RLX);
+    unsigned band = band_of(st);
+    uint64_t budget = weft__policy_budget(p, band);
+    weft_tier_state s;
+    judge(rt, p, now, w, m, slot, band, ran, &s);
+    if (st & WEFT_TS_PREEMPTIBLE) {
+        act_preemptible(rt, p, tick, now, w, m, seq, ran, budget, s.tier);
+        return;
+    }
+    /* Not preemptible. Yield tier: asked to yield at its next cooperative
+     * point; Isolate tier: its worker goes to another thread. */
+    if (s.tier >= WEFT_TIER_YIELD && ran > budget)
+        atomic_store_explicit(&w->yield_req, seq + 1, RLX);
+    if (s.tier >= WEFT_TIER_ISOLATE && (!m->sent || now - m->sent >= tick)) {
+        m->sent = now;
+        request(rt, w, &w->iso_req, seq);
     }
 }
 
