@@ -326,6 +326,25 @@ static inline uint64_t weft__poll_seq(weft_worker *w)
            atomic_load_explicit(&w->st.fast_yields, memory_order_relaxed);
 }
 
+/* The lost wake-up watchdog of WEFT_DEBUG builds (watchdog.c): the
+ * monitor's view of the last suspect. */
+typedef struct weft_watchdog {
+    uint32_t slot1;    /* suspect's slot + 1, 0 none */
+    uint64_t state;    /* its state word when first seen */
+    uint64_t since;    /* when first seen */
+    uint64_t switches; /* the runtime's switches then */
+} weft_watchdog;
+
+/* The bound in ns (WEFT_WATCHDOG_MS; 0: off, and always 0 outside
+ * WEFT_DEBUG builds). Any thread. */
+uint64_t weft__watchdog_bound_ns(void);
+
+/* A look while every worker sleeps and `switches` switches have been
+ * made: aborts, naming the task, when one ready task has been left
+ * unrun for the bound. Monitor only. */
+void weft__watchdog_look(struct weft_rt *rt, weft_watchdog *wd, uint64_t now,
+                         uint64_t switches);
+
 /* Start and stop the monitor thread of rt (sysmon.c). Creator / destroyer
  * only. start returns 0 or -EAGAIN. */
 int weft__sysmon_start(struct weft_rt *rt);

@@ -636,6 +636,8 @@ static void *sysmon_main(void *arg)
     weft_policy p;
     uint64_t idle_since = 0; /* since when no task has run */
     uint64_t seen = 0;       /* switches() at that look */
+    weft_watchdog wd = {0};  /* WEFT_DEBUG builds (watchdog.c) */
+    uint64_t wd_bound = weft__watchdog_bound_ns();
     while (!atomic_load_explicit(&rt->mon_stop, memory_order_acquire)) {
         weft__policy_read(rt, &p);
         uint64_t tick = tick_of(&p), now = weft__clock_ns();
@@ -663,6 +665,14 @@ static void *sysmon_main(void *arg)
                 idle_since = now, seen = sw;
             int deep = !isolated && now - idle_since >= DEEP_AFTER;
             uint32_t how = deep ? MON_DEEP : MON_NAP;
+            /* The watchdog looks in deep idle, and shortens the sleep
+             * with no end to a tenth of its bound so that it looks again
+             * (watchdog.c). */
+            uint64_t until = deep ? 0 : now + IDLE_SLEEP;
+            if (deep && wd_bound) {
+                weft__watchdog_look(rt, &wd, now, sw);
+                until = now + wd_bound / 10;
+            }
             /* seq_cst store, then seq_cst load of idle: pairs with
              * weft__sysmon_kick's caller, which decrements idle (seq_cst)
              * and then loads mon_sleep (seq_cst). In their single total
@@ -675,8 +685,7 @@ static void *sysmon_main(void *arg)
                  atomic_load_explicit(&rt->idle, memory_order_seq_cst) ==
                      rt->nworkers) &&
                 !atomic_load_explicit(&rt->mon_stop, RLX))
-                weft__futex_wait(&rt->mon_sleep, how,
-                                 deep ? 0 : now + IDLE_SLEEP);
+                weft__futex_wait(&rt->mon_sleep, how, until);
             atomic_store_explicit(&rt->mon_sleep, MON_AWAKE, RLX);
             continue;
         }
