@@ -1,0 +1,97 @@
+/*
+ * inject.c - the wrappers behind inject.h. Each counts the calls of its
+ * kind while armed and fails the chosen one; otherwise it is the real
+ * call (__real_*, which the linker binds to the library function).
+ */
+#include "inject.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+const char *const fault_names[FAULT_KINDS] = {"mmap", "mprotect",
+                                              "pthread_create", "calloc"};
+
+static _Atomic unsigned target[FAULT_KINDS], calls[FAULT_KINDS];
+static _Atomic int fired[FAULT_KINDS];
+
+void fault_arm(int k, unsigned n)
+{
+    atomic_store(&calls[k], 0);
+    atomic_store(&fired[k], 0);
+    atomic_store(&target[k], n);
+}
+
+unsigned fault_calls(int k)
+{
+    return atomic_load(&calls[k]);
+}
+
+int fault_fired(int k)
+{
+    return atomic_load(&fired[k]);
+}
+
+/* 1 when this call of kind k is the one to fail. */
+static int hit(int k)
+{
+    unsigned t = atomic_load_explicit(&target[k], memory_order_relaxed);
+    if (!t)
+        return 0;
+    if (atomic_fetch_add(&calls[k], 1) + 1 != t)
+        return 0;
+    atomic_store(&fired[k], 1);
+    return 1;
+}
+
+void *__real_mmap(void *a, size_t n, int prot, int fl, int fd, off_t off);
+void *__wrap_mmap(void *a, size_t n, int prot, int fl, int fd, off_t off)
+{
+    if (hit(FAULT_MMAP)) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    return __real_mmap(a, n, prot, fl, fd, off);
+}
+
+int __real_mprotect(void *a, size_t n, int prot);
+int __wrap_mprotect(void *a, size_t n, int prot)
+{
+    if (hit(FAULT_MPROTECT)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return __real_mprotect(a, n, prot);
+}
+
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a,
+                          void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a,
+                          void *(*fn)(void *), void *arg)
+{
+    if (hit(FAULT_PTHREAD_CREATE))
+        return EAGAIN;
+    return __real_pthread_create(t, a, fn, arg);
+}
+
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (hit(FAULT_CALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_calloc(n, size);
+}
+
+void *__real_aligned_alloc(size_t align, size_t size);
+void *__wrap_aligned_alloc(size_t align, size_t size)
+{
+    if (hit(FAULT_CALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_aligned_alloc(align, size);
+}
