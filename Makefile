@@ -48,6 +48,6 @@ bench: build/bench/weft-bench
 	else ./build/bench/weft-bench; fi
 
 clean:
-	rm -rf build build-test build-asan build-tsan build-ucontext build-cross build-rel
+	rm -rf build build-test build-asan build-tsan build-ucontext build-cross build-rel build-fuzz
 
 FORCE:

@@ -424,7 +424,7 @@ unsigned weft__wait_hints(void)
         if (c & (1u << 5))
             h |= WEFT_HINT_WAITPKG;
     }
-    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000001u) {
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000001u) {
         __cpuid(0x80000001u, a, b, c, d);
         if (c & (1u << 29))
             h |= WEFT_HINT_MONITORX;
