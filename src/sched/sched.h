@@ -46,8 +46,8 @@ typedef struct weft_wstats {
     _Atomic uint64_t wakes;            /* unparks done on this worker that
                                           made a PARKED task runnable */
     _Atomic uint64_t busy_ns, idle_ns; /* idle_ns: time asleep, added when
-                                          the worker wakes (worker.c,
-                                          idle); busy_ns is not written:
+                                          the worker wakes (idle.c);
+                                          busy_ns is not written:
                                           obs/stats.c derives busy time
                                           from start_ns and idle_ns */
 } weft_wstats;
@@ -58,6 +58,12 @@ typedef struct weft_wstats {
 #define WEFT_BAND_NORMAL (WEFT_PRIO_NORMAL / 4)
 
 #define WEFT_MESH_STAGED 8 /* destinations with a half-filled chunk */
+
+/* An intrusive FIFO of task slots linked through rt->link (runq.h):
+ * slot + 1 of its first and last task, 0 when empty. Owner-only. */
+typedef struct weft_slotq {
+    uint32_t head, tail;
+} weft_slotq;
 
 typedef struct weft_worker {
     /* Owner-only. The first line is the yield fast path's working set
@@ -78,10 +84,10 @@ typedef struct weft_worker {
                                 single-band fast paths apply */
         };
     };
-    uint32_t cur_slot;         /* its slot */
-    uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
-    uint8_t lifo_runs;         /* consecutive runs taken from the LIFO slot */
-    uint8_t fair_countdown;    /* decisions until the injection queue is
+    uint32_t cur_slot;      /* its slot */
+    weft_slotq yq;          /* yield queue (runq.h) */
+    uint8_t lifo_runs;      /* consecutive runs taken from the LIFO slot */
+    uint8_t fair_countdown; /* decisions until the injection queue is
                                   looked at first (fairness) */
 
     /* Second line: `running` and the switch counters, both written on
@@ -132,7 +138,7 @@ typedef struct weft_worker {
     uint32_t resv_hint;            /* leaf to reserve slots from first */
     uint32_t leaf;                 /* the leaf this worker reserved: its yield
                                   bit, and its first choice for slots */
-    int yield_published;           /* its yield bit is set (see worker.c) */
+    int yield_published;           /* its yield bit is set (steal.c) */
     uint32_t rng;                  /* xorshift state for victim order */
     void *sched_sp;                /* the scheduler context (thread stack) */
     void *sched_fiber;             /* its TSan fiber */
@@ -144,7 +150,7 @@ typedef struct weft_worker {
     _Atomic uint64_t sleep_since; /* owner: when it went to sleep, 0 while
                                      awake (read by obs/stats.c) */
 
-    /* Mesh mode (worker.c), owner-only. */
+    /* Mesh mode (mesh.c), owner-only. */
     uint32_t *order;     /* other workers, nearest (same L3) first */
     uint32_t ngroup;     /* how many of them share this worker's L3 */
     uint32_t threshold;  /* load above which new work is deflected */
@@ -157,9 +163,9 @@ typedef struct weft_worker {
     uint32_t staged[WEFT_MESH_STAGED];
     _Atomic uint32_t load; /* published load level (read by producers) */
 
-    /* Priority bands other than normal (worker.c, "bands"), owner-only;
+    /* Priority bands other than normal (bands.c), owner-only;
      * the normal band is lifo, dq and the yield queue above. */
-    uint32_t byq_head[WEFT_BANDS], byq_tail[WEFT_BANDS]; /* [NORMAL] unused */
+    weft_slotq byq[WEFT_BANDS];       /* yield queues; [NORMAL] unused */
     int fair_rule;                    /* copy of rt->fair_rule */
     uint32_t fair_gen;                /* rt->fair_gen it was copied at */
     uint32_t fair_weight[WEFT_BANDS]; /* copy of rt->fair_weight (>= 1) */
@@ -174,7 +180,7 @@ typedef struct weft_worker {
                                                             about to be */
     _Atomic uint32_t xpub; /* xbands, published for thieves (a hint) */
     weft_deque dq;
-    weft_deque bdq[WEFT_BANDS - 1]; /* bands 0, 1, 3 (worker.c, xdq) */
+    weft_deque bdq[WEFT_BANDS - 1]; /* bands 0, 1, 3 (runq.h, xdq) */
 
     /* Timers of tasks waiting with a deadline (timer.h): armed and fired
      * by the owner, cancelled by anyone, on a line of their own. */
@@ -234,7 +240,7 @@ struct weft_rt {
                                                      [1] small class */
     weft_aligned(WEFT_CACHELINE) weft_inject inject;
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
-    _Atomic uint32_t searching; /* workers spinning for work (worker.c) */
+    _Atomic uint32_t searching; /* workers spinning for work (idle.c) */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t ext_spawns; /* by plain
                                                                  threads */
     _Atomic uint64_t ext_reaps;    /* reaps by plain threads */
@@ -346,7 +352,7 @@ int weft__preempt_pc_safe(uintptr_t pc);
 
 /* Called by the SIGURG handler on a worker's thread, on the interrupted
  * task's stack: switch the running task out if the monitor asked for it
- * and it is safe (worker.c). uc is the handler's ucontext. Signal
+ * and it is safe (preempt.c). uc is the handler's ucontext. Signal
  * handler only. */
 void weft__preempt_here(void *uc);
 
@@ -410,7 +416,7 @@ pthread_t weft__thr_of(struct weft_rt *rt, weft_worker *w);
 /* Signal handler on w's thread, interrupted context safe to leave (see
  * preempt.c): the thread keeps the running task under an isolation
  * identity and gives up w, which the monitor hands to a spare thread.
- * Returns 0 if no identity was free. (worker.c) */
+ * Returns 0 if no identity was free. (isolate.c) */
 int weft__isolate_here(weft_worker *w);
 
 /* An isolation identity claimed for / released by the calling thread;
@@ -434,15 +440,6 @@ void weft__sched_ready(struct weft_rt *rt, uint32_t slot);
 /* weft__sched_ready for a task of w's own runtime, called on w: into the
  * LIFO slot (the previous occupant moves to the deque). Owner worker. */
 void weft__sched_ready_local(weft_worker *w, uint32_t slot);
-
-/* Run task `slot` inline, on the calling task's stack, if it has never
- * run, wants the same stack class, and is still this worker's to give:
- * in its LIFO slot or at the bottom of its deque. It runs with its own
- * identity (weft_self, its TLS, its blocking: if it parks, the caller's
- * frames park with it). Returns 1 once it has returned (result stored,
- * finish counted; the caller reaps it), 0 if it could not be taken. The
- * caller holds JOINED on it. Task only. */
-int weft__sched_run_inline(weft_worker *w, uint32_t slot);
 
 /* Park the calling task until weft__task_unpark; may return spuriously
  * (callers loop on their condition). Task only; switches. */
