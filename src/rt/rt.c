@@ -346,7 +346,7 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         rt->workers[i].order =
             (uint32_t *)(a + l.order) + (size_t)i * cfg.workers;
-        rt->workers[i].threshold = WEFT_MESH_THRESHOLD;
+        rt->workers[i].mesh.threshold = WEFT_MESH_THRESHOLD;
     }
     /* Mesh neighbours by L3 group. Known only for pinned workers (cfg.pin:
      * worker i on the topology's pin_order[i], isolate.c); unpinned ones

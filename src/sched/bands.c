@@ -66,34 +66,34 @@ void weft__bands_sync(weft_worker *w)
      * are the ones read here (or newer ones: then fair_gen moved again and
      * the next tick copies them again). */
     uint32_t g = atomic_load_explicit(&rt->fair_gen, memory_order_acquire);
-    if (g == w->fair_gen)
+    if (g == w->fair.gen)
         return;
-    w->fair_gen = g;
-    w->fair_rule = atomic_load_explicit(&rt->fair_rule, RLX);
+    w->fair.gen = g;
+    w->fair.rule = atomic_load_explicit(&rt->fair_rule, RLX);
     for (int b = 0; b < WEFT_BANDS; b++) {
         uint32_t x = atomic_load_explicit(&rt->fair_weight[b], RLX);
-        w->fair_weight[b] = x ? x : 1;
+        w->fair.weight[b] = x ? x : 1;
     }
 }
 
-/* End the DRR turn of w->band_cur, if any: charge it the CPU time `cpu`
+/* End the DRR turn of w->fair.band_cur, if any: charge it the CPU time `cpu`
  * - turn_cpu0. Owner only. */
 static void drr_close(weft_worker *w, uint64_t cpu)
 {
-    int b = w->band_cur;
+    int b = w->fair.band_cur;
     if (b < 0)
         return;
-    int64_t q = (int64_t)w->fair_weight[b] * DRR_UNIT_NS;
-    w->deficit[b] = w->turn_def0 - (int64_t)(cpu - w->turn_cpu0);
-    if (w->deficit[b] < -DRR_DEBT * q)
-        w->deficit[b] = -DRR_DEBT * q;
-    w->band_cur = -1;
+    int64_t q = (int64_t)w->fair.weight[b] * DRR_UNIT_NS;
+    w->fair.deficit[b] = w->fair.turn_def0 - (int64_t)(cpu - w->fair.turn_cpu0);
+    if (w->fair.deficit[b] < -DRR_DEBT * q)
+        w->fair.deficit[b] = -DRR_DEBT * q;
+    w->fair.band_cur = -1;
 }
 
 /* No DRR turn from here on (one band, another rule, idle). Owner only. */
 static inline void drr_stop(weft_worker *w)
 {
-    if (w->band_cur >= 0)
+    if (w->fair.band_cur >= 0)
         drr_close(w, weft__thread_cpu_ns());
 }
 
@@ -101,22 +101,22 @@ static inline void drr_stop(weft_worker *w)
  * next, by the worker's rule. Owner only. */
 static int pick_band(weft_worker *w, uint32_t mask)
 {
-    if (w->fair_rule == WEFT_FAIR_STRICT) {
+    if (w->fair.rule == WEFT_FAIR_STRICT) {
         drr_stop(w);
         return weft_ctz64(mask);
     }
-    if (w->fair_rule == WEFT_FAIR_LOTTERY) {
+    if (w->fair.rule == WEFT_FAIR_LOTTERY) {
         uint32_t total = 0, r;
         for (int b = 0; b < WEFT_BANDS; b++)
             if (mask & (1u << b))
-                total += w->fair_weight[b];
+                total += w->fair.weight[b];
         r = next_rand(w) % total;
         drr_stop(w);
         for (int b = 0;; b++)
             if (mask & (1u << b)) {
-                if (r < w->fair_weight[b])
+                if (r < w->fair.weight[b])
                     return b;
-                r -= w->fair_weight[b];
+                r -= w->fair.weight[b];
             }
     }
     /* DRR in CPU time. A band's turn lasts while its deficit, less the
@@ -137,27 +137,27 @@ static int pick_band(weft_worker *w, uint32_t mask)
      * under TSan: the first poll of a task, binding its stack and fiber,
      * costs ~6 ms of CPU; unbounded, the low band then sat out 90 ms). */
     uint64_t now = weft__clock_ns();
-    int b = w->band_cur;
+    int b = w->fair.band_cur;
     if (b >= 0 && (mask & (1u << b)) &&
-        w->turn_def0 - (int64_t)(now - w->turn_wall0) > 0)
+        w->fair.turn_def0 - (int64_t)(now - w->fair.turn_wall0) > 0)
         return b; /* its turn goes on */
     uint64_t cpu = weft__thread_cpu_ns();
     drr_close(w, cpu);
     for (int k = 0; k < WEFT_BANDS; k++)
         if (!(mask & (1u << k)))
-            w->deficit[k] = 0;
+            w->fair.deficit[k] = 0;
     for (;;) {
-        b = (int)(w->drr_next++ % WEFT_BANDS);
+        b = (int)(w->fair.drr_next++ % WEFT_BANDS);
         if (!(mask & (1u << b)))
             continue;
-        w->deficit[b] += (int64_t)w->fair_weight[b] * DRR_UNIT_NS;
-        if (w->deficit[b] > 0)
+        w->fair.deficit[b] += (int64_t)w->fair.weight[b] * DRR_UNIT_NS;
+        if (w->fair.deficit[b] > 0)
             break;
     }
-    w->band_cur = b;
-    w->turn_def0 = w->deficit[b];
-    w->turn_wall0 = now;
-    w->turn_cpu0 = cpu;
+    w->fair.band_cur = b;
+    w->fair.turn_def0 = w->fair.deficit[b];
+    w->fair.turn_wall0 = now;
+    w->fair.turn_cpu0 = cpu;
     return b;
 }
 
@@ -206,7 +206,7 @@ weft_noinline int64_t weft__bands_find(weft_worker *w, int yband)
     weft_rt *rt = w->rt;
     int64_t s;
     if (rt->mesh) {
-        if (w->nstaged)
+        if (w->mesh.nstaged)
             weft__mesh_flush(w);
         if (atomic_load_explicit(&w->inbox_top, RLX) &&
             (s = weft__mesh_from_mail(w)) >= 0)

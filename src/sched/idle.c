@@ -96,7 +96,7 @@ void weft__idle_wait(weft_worker *w)
 {
     weft_rt *rt = w->rt;
     weft__steal_publish(w, 0); /* the yield queue is empty when idle */
-    w->band_cur = -1;          /* idle time is no band's */
+    w->fair.band_cur = -1;     /* idle time is no band's */
     if (rt->mesh)
         weft__mesh_idle(w);
     atomic_fetch_add_explicit(&rt->searching, 1, RLX);

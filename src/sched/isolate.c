@@ -94,7 +94,7 @@ static void *thread_main(void *arg)
         if (c == THR_EXIT)
             break;
         weft_worker *w = &rt->workers[c - 1];
-        w->altstack = t->altstack;
+        w->ctx.altstack = t->altstack;
         atomic_store_explicit(&w->thr, (uint32_t)(t - rt->thr), RLX);
         if (rt->cfg.pin)
             pin_worker(w);
@@ -314,11 +314,7 @@ int weft__isolate_here(weft_worker *w)
     iso->leaf = w->leaf;
     iso->resv_hint = w->resv_hint;
     iso->rng = w->rng;
-    iso->sched_sp = w->sched_sp;
-    iso->sched_fiber = w->sched_fiber;
-    iso->sched_stack_lo = w->sched_stack_lo;
-    iso->sched_stack_size = w->sched_stack_size;
-    iso->altstack = w->altstack;
+    iso->ctx = w->ctx;
     iso->order = w->order;
     iso->poll_t0 = w->poll_t0;
     atomic_store_explicit(&iso->coarse_ns,

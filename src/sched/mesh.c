@@ -157,9 +157,9 @@ static void mesh_publish(weft_worker *w, uint32_t dst)
 
 weft_noinline void weft__mesh_flush(weft_worker *w)
 {
-    for (uint32_t i = 0; i < w->nstaged; i++)
-        mesh_publish(w, w->staged[i]);
-    w->nstaged = 0;
+    for (uint32_t i = 0; i < w->mesh.nstaged; i++)
+        mesh_publish(w, w->mesh.staged[i]);
+    w->mesh.nstaged = 0;
 }
 
 /* Stage `slot` for worker dst; 0 when its ring is full. With `batch`
@@ -174,20 +174,20 @@ static int mesh_stage(weft_worker *w, uint32_t dst, uint32_t slot, int batch)
     if (!c)
         return 0;
     uint32_t k = 0;
-    while (k < w->nstaged && w->staged[k] != dst)
+    while (k < w->mesh.nstaged && w->mesh.staged[k] != dst)
         k++;
-    if (k == w->nstaged) { /* a fresh chunk */
-        if (w->nstaged == WEFT_MESH_STAGED)
+    if (k == w->mesh.nstaged) { /* a fresh chunk */
+        if (w->mesh.nstaged == WEFT_MESH_STAGED)
             weft__mesh_flush(w), k = 0;
         c = weft__mbox_stage(mbox_to(w, dst)); /* the same chunk */
         c->n = 0;
-        w->staged[w->nstaged++] = dst;
+        w->mesh.staged[w->mesh.nstaged++] = dst;
     }
     c->idx[c->n++] = slot;
     stat_inc(&w->st.deflected);
     if (!batch || c->n == WEFT_CHUNK) {
         mesh_publish(w, dst);
-        w->staged[k] = w->staged[--w->nstaged];
+        w->mesh.staged[k] = w->mesh.staged[--w->mesh.nstaged];
     }
     return 1;
 }
@@ -244,7 +244,8 @@ static int64_t mesh_target(weft_worker *w, uint32_t flow)
         uint32_t base = part[p][0], cnt = part[p][1];
         for (uint32_t i = 0; i < cnt; i++) {
             weft_worker *v = &rt->workers[w->order[base + (h + i) % cnt]];
-            if (2 * atomic_load_explicit(&v->load, RLX) < w->threshold)
+            if (2 * atomic_load_explicit(&v->mesh.load, RLX) <
+                w->mesh.threshold)
                 return v->id;
             if (++probes == MESH_PROBES)
                 return -1;
@@ -309,15 +310,15 @@ static int mesh_feed(weft_worker *w, uint32_t load)
         uint64_t got = atomic_exchange_explicit(word, 0, RLX);
         if (!got)
             continue;
-        uint32_t want = w->feed ? w->feed : 1,
+        uint32_t want = w->mesh.feed ? w->mesh.feed : 1,
                  share = load / (weft_popcount64(got) + 1);
         if (share > want)
             share = want;
         if (!share)
             share = 1;
-        w->fed++;
+        w->mesh.fed++;
         if (want < WEFT_CHUNK)
-            w->feed = want * 2 < WEFT_CHUNK ? want * 2 : WEFT_CHUNK;
+            w->mesh.feed = want * 2 < WEFT_CHUNK ? want * 2 : WEFT_CHUNK;
         uint64_t back = 0;
         /* Nearest first: w's order, from the start (a worker before
          * position i may have gone hungry since it was looked at). */
@@ -362,38 +363,38 @@ weft_noinline void weft__mesh_balance(weft_worker *w)
      * went back and forth between the two, and the loop took 108 ns a
      * task against steal mode's 75-90 (spawn phase alone 55-70 vs 20-30
      * ns); with the check 71-99, as steal mode. */
-    if (load < w->threshold || weft__inject_len(&rt->inject))
+    if (load < w->mesh.threshold || weft__inject_len(&rt->inject))
         return;
     /* After a look that found no one, let threshold/4 pushes pass before
      * the next: a look reads other workers' lines. */
-    if (w->gate) {
-        w->gate--;
+    if (w->mesh.gate) {
+        w->mesh.gate--;
         return;
     }
     if ((v = mesh_target(w, w->cur_slot)) < 0 ||
         !mesh_send(w, (uint32_t)v,
                    load / 2 < WEFT_CHUNK ? load / 2 : WEFT_CHUNK))
-        w->gate = w->threshold / 4;
+        w->mesh.gate = w->mesh.threshold / 4;
 }
 
 /* Fairness tick: publish the load level, adapt the threshold, and when
  * workers sleep, send them part of the backlog. Owner only. */
 weft_noinline void weft__mesh_tick(weft_worker *w)
 {
-    if (!w->fed) /* no feeds for a tick: back to one task per feed */
-        w->feed = 1;
-    w->fed = 0;
+    if (!w->mesh.fed) /* no feeds for a tick: back to one task per feed */
+        w->mesh.feed = 1;
+    w->mesh.fed = 0;
     uint32_t load = dq_size(w);
-    atomic_store_explicit(&w->load, load, RLX);
-    if (load > w->threshold) {
-        if (++w->high_ticks >= MESH_HIGH_TICKS) {
-            w->threshold = w->threshold / 2 > MESH_MIN_THRESHOLD
-                               ? w->threshold / 2
-                               : MESH_MIN_THRESHOLD;
-            w->high_ticks = 0;
+    atomic_store_explicit(&w->mesh.load, load, RLX);
+    if (load > w->mesh.threshold) {
+        if (++w->mesh.high_ticks >= MESH_HIGH_TICKS) {
+            w->mesh.threshold = w->mesh.threshold / 2 > MESH_MIN_THRESHOLD
+                                    ? w->mesh.threshold / 2
+                                    : MESH_MIN_THRESHOLD;
+            w->mesh.high_ticks = 0;
         }
     } else {
-        w->high_ticks = 0;
+        w->mesh.high_ticks = 0;
     }
     /* An idle neighbour gets half the backlog, or one yielded task (as
      * weft__steal_share gives thieves in steal mode). */
@@ -449,7 +450,7 @@ weft_noinline int64_t weft__mesh_from_mail(weft_worker *w)
             }
         }
     }
-    atomic_store_explicit(&w->load, dq_size(w), RLX);
+    atomic_store_explicit(&w->mesh.load, dq_size(w), RLX);
     /* More than one arrived: the rest are queued here and stealable.
      * Wake a sleeper as steal mode would, or they wait for this worker
      * even if its first task runs for long (measured: a hang with a
@@ -464,11 +465,11 @@ weft_noinline int64_t weft__mesh_from_mail(weft_worker *w)
 void weft__mesh_idle(weft_worker *w)
 {
     weft_rt *rt = w->rt;
-    if (w->nstaged)
+    if (w->mesh.nstaged)
         weft__mesh_flush(w);
-    atomic_store_explicit(&w->load, 0, RLX);
-    if (w->threshold < MESH_MAX_THRESHOLD)
-        w->threshold *= 2;
+    atomic_store_explicit(&w->mesh.load, 0, RLX);
+    if (w->mesh.threshold < MESH_MAX_THRESHOLD)
+        w->mesh.threshold *= 2;
     if (rt->nworkers > 1) /* ask for work (relaxed: a hint) */
         atomic_fetch_or_explicit(hunger_word(rt, w->id), hunger_bit(rt, w->id),
                                  RLX);

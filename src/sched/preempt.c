@@ -188,7 +188,7 @@ int weft__isolate_uc_ok(void *ucv)
 void weft__preempt_fix_uc(void *ucv, weft_worker *w)
 {
     ucontext_t *uc = ucv;
-    uc->uc_stack.ss_sp = w->altstack;
+    uc->uc_stack.ss_sp = w->ctx.altstack;
     uc->uc_stack.ss_size = WEFT_ALTSTACK;
     uc->uc_stack.ss_flags = 0;
 }

@@ -130,7 +130,7 @@ static inline void mark_band(weft_worker *w, int b)
     if (w->xbands & (1u << b))
         return;
     if (!w->xbands)
-        w->band_cur = -1; /* the multi-band accounting starts afresh */
+        w->fair.band_cur = -1; /* the multi-band accounting starts afresh */
     w->xbands |= 1u << b;
     atomic_store_explicit(&w->xpub, w->xbands, RLX);
 }

@@ -65,6 +65,45 @@ typedef struct weft_slotq {
     uint32_t head, tail;
 } weft_slotq;
 
+/* The thread a worker runs on, as the worker sees it: the scheduler
+ * context (the thread's own stack) and the signal stack. An isolation
+ * identity takes its worker's whole (isolate.c). Owner-only. */
+typedef struct weft_wctx {
+    void *sched_sp;    /* the scheduler context (thread stack) */
+    void *sched_fiber; /* its TSan fiber */
+    void *stack_lo;    /* the thread stack, for ASan's fiber API */
+    size_t stack_size;
+    char *altstack; /* signal stack of the thread running it (arena) */
+} weft_wctx;
+
+/* Mesh mode's state on one worker (mesh.c). Owner-only, except `load`,
+ * which producers read. */
+typedef struct weft_wmesh {
+    uint32_t threshold;  /* load above which new work is deflected */
+    uint32_t high_ticks; /* consecutive fairness ticks above it */
+    uint32_t feed; /* tasks per chunk for a hungry neighbour (mesh_balance) */
+    uint32_t fed;  /* hungry feeds since the last fairness tick */
+    uint32_t gate; /* pushes above the threshold to let pass before the
+                      next look for a target (mesh_balance) */
+    uint32_t nstaged; /* destinations with a staged chunk */
+    uint32_t staged[WEFT_MESH_STAGED];
+    _Atomic uint32_t load; /* published load level (read by producers) */
+} weft_wmesh;
+
+/* Fairness between bands on one worker (bands.c): the rule as last
+ * copied from the runtime, and the deficit-round-robin round.
+ * Owner-only. */
+typedef struct weft_wfair {
+    int rule;                       /* copy of rt->fair_rule */
+    uint32_t gen;                   /* rt->fair_gen it was copied at */
+    uint32_t weight[WEFT_BANDS];    /* copy of rt->fair_weight (>= 1) */
+    int64_t deficit[WEFT_BANDS];    /* DRR: ns each band may still run */
+    int band_cur;                   /* DRR: band whose turn it is, or -1 */
+    uint32_t drr_next;              /* DRR: the round's position */
+    int64_t turn_def0;              /* DRR: its deficit when the turn began */
+    uint64_t turn_wall0, turn_cpu0; /* DRR: clocks when the turn began */
+} weft_wfair;
+
 typedef struct weft_worker {
     /* Owner-only. The first line is the yield fast path's working set
      * (worker.c, weft_yield): keep it within 64 bytes. */
@@ -140,40 +179,21 @@ typedef struct weft_worker {
                                   bit, and its first choice for slots */
     int yield_published;           /* its yield bit is set (steal.c) */
     uint32_t rng;                  /* xorshift state for victim order */
-    void *sched_sp;                /* the scheduler context (thread stack) */
-    void *sched_fiber;             /* its TSan fiber */
+    weft_wctx ctx;                 /* the thread it runs on */
     weft_stack_cache cache[2];     /* hot stacks: [0] default, [1] small */
-    void *sched_stack_lo;          /* the thread stack, for ASan's fiber API */
-    size_t sched_stack_size;
-    char *altstack;    /* signal stack of the thread running it (arena) */
     uint64_t start_ns; /* when it was started; set before its thread is */
     _Atomic uint64_t sleep_since; /* owner: when it went to sleep, 0 while
                                      awake (read by obs/stats.c) */
 
-    /* Mesh mode (mesh.c), owner-only. */
-    uint32_t *order;     /* other workers, nearest (same L3) first */
-    uint32_t ngroup;     /* how many of them share this worker's L3 */
-    uint32_t threshold;  /* load above which new work is deflected */
-    uint32_t high_ticks; /* consecutive fairness ticks above it */
-    uint32_t feed; /* tasks per chunk for a hungry neighbour (mesh_balance) */
-    uint32_t fed;  /* hungry feeds since the last fairness tick */
-    uint32_t gate; /* pushes above the threshold to let pass before the
-                      next look for a target (mesh_balance) */
-    uint32_t nstaged; /* destinations with a staged chunk */
-    uint32_t staged[WEFT_MESH_STAGED];
-    _Atomic uint32_t load; /* published load level (read by producers) */
+    /* Neighbours (mesh.c, weft__mesh_set_groups), owner-only. */
+    uint32_t *order; /* other workers, nearest (same L3) first */
+    uint32_t ngroup; /* how many of them share this worker's L3 */
+    weft_wmesh mesh; /* mesh mode's state */
 
     /* Priority bands other than normal (bands.c), owner-only;
      * the normal band is lifo, dq and the yield queue above. */
-    weft_slotq byq[WEFT_BANDS];       /* yield queues; [NORMAL] unused */
-    int fair_rule;                    /* copy of rt->fair_rule */
-    uint32_t fair_gen;                /* rt->fair_gen it was copied at */
-    uint32_t fair_weight[WEFT_BANDS]; /* copy of rt->fair_weight (>= 1) */
-    int64_t deficit[WEFT_BANDS];      /* DRR: ns each band may still run */
-    int band_cur;                     /* DRR: band whose turn it is, or -1 */
-    uint32_t drr_next;                /* DRR: the round's position */
-    int64_t turn_def0;                /* DRR: its deficit when the turn began */
-    uint64_t turn_wall0, turn_cpu0;   /* DRR: clocks when the turn began */
+    weft_slotq byq[WEFT_BANDS]; /* yield queues; [NORMAL] unused */
+    weft_wfair fair;            /* the rule between bands, the DRR round */
 
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or

@@ -264,7 +264,7 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
             return x;
     }
     if (w->rt->mesh) {
-        if (w->nstaged)
+        if (w->mesh.nstaged)
             weft__mesh_flush(w);
         if (atomic_load_explicit(&w->inbox_top, RLX) &&
             (s = weft__mesh_from_mail(w)) >= 0)
@@ -294,7 +294,7 @@ static inline __attribute__((always_inline)) void
 switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
 {
     weft_rt *rt = w->rt;
-    void **save = from ? &from->sp : &w->sched_sp;
+    void **save = from ? &from->sp : &w->ctx.sched_sp;
     void *to_sp, *fiber;
     const void *bottom = NULL;
     size_t size = 0;
@@ -320,11 +320,11 @@ switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
 #endif
     } else {
         w->current = NULL;
-        to_sp = w->sched_sp;
-        fiber = w->sched_fiber;
+        to_sp = w->ctx.sched_sp;
+        fiber = w->ctx.sched_fiber;
 #ifdef WEFT_ASAN
-        bottom = w->sched_stack_lo;
-        size = w->sched_stack_size;
+        bottom = w->ctx.stack_lo;
+        size = w->ctx.stack_size;
 #endif
     }
     (void)bottom;
@@ -571,17 +571,17 @@ int weft__worker_loop(weft_worker *w)
 {
     tls_worker = w;
     w->fair_countdown = FAIR_TICK;
-    w->band_cur = -1;
+    w->fair.band_cur = -1;
     weft__bands_sync(w);
-    w->sched_fiber = weft_tsan_current();
+    w->ctx.sched_fiber = weft_tsan_current();
 #ifdef WEFT_ASAN
     pthread_attr_t a;
     if (pthread_getattr_np(pthread_self(), &a) == 0) {
         void *lo;
         size_t sz;
         pthread_attr_getstack(&a, &lo, &sz);
-        w->sched_stack_lo = lo;
-        w->sched_stack_size = sz;
+        w->ctx.stack_lo = lo;
+        w->ctx.stack_size = sz;
         pthread_attr_destroy(&a);
     }
 #endif
