@@ -22,9 +22,9 @@
  * from plain threads, and tests/stress the same across workers: a lost
  * wake-up hangs them.
  *
- * Wake-ups for new work on a worker's own deque (notify) skip the RMW:
- * see notify() for why that is safe.
- *
+ * Wake-ups for new work on a worker's own deque (notify, runq.h) skip the
+ * RMW: see notify for why that is safe. Mesh mode's mailboxes follow the
+ * same argument (mesh.c).
  */
 #include "runq.h"
 
