@@ -114,7 +114,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     weft_tcb *t = &rt->hot[slot];
     weft_tcb_cold *c = &rt->cold[slot];
     uint64_t gen = atomic_load_explicit(&t->state, RLX) & WEFT_TS_GEN_MASK;
-    /* Relaxed atomic stores of sp (here and in bind_stack): weft_task_info
+    /* Relaxed atomic stores of sp (also weft__switch_bind): weft_task_info
      * reads it from other threads to tell whether the task has run. */
     __atomic_store_n(&t->sp, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&t->fn, fn, __ATOMIC_RELAXED); /* read racily by

@@ -69,11 +69,11 @@ typedef struct weft_wctx {
 typedef struct weft_wmesh {
     uint32_t threshold;  /* load above which new work is deflected */
     uint32_t high_ticks; /* consecutive fairness ticks above it */
-    uint32_t feed; /* tasks per chunk for a hungry neighbour (mesh_balance) */
-    uint32_t fed;  /* hungry feeds since the last fairness tick */
-    uint32_t gate; /* pushes above the threshold to let pass before the
-                      next look for a target (mesh_balance) */
-    uint32_t nstaged; /* destinations with a staged chunk */
+    uint32_t feed;       /* tasks per chunk for a hungry neighbour */
+    uint32_t fed;        /* hungry feeds since the last fairness tick */
+    uint32_t gate;       /* pushes above the threshold to let pass before
+                            the next look for a target */
+    uint32_t nstaged;    /* destinations with a staged chunk */
     uint32_t staged[WEFT_MESH_STAGED];
     _Atomic uint32_t load; /* published load level (read by producers) */
 } weft_wmesh;
