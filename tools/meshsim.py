@@ -5,7 +5,7 @@
 
 No many-core machine was available for issue 7, so this discrete-event
 simulation stands in for one (docs/mesh.md, "Where mesh should win"). It
-models what the two balance modes of src/sched/worker.c do with shared
+models what the two balance modes of src/sched/ (steal.c, mesh.c) do with shared
 cache lines, and charges every access by where the line was last written:
 
   * a line is owned by its last writer and shared by its readers since;
@@ -263,7 +263,7 @@ class Sim:
         """Claim every hungry worker of the nearest hunger word that has
         any with one write, and share the backlog among them: each gets
         up to the feed size (1, 2, 4 ... 31 while feeds keep coming) and
-        at most load / (claimed + 1) (worker.c, mesh_feed)."""
+        at most load / (claimed + 1) (mesh.c, mesh_feed)."""
         same, other = self.order[w]
         seen = set()
         for v in [w] + same + other:

@@ -19,7 +19,7 @@
  * A small class under a page packs stacks back to back (stride = size),
  * with a written canary and no guard:
  *     [ canary 16 B | usable ...................................... top ]
- * Canaries are checked at every switch-out of their task (sched/worker.c).
+ * Canaries are checked at every switch-out of their task (sched/switch.c).
  * Below each class's first stack lies a fence page (guarded like the
  * stacks, or PROT_NONE): an overflow that no guard stopped never runs out
  * of its class into the other class or the runtime's metadata.

@@ -16,7 +16,7 @@
  * task that some worker publishes is reported RUNNING on it.
  *
  * Inline joins. A task whose join runs the child on its own stack
- * (sched/worker.c, weft__sched_run_inline) stays RUNNABLE in its state
+ * (sched/task.c, run_inline) stays RUNNABLE in its state
  * word, but it is blocked on the child as surely as a parked joiner: it
  * records a "join" wait for the time, and is reported PARKED in "join"
  * while no worker runs it.

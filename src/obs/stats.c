@@ -14,7 +14,7 @@
  * into tasks (the yield fast path's included) + joins that ran a child
  * inline: every spawned task is polled at least once before it ends, so
  * at quiescence polls >= spawns. Busy and idle time: a worker reads the
- * clock only around its sleep (sched/worker.c, idle) and adds the time to
+ * clock only around its sleep (sched/idle.c) and adds the time to
  * idle_ns; while it sleeps, sleep_since says since when. Idle time is
  * then idle_ns plus the current sleep, and busy time is the wall time
  * since the worker started minus idle time, computed here, so the switch

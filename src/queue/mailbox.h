@@ -1,7 +1,7 @@
 /*
  * mailbox.h - a single-producer single-consumer ring of chunks of task
  * slot indices: mesh mode's point-to-point link from one worker to another
- * (DESIGN.md §7; sched/worker.c, mesh mode).
+ * (DESIGN.md §7; sched/mesh.c).
  *
  * The producer fills the chunk at the ring's tail in place (it owns every
  * slot from tail up to head + RING) and publishes it, whole, with one

@@ -174,7 +174,7 @@ static int place(weft_rt *rt, const weft_config *cfg, const layout *l, char *a,
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         rt->workers[i].order =
             (uint32_t *)(a + l->order) + (size_t)i * cfg->workers;
-        rt->workers[i].threshold = WEFT_MESH_THRESHOLD;
+        rt->workers[i].mesh.threshold = WEFT_MESH_THRESHOLD;
     }
     /* Mesh neighbours by L3 group. Known only for pinned workers (cfg.pin:
      * worker i on the topology's pin_order[i], isolate.c); unpinned ones

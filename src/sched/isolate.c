@@ -54,9 +54,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/futex.h"
 #include "../base/check.h"
-#include "sched.h"
+#include "runq.h"
 
 #define RLX memory_order_relaxed
 #define ISO_TIMERS                                                             \
@@ -93,7 +94,7 @@ static void *thread_main(void *arg)
         if (c == THR_EXIT)
             break;
         weft_worker *w = &rt->workers[c - 1];
-        w->altstack = t->altstack;
+        w->ctx.altstack = t->altstack;
         atomic_store_explicit(&w->thr, (uint32_t)(t - rt->thr), RLX);
         if (rt->cfg.pin)
             pin_worker(w);
@@ -285,4 +286,94 @@ int weft__thr_restore_priority(void)
         return 0;
     lowered = 0;
     return 1;
+}
+
+/* ---- the worker's half: taking a new identity, and giving it back --- */
+
+int weft__isolate_here(weft_worker *w)
+{
+    weft_rt *rt = w->rt;
+    weft_worker *iso = weft__iso_claim(rt);
+    if (!iso)
+        return 0;
+    /* The identity the task goes on with: w's view of the runtime,
+     * w's scheduler frame on this thread (where the task's next switch
+     * lands), and queues of its own, which stay empty (nothing is queued
+     * on an isolation identity; see weft__sched_ready_local). */
+    iso->rt = rt;
+    iso->hot = w->hot;
+    iso->link = w->link;
+    iso->top1 = NULL; /* keeps weft_yield off its fast path */
+    iso->current = w->current;
+    iso->cur_slot = w->cur_slot;
+    iso->lifo = iso->lifo_runs = 0;
+    iso->yq = (weft_slotq){0, 0};
+    iso->xbands = 0;
+    iso->fair_countdown = FAIR_TICK;
+    iso->id = w->id;
+    iso->leaf = w->leaf;
+    iso->resv_hint = w->resv_hint;
+    iso->rng = w->rng;
+    iso->ctx = w->ctx;
+    iso->order = w->order;
+    iso->poll_t0 = w->poll_t0;
+    atomic_store_explicit(&iso->coarse_ns,
+                          atomic_load_explicit(&w->coarse_ns, RLX), RLX);
+    atomic_store_explicit(&iso->running, w->cur_slot + 1, RLX);
+    atomic_store_explicit(&iso->thr, atomic_load_explicit(&w->thr, RLX), RLX);
+    iso->iso_of = w;
+    weft__worker_set_self(iso);
+    weft__thr_lower_priority();
+    w->current = NULL;
+    atomic_store_explicit(&w->running, 0, RLX);
+    atomic_fetch_add_explicit(&rt->isolations, 1, RLX);
+    /* Release: pairs with the monitor's acquire load of handoff: what
+     * this thread wrote to w is visible to w's next thread. */
+    atomic_store_explicit(&w->handoff, 1, memory_order_release);
+    return 1;
+}
+
+/* The isolated task has switched out to this thread's old scheduler
+ * frame: hand whatever is left on the identity back to the runtime and
+ * release it. Thread of the isolation identity, whose worker it now is. */
+void weft__isolate_retire(weft_worker *iso)
+{
+    weft_rt *rt = iso->rt;
+    weft__worker_set_self(NULL);  /* unparks from here go through the summary */
+    weft__thr_restore_priority(); /* the rest is the runtime's work */
+    if (iso->lifo)
+        signal_task(rt, iso->lifo - 1);
+    iso->lifo = 0;
+    uint32_t x;
+    while ((x = weft__deque_take(&iso->dq)) != WEFT_DEQUE_EMPTY)
+        signal_task(rt, x);
+    int64_t y;
+    while ((y = yq_pop(iso)) >= 0)
+        signal_task(rt, (uint32_t)y);
+    for (int b = 0; b < WEFT_BANDS; b++) {
+        if (b == BAND_NORMAL)
+            continue;
+        while ((x = weft__deque_take(xdq(iso, b))) != WEFT_DEQUE_EMPTY)
+            signal_task(rt, x);
+        while ((y = byq_pop(iso, b)) >= 0)
+            signal_task(rt, (uint32_t)y);
+    }
+    iso->xbands = 0;
+    /* A timer its task armed before parking with a deadline: it is
+     * fired from here, the only thread that owns this heap. */
+    uint64_t next;
+    while ((next = weft__timer_next(&iso->timers)) != UINT64_MAX &&
+           !atomic_load_explicit(&rt->stopping, RLX)) {
+        uint64_t now = weft__clock_ns();
+        if (next > now) {
+            struct timespec ts = {
+                0, (long)(next - now < 1000000 ? next - now : 1000000)};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        weft__timer_run(iso, now);
+    }
+    for (int k = 0; k < 2; k++)
+        weft__stack_drain(&rt->pool[k], &iso->cache[k]);
+    weft__iso_release(iso);
 }

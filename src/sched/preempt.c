@@ -65,7 +65,7 @@
 
 #include "../base/clock.h"
 #include "../base/compiler.h"
-#include "sched.h"
+#include "runq.h"
 
 extern const char __start_weft_text[] __attribute__((weak));
 extern const char __stop_weft_text[] __attribute__((weak));
@@ -188,7 +188,7 @@ int weft__isolate_uc_ok(void *ucv)
 void weft__preempt_fix_uc(void *ucv, weft_worker *w)
 {
     ucontext_t *uc = ucv;
-    uc->uc_stack.ss_sp = w->altstack;
+    uc->uc_stack.ss_sp = w->ctx.altstack;
     uc->uc_stack.ss_size = WEFT_ALTSTACK;
     uc->uc_stack.ss_flags = 0;
 }
@@ -249,4 +249,52 @@ void weft_preempt_enable(void)
         atomic_load_explicit(&w->yield_req, memory_order_relaxed) ==
             weft__poll_seq(w) + 1)
         weft_yield(); /* a preemption was refused meanwhile */
+}
+
+/* ---- the decision ---------------------------------------------------- */
+
+/*
+ * The SIGURG handler's work, on the interrupted task's stack (the header
+ * says why that is safe and what it relies on). The request must name
+ * the poll running now; the task must be preemptible and outside a
+ * disabled section; the interrupted instruction must be in the program's
+ * own code. Then the task is switched out as a yield, to the back of
+ * this worker's yield queue, if anything else is ready. Signal handler
+ * on a worker's thread.
+ */
+void weft__preempt_here(void *uc)
+{
+    weft_worker *w = weft__worker_self();
+    if (!w || !w->current || w->iso_of)
+        return;
+    uint64_t seq = weft__poll_seq(w);
+    /* Acquire: pairs with the monitor's release store of the request. */
+    if (atomic_load_explicit(&w->iso_req, memory_order_acquire) == seq + 1) {
+        atomic_store_explicit(&w->iso_req, 0, RLX);
+        if (!weft__isolate_uc_ok(uc) || !weft__isolate_here(w))
+            stat_inc(&w->st.preempt_refused); /* the monitor asks again */
+        return;
+    }
+    if (atomic_load_explicit(&w->preempt_req, memory_order_acquire) != seq + 1)
+        return; /* stale: that poll has ended */
+    atomic_store_explicit(&w->preempt_req, 0, RLX);
+    weft_tcb *cur = w->current;
+    weft_rt *rt = w->rt;
+    if (!(atomic_load_explicit(&cur->state, RLX) & WEFT_TS_PREEMPTIBLE))
+        return;
+    if (rt->cold[w->cur_slot].nopreempt || !weft__preempt_uc_safe(uc)) {
+        /* Not here: at its next cooperative point; the monitor also
+         * tries again at its next tick. */
+        atomic_store_explicit(&w->yield_req, seq + 1, RLX);
+        stat_inc(&w->st.preempt_refused);
+        return;
+    }
+    if (!weft__worker_preempt(w)) { /* nothing else is ready, or its
+                                       band's turn goes on */
+        atomic_store_explicit(&w->preempt_none, seq + 1, RLX);
+        return;
+    }
+    /* Resumed, maybe on another worker thread: sigreturn must install
+     * that thread's signal stack, not the one it was delivered on. */
+    weft__preempt_fix_uc(uc, weft__worker_self());
 }

@@ -1,6 +1,8 @@
 /*
- * sched.h - the runtime's scheduler state: the runtime object, its
- * workers, and the calls the rest of the library makes into the scheduler.
+ * sched.h - the runtime's scheduler state: the runtime object, and the
+ * calls the rest of the library makes into the scheduler. It includes the
+ * headers of the scheduler's modules (worker.h, preempt.h, sysmon.h,
+ * isolate.h), so that one include still gives the whole scheduler.
  *
  * Everything here lives in the runtime's one arena mapping (mem/arena.h):
  * the runtime header, the worker array, the summary and reservation words,
@@ -24,174 +26,15 @@
 #include "../queue/deque.h"
 #include "../queue/inject.h"
 #include "../queue/mailbox.h"
+#include "isolate.h"
+#include "preempt.h"
+#include "sysmon.h"
 #include "task.h"
 #include "timer.h"
-
-/* Per-worker counters: written by the owner only (plain increments of
- * relaxed atomics compile to ordinary adds), read by weft_stats_get. */
-typedef struct weft_wstats {
-    _Atomic uint64_t spawns, finishes, reaps, switches, yields, parks;
-    _Atomic uint64_t fast_yields; /* yields by the fast path: each is also
-                                     a switch */
-    _Atomic uint64_t steals, steal_attempts;
-    _Atomic uint64_t inlined;            /* joins that ran the child inline */
-    _Atomic uint64_t deflected, mail_in; /* mesh: tasks sent, received */
-    /* Budgets (sysmon.c, worker.c): polls are counted by switches and
-     * fast_yields; these by the worker at the end of a poll, or by the
-     * monitor (preemptions are counted by the worker that preempts). */
-    _Atomic uint64_t slow_polls, violations, preemptions;
-    _Atomic uint64_t preempt_refused;  /* requests the handler turned down
-                                         (unsafe PC, disabled section):
-                                         not in weft_stats, for tests */
-    _Atomic uint64_t wakes;            /* unparks done on this worker that
-                                          made a PARKED task runnable */
-    _Atomic uint64_t busy_ns, idle_ns; /* idle_ns: time asleep, added when
-                                          the worker wakes (worker.c,
-                                          idle); busy_ns is not written:
-                                          obs/stats.c derives busy time
-                                          from start_ns and idle_ns */
-} weft_wstats;
+#include "worker.h"
 
 /* The weft_policy copied as 64-bit words (sched/policy.c). */
 #define WEFT_POLICY_WORDS ((sizeof(weft_policy) + 7) / 8)
-
-#define WEFT_BAND_NORMAL (WEFT_PRIO_NORMAL / 4)
-
-#define WEFT_MESH_STAGED 8 /* destinations with a half-filled chunk */
-
-typedef struct weft_worker {
-    /* Owner-only. The first line is the yield fast path's working set
-     * (worker.c, weft_yield): keep it within 64 bytes. */
-    weft_aligned(WEFT_CACHELINE) struct weft_rt *rt;
-    weft_tcb *hot;          /* rt->hot, one dependent load closer */
-    _Atomic uint32_t *link; /* rt->link, likewise */
-    _Atomic uint64_t *top1; /* the summary's top word when it has only
-                                  one (most configs), else NULL */
-    weft_tcb *current;      /* task running now; NULL in the scheduler */
-    union {
-        uint64_t lifo_xbands; /* both below: the yield fast path tests
-                                 them with one compare */
-        struct {
-            uint32_t lifo;   /* slot + 1 of the LIFO-slot task, 0 = none */
-            uint32_t xbands; /* bands other than normal whose queues may
-                                hold tasks (bit b: band b); 0 = the
-                                single-band fast paths apply */
-        };
-    };
-    uint32_t cur_slot;         /* its slot */
-    uint32_t yq_head, yq_tail; /* yield queue through rt->link, slot + 1 */
-    uint8_t lifo_runs;         /* consecutive runs taken from the LIFO slot */
-    uint8_t fair_countdown;    /* decisions until the injection queue is
-                                  looked at first (fairness) */
-
-    /* Second line: `running` and the switch counters, both written on
-     * every switch. */
-    _Atomic uint32_t running; /* slot + 1 of the task on this worker, 0
-                                  in the scheduler: the owner's relaxed
-                                  store beside `current`, read racily by
-                                  weft_task_info and weft_dump */
-    weft_wstats st;           /* counters: owner writes, stats reads */
-    /* Budgets and preemption (sysmon.c, preempt.c). A poll is one run of
-     * a task between two switches; the poll sequence number is
-     * st.switches + st.fast_yields. */
-    uint64_t poll_t0;              /* coarse_ns when the running poll
-                                     began; owner */
-    _Atomic uint64_t coarse_ns;    /* the monitor's clock, stored every
-                                     tick (sysmon.c), read at every
-                                     switch */
-    _Atomic uint64_t yield_req;    /* poll sequence number + 1 of a poll
-                                   the monitor asked to yield at its
-                                   next cooperative point (a refused
-                                   preemption, the Yield tier); 0 none.
-                                   The monitor or the handler stores */
-    _Atomic uint64_t preempt_none; /* poll sequence number + 1 of a poll
-                                      whose preemption found nothing
-                                      else to run; the handler stores,
-                                      the monitor reads (relaxed) */
-    _Atomic uint64_t iso_req;      /* poll sequence number + 1 of the poll the
-                                 monitor asks to isolate; as preempt_req */
-    _Atomic uint32_t handoff;      /* 1: its thread kept an isolated task and
-                                 left it; the monitor gives it another
-                                 (isolate.c). Release/acquire pair */
-    _Atomic uint32_t thr;          /* index in rt->thr of the thread running
-                                 it, stored by that thread */
-    struct weft_worker *iso_of;    /* an isolation identity (isolate.c): the
-                                   worker it was split from; NULL for a
-                                   real worker. Owner */
-    _Atomic uint32_t iso_busy;     /* isolation identity in use */
-    _Atomic uint64_t preempt_req;  /* poll sequence number + 1 of the poll
-                                     the monitor asks to preempt; 0 none.
-                                     The monitor stores (release), the
-                                     SIGURG handler on the owner takes */
-    _Atomic uint64_t *yroot;       /* root word over this worker's leaf */
-    _Atomic uint64_t *yleaf;       /* this worker's leaf word */
-    uint64_t ytop_bit;             /* its leaf's root word's bit in *top1 */
-    uint64_t yroot_bit;            /* its leaf's bit in *yroot */
-    uint32_t id;                   /* 0..workers-1 */
-    uint32_t find_cursor;          /* rotating start in the summary tree */
-    uint32_t resv_hint;            /* leaf to reserve slots from first */
-    uint32_t leaf;                 /* the leaf this worker reserved: its yield
-                                  bit, and its first choice for slots */
-    int yield_published;           /* its yield bit is set (see worker.c) */
-    uint32_t rng;                  /* xorshift state for victim order */
-    void *sched_sp;                /* the scheduler context (thread stack) */
-    void *sched_fiber;             /* its TSan fiber */
-    weft_stack_cache cache[2];     /* hot stacks: [0] default, [1] small */
-    void *sched_stack_lo;          /* the thread stack, for ASan's fiber API */
-    size_t sched_stack_size;
-    char *altstack;    /* signal stack of the thread running it (arena) */
-    uint64_t start_ns; /* when it was started; set before its thread is */
-    _Atomic uint64_t sleep_since; /* owner: when it went to sleep, 0 while
-                                     awake (read by obs/stats.c) */
-
-    /* Mesh mode (worker.c), owner-only. */
-    uint32_t *order;     /* other workers, nearest (same L3) first */
-    uint32_t ngroup;     /* how many of them share this worker's L3 */
-    uint32_t threshold;  /* load above which new work is deflected */
-    uint32_t high_ticks; /* consecutive fairness ticks above it */
-    uint32_t feed; /* tasks per chunk for a hungry neighbour (mesh_balance) */
-    uint32_t fed;  /* hungry feeds since the last fairness tick */
-    uint32_t gate; /* pushes above the threshold to let pass before the
-                      next look for a target (mesh_balance) */
-    uint32_t nstaged; /* destinations with a staged chunk */
-    uint32_t staged[WEFT_MESH_STAGED];
-    _Atomic uint32_t load; /* published load level (read by producers) */
-
-    /* Priority bands other than normal (worker.c, "bands"), owner-only;
-     * the normal band is lifo, dq and the yield queue above. */
-    uint32_t byq_head[WEFT_BANDS], byq_tail[WEFT_BANDS]; /* [NORMAL] unused */
-    int fair_rule;                    /* copy of rt->fair_rule */
-    uint32_t fair_gen;                /* rt->fair_gen it was copied at */
-    uint32_t fair_weight[WEFT_BANDS]; /* copy of rt->fair_weight (>= 1) */
-    int64_t deficit[WEFT_BANDS];      /* DRR: ns each band may still run */
-    int band_cur;                     /* DRR: band whose turn it is, or -1 */
-    uint32_t drr_next;                /* DRR: the round's position */
-    int64_t turn_def0;                /* DRR: its deficit when the turn began */
-    uint64_t turn_wall0, turn_cpu0;   /* DRR: clocks when the turn began */
-
-    /* Shared line: set by wakers, slept on by the owner. */
-    weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
-                                                            about to be */
-    _Atomic uint32_t xpub; /* xbands, published for thieves (a hint) */
-    weft_deque dq;
-    weft_deque bdq[WEFT_BANDS - 1]; /* bands 0, 1, 3 (worker.c, xdq) */
-
-    /* Timers of tasks waiting with a deadline (timer.h): armed and fired
-     * by the owner, cancelled by anyone, on a line of their own. */
-    weft_aligned(WEFT_CACHELINE) weft_theap timers;
-
-    /* Mesh mode: which sources have published chunks for this worker.
-     * Producers set bits, the owner exchanges them to 0. */
-    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t inbox_top;
-    _Atomic uint64_t inbox[16]; /* bit s%64 of word s/64: source s */
-} weft_worker;
-
-_Static_assert(offsetof(weft_worker, running) <= WEFT_CACHELINE,
-               "the yield fast path's fields must share one cache line");
-_Static_assert(offsetof(weft_worker, st) + offsetof(weft_wstats, fast_yields) +
-                       8 <=
-                   2 * WEFT_CACHELINE,
-               "running and the switch counters must share the second line");
 
 /* A waiter record, on the waiting side's own stack: a task (parks) or a
  * plain thread (futex). At least 8-byte aligned: it travels through tagged
@@ -234,7 +77,7 @@ struct weft_rt {
                                                      [1] small class */
     weft_aligned(WEFT_CACHELINE) weft_inject inject;
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
-    _Atomic uint32_t searching; /* workers spinning for work (worker.c) */
+    _Atomic uint32_t searching; /* workers spinning for work (idle.c) */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t ext_spawns; /* by plain
                                                                  threads */
     _Atomic uint64_t ext_reaps;    /* reaps by plain threads */
@@ -318,71 +161,6 @@ static inline uint32_t weft__hgen(const struct weft_rt *rt, uint64_t s)
 void weft__sched_set_fairness(struct weft_rt *rt, int rule,
                               const uint32_t weight[WEFT_BANDS]);
 
-/* The poll sequence number of w: moves at every switch into a task. Any
- * thread (relaxed). */
-static inline uint64_t weft__poll_seq(weft_worker *w)
-{
-    return atomic_load_explicit(&w->st.switches, memory_order_relaxed) +
-           atomic_load_explicit(&w->st.fast_yields, memory_order_relaxed);
-}
-
-/* The lost wake-up watchdog of WEFT_DEBUG builds (watchdog.c): the
- * monitor's view of the last suspect. */
-typedef struct weft_watchdog {
-    uint32_t slot1;    /* suspect's slot + 1, 0 none */
-    uint64_t state;    /* its state word when first seen */
-    uint64_t since;    /* when first seen */
-    uint64_t switches; /* the runtime's switches then */
-} weft_watchdog;
-
-/* The bound in ns (WEFT_WATCHDOG_MS; 0: off, and always 0 outside
- * WEFT_DEBUG builds). Any thread. */
-uint64_t weft__watchdog_bound_ns(void);
-
-/* A look while every worker sleeps and `switches` switches have been
- * made: aborts, naming the task, when one ready task has been left
- * unrun for the bound. Monitor only. */
-void weft__watchdog_look(struct weft_rt *rt, weft_watchdog *wd, uint64_t now,
-                         uint64_t switches);
-
-/* Start and stop the monitor thread of rt (sysmon.c). Creator / destroyer
- * only. start returns 0 or -EAGAIN. */
-int weft__sysmon_start(struct weft_rt *rt);
-void weft__sysmon_stop(struct weft_rt *rt);
-/* A worker has left idle: wake the monitor if it sleeps with no timeout
- * (sysmon.c). Call after the seq_cst decrement of rt->idle, when a
- * seq_cst load of rt->mon_sleep reads WEFT_MON_DEEP. */
-void weft__sysmon_kick(struct weft_rt *rt);
-#define WEFT_MON_DEEP 2
-
-/* Install the SIGURG handler and find the program's text (preempt.c).
- * Idempotent; plain thread (weft_rt_create). */
-void weft__preempt_init(void);
-
-/* Is pc in code where a task may be switched out by a signal: the main
- * program's text, outside weft's own? Async-signal-safe. */
-int weft__preempt_pc_safe(uintptr_t pc);
-
-/* Called by the SIGURG handler on a worker's thread, on the interrupted
- * task's stack: switch the running task out if the monitor asked for it
- * and it is safe (worker.c). uc is the handler's ucontext. Signal
- * handler only. */
-void weft__preempt_here(void *uc);
-
-/* The SIGURG handler's own part of weft__preempt_here's check: may the
- * interrupted context (uc) be switched out? (preempt.c) */
-int weft__preempt_uc_safe(void *uc);
-
-/* Point uc's saved alternate signal stack at the calling worker's: the
- * handler may return on another thread than the one it was entered on
- * (preempt.c). */
-void weft__preempt_fix_uc(void *uc, weft_worker *w);
-
-/* The worker the calling thread is, or NULL. Never inlined, and re-read
- * after any call that can switch: a task may resume on another worker
- * (DESIGN.md §9, thread-local storage and migration). Any thread. */
-weft_worker *weft__worker_self(void);
-
 /* The registry (registry.c): runtimes by id, 1..WEFT_REGISTRY-1, for
  * handles. by_id: any thread (NULL when none). add: returns the id, 0 when
  * the table is full; remove: frees rt's id. Creator / destroyer. */
@@ -390,83 +168,6 @@ weft_worker *weft__worker_self(void);
 struct weft_rt *weft__rt_by_id(uint32_t id);
 uint32_t weft__registry_add(struct weft_rt *rt);
 void weft__registry_remove(struct weft_rt *rt);
-
-/* Run the scheduler loop of worker w on the calling thread until the
- * runtime stops (returns 0), or until the thread, having kept an isolated
- * task, is done with it (returns 1: the thread may serve another worker).
- * Worker thread only. */
-int weft__worker_loop(weft_worker *w);
-
-/* One OS thread of a runtime (isolate.c). */
-typedef struct weft_thr {
-    pthread_t th; /* set before anyone signals it */
-    struct weft_rt *rt;
-    char *altstack;         /* its signal stack (arena) */
-    _Atomic uint32_t cmd;   /* futex word: 0 idle in the pool, k + 1 run
-                                worker k, THR_EXIT; the monitor (or the
-                                destroyer) sets, the thread waits */
-    _Atomic uint32_t state; /* THR_* */
-    _Atomic int tid;        /* kernel thread id */
-    int started;            /* pthread_create succeeded; creator */
-} weft_thr;
-
-enum { THR_NONE = 0, THR_RUN = 1, THR_POOL = 2, THR_GONE = 3 };
-#define THR_EXIT UINT32_MAX
-
-/* Create the thread of worker i. -EAGAIN on failure. Creator. */
-int weft__thr_start_worker(struct weft_rt *rt, uint32_t i);
-
-/* Stop and join every thread of rt (stopping is set). Destroyer. */
-void weft__thr_stop_all(struct weft_rt *rt);
-
-/* Allocate / free the thread table and isolation identities. */
-int weft__thr_init(struct weft_rt *rt, char *altstacks);
-void weft__thr_fini(struct weft_rt *rt);
-
-/* The monitor's tick: give a thread to every worker whose thread left
- * with an isolated task; create spares as needed, up to the bound.
- * Monitor only. */
-void weft__thr_handoffs(struct weft_rt *rt);
-
-/* The pthread running worker w now (for signals). Any thread. */
-pthread_t weft__thr_of(struct weft_rt *rt, weft_worker *w);
-
-/* Signal handler on w's thread, interrupted context safe to leave (see
- * preempt.c): the thread keeps the running task under an isolation
- * identity and gives up w, which the monitor hands to a spare thread.
- * Returns 0 if no identity was free. (worker.c) */
-int weft__isolate_here(weft_worker *w);
-
-/* An isolation identity claimed for / released by the calling thread;
- * release lowers nothing: restore_priority says whether the thread's
- * priority could be raised back (isolate.c). */
-weft_worker *weft__iso_claim(struct weft_rt *rt);
-void weft__iso_release(weft_worker *iso);
-int weft__thr_restore_priority(void);
-void weft__thr_lower_priority(void);
-
-/* May the interrupted context be given a new identity (isolation): not
- * in weft's code; in the program's own code or blocked in a system call
- * the program made (preempt.c). Signal safe. */
-int weft__isolate_uc_ok(void *uc);
-
-/* Make a RUNNABLE task (new or unparked) runnable somewhere: the calling
- * worker's LIFO slot when called on a worker of rt, else its signal bit
- * plus a wake-up. Any thread. */
-void weft__sched_ready(struct weft_rt *rt, uint32_t slot);
-
-/* weft__sched_ready for a task of w's own runtime, called on w: into the
- * LIFO slot (the previous occupant moves to the deque). Owner worker. */
-void weft__sched_ready_local(weft_worker *w, uint32_t slot);
-
-/* Run task `slot` inline, on the calling task's stack, if it has never
- * run, wants the same stack class, and is still this worker's to give:
- * in its LIFO slot or at the bottom of its deque. It runs with its own
- * identity (weft_self, its TLS, its blocking: if it parks, the caller's
- * frames park with it). Returns 1 once it has returned (result stored,
- * finish counted; the caller reaps it), 0 if it could not be taken. The
- * caller holds JOINED on it. Task only. */
-int weft__sched_run_inline(weft_worker *w, uint32_t slot);
 
 /* Park the calling task until weft__task_unpark; may return spuriously
  * (callers loop on their condition). Task only; switches. */
@@ -551,9 +252,6 @@ void weft__cancel_settle(struct weft_rt *rt);
 /* As weft__waiter_wake, but safe in a signal handler (no worker-local
  * queue is touched). Any thread. */
 void weft__waiter_wake_remote(weft_waiter *w);
-
-/* Wake one sleeping worker if any. Any thread. */
-void weft__wake_one(struct weft_rt *rt);
 
 /* Bytes at the top of every stack kept for task-local values. */
 #define WEFT_TLS_BYTES (WEFT_TLS_KEYS * sizeof(void *))

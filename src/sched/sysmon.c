@@ -53,7 +53,7 @@
  * machine the extra thread made runnable on the wake-up path took the
  * `wakeup` benchmark's p50 (2 ms idle gaps) from 7 to 34 us. Only the
  * first task after 100 ms of silence pays that now. A worker leaving
- * idle brings its own coarse clock up to date (worker.c, idle()).
+ * idle brings its own coarse clock up to date (idle.c, weft__idle_wait).
  *
  * What it does with a long poll, per worker and tick:
  *  - counts it slow once it has run over slow_poll_ns, and a violation

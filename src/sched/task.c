@@ -21,7 +21,7 @@
  * setting the flag).
  *
  * Park and unpark. weft__task_park is a switch-out with MSG_PARK; the task
- * becomes PARKED in after_switch (worker.c). weft__task_unpark CASes
+ * becomes PARKED in after_switch (switch.h, switch.c). weft__task_unpark CASes
  * PARKED -> RUNNABLE and makes the task ready; on a RUNNABLE task (not yet
  * switched out, or running) it sets WAKE, which the next park consumes
  * instead of parking. So an unpark can arrive before, during or after the
@@ -36,18 +36,13 @@
 #include "../base/atomic.h"
 #include "../base/check.h"
 #include "../base/futex.h"
-#include "sched.h"
+#include "runq.h"
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
 #define REL memory_order_release
 #define ACQ_REL memory_order_acq_rel
 #define JOINER_DONE ((uintptr_t)1)
-
-static inline void stat_inc(_Atomic uint64_t *c)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, RLX) + 1, RLX);
-}
 
 /* The generation a handle shows for state word s: the slot's generation
  * plus the runtime's epoch, so a runtime that reuses a destroyed one's
@@ -119,7 +114,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     weft_tcb *t = &rt->hot[slot];
     weft_tcb_cold *c = &rt->cold[slot];
     uint64_t gen = atomic_load_explicit(&t->state, RLX) & WEFT_TS_GEN_MASK;
-    /* Relaxed atomic stores of sp (here and in bind_stack): weft_task_info
+    /* Relaxed atomic stores of sp (also weft__switch_bind): weft_task_info
      * reads it from other threads to tell whether the task has run. */
     __atomic_store_n(&t->sp, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&t->fn, fn, __ATOMIC_RELAXED); /* read racily by
@@ -253,6 +248,82 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
         weft__waiter_wake((weft_waiter *)j);
 }
 
+/* ---- inline join ------------------------------------------------------- */
+
+/*
+ * Inline join (DESIGN.md §4, the fork-join runtimes' trick). A task that
+ * joins a child it spawned which has not started yet, and is still in this
+ * worker's LIFO slot or at the bottom of its deque (so no thief has it),
+ * runs the child's function right here instead of parking: no stack to
+ * bind, no switch, no wake-up. The child keeps its identity: w->current
+ * names it while it runs, so weft_self, task-local storage, stats and
+ * blocking are its own. It shares the caller's stack (and stack index,
+ * fiber, canary), so if it parks, the caller's frames below it park with
+ * it, and both resume together, possibly on another worker: everything
+ * after the call re-reads the worker. Only a child of the same stack class
+ * is taken, so stack checks stay valid.
+ */
+static int run_inline(weft_worker *w, uint32_t slot)
+{
+    weft_rt *rt = w->rt;
+    weft_tcb *t = &w->hot[slot], *parent = w->current;
+    uint32_t pslot = w->cur_slot;
+    /* Take it first: until it is ours, a thief may be starting it, and
+     * its fields are not ours to read. */
+    if (w->lifo == slot + 1) {
+        w->lifo = 0;
+    } else {
+        if (!weft__deque_maybe_nonempty(&w->dq))
+            return 0;
+        uint32_t x = weft__deque_take(&w->dq);
+        if (x == WEFT_DEQUE_EMPTY)
+            return 0;
+        if (x != slot) {
+            push_local(w, x); /* not ours: back where it was */
+            return 0;
+        }
+    }
+    if (t->sp || ((atomic_load_explicit(&t->state, RLX) ^
+                   atomic_load_explicit(&parent->state, RLX)) &
+                  WEFT_TS_SMALL)) {
+        push_local(w, slot); /* started before, or another stack class */
+        return 0;
+    }
+    weft_tcb_cold *c = &rt->cold[slot], *pc = &rt->cold[pslot];
+    void *tls[WEFT_TLS_KEYS];
+    c->stack = pc->stack;
+    weft__cold_set_fiber(c, weft__cold_fiber(pc));
+    c->tls_area = tls;
+    /* The parent waits for the child on its own stack: for observers it
+     * is parked in a join (obs/dump.c), though its state stays RUNNABLE.
+     * Its cold line is already loaded (pc->stack above). */
+    weft__cold_wait_set(pc, WEFT_WK_JOIN_INLINE, t);
+    w->current = t;
+    w->cur_slot = slot;
+    atomic_store_explicit(&w->running, slot + 1, RLX);
+    stat_inc(&w->st.inlined);
+    /* One poll of the child, timed with its parent's. */
+    weft_fn fn = __atomic_load_n(&t->fn, __ATOMIC_RELAXED);
+    void *arg = t->arg;
+    weft__task_started(t, 1);
+    void *r = fn(arg);
+    if (c->tls)
+        weft__task_exit(r); /* its TLS destructors, then its result */
+    else
+        c->result = r;
+    w = weft__worker_self(); /* it may have parked and moved */
+    weft__cold_wait_set(pc, WEFT_WK_NONE, NULL);
+    c->stack = 0;
+    weft__cold_set_fiber(c, NULL);
+    c->tls = NULL;
+    c->tls_area = NULL;
+    stat_inc(&w->st.finishes);
+    w->current = parent;
+    w->cur_slot = pslot;
+    atomic_store_explicit(&w->running, pslot + 1, RLX);
+    return 1;
+}
+
 /* ---- handles ----------------------------------------------------------- */
 
 /* Resolve a handle: runtime, slot, and the state word if the generation
@@ -353,7 +424,7 @@ int weft_join(weft_task h, void **result)
             return -ESRCH;
     }
     if (weft_ts_state(s) != WEFT_TS_DONE && w && w->current && w->rt == rt &&
-        weft__sched_run_inline(w, slot)) {
+        run_inline(w, slot)) {
         /* It ran to its end inside this call; we hold JOINED, so nobody
          * else looks at it: reap it ourselves. */
         if (result)

@@ -34,7 +34,7 @@
  * "Queued" and "running" share one state on purpose: a yield or a queue
  * move then needs no atomic operation at all; only park, unpark, finish
  * and reap change the word. A task is published as PARKED or DONE only
- * after its stack has been left (sched/worker.c, after_switch), so no
+ * after its stack has been left (sched/switch.h, after_switch), so no
  * worker can resume a context that is still live elsewhere.
  */
 #ifndef WEFT_SCHED_TASK_H
@@ -163,7 +163,7 @@ _Static_assert(sizeof(weft_tcb_cold) <= 72, "cold TCB grew");
  * Where a task waits (cold.wait_kind). Each blocking primitive records its
  * kind and object before it links a wait record anywhere, and clears the
  * kind once nothing of the wait is linked (sync/wait.c, weft_join; a
- * joiner also while its child runs inline on its stack, sched/worker.c,
+ * joiner also while its child runs inline on its stack, sched/task.c,
  * as JOIN_INLINE). So the kind is also the task's in-wait flag, which
  * shutdown and destroy read (sched/cancel.c: entering is a Dekker store
  * against the shutdown word). The task writes them itself (relaxed

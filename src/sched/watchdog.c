@@ -110,9 +110,9 @@ static void where(weft_rt *rt, uint32_t slot, char *buf, size_t n)
                     SAY(" worker %u's %s deque;", i, d ? "band" : "normal");
         }
         uint32_t heads[1 + WEFT_BANDS];
-        heads[0] = w->yq_head;
+        heads[0] = w->yq.head;
         for (int b = 0; b < WEFT_BANDS; b++)
-            heads[b + 1] = w->byq_head[b];
+            heads[b + 1] = w->byq[b].head;
         for (int h = 0; h < 1 + WEFT_BANDS; h++)
             for (uint32_t x = heads[h], steps = 0;
                  x && steps < rt->cfg.max_tasks; steps++) {
