@@ -348,12 +348,15 @@ int weft_rt_destroy(weft_rt *rt)
     /* Nothing outside rt may point into it once it is unmapped
      * (sched/cancel.c): the workers run the cancelled tasks until each
      * has left its waits; then, stopped, joiners from outside of the
-     * tasks they abandon are woken, and wakers from outside still in
-     * flight are waited for. */
+     * tasks they abandon are woken, and wakers and joiners from outside
+     * still in flight are waited for. */
     weft__cancel_waits(rt);
     weft__cancel_drain(rt);
     stop_workers(rt, rt->nworkers);
+    /* Release: pairs with an outside joiner's acquire load (task.c). */
+    atomic_store_explicit(&rt->abandoned, 1, memory_order_release);
     weft__task_cancel_joiners(rt);
+    weft__registry_remove(rt); /* then no new holder (cancel.c) */
     weft__cancel_settle(rt);
     uint64_t guards = 0;
     for (int k = 0; k < 2; k++) {
@@ -362,7 +365,6 @@ int weft_rt_destroy(weft_rt *rt)
         weft__stack_pool_fini(&rt->pool[k]);
         guards += atomic_load_explicit(&rt->pool[k].guarded, RLX);
     }
-    weft__registry_remove(rt);
     weft__obs_rt_gone(rt); /* no SIGQUIT dump still reads it */
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(rt->arena, rt->arena_size);

@@ -68,10 +68,27 @@
  * another runtime's task) of a task that the destroyed runtime abandons
  * are woken with -ECANCELED by the destroyer (weft__task_cancel_joiners).
  *
+ * Joiners from outside. A plain thread or another runtime's task joining
+ * a task of the runtime reads the task's state word, result and slot
+ * until its reap, after its wait ended: the task may end while the
+ * destroyer drains, wake its joiner normally, and the joiner's reap
+ * would then touch an unmapped arena (the soak found it). So such a
+ * joiner holds the runtime (weft__cancel_hold: ext_inflight + 1) from
+ * before it claims the task until its join returns. The hold is a Dekker
+ * pair with the destroyer's removal from the registry: the holder
+ * increments (seq_cst) and then checks the runtime is still registered
+ * (seq_cst); the destroyer removes it (seq_cst) and then waits for
+ * ext_inflight to read 0. Either the holder sees it removed (and gives up
+ * with -ESRCH, as for any handle of a destroyed runtime) or the destroyer
+ * sees its hold and waits. A joiner left waiting on a task the destroyer
+ * abandons is woken with -ECANCELED (weft__task_cancel_joiners), and one
+ * that finds the joiner word taken but the task not DONE sees
+ * rt->abandoned and gives up too, so every hold ends.
+ *
  * The destroyer's order (rt.c): cancel (if shutdown was not asked), wait
  * for every in_wait flag to read 0 while the workers still run the
- * cancelled tasks, stop the workers, wake foreign joiners, wait for
- * ext_inflight, unmap.
+ * cancelled tasks, stop the workers, mark the runtime abandoned, wake
+ * joiners from outside, leave the registry, wait for ext_inflight, unmap.
  */
 #include <errno.h>
 #include <time.h>
@@ -118,9 +135,30 @@ void weft__cancel_drain(weft_rt *rt)
             nap();
 }
 
+int weft__cancel_hold(weft_rt *rt)
+{
+    /* seq_cst increment, then seq_cst registry load: the holder's half
+     * of the Dekker pair with weft__registry_remove and the settle load
+     * (header, "Joiners from outside"). */
+    atomic_fetch_add_explicit(&rt->ext_inflight, 1, SC);
+    if (weft__registry_has(rt))
+        return 0;
+    weft__cancel_release(rt);
+    return -ESRCH;
+}
+
+void weft__cancel_release(weft_rt *rt)
+{
+    /* Release: the holder's reads of the arena come before the
+     * destroyer's acquire load of 0 (weft__cancel_settle). */
+    atomic_fetch_sub_explicit(&rt->ext_inflight, 1, REL);
+}
+
 void weft__cancel_settle(weft_rt *rt)
 {
-    /* Acquire: pairs with the waker's release decrement (task.c). */
-    while (atomic_load_explicit(&rt->ext_inflight, ACQ))
+    /* seq_cst: after the registry removal's seq_cst store (the Dekker
+     * pair with weft__cancel_hold); acquire for the holders' and wakers'
+     * release decrements. */
+    while (atomic_load_explicit(&rt->ext_inflight, SC))
         nap();
 }

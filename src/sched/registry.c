@@ -37,8 +37,16 @@ uint32_t weft__registry_add(struct weft_rt *rt)
 
 void weft__registry_remove(struct weft_rt *rt)
 {
-    /* Release: whatever the destroyer did before is ordered before the
-     * slot's next owner is published. Readers that found rt before this
-     * store are the destroyer's to wait for (obs/dump.c for SIGQUIT). */
-    atomic_store_explicit(&registry[rt->id], NULL, memory_order_release);
+    /* seq_cst: the destroyer's store of the Dekker pair with
+     * weft__cancel_hold (a holder's increment, then weft__registry_has);
+     * as a release it also orders whatever the destroyer did before
+     * ahead of the slot's next owner. Readers that found rt before this
+     * store are the destroyer's to wait for (cancel.c; obs/dump.c for
+     * SIGQUIT). */
+    atomic_store_explicit(&registry[rt->id], NULL, memory_order_seq_cst);
+}
+
+int weft__registry_has(struct weft_rt *rt)
+{
+    return atomic_load_explicit(&registry[rt->id], memory_order_seq_cst) == rt;
 }

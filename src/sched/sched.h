@@ -64,13 +64,16 @@ struct weft_rt {
     void *arena;
     size_t arena_size;
     int huge_pages; /* WEFT_HUGE_*: how the metadata is backed (arena.c) */
-    _Atomic int stopping; /* weft_rt_destroy: workers exit; read on every
+    _Atomic int stopping;  /* weft_rt_destroy: workers exit; read on every
                              scheduling decision off the yield fast path */
-    _Atomic int shutdown; /* weft_rt_shutdown: no new spawns */
-    int mesh;             /* cfg.balance == WEFT_BALANCE_MESH */
-    uint64_t spawn_bits;  /* state bits every task gets at spawn:
+    _Atomic int shutdown;  /* weft_rt_shutdown: no new spawns */
+    _Atomic int abandoned; /* weft_rt_destroy stopped the workers: tasks
+                              left never end (cancel.c); the destroyer
+                              stores (release), outside joiners load */
+    int mesh;              /* cfg.balance == WEFT_BALANCE_MESH */
+    uint64_t spawn_bits;   /* state bits every task gets at spawn:
                              WEFT_TS_PREEMPTIBLE with cfg.preempt_all */
-    weft_mbox *mbox;      /* mesh: [dst * nworkers + src] */
+    weft_mbox *mbox;       /* mesh: [dst * nworkers + src] */
 
     /* Written by whoever uses them; each block on its own lines. */
     weft_aligned(WEFT_CACHELINE) weft_stack_pool pool[2]; /* [0] default,
@@ -168,6 +171,9 @@ void weft__sched_set_fairness(struct weft_rt *rt, int rule,
 struct weft_rt *weft__rt_by_id(uint32_t id);
 uint32_t weft__registry_add(struct weft_rt *rt);
 void weft__registry_remove(struct weft_rt *rt);
+/* Is rt still registered? A seq_cst load, the partner of remove's
+ * seq_cst store (cancel.c, weft__cancel_hold). Any thread. */
+int weft__registry_has(struct weft_rt *rt);
 
 /* Park the calling task until weft__task_unpark; may return spuriously
  * (callers loop on their condition). Task only; switches. */
@@ -248,6 +254,13 @@ void weft__cancel_waits(struct weft_rt *rt);
 void weft__cancel_drain(struct weft_rt *rt);
 void weft__task_cancel_joiners(struct weft_rt *rt);
 void weft__cancel_settle(struct weft_rt *rt);
+
+/* Hold rt from outside it (a joiner that is not one of its tasks): 0, or
+ * -ESRCH when rt has left the registry (it is being destroyed). A holder
+ * releases when it is done with rt's memory; weft__cancel_settle waits
+ * for every holder. Any thread. */
+int weft__cancel_hold(struct weft_rt *rt);
+void weft__cancel_release(struct weft_rt *rt);
 
 /* As weft__waiter_wake, but safe in a signal handler (no worker-local
  * queue is touched). Any thread. */

@@ -402,6 +402,9 @@ static int join_wait(weft_rt *rt, uint32_t slot, weft_waiter *me)
     return 0;
 }
 
+static int join(weft_task h, void **result, weft_worker *w, weft_rt *rt,
+                uint32_t slot, uint64_t s);
+
 int weft_join(weft_task h, void **result)
 {
     weft_rt *rt;
@@ -412,6 +415,22 @@ int weft_join(weft_task h, void **result)
         return -ESRCH;
     if (w && w->current && w->rt == rt && w->cur_slot == slot)
         return -EDEADLK;
+    /* A joiner from outside t's runtime (a plain thread, another
+     * runtime's task) touches that runtime until its reap: it holds it,
+     * so that weft_rt_destroy waits for it (cancel.c, "Joiners from
+     * outside"). */
+    if (w && w->rt == rt)
+        return join(h, result, w, rt, slot, s);
+    if (weft__cancel_hold(rt))
+        return -ESRCH; /* its runtime is being destroyed */
+    int r = join(h, result, w, rt, slot, s);
+    weft__cancel_release(rt);
+    return r;
+}
+
+static int join(weft_task h, void **result, weft_worker *w, weft_rt *rt,
+                uint32_t slot, uint64_t s)
+{
     weft_tcb *t = &rt->hot[slot];
     for (;;) {
         if (s & (WEFT_TS_JOINED | WEFT_TS_DETACHED))
@@ -459,11 +478,16 @@ int weft_join(weft_task h, void **result)
             weft__wait_leave(me.rt, me.slot);
         }
         /* Woken, or the finisher is between its exchange and DONE: DONE
-         * is at most a few instructions away. */
+         * is at most a few instructions away. Or the runtime was stopped
+         * and its destroyer took the joiner word of a task it abandons
+         * (weft__task_cancel_joiners): DONE never comes. */
         for (int spins = 0;
              weft_ts_state(atomic_load_explicit(&t->state, ACQ)) !=
              WEFT_TS_DONE;
              spins++) {
+            /* Acquire: pairs with the destroyer's release store. */
+            if (atomic_load_explicit(&rt->abandoned, ACQ))
+                return -ECANCELED;
             if (spins < 100)
                 weft_cpu_relax();
             else

@@ -430,3 +430,52 @@ TEST_T(api, event_set_after_waiters_runtime_destroyed, 10)
     CHECK_OK(weft_event_set(&lone_ev));
     CHECK_OK(weft_event_destroy(&lone_ev));
 }
+
+/* Found by the soak: a task of runtime A joins a task T of runtime B; B
+ * is shut down and destroyed at once. T ends when its wait is cancelled
+ * and its finisher wakes the joiner normally, which then reads T's state,
+ * result and slot in B's arena: destroy must wait for it (before: SIGSEGV
+ * within a few hundred rounds). */
+static weft_event xj_ev;
+static weft_task xj_target;
+
+static void *xj_waiter(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_event_wait(&xj_ev);
+}
+
+static void *xj_joiner(void *arg)
+{
+    (void)arg;
+    void *r = NULL;
+    int rc = weft_join(xj_target, &r);
+    CHECK(rc == 0 || rc == -ECANCELED);
+    if (rc == 0)
+        CHECK_EQ_PTR(r, (void *)(intptr_t)-ECANCELED);
+    return NULL;
+}
+
+TEST_T(api, destroy_waits_for_outside_joiner_of_ended_task, 120)
+{
+    CHECK_OK(weft_event_init(&xj_ev));
+    weft_rt *a = test_rt(256);
+    for (int i = 0; i < 2000; i++) {
+        weft_config cfg;
+        weft_config_default(&cfg);
+        cfg.workers = 1;
+        cfg.max_tasks = 64;
+        weft_rt *b = test_rt_cfg(&cfg);
+        weft_task j;
+        CHECK_OK(weft_spawn(b, &xj_target, xj_waiter, NULL, NULL));
+        CHECK_OK(weft_spawn(a, &j, xj_joiner, NULL, NULL));
+        weft_task_info in;
+        while (weft_task_info_get(j, &in) == 0 && in.state != WEFT_STATE_PARKED)
+            usleep(20);
+        CHECK_OK(weft_rt_shutdown(b));
+        CHECK_OK(weft_rt_destroy(b));
+        CHECK_OK(weft_join(j, NULL));
+    }
+    CHECK_OK(weft_event_destroy(&xj_ev));
+    test_rt_destroy_clean(a);
+}
