@@ -40,7 +40,7 @@
  * message (each one received exactly once, in order per sender and
  * channel); sleeps and timeouts not early; that every task spawned
  * finished or (only after an abrupt destroy) was abandoned; that no
- * round or plain-thread batch stalls for 120 s (a lost task or wake-up:
+ * round or plain-thread batch stalls for 60 s (a lost task or wake-up:
  * the runtime is dumped and the soak exits). Each interval (a minute; a
  * quarter of the run when that is under two minutes) prints one line:
  * tasks done, messages, p99 wake-up latency, RSS, anonymous RSS and open
@@ -97,7 +97,9 @@ static void fail(int line, const char *fmt, ...)
  * after joins, or for the report line. */
 static _Atomic uint64_t n_spawned, n_finished, n_abandoned, n_cancelled;
 static _Atomic uint64_t n_msgs, n_warns;
-static _Atomic uint64_t progress; /* rounds + plain-thread batches */
+/* Progress, watched by the watchdog: [0] rounds, [1] plain-thread
+ * batches. */
+static _Atomic uint64_t progress[2];
 
 static void count(_Atomic uint64_t *c, uint64_t n)
 {
@@ -619,7 +621,7 @@ static void *plain_thread(void *arg)
         for (int i = 0; i < BATCH; i++)
             sum += join(t[i]);
         CHECK_EQ(sum, BATCH * (BATCH + 1));
-        count(&progress, 1);
+        count(&progress[1], 1);
     }
     return NULL;
 }
@@ -858,25 +860,31 @@ static void cancelled_runtime(int abrupt)
 
 /* ---- Watchdog ------------------------------------------------------------- */
 
-#define STALL_S 120
+#define STALL_S 60
 
+/* A round takes tens of milliseconds and a batch about ten: either one
+ * standing still for a minute is a lost task or wake-up. */
 static void *watchdog(void *arg)
 {
-    uint64_t last = atomic_load(&progress), at = weft_now_ns();
+    static const char *what[2] = {"round", "plain-thread batch"};
+    uint64_t last[2] = {0, 0}, at[2];
+    at[0] = at[1] = weft_now_ns();
     for (;;) {
         sleep(1);
-        uint64_t p = atomic_load(&progress), now = weft_now_ns();
-        if (p != last) {
-            last = p;
-            at = now;
-        } else if (now - at > STALL_S * 1000000000ull) {
-            fprintf(stderr,
-                    "weft-soak: FAIL: no progress for %d s (a lost task or "
-                    "wake-up); the long-lived runtime:\n",
-                    STALL_S);
-            weft_dump(rt, stderr);
-            fflush(stderr);
-            _exit(3);
+        for (int i = 0; i < 2; i++) {
+            uint64_t p = atomic_load(&progress[i]), now = weft_now_ns();
+            if (p != last[i]) {
+                last[i] = p;
+                at[i] = now;
+            } else if (now - at[i] > STALL_S * 1000000000ull) {
+                fprintf(stderr,
+                        "weft-soak: FAIL: no %s has ended for %d s (a lost "
+                        "task or wake-up); the long-lived runtime:\n",
+                        what[i], STALL_S);
+                weft_dump(rt, stderr);
+                fflush(stderr);
+                _exit(3);
+            }
         }
     }
     return NULL;
@@ -1000,7 +1008,7 @@ int main(int argc, char **argv)
         default:
             cancelled_runtime(r % 3 == 2);
         }
-        count(&progress, 1);
+        count(&progress[0], 1);
         uint64_t now = weft_now_ns();
         if (now < next && now < end)
             continue;
