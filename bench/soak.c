@@ -716,7 +716,10 @@ static void *blocked_task(void *arg)
     return (void *)(intptr_t)rc;
 }
 
-/* The long-lived runtime's task that joins B_TARGET2 across runtimes. */
+/* The long-lived runtime's task that joins B_TARGET2 across runtimes.
+ * weft_rt_destroy promises it the target's result or -ECANCELED however
+ * the destroy races the target's end, and no access to the destroyed
+ * runtime afterwards. */
 static void *cross_joiner(void *arg)
 {
     void *r = NULL;
