@@ -6,6 +6,8 @@
 #                build and a TSan build
 #   make bench   the benchmarks beside the peers of ../shared/peers
 #                (when present), with ratios
+#   make soak    build (Release) and run the soak, bench/soak.c, for
+#                MINUTES minutes (default 1; fractions allowed)
 #   make clean   remove the build trees
 #
 # Missing build tools are installed with apt-get when run as root (or with
@@ -14,8 +16,9 @@
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE  ?= cmake
 PEERS  ?= ../shared/peers
+MINUTES ?= 1
 
-.PHONY: run test test-normal test-asan test-tsan bench clean deps
+.PHONY: run test test-normal test-asan test-tsan bench soak clean deps
 
 deps:
 	@sh tools/deps.sh
@@ -26,6 +29,10 @@ build/bench/weft-bench: deps FORCE
 
 run: build/bench/weft-bench
 	@./build/bench/weft-bench
+
+# The weft-bench rule builds the whole Release tree, weft-soak included.
+soak: build/bench/weft-bench
+	@./build/bench/weft-soak --minutes $(MINUTES)
 
 # Each build tree: configure, build, run CTest. TSan needs ASLR's higher
 # entropy turned off on new kernels (setarch -R), which tools/ctest.sh does.
