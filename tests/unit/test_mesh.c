@@ -170,6 +170,18 @@ TEST_T(unit, mesh_deflects_to_l3_neighbour_first, 60)
     cfg.max_tasks = 4096;
     cfg.balance = WEFT_BALANCE_MESH;
     weft_rt *rt = test_rt_cfg(&cfg);
+    /* The spinners must hold their workers while the spawner sheds: no
+     * isolation (which would hand a spinner's worker to a spare thread
+     * when a slow run, the chaos build or a loaded machine, lets them
+     * spin long enough), no yield requests. */
+    weft_policy pol;
+    CHECK_OK(weft_policy_get(rt, &pol));
+    for (int t = WEFT_TIER_MONITOR; t < WEFT_TIER_ISOLATE; t++) {
+        pol.tier[t].promote_violations = 0;
+        pol.tier[t].promote_cpu_ms = 0;
+        pol.tier[t].promote_slow_polls = 0;
+    }
+    CHECK_OK(weft_policy_set(rt, &pol));
     weft__mesh_set_groups(rt, group_of);
     for (uint32_t i = 0; i < WORKERS; i++) {
         /* Same group first in every worker's order. */
