@@ -229,16 +229,16 @@ static int give_thread(weft_rt *rt, uint32_t k)
     return -EAGAIN;
 }
 
-void weft__thr_handoffs(weft_rt *rt)
+void weft__thr_adopt_orphans(weft_rt *rt)
 {
     for (uint32_t k = 0; k < rt->nworkers; k++) {
         weft_worker *w = &rt->workers[k];
         /* Acquire: pairs with weft__isolate_here's release store: the
          * worker's state as its old thread left it is visible to the
          * thread we give it to (through this thread's release CAS). */
-        if (atomic_load_explicit(&w->handoff, memory_order_acquire) &&
+        if (atomic_load_explicit(&w->orphaned, memory_order_acquire) &&
             give_thread(rt, k) == 0)
-            atomic_store_explicit(&w->handoff, 0, RLX);
+            atomic_store_explicit(&w->orphaned, 0, RLX);
     }
 }
 
@@ -327,9 +327,9 @@ int weft__isolate_here(weft_worker *w)
     w->current = NULL;
     atomic_store_explicit(&w->running, 0, RLX);
     atomic_fetch_add_explicit(&rt->isolations, 1, RLX);
-    /* Release: pairs with the monitor's acquire load of handoff: what
+    /* Release: pairs with the monitor's acquire load of orphaned: what
      * this thread wrote to w is visible to w's next thread. */
-    atomic_store_explicit(&w->handoff, 1, memory_order_release);
+    atomic_store_explicit(&w->orphaned, 1, memory_order_release);
     return 1;
 }
 

@@ -40,7 +40,7 @@ void weft__thr_fini(struct weft_rt *rt);
 /* The monitor's tick: give a thread to every worker whose thread left
  * with an isolated task; create spares as needed, up to the bound.
  * Monitor only. */
-void weft__thr_handoffs(struct weft_rt *rt);
+void weft__thr_adopt_orphans(struct weft_rt *rt);
 
 /* The pthread running worker w now (for signals). Any thread. */
 pthread_t weft__thr_of(struct weft_rt *rt, weft_worker *w);

@@ -2,7 +2,7 @@
  * switch.c - the cold half of switching: binding a stack to a task's
  * first run, stack canaries, the code every task starts in, and finishing
  * a park or an exit. The hot half (the switch itself, the yield fast
- * path, the stack handoff) is in worker.c.
+ * path, the stack bequest) is in worker.c.
  *
  * Finishing a switch-out. A task that parks or ends cannot publish that
  * itself: until its registers are saved and its stack is left, another

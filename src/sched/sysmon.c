@@ -81,7 +81,7 @@
  *    handler refuses while the task is in libc or weft's code.
  *
  * The monitor also hands workers whose thread kept an isolated task to
- * spare threads (weft__thr_handoffs), every tick.
+ * spare threads (weft__thr_adopt_orphans), every tick.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -554,7 +554,7 @@ static void act_preemptible(weft_rt *rt, const weft_policy *p, uint64_t tick,
      * every tick. A preemptible task that reached the Isolate tier while
      * work waits behind it keeps refusing (it is always in libc, say):
      * it is isolated. One that runs on because nothing else wants its
-     * worker is left alone (a handoff would serve no one). */
+     * worker is left alone (giving it away would serve no one). */
     int over = ran > budget && (!m->sent || now - m->sent >= budget);
     if (tier >= WEFT_TIER_ISOLATE && late && ran > 2 * budget &&
         (!m->sent || now - m->sent >= tick)) {
@@ -690,7 +690,7 @@ static void *sysmon_main(void *arg)
             continue;
         }
         idle_since = 0;
-        weft__thr_handoffs(rt);
+        weft__thr_adopt_orphans(rt);
         for (uint32_t i = 0; i < rt->nworkers; i++)
             watch(rt, &p, tick, now, &rt->workers[i], &rt->mon->w[i]);
         demote_pass(rt, &p, now);

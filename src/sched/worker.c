@@ -439,7 +439,7 @@ void weft__task_park(void)
 
 #if defined(WEFT_CTX_HAS_START) && !WEFT_SANITIZED
 /*
- * Stack handoff. The task that just ended is abandoned, not suspended:
+ * Stack bequest. The task that just ended is abandoned, not suspended:
  * when the next task has never run and wants the same stack class, it
  * simply starts on the ended task's stack (weft__ctx_start resets the
  * stack pointer to its top). That skips the register save, the stack
@@ -448,7 +448,7 @@ void weft__task_park(void)
  * task's end is published while still on the stack, which is safe
  * because the stack is not released: it changes owner.
  */
-weft_noreturn static void handoff(weft_worker *w, weft_tcb *cur, uint32_t slot,
+weft_noreturn static void bequeath(weft_worker *w, weft_tcb *cur, uint32_t slot,
                                   uint32_t next)
 {
     weft_rt *rt = w->rt;
@@ -485,7 +485,7 @@ WEFT_NO_TSAN void weft__task_switch_dead(void)
         !((atomic_load_explicit(&w->hot[next].state, RLX) ^
            atomic_load_explicit(&cur->state, RLX)) &
           WEFT_TS_SMALL))
-        handoff(w, cur, w->cur_slot, (uint32_t)next);
+        bequeath(w, cur, w->cur_slot, (uint32_t)next);
 #endif
     switch_ctx(w, cur, next, (uintptr_t)cur | MSG_DEAD);
     weft__die("worker", "a finished task was resumed");

@@ -143,7 +143,7 @@ typedef struct weft_worker {
                                       the monitor reads (relaxed) */
     _Atomic uint64_t iso_req;      /* poll sequence number + 1 of the poll the
                                  monitor asks to isolate; as preempt_req */
-    _Atomic uint32_t handoff;      /* 1: its thread kept an isolated task and
+    _Atomic uint32_t orphaned;     /* 1: its thread kept an isolated task and
                                  left it; the monitor gives it another
                                  (isolate.c). Release/acquire pair */
     _Atomic uint32_t thr;          /* index in rt->thr of the thread running
