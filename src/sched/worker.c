@@ -449,7 +449,7 @@ void weft__task_park(void)
  * because the stack is not released: it changes owner.
  */
 weft_noreturn static void bequeath(weft_worker *w, weft_tcb *cur, uint32_t slot,
-                                  uint32_t next)
+                                   uint32_t next)
 {
     weft_rt *rt = w->rt;
     if (atomic_load_explicit(&cur->state, RLX) &
