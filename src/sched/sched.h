@@ -132,7 +132,8 @@ struct weft_rt {
                              which every thread of the runtime takes
                              (spares are created by the monitor, which
                              blocks everything) */
-    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t isolations; /* workers given away */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint64_t
+        isolations; /* workers given away */
     /* Policy (sched/policy.c): the weft_policy as words under a seqlock,
      * and the warn callback under the same sequence. Writers hold
      * pol_lock; readers never block. Read-mostly. */
