@@ -28,6 +28,15 @@ for f in $(find src -name '*.[ch]' | sort); do
         fi
     done
 done
+# sync/ reaches the scheduler through park.h alone (docs/design.md).
+for f in $(find src/sync -name '*.[ch]' | sort); do
+    for inc in $(sed -n 's|^#include "\.\./sched/\(.*\)"|\1|p' "$f"); do
+        if [ "$inc" != park.h ]; then
+            echo "layers: $f includes sched/$inc (sync/ may include only sched/park.h)"
+            bad=1
+        fi
+    done
+done
 objdir=$build/CMakeFiles/weft_obj.dir/src
 if [ -d "$objdir" ]; then
     defs=$(mktemp)

@@ -169,9 +169,8 @@ static int lock_queued(weft_mutex *m, weft_wait *wt, weft_wnode *node,
 static int lock_slow(weft_mutex *m, uint64_t deadline, int flags)
 {
     _Atomic uint32_t *st = WEFT_A32(&m->state_);
-    weft_worker *self = weft__worker_self();
     /* Spin only when the holder may be running elsewhere. */
-    int spins = !self || self->rt->nworkers > 1 ? SPINS : 0;
+    int spins = weft__spin_useful() ? SPINS : 0;
     for (int i = 0; i < spins; i++) {
         uint32_t s = atomic_load_explicit(st, RLX);
         if (dead(s))

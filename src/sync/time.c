@@ -17,8 +17,8 @@ uint64_t weft_now_ns(void)
 
 int weft_sleep_until(uint64_t deadline)
 {
-    weft_worker *w = weft__worker_self();
-    if (w && w->current) {
+    weft_caller me;
+    if (weft__caller(&me)) {
         /* A wait nobody claims: it ends by its deadline, or by the
          * runtime's cancellation. */
         weft_wait wt;

@@ -29,42 +29,36 @@
 
 int weft__wait_init(weft_wait *wt, int flags, unsigned kind, const void *obj)
 {
-    weft_worker *w = weft__worker_self();
+    weft_caller me;
+    int task = weft__caller(&me);
     atomic_store_explicit(&wt->w.futex, 0, RLX);
     atomic_store_explicit(&wt->claim, 0, RLX);
     wt->w.cancelled = 0;
+    wt->w.rt = me.rt;
+    wt->w.task = me.task;
+    wt->w.slot = me.slot;
     wt->result = 0;
     wt->flags = 0;
     wt->since = 0;
     wt->kind = kind;
     wt->obj = obj;
     wt->inw = NULL;
-    if (!w || !w->current) {
-        wt->w.rt = NULL;
-        wt->w.task = NULL;
-        wt->w.slot = 0;
-        wt->solo = (uint32_t)(flags & WAIT_SOLO);
-        return 0;
-    }
-    weft_rt *rt = w->rt;
-    uint32_t slot = w->cur_slot;
-    wt->w.rt = rt;
-    wt->w.task = w->current;
-    wt->w.slot = slot;
     /* A task's wait may be ended by its own cancellation, which races
      * the waker's claim: no solo shortcut for tasks. */
-    wt->solo = 0;
+    wt->solo = task ? 0 : (uint32_t)(flags & WAIT_SOLO);
+    if (!task)
+        return 0;
     if (flags & WAIT_NESTED) {
         /* Inside its caller's wait, which entered already and keeps the
          * in-wait flag up: only say where we wait now. */
-        weft__cold_wait_set(&rt->cold[slot], kind, obj);
+        weft__caller_wait_set(&me, kind, obj);
         return 0;
     }
     /* Cancellation (sched/cancel.c): say we are about to link a record
      * before we do; a shut-down runtime's tasks never block. */
-    if (weft__wait_enter(rt, slot, kind, obj))
+    if (weft__wait_enter(me.rt, me.slot, kind, obj))
         return -ECANCELED;
-    wt->inw = &rt->cold[slot].wait_kind;
+    wt->inw = weft__caller_wait_flag(&me);
     return 0;
 }
 
@@ -136,7 +130,7 @@ static int block_task(weft_wait *wt, uint64_t deadline)
             if (!armed) {
                 due = weft__clock_ns() >= deadline;
                 if (!due) {
-                    weft__timer_arm(weft__worker_self(), &tm, deadline, &wt->w);
+                    weft__timer_arm_here(&tm, deadline, &wt->w);
                     armed = 1;
                 }
             } else {

@@ -31,7 +31,7 @@
 
 #include "../base/atomic.h"
 #include "../base/spin.h"
-#include "../sched/sched.h"
+#include "../sched/park.h"
 #include "weft.h"
 
 #define WAIT_TIMEOUT UINT32_MAX
