@@ -101,21 +101,12 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
         o->state = WEFT_STATE_DONE;
         break;
     default:
-        o->state = WEFT_STATE_RUNNABLE;
-        for (uint32_t i = 0; i < rt->nworkers; i++)
-            if (atomic_load_explicit(&rt->workers[i].running, RLX) ==
-                slot + 1) {
-                o->state = WEFT_STATE_RUNNING;
-                o->worker = (int)i;
-                break;
-            }
-        /* Or on the thread of an isolation identity (sched/isolate.c):
-         * running, on no worker. */
-        for (uint32_t i = 0; i < rt->nthr && o->state == WEFT_STATE_RUNNABLE;
-             i++)
-            if (atomic_load_explicit(&rt->iso[i].iso_busy, RLX) &&
-                atomic_load_explicit(&rt->iso[i].running, RLX) == slot + 1)
-                o->state = WEFT_STATE_RUNNING;
+        /* On a worker, or on the thread of an isolation identity
+         * (sched/isolate.c, -2): running, on no worker. */
+        o->worker = weft__slot_running(rt, slot);
+        o->state = o->worker == -1 ? WEFT_STATE_RUNNABLE : WEFT_STATE_RUNNING;
+        if (o->worker < 0)
+            o->worker = -1;
         unsigned k = atomic_load_explicit(&c->wait_kind, RLX);
         if (o->state == WEFT_STATE_RUNNABLE &&
             (k == WEFT_WK_JOIN || k == WEFT_WK_JOIN_INLINE)) {

@@ -165,6 +165,23 @@ static inline uint32_t weft__hgen(const struct weft_rt *rt, uint64_t s)
 void weft__sched_set_fairness(struct weft_rt *rt, int rule,
                               const uint32_t weight[WEFT_BANDS]);
 
+/* Where task `slot` of rt runs now, read racily: a worker's index, -2 on
+ * an isolation identity's thread (isolate.c), -1 on none. Any thread
+ * (weft_task_info, weft_dump, the watchdog). */
+static inline int weft__slot_running(struct weft_rt *rt, uint32_t slot)
+{
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        if (atomic_load_explicit(&rt->workers[i].running,
+                                 memory_order_relaxed) == slot + 1)
+            return (int)i;
+    for (uint32_t i = 0; i < rt->nthr; i++)
+        if (atomic_load_explicit(&rt->iso[i].iso_busy, memory_order_relaxed) &&
+            atomic_load_explicit(&rt->iso[i].running, memory_order_relaxed) ==
+                slot + 1)
+            return -2;
+    return -1;
+}
+
 /* The registry (registry.c): runtimes by id, 1..WEFT_REGISTRY-1, for
  * handles. by_id: any thread (NULL when none). add: returns the id, 0 when
  * the table is full; remove: frees rt's id. Creator / destroyer. */

@@ -54,19 +54,6 @@ uint64_t weft__watchdog_bound_ns(void)
 #endif
 }
 
-/* Is `slot` running on a worker or an isolation identity? */
-static int running(weft_rt *rt, uint32_t slot)
-{
-    for (uint32_t i = 0; i < rt->nworkers; i++)
-        if (atomic_load_explicit(&rt->workers[i].running, RLX) == slot + 1)
-            return 1;
-    for (uint32_t i = 0; i < rt->nthr; i++)
-        if (atomic_load_explicit(&rt->iso[i].iso_busy, RLX) &&
-            atomic_load_explicit(&rt->iso[i].running, RLX) == slot + 1)
-            return 1;
-    return 0;
-}
-
 /* The first suspect from slot `from` on, as slot + 1, or 0. */
 static uint32_t suspect(weft_rt *rt, uint32_t from, uint64_t *state)
 {
@@ -75,7 +62,7 @@ static uint32_t suspect(weft_rt *rt, uint32_t from, uint64_t *state)
         if (weft_ts_state(s) != WEFT_TS_RUNNABLE ||
             atomic_load_explicit(&rt->cold[slot].wait_kind, RLX) ==
                 WEFT_WK_JOIN_INLINE ||
-            running(rt, slot))
+            weft__slot_running(rt, slot) != -1)
             continue;
         *state = s;
         return slot + 1;
