@@ -13,6 +13,7 @@
 
 #include "atomic.h"
 #include "env.h"
+#include "sysmark.h"
 
 /* The process seed, 0 until chosen; a thread's stream is the seed mixed
  * with its number in the order threads first reach a point. These use
@@ -71,7 +72,9 @@ void weft__chaos(int o)
         for (unsigned i = (r >> 8) & 1023; i; i--)
             weft_cpu_relax();
     } else if ((r & 2047) == 1) { /* 1 in 2048: give the CPU away */
+        weft__sys_enter();        /* inside weft code (sysmark.h) */
         sched_yield();
+        weft__sys_leave();
     }
 }
 #endif

@@ -6,17 +6,13 @@
 
 #include <stdint.h>
 
-/* CLOCK_MONOTONIC in ns (vDSO, no system call on common kernels). Any
- * thread, signal safe. */
+/* CLOCK_MONOTONIC in ns (vDSO, no system call on common kernels), read
+ * under the system-call mark (sysmark.h). Any thread, signal safe. */
 uint64_t weft__clock_ns(void);
 
 /* The same, for weft_now_ns: the caller holds no runtime state, so a
  * preemption while it is in the vDSO is safe. Any thread. */
 uint64_t weft__clock_ns_user(void);
-
-/* 1 while weft__clock_ns runs on this thread (sched/preempt.c). */
-extern _Thread_local int weft__in_clock
-    __attribute__((tls_model("initial-exec")));
 
 /* CPU time of the calling thread in ns (CLOCK_THREAD_CPUTIME_ID: a system
  * call on most kernels, microseconds under some hypervisors). Any

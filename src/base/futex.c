@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sysmark.h"
+
 int weft__futex_wait(_Atomic uint32_t *word, uint32_t expect,
                      uint64_t deadline_ns)
 {
@@ -21,9 +23,11 @@ int weft__futex_wait(_Atomic uint32_t *word, uint32_t expect,
         tsp = &ts;
     }
     for (;;) {
+        weft__sys_enter(); /* weft's own call (sysmark.h) */
         long r = syscall(SYS_futex, (uint32_t *)word,
                          FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expect, tsp,
                          NULL, FUTEX_BITSET_MATCH_ANY);
+        weft__sys_leave();
         if (r == 0 || errno == EAGAIN)
             return 0;
         if (errno == ETIMEDOUT)
@@ -35,6 +39,8 @@ int weft__futex_wait(_Atomic uint32_t *word, uint32_t expect,
 
 void weft__futex_wake(_Atomic uint32_t *word, int n)
 {
+    weft__sys_enter(); /* from a task's wake-up path too (sysmark.h) */
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n,
             NULL, NULL, 0);
+    weft__sys_leave();
 }

@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include "atomic.h"
+#include "sysmark.h"
 
 void weft__spin_slow(_Atomic uint32_t *l)
 {
@@ -16,7 +17,10 @@ void weft__spin_slow(_Atomic uint32_t *l)
             return;
         if (spins < 100)
             weft_cpu_relax();
-        else
+        else {
+            weft__sys_enter();
             sched_yield();
+            weft__sys_leave();
+        }
     }
 }

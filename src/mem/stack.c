@@ -40,6 +40,7 @@
 
 #include "../arch/fiber_san.h"
 #include "../base/check.h"
+#include "../base/sysmark.h"
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 uapi; older headers lack it */
@@ -134,7 +135,10 @@ static int light_guard(void *addr, size_t len)
 {
     if (atomic_load_explicit(&guard_kind, RLX) != WEFT_GUARD_KIND_LIGHT)
         return 0;
-    if (madvise(addr, len, MADV_GUARD_INSTALL) == 0)
+    weft__sys_enter(); /* a task's switch may get here (sysmark.h) */
+    int r = madvise(addr, len, MADV_GUARD_INSTALL);
+    weft__sys_leave();
+    if (r == 0)
         return 1;
     if (errno != EINVAL)
         return -1;
@@ -234,7 +238,12 @@ static int install_guard(weft_stack_pool *p, uint32_t i)
     int r = light_guard(lo, p->page);
     if (r)
         return r > 0;
-    return take_guard() && mprotect(lo, p->page, PROT_NONE) == 0;
+    if (!take_guard())
+        return 0;
+    weft__sys_enter(); /* a task's switch may get here (sysmark.h) */
+    r = mprotect(lo, p->page, PROT_NONE);
+    weft__sys_leave();
+    return r == 0;
 }
 
 /* First use of stack i: guard page if wanted and possible, else canary. */
@@ -302,7 +311,10 @@ static void pool_push(weft_stack_pool *p, uint32_t i)
         char *lo = (f & WEFT_STK_GUARDED) ? weft__stack_bottom(p, i)
                                           : p->base + (size_t)i * p->stride;
         char *hi = weft__stack_top(p, i);
-        if (madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0) {
+        weft__sys_enter(); /* on a task's switch (sysmark.h) */
+        int r = madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+        weft__sys_leave();
+        if (r == 0) {
             atomic_fetch_add_explicit(&p->released, 1, RLX);
             atomic_store_explicit(&p->flags[i], f & ~WEFT_STK_RESIDENT, RLX);
             atomic_fetch_sub_explicit(&p->resident, 1, RLX);

@@ -36,7 +36,7 @@
 /* ---- create ----------------------------------------------------------- */
 
 typedef struct layout {
-    size_t rt, workers, sum, hot, cold, tiers, link;
+    size_t rt, workers, sum, hot, cold, tiers, link, evr;
     size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt, obs;
     size_t meta, fence[2], stacks[2], total;
 } layout;
@@ -53,6 +53,9 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->cold = weft__arena_add(&p, n * sizeof(weft_tcb_cold), line);
     l->tiers = weft__arena_add(&p, n * sizeof(weft_tier_slot), line);
     l->link = weft__arena_add(&p, n * 4, line);
+#ifdef WEFT_DEBUG
+    l->evr = weft__arena_add(&p, n * sizeof(weft_evring), line);
+#endif
     for (int k = 0; k < 2; k++) {
         l->next[k] = weft__arena_add(&p, n * 4, line);
         l->flags[k] = weft__arena_add(&p, n, line);
@@ -149,6 +152,9 @@ static int place(weft_rt *rt, const weft_config *cfg, const layout *l, char *a,
     rt->cold = (weft_tcb_cold *)(a + l->cold);
     rt->tiers = (weft_tier_slot *)(a + l->tiers);
     rt->link = (_Atomic uint32_t *)(a + l->link);
+#ifdef WEFT_DEBUG
+    rt->evr = (weft_evring *)(a + l->evr);
+#endif
     for (int k = 0; k < 2; k++) {
         weft_stack_pool *p = &rt->pool[k];
         p->base = a + l->stacks[k];

@@ -48,9 +48,12 @@
 weft_noinline void weft__bands_push(weft_worker *w, uint32_t slot, int b)
 {
     weft_deque *d = xdq(w, b);
+    WEFT_EVW(w, slot, WEFT_EV_BDQ);
     while (weft__deque_push(d, slot) < 0) {
         uint32_t half[WEFT_DEQUE_CAP / 2];
         uint32_t n = weft__deque_grab(d, half, WEFT_DEQUE_CAP / 2);
+        for (uint32_t i = 0; i < n; i++)
+            WEFT_EV(w->rt, half[i], WEFT_EV_INJ);
         weft__inject_push(&w->rt->inject, half, n);
         weft__wake_one(w->rt);
     }

@@ -94,7 +94,10 @@
 #include <time.h>
 
 #include "../base/membar.h"
-#include "sched.h"
+#include "cancel.h"
+#include "registry.h"
+#include "runtime.h"
+#include "wake.h"
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire

@@ -300,9 +300,9 @@ int weft__isolate_here(weft_worker *w)
      * w's scheduler frame on this thread (where the task's next switch
      * lands), and queues of its own, which stay empty (nothing is queued
      * on an isolation identity; see weft__sched_ready_local). */
-    iso->rt = rt;
-    iso->hot = w->hot;
-    iso->link = w->link;
+    iso->view = w->view;
+    iso->ident = w->ident;
+    iso->ctx = w->ctx;
     iso->top1 = NULL; /* keeps weft_yield off its fast path */
     iso->current = w->current;
     iso->cur_slot = w->cur_slot;
@@ -310,11 +310,6 @@ int weft__isolate_here(weft_worker *w)
     iso->yq = (weft_slotq){0, 0};
     iso->xbands = 0;
     iso->fair_countdown = FAIR_TICK;
-    iso->id = w->id;
-    iso->leaf = w->leaf;
-    iso->resv_hint = w->resv_hint;
-    iso->rng = w->rng;
-    iso->ctx = w->ctx;
     iso->order = w->order;
     iso->poll_t0 = w->poll_t0;
     atomic_store_explicit(&iso->coarse_ns,

@@ -10,7 +10,9 @@
 #ifndef WEFT_SCHED_PARK_H
 #define WEFT_SCHED_PARK_H
 
-#include "sched.h"
+#include "cancel.h"
+#include "runtime.h"
+#include "wake.h"
 
 /* Who is calling: a task (its runtime and slot, 1) or not (0: a plain
  * thread, or a worker between tasks). Re-ask after anything that can

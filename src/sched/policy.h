@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "sched.h"
+#include "runtime.h"
 
 /* Ranges weft__policy_check enforces beyond the rules in weft.h (so that
  * budgets, scaled thresholds and the tier state's counters cannot

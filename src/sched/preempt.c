@@ -20,7 +20,9 @@
  * (the main executable's executable segments, found with dl_iterate_phdr
  * at start-up), minus weft's own code, and the vDSO (clock_gettime: no
  * lock, no state; a read interrupted there retries) unless weft's own
- * code is reading the clock (base/clock.c). Never in libc (it may hold the
+ * code is in it (base/sysmark.h: weft marks every system call and vDSO
+ * read it makes, since weft frames below the call may hold a worker's
+ * state). Never in libc (it may hold the
  * malloc lock or stdio's), the loader or any other shared
  * library but the vDSO, and never in weft itself: weft code caches its worker in
  * registers and holds spin locks. weft's code is told apart by its
@@ -65,6 +67,7 @@
 
 #include "../base/clock.h"
 #include "../base/compiler.h"
+#include "../base/sysmark.h"
 #include "runq.h"
 
 extern const char __start_weft_text[] __attribute__((weak));
@@ -122,10 +125,10 @@ int weft__preempt_pc_safe(uintptr_t pc)
         if (pc >= ranges[i].lo && pc < ranges[i].hi)
             return 1;
     /* The vDSO (clock_gettime) holds no lock and no state: safe, unless
-     * weft's own code is the one reading the clock. */
+     * weft's own code is the one reading the clock (base/sysmark.h). */
     for (int i = 0; i < nvdso; i++)
         if (pc >= vdso[i].lo && pc < vdso[i].hi)
-            return !weft__in_clock;
+            return !weft__in_sys;
     return 0;
 }
 
@@ -153,7 +156,9 @@ int weft__preempt_uc_safe(void *uc)
  * Isolation (isolate.c) needs less than preemption: the task is not
  * switched out, only its thread's identity changes, so code that holds
  * no worker state may go on. That is the program's own code, as for
- * preemption, and a blocking system call the program made: a restartable
+ * preemption, and a blocking system call the program made, never one
+ * weft made (the mark of base/sysmark.h is up: weft frames below may
+ * hold the worker, which would go on with two threads): a restartable
  * call interrupted by the signal has its PC rewound to the syscall
  * instruction (x86_64: 0f 05, with the call number back in rax). weft
  * itself makes no blocking call from a task (tasks park), except that a
@@ -162,6 +167,10 @@ int weft__preempt_uc_safe(void *uc)
  */
 int weft__isolate_uc_ok(void *ucv)
 {
+    /* A system call weft made (base/sysmark.h): weft frames below it may
+     * hold the worker that the isolation would hand to another thread. */
+    if (weft__in_sys)
+        return 0;
     uintptr_t pc = uc_pc(ucv);
     if (pc >= (uintptr_t)__start_weft_text && pc < (uintptr_t)__stop_weft_text)
         return 0;

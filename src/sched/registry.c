@@ -9,7 +9,8 @@
  * handles are resolved there (task.c) and by observation (obs/dump.c);
  * only rt/ adds and removes.
  */
-#include "sched.h"
+#include "registry.h"
+#include "runtime.h"
 
 static struct weft_rt *_Atomic registry[WEFT_REGISTRY];
 

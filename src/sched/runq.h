@@ -14,7 +14,10 @@
 #define WEFT_SCHED_RUNQ_H
 
 #include "../base/bits.h"
-#include "sched.h"
+#include "cancel.h"
+#include "registry.h"
+#include "runtime.h"
+#include "wake.h"
 
 #define RLX memory_order_relaxed
 #define LIFO_MAX 3   /* consecutive LIFO-slot runs before it yields */
@@ -69,6 +72,7 @@ static inline int64_t slotq_pop(_Atomic uint32_t *link, weft_slotq *q)
 /* The normal band's yield queue. */
 static inline void yq_push(weft_worker *w, uint32_t slot)
 {
+    WEFT_EVW(w, slot, WEFT_EV_YQ);
     slotq_push(w->link, &w->yq, slot);
 }
 
@@ -84,6 +88,7 @@ void weft__worker_push_overflow(weft_worker *w, uint32_t slot);
 
 static inline void push_local(weft_worker *w, uint32_t slot)
 {
+    WEFT_EVW(w, slot, WEFT_EV_DQ);
     if (weft_unlikely(weft__deque_push(&w->dq, slot) < 0))
         weft__worker_push_overflow(w, slot);
 }
@@ -156,6 +161,7 @@ static inline void push_band(weft_worker *w, uint32_t slot)
 
 static inline void byq_push(weft_worker *w, int b, uint32_t slot)
 {
+    WEFT_EVW(w, slot, WEFT_EV_BYQ);
     slotq_push(w->link, &w->byq[b], slot);
     mark_band(w, b);
 }
@@ -168,6 +174,7 @@ static inline int64_t byq_pop(weft_worker *w, int b)
 /* A task made runnable by a thread that is no worker of its runtime. */
 static inline void signal_task(weft_rt *rt, uint32_t slot)
 {
+    WEFT_EV(rt, slot, WEFT_EV_SIG);
     if (weft__summary_signal(&rt->sum, slot))
         weft__wake_one(rt);
 }

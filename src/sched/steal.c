@@ -76,6 +76,7 @@ weft_noinline int64_t weft__steal_take(weft_worker *w)
                     break;
                 if (x != WEFT_DEQUE_ABORT) {
                     stat_inc(&w->st.steals);
+                    WEFT_EVW(v, x, WEFT_EV_STOLEN);
                     return x;
                 }
             }

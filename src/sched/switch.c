@@ -107,6 +107,7 @@ void weft__switch_finish(weft_worker *w, uintptr_t msg)
                  * runnable. */
                 if (atomic_compare_exchange_weak_explicit(
                         &prev->state, &s, s & ~WEFT_TS_WAKE, RLX, RLX)) {
+                    WEFT_EVW(w, slot, WEFT_EV_PARKWAKE);
                     push_band(w, slot);
                     notify(w);
                     return;
@@ -117,11 +118,14 @@ void weft__switch_finish(weft_worker *w, uintptr_t msg)
             /* Release: the parked context (saved registers, stack) is
              * complete before an unparker's acquire CAS sees PARKED. */
             if (atomic_compare_exchange_weak_explicit(
-                    &prev->state, &s, n, memory_order_release, RLX))
+                    &prev->state, &s, n, memory_order_release, RLX)) {
+                WEFT_EVW(w, slot, WEFT_EV_PARKED);
                 return;
+            }
         }
     }
     case MSG_DEAD:
+        WEFT_EV(rt, slot, WEFT_EV_DEAD);
         weft__task_finish(w, prev, slot);
         return;
     }

@@ -96,7 +96,9 @@
 #include "../base/clock.h"
 #include "../base/futex.h"
 #include "policy.h"
-#include "sched.h"
+#include "runtime.h"
+#include "wake.h"
+#include "thrclock.h"
 
 #define RLX memory_order_relaxed
 #define MS ((uint64_t)1000000)
@@ -106,21 +108,10 @@
 /* rt->mon_sleep. */
 enum { MON_AWAKE = 0, MON_NAP = 1, MON_DEEP = WEFT_MON_DEEP };
 
-/* One reading of a worker thread's clocks (thread_read). */
-typedef struct thr_sample {
-    uint64_t t0, t1; /* the monotonic clock before and after the reads */
-    uint64_t cpu;    /* the thread's CPU clock */
-    uint64_t delay;  /* its run_delay (schedstat): time spent runnable
-                        but off the CPU, as of its last switch-in; read
-                        only when blocked */
-    int blocked;     /* asleep in the kernel (state S or D) */
-} thr_sample;
-
-/* The monitor's files of one thread of rt->thr. Monitor only. */
-typedef struct mon_thr {
-    int tid;             /* the thread they were opened for; 0 none */
-    int stat, schedstat; /* /proc/self/task/TID/..., -1 if not open */
-} mon_thr;
+/* A reading of a worker thread's clocks, and the files it is read from
+ * (thrclock.h). */
+typedef weft_thr_sample thr_sample;
+typedef weft_thr_files mon_thr;
 
 /* The monitor's view of one worker. Monitor only. */
 typedef struct mon_worker {
@@ -310,69 +301,14 @@ static int work_queued(weft_rt *rt, weft_worker *w, mon_worker *m)
 
 /* ---- judging a poll by its thread's time (header) ----------------------- */
 
-/* The file at `fd` from its start, NUL-terminated; 0 on failure. */
-static int read_file(int fd, char *buf, size_t size)
-{
-    ssize_t n = pread(fd, buf, size - 1, 0);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    return 1;
-}
-
-/* The monitor's files for the thread in rt->thr[k] now, opened the first
- * time that thread is read; NULL if its stat file cannot be read. Thread
- * entries are reused by new threads: a new tid opens new files. */
-static mon_thr *thr_files(weft_rt *rt, uint32_t k)
-{
-    mon_thr *f = &rt->mon->thr[k];
-    int tid = atomic_load_explicit(&rt->thr[k].tid, RLX);
-    if (f->tid != tid) {
-        char path[64];
-        if (f->stat >= 0)
-            close(f->stat);
-        if (f->schedstat >= 0)
-            close(f->schedstat);
-        snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-        f->stat = open(path, O_RDONLY | O_CLOEXEC);
-        snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
-        f->schedstat = open(path, O_RDONLY | O_CLOEXEC);
-        f->tid = tid;
-    }
-    return f->stat >= 0 ? f : NULL;
-}
-
 /* Read the clocks of the thread in rt->thr[k] (it runs a worker's poll,
  * so it has not exited: only the monitor joins threads, and the
  * destroyer after the monitor stops). 0 if they cannot be read. */
 static int thread_read(weft_rt *rt, uint32_t k, thr_sample *s)
 {
-    mon_thr *f = thr_files(rt, k);
-    clockid_t cid;
-    struct timespec ts;
-    char buf[512];
-    if (!f || pthread_getcpuclockid(rt->thr[k].th, &cid))
-        return 0;
-    s->t0 = weft__clock_ns();
-    if (clock_gettime(cid, &ts) || !read_file(f->stat, buf, sizeof buf))
-        return 0;
-    /* "tid (comm) S ...": the name may hold ')' and spaces. */
-    const char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ' || !p[2])
-        return 0;
-    s->cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    s->blocked = p[2] == 'S' || p[2] == 'D';
-    s->delay = 0;
-    /* A thread that is not waiting for a CPU has its run_delay complete
-     * (the kernel adds a wait when the wait ends). */
-    if (s->blocked && f->schedstat >= 0 &&
-        read_file(f->schedstat, buf, sizeof buf)) {
-        char *e;
-        strtoull(buf, &e, 10); /* CPU time, as the kernel last updated it */
-        s->delay = strtoull(e, NULL, 10);
-    }
-    s->t1 = weft__clock_ns();
-    return 1;
+    return weft__thr_read(&rt->mon->thr[k],
+                          atomic_load_explicit(&rt->thr[k].tid, RLX),
+                          rt->thr[k].th, s);
 }
 
 /* Add to m->ran the time the poll's thread ran or was blocked between
@@ -665,13 +601,14 @@ static void *sysmon_main(void *arg)
                 idle_since = now, seen = sw;
             int deep = !isolated && now - idle_since >= DEEP_AFTER;
             uint32_t how = deep ? MON_DEEP : MON_NAP;
-            /* The watchdog looks in deep idle, and shortens the sleep
-             * with no end to a tenth of its bound so that it looks again
-             * (watchdog.c). */
+            /* The watchdog looks whenever every worker sleeps, and
+             * shortens the sleep with no end to a tenth of its bound so
+             * that it looks again (watchdog.c). */
             uint64_t until = deep ? 0 : now + IDLE_SLEEP;
-            if (deep && wd_bound) {
-                weft__watchdog_look(rt, &wd, now, sw);
-                until = now + wd_bound / 10;
+            if (wd_bound) {
+                weft__watchdog_look(rt, &wd, now);
+                if (deep)
+                    until = now + wd_bound / 10;
             }
             /* seq_cst store, then seq_cst load of idle: pairs with
              * weft__sysmon_kick's caller, which decrements idle (seq_cst)
@@ -713,7 +650,7 @@ int weft__sysmon_start(weft_rt *rt)
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < rt->nthr; i++)
-        rt->mon->thr[i].stat = rt->mon->thr[i].schedstat = -1;
+        weft__thr_files_init(&rt->mon->thr[i]);
     for (uint32_t i = 0; i < rt->nworkers; i++)
         atomic_store_explicit(&rt->workers[i].coarse_ns, weft__clock_ns(), RLX);
     weft__preempt_init();
@@ -745,12 +682,8 @@ void weft__sysmon_stop(weft_rt *rt)
     weft__futex_wake(&rt->mon_sleep, 1);
     pthread_join(rt->mon_thread, NULL);
     rt->mon_started = 0;
-    for (uint32_t i = 0; i < rt->nthr; i++) {
-        if (rt->mon->thr[i].stat >= 0)
-            close(rt->mon->thr[i].stat);
-        if (rt->mon->thr[i].schedstat >= 0)
-            close(rt->mon->thr[i].schedstat);
-    }
+    for (uint32_t i = 0; i < rt->nthr; i++)
+        weft__thr_files_close(&rt->mon->thr[i]);
     free(rt->mon->thr);
     free(rt->mon);
     rt->mon = NULL;

@@ -19,22 +19,27 @@ void weft__sysmon_kick(struct weft_rt *rt);
 #define WEFT_MON_DEEP 2
 
 /* The lost wake-up watchdog of WEFT_DEBUG builds (watchdog.c): the
- * monitor's view of the last suspect. */
+ * monitor's view of the tasks it suspects. */
+#define WEFT_WATCHDOG_SUSPECTS 16
+typedef struct weft_suspect {
+    uint32_t slot1; /* slot + 1, 0 for an unused entry */
+    uint64_t state; /* its state word when first seen */
+    uint64_t polls; /* its poll count then */
+    uint64_t since; /* when first seen */
+} weft_suspect;
+
 typedef struct weft_watchdog {
-    uint32_t slot1;    /* suspect's slot + 1, 0 none */
-    uint64_t state;    /* its state word when first seen */
-    uint64_t since;    /* when first seen */
-    uint64_t switches; /* the runtime's switches then */
+    uint64_t last; /* when it last looked */
+    weft_suspect s[WEFT_WATCHDOG_SUSPECTS];
 } weft_watchdog;
 
 /* The bound in ns (WEFT_WATCHDOG_MS; 0: off, and always 0 outside
  * WEFT_DEBUG builds). Any thread. */
 uint64_t weft__watchdog_bound_ns(void);
 
-/* A look while every worker sleeps and `switches` switches have been
- * made: aborts, naming the task, when one ready task has been left
- * unrun for the bound. Monitor only. */
-void weft__watchdog_look(struct weft_rt *rt, weft_watchdog *wd, uint64_t now,
-                         uint64_t switches);
+/* A look while every worker sleeps: aborts, naming the task, when a
+ * ready task has been left unrun for the bound, whatever else ran
+ * meanwhile. Monitor only. */
+void weft__watchdog_look(struct weft_rt *rt, weft_watchdog *wd, uint64_t now);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * task.c - a task's life: spawn, run to its end, join or detach, reap;
- * park and unpark; waiter records; task-local storage.
+ * task.c - a task's life: spawn, run to its end, join or detach, reap.
+ * Park and unpark are wake.c; task-local storage is tls.c.
  *
  * Reaping. A slot is freed (generation + 1, reservation bit released)
  * exactly once, by whoever the state word names: the joiner (JOINED set),
@@ -10,23 +10,15 @@
  *
  * The joiner slot. A joiner registers a waiter record (on its own stack)
  * by CAS 0 -> record in cold.joiner. The finisher first exchanges the
- * slot to JOINER_DONE, then publishes DONE, then wakes the record it got.
+ * slot to WEFT_JOINER_DONE, then publishes DONE, then wakes the record it got.
  * Order matters twice. (1) The exchange comes before DONE: once DONE is
  * visible a joiner may reap and the slot may be reused at once, so the
  * finisher must not touch cold.joiner after it. (2) A joiner that lost
- * the registration race (it saw JOINER_DONE) waits for DONE, which follows
+ * the registration race (it saw WEFT_JOINER_DONE) waits for DONE, which follows
  * within the finisher's next few instructions. A registered joiner waits
  * for its record's flag, not for DONE, so its record stays alive until the
  * finisher is done with it (weft__waiter_wake copies what it needs before
  * setting the flag).
- *
- * Park and unpark. weft__task_park is a switch-out with MSG_PARK; the task
- * becomes PARKED in after_switch (switch.h, switch.c). weft__task_unpark CASes
- * PARKED -> RUNNABLE and makes the task ready; on a RUNNABLE task (not yet
- * switched out, or running) it sets WAKE, which the next park consumes
- * instead of parking. So an unpark can arrive before, during or after the
- * park and is never lost; at worst a later park returns early, which every
- * caller tolerates by re-checking its condition in a loop.
  */
 #include <errno.h>
 #include <sched.h>
@@ -36,13 +28,13 @@
 #include "../base/atomic.h"
 #include "../base/check.h"
 #include "../base/futex.h"
+#include "../base/sysmark.h"
 #include "runq.h"
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
 #define REL memory_order_release
 #define ACQ_REL memory_order_acq_rel
-#define JOINER_DONE ((uintptr_t)1)
 
 /* The generation a handle shows for state word s: the slot's generation
  * plus the runtime's epoch, so a runtime that reuses a destroyed one's
@@ -150,34 +142,9 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
 
 /* ---- the end of a task ---------------------------------------------- */
 
-static struct {
-    _Atomic unsigned count;
-    void (*_Atomic dtor[WEFT_TLS_KEYS])(void *);
-} keys;
-
 void weft__task_exit(void *result)
 {
-    weft_worker *w = weft__worker_self();
-    weft_rt *rt = w->rt;
-    weft_tcb_cold *c = &rt->cold[w->cur_slot];
-    /* Destructors may set values again; four rounds, as POSIX allows. */
-    for (int round = 0; c->tls && round < 4; round++) {
-        int any = 0;
-        for (unsigned k = 0; k < WEFT_TLS_KEYS; k++) {
-            void (*d)(void *) = atomic_load_explicit(&keys.dtor[k], ACQ);
-            void *v = c->tls[k];
-            if (d && v) {
-                c->tls[k] = NULL;
-                d(v);
-                any = 1;
-            }
-        }
-        if (!any)
-            break;
-        w = weft__worker_self(); /* a destructor may have switched */
-        c = &w->rt->cold[w->cur_slot];
-    }
-    c->result = result;
+    weft__tls_finish()->result = result;
 }
 
 /* w: the calling thread's worker, or NULL on a plain thread. */
@@ -230,7 +197,7 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
         reap(rt, slot, w);
         return;
     }
-    uintptr_t j = atomic_exchange_explicit(&c->joiner, JOINER_DONE,
+    uintptr_t j = atomic_exchange_explicit(&c->joiner, WEFT_JOINER_DONE,
                                            ACQ_REL); /* pairs with the
                                                   joiner's registering CAS */
     for (;;) {
@@ -244,7 +211,7 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
         if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, REL, RLX))
             break;
     }
-    if (j && j != JOINER_DONE)
+    if (j && j != WEFT_JOINER_DONE)
         weft__waiter_wake((weft_waiter *)j);
 }
 
@@ -302,6 +269,7 @@ static int run_inline(weft_worker *w, uint32_t slot)
     w->cur_slot = slot;
     atomic_store_explicit(&w->running, slot + 1, RLX);
     stat_inc(&w->st.inlined);
+    WEFT_EV(rt, slot, WEFT_EV_INLINE);
     /* One poll of the child, timed with its parent's. */
     weft_fn fn = __atomic_load_n(&t->fn, __ATOMIC_RELAXED);
     void *arg = t->arg;
@@ -490,8 +458,11 @@ static int join(weft_task h, void **result, weft_worker *w, weft_rt *rt,
                 return -ECANCELED;
             if (spins < 100)
                 weft_cpu_relax();
-            else
+            else {
+                weft__sys_enter();
                 sched_yield();
+                weft__sys_leave();
+            }
         }
     }
     if (result)
@@ -541,184 +512,4 @@ weft_rt *weft_current(void)
 {
     weft_worker *w = weft__worker_self();
     return w && w->current ? w->rt : NULL;
-}
-
-/* ---- park, unpark, waiters ------------------------------------------ */
-
-/* Make the task that was just unparked runnable, and count the wake: on
- * the waking worker's own counter when the waker is one of rt's workers,
- * else on the runtime's shared one. A remote wake may run in a signal
- * handler that interrupted the owner in the middle of its own
- * load-and-store increment: it always takes the shared counter, with an
- * RMW. */
-/* self: the calling thread's worker (NULL: a plain thread or a remote
- * wake), looked up once by the callers. */
-static void woken(weft_rt *rt, uint32_t slot, int remote, weft_worker *w)
-{
-    if (w && w->rt == rt) {
-        stat_inc(&w->st.wakes);
-        weft__sched_ready_local(w, slot);
-        return;
-    }
-    atomic_fetch_add_explicit(&rt->ext_wakes, 1, RLX);
-    if (!remote)
-        weft__sched_ready(rt, slot);
-    else if (weft__summary_signal(&rt->sum, slot))
-        weft__wake_one(rt);
-}
-
-static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote,
-                          weft_worker *self)
-{
-    weft_tcb *t = &rt->hot[slot];
-    uint64_t s = atomic_load_explicit(&t->state, RLX);
-    for (;;) {
-        if (hgen(rt, s) != gen)
-            return; /* it ended and its slot moved on */
-        unsigned st = weft_ts_state(s);
-        if (st == WEFT_TS_PARKED) {
-            uint64_t n = (s & ~WEFT_TS_MASK) | WEFT_TS_RUNNABLE;
-            /* Acquire: pairs with after_switch's release publishing the
-             * parked context, which we are about to hand to a worker.
-             * Release: what we wrote before waking is visible to it. */
-            if (atomic_compare_exchange_weak_explicit(&t->state, &s, n, ACQ_REL,
-                                                      RLX)) {
-                woken(rt, slot, remote, self);
-                return;
-            }
-        } else if (st == WEFT_TS_RUNNABLE && !(s & WEFT_TS_WAKE)) {
-            /* Release: pairs with the acquire CAS in weft__task_park
-             * that consumes WAKE. */
-            if (atomic_compare_exchange_weak_explicit(
-                    &t->state, &s, s | WEFT_TS_WAKE, REL, RLX))
-                return;
-        } else {
-            return; /* already woken, or DONE */
-        }
-    }
-}
-
-void weft__task_unpark(weft_rt *rt, uint32_t slot, uint32_t gen)
-{
-    unpark(rt, slot, gen, 0, weft__worker_self());
-}
-
-void weft__task_unpark_remote(weft_rt *rt, uint32_t slot, uint32_t gen)
-{
-    unpark(rt, slot, gen, 1, NULL);
-}
-
-uint32_t weft__task_hgen(weft_rt *rt, uint32_t slot)
-{
-    return hgen(rt, atomic_load_explicit(&rt->hot[slot].state, RLX));
-}
-
-/* Wake a waiter. A waker from outside the task's runtime (a plain
- * thread, another runtime's worker, a signal handler) holds the runtime's
- * ext_inflight from before the flag until its unpark is done, so that a
- * destroyer never unmaps the arena under it (cancel.c). */
-static inline void waiter_wake(weft_waiter *wt, int remote)
-{
-    /* Copy first: once the flag is set the record may vanish. */
-    weft_rt *rt = wt->rt;
-    weft_tcb *task = wt->task;
-    uint32_t slot = wt->slot;
-    if (!task) {
-        /* Release: pairs with the blocked thread's acquire of the flag. */
-        atomic_store_explicit(&wt->futex, 1, REL);
-        /* A wake on a reused address is at worst spurious. */
-        weft__futex_wake(&wt->futex, 1);
-        return;
-    }
-    weft_worker *self = remote ? NULL : weft__worker_self();
-    int outside = weft_unlikely(!self || self->rt != rt);
-    if (outside) /* seq_cst: before the flag, which lets the task leave
-                    (cancel.c, "Wakers in flight") */
-        atomic_fetch_add_explicit(&rt->ext_inflight, 1, memory_order_seq_cst);
-    uint32_t gen = hgen(rt, atomic_load_explicit(&task->state, RLX));
-    /* Release: pairs with the waiter's acquire of the flag. */
-    atomic_store_explicit(&wt->futex, 1, REL);
-    unpark(rt, slot, gen, remote, self);
-    if (outside) /* Release: pairs with weft__cancel_settle's acquire. */
-        atomic_fetch_sub_explicit(&rt->ext_inflight, 1, REL);
-}
-
-void weft__waiter_wake(weft_waiter *wt)
-{
-    waiter_wake(wt, 0);
-}
-
-void weft__waiter_wake_remote(weft_waiter *wt)
-{
-    waiter_wake(wt, 1);
-}
-
-void weft__task_cancel_joiners(weft_rt *rt)
-{
-    /* The workers are stopped: every task left is abandoned, and its
-     * finisher will never take the joiner word. Every task of rt has left
-     * its waits (weft__cancel_drain), so a registered record belongs to a
-     * plain thread or another runtime's task. */
-    for (uint32_t slot = 0; slot < rt->cfg.max_tasks; slot++) {
-        unsigned st =
-            weft_ts_state(atomic_load_explicit(&rt->hot[slot].state, RLX));
-        if (st == WEFT_TS_FREE || st == WEFT_TS_DONE)
-            continue;
-        /* acq_rel: pairs with the joiner's registering CAS. */
-        uintptr_t j = atomic_exchange_explicit(&rt->cold[slot].joiner,
-                                               JOINER_DONE, ACQ_REL);
-        if (j && j != JOINER_DONE) {
-            ((weft_waiter *)j)->cancelled = 1;
-            weft__waiter_wake((weft_waiter *)j);
-        }
-    }
-}
-
-/* ---- task-local storage ----------------------------------------------- */
-
-int weft_tls_key_create(weft_tls_key *key, void (*dtor)(void *))
-{
-    if (!key)
-        return -EINVAL;
-    unsigned k = atomic_fetch_add_explicit(&keys.count, 1, RLX);
-    if (k >= WEFT_TLS_KEYS) {
-        atomic_fetch_sub_explicit(&keys.count, 1, RLX);
-        return -EAGAIN;
-    }
-    /* Release: pairs with weft__task_exit's acquire load of the dtor. */
-    atomic_store_explicit(&keys.dtor[k], dtor, REL);
-    *key = k;
-    return 0;
-}
-
-int weft_tls_set(weft_tls_key key, void *value)
-{
-    if (key >= atomic_load_explicit(&keys.count, RLX) || key >= WEFT_TLS_KEYS)
-        return -EINVAL;
-    weft_worker *w = weft__worker_self();
-    if (!w || !w->current)
-        return -EPERM;
-    weft_rt *rt = w->rt;
-    weft_tcb_cold *c = &rt->cold[w->cur_slot];
-    if (!c->tls) {
-        int cls =
-            (atomic_load_explicit(&w->current->state, RLX) & WEFT_TS_SMALL) ? 1
-                                                                            : 0;
-        c->tls = c->tls_area
-                     ? c->tls_area
-                     : (void **)(weft__stack_top(&rt->pool[cls], c->stack - 1) -
-                                 WEFT_TLS_BYTES);
-        memset(c->tls, 0, WEFT_TLS_BYTES);
-    }
-    c->tls[key] = value;
-    return 0;
-}
-
-void *weft_tls_get(weft_tls_key key)
-{
-    weft_worker *w = weft__worker_self();
-    if (key >= WEFT_TLS_KEYS || !w || !w->current)
-        return NULL;
-    void **tls = w->rt->cold[w->cur_slot].tls;
-    return tls ? tls[key] : NULL;
 }

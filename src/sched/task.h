@@ -53,6 +53,8 @@ enum {
     WEFT_TS_DONE = 3,
 };
 
+/* cold.joiner once the finisher took it (task.c, "The joiner slot"). */
+#define WEFT_JOINER_DONE ((uintptr_t)1)
 #define WEFT_TS_MASK UINT64_C(7)
 #define WEFT_TS_WAKE (UINT64_C(1) << 3)
 #define WEFT_TS_DETACHED (UINT64_C(1) << 4)
@@ -118,7 +120,8 @@ static inline uint64_t weft__task_polls(weft_tcb *t)
 /* Cold part. */
 typedef struct weft_tcb_cold {
     void *result;              /* return value; written before DONE */
-    _Atomic uintptr_t joiner;  /* tagged: 0, a waiter, or JOINER_DONE */
+    _Atomic uintptr_t joiner;  /* tagged: 0, a waiter, or
+                                  WEFT_JOINER_DONE */
     uint32_t stack;            /* bound stack index + 1; 0 = none. Owner:
                                  the worker running the task */
     _Atomic uint8_t wait_kind; /* WEFT_WK_*: where it waits (below); also

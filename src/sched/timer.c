@@ -21,7 +21,8 @@
 
 #include "../base/atomic.h"
 #include "../base/spin.h"
-#include "sched.h"
+#include "runtime.h"
+#include "wake.h"
 
 #define RLX memory_order_relaxed
 

@@ -122,6 +122,8 @@ weft_noinline void weft__worker_push_overflow(weft_worker *w, uint32_t slot)
     while (weft__deque_push(&w->dq, slot) < 0) {
         uint32_t half[WEFT_DEQUE_CAP / 2];
         uint32_t n = weft__deque_grab(&w->dq, half, WEFT_DEQUE_CAP / 2);
+        for (uint32_t i = 0; i < n; i++)
+            WEFT_EV(w->rt, half[i], WEFT_EV_INJ);
         weft__inject_push(&w->rt->inject, half, n);
         weft__wake_one(w->rt);
     }
@@ -134,6 +136,8 @@ weft_noinline int64_t weft__worker_from_inject(weft_worker *w)
     uint32_t n = weft__inject_pop(&w->rt->inject, got, INJECT_BATCH);
     if (!n)
         return -1;
+    for (uint32_t i = 0; i < n; i++)
+        WEFT_EV(w->rt, got[i], WEFT_EV_INJTAKE);
     for (uint32_t i = n - 1; i > 0; i--)
         push_band(w, got[i]);
     if (n > 1)
@@ -152,6 +156,10 @@ weft_noinline int64_t weft__worker_from_summary(weft_worker *w)
     if (!bits)
         return -1;
     uint32_t first = leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits);
+#ifdef WEFT_DEBUG
+    for (uint64_t b = bits; b; b &= b - 1)
+        WEFT_EV(w->rt, leaf * WEFT_LEAF_SLOTS + weft_ctz64(b), WEFT_EV_SUMTAKE);
+#endif
     if (bits & (bits - 1)) {
         for (bits &= bits - 1; bits; bits &= bits - 1)
             push_band(w, leaf * WEFT_LEAF_SLOTS + weft_ctz64(bits));
@@ -302,8 +310,11 @@ switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
                               (WEFT_TS_SMALL | WEFT_TS_CANARY)))
         weft__switch_check_canary(w, from);
     poll_turn(w, from, to >= 0 ? (uint32_t)to + 1 : 0);
+    if (from)
+        WEFT_EVW(w, slot_of(rt, from), WEFT_EV_OUT);
     if (to >= 0) {
         weft_tcb *t = &rt->hot[to];
+        WEFT_EVW(w, (uint32_t)to, WEFT_EV_IN);
         if (weft_unlikely(!t->sp))
             weft__switch_bind(w, t, (uint32_t)to);
         w->current = t;
@@ -407,6 +418,8 @@ void weft_yield(void)
     w->lifo_runs = 0;
     uint32_t next = head - 1;
     weft_tcb *t = &w->hot[next];
+    WEFT_EVW(w, next, WEFT_EV_IN);
+    WEFT_EVW(w, w->cur_slot, WEFT_EV_OUT);
     w->yq.head = atomic_load_explicit(&w->link[next], RLX);
     if (!w->yq.head)
         w->yq.tail = 0;
@@ -430,8 +443,11 @@ void weft__task_park(void)
          * pairs with the unparker's CAS, so what it published before
          * waking us is visible. */
         if (atomic_compare_exchange_strong_explicit(
-                &cur->state, &s, s & ~WEFT_TS_WAKE, memory_order_acquire, RLX))
+                &cur->state, &s, s & ~WEFT_TS_WAKE, memory_order_acquire,
+                RLX)) {
+            WEFT_EV(w->rt, w->cur_slot, WEFT_EV_PARKSHORT);
             return;
+        }
     }
     stat_inc(&w->st.parks);
     switch_ctx(w, cur, find_work(w), (uintptr_t)cur | MSG_PARK);
@@ -466,6 +482,7 @@ weft_noreturn static void bequeath(weft_worker *w, weft_tcb *cur, uint32_t slot,
     if (weft_unlikely(atomic_load_explicit(&cur->state, RLX) & WEFT_TS_CANARY))
         atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
     poll_turn(w, cur, next + 1);
+    WEFT_EV(rt, next, WEFT_EV_IN);
     weft__task_publish_end(w, cur, slot);
     w->current = t;
     w->cur_slot = next;
@@ -528,6 +545,7 @@ static inline __attribute__((always_inline)) void ready_local(weft_worker *w,
         return;
     }
     uint32_t old = w->lifo;
+    WEFT_EVW(w, slot, WEFT_EV_LIFO);
     w->lifo = slot + 1;
     if (old)
         lifo_spill(w, old - 1);

@@ -64,6 +64,21 @@ typedef struct weft_wctx {
     char *altstack; /* signal stack of the thread running it (arena) */
 } weft_wctx;
 
+/* A worker's view of its runtime, the first three words of its first
+ * line; and who it is. An isolation identity takes both whole from the
+ * worker it is split from (isolate.c), as it takes its thread context.
+ * The worker keeps them as anonymous members too (w->rt, w->id), so the
+ * hot paths read them as before. */
+typedef struct weft_wview {
+    struct weft_rt *rt;
+    weft_tcb *hot;
+    _Atomic uint32_t *link;
+} weft_wview;
+
+typedef struct weft_wident {
+    uint32_t id, resv_hint, leaf, rng;
+} weft_wident;
+
 /* Mesh mode's state on one worker (mesh.c). Owner-only, except `load`,
  * which producers read. */
 typedef struct weft_wmesh {
@@ -95,9 +110,14 @@ typedef struct weft_wfair {
 typedef struct weft_worker {
     /* Owner-only. The first line is the yield fast path's working set
      * (worker.c, weft_yield): keep it within 64 bytes. */
-    weft_aligned(WEFT_CACHELINE) struct weft_rt *rt;
-    weft_tcb *hot;          /* rt->hot, one dependent load closer */
-    _Atomic uint32_t *link; /* rt->link, likewise */
+    weft_aligned(WEFT_CACHELINE) union {
+        weft_wview view; /* the three below as one, for isolation's copy */
+        struct {
+            struct weft_rt *rt;
+            weft_tcb *hot;          /* rt->hot, one dependent load closer */
+            _Atomic uint32_t *link; /* rt->link, likewise */
+        };
+    };
     _Atomic uint64_t *top1; /* the summary's top word when it has only
                                   one (most configs), else NULL */
     weft_tcb *current;      /* task running now; NULL in the scheduler */
@@ -160,15 +180,21 @@ typedef struct weft_worker {
     _Atomic uint64_t *yleaf;       /* this worker's leaf word */
     uint64_t ytop_bit;             /* its leaf's root word's bit in *top1 */
     uint64_t yroot_bit;            /* its leaf's bit in *yroot */
-    uint32_t id;                   /* 0..workers-1 */
-    uint32_t find_cursor;          /* rotating start in the summary tree */
-    uint32_t resv_hint;            /* leaf to reserve slots from first */
-    uint32_t leaf;                 /* the leaf this worker reserved: its yield
-                                  bit, and its first choice for slots */
-    int yield_published;           /* its yield bit is set (steal.c) */
-    uint32_t rng;                  /* xorshift state for victim order */
-    weft_wctx ctx;                 /* the thread it runs on */
-    weft_stack_cache cache[2];     /* hot stacks: [0] default, [1] small */
+    union {
+        weft_wident ident; /* the four below as one, for isolation */
+        struct {
+            uint32_t id;        /* 0..workers-1 */
+            uint32_t resv_hint; /* leaf to reserve slots from first */
+            uint32_t leaf;      /* the leaf this worker reserved: its
+                                   yield bit, and its first choice for
+                                   slots */
+            uint32_t rng;       /* xorshift state for victim order */
+        };
+    };
+    uint32_t find_cursor;      /* rotating start in the summary tree */
+    int yield_published;       /* its yield bit is set (steal.c) */
+    weft_wctx ctx;             /* the thread it runs on */
+    weft_stack_cache cache[2]; /* hot stacks: [0] default, [1] small */
     uint64_t start_ns; /* when it was started; set before its thread is */
     _Atomic uint64_t sleep_since; /* owner: when it went to sleep, 0 while
                                      awake (read by obs/stats.c) */
@@ -237,5 +263,10 @@ void weft__sched_ready_local(weft_worker *w, uint32_t slot);
 
 /* Wake one sleeping worker if any (idle.c). Any thread. */
 void weft__wake_one(struct weft_rt *rt);
+
+/* Make (rule, weight) the fairness rule between bands. Not called
+ * concurrently with itself (weft_policy_set serialises). Any thread. */
+void weft__sched_set_fairness(struct weft_rt *rt, int rule,
+                              const uint32_t weight[WEFT_BANDS]);
 
 #endif

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/sysmark.h"
 #include "chan.h"
 
 #define RLX memory_order_relaxed
@@ -56,12 +57,14 @@ static unsigned q_next;
 
 static void release(weft_chan *ch)
 {
+    weft__sys_enter();
     pthread_mutex_lock(&q_lock);
     weft_chan *old = quarantine[q_next];
     quarantine[q_next] = ch;
     q_next = (q_next + 1) % QUARANTINE;
     pthread_mutex_unlock(&q_lock);
     free(old);
+    weft__sys_leave();
 }
 #else
 static void release(weft_chan *ch)

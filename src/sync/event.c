@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <limits.h>
 
+#include "../base/sysmark.h"
 #include "wait.h"
 
 #define RLX memory_order_relaxed
@@ -51,8 +52,11 @@ static uint32_t e_lock(_Atomic uint32_t *st)
         if (s & E_LOCK) {
             if (spins < 100)
                 weft_cpu_relax();
-            else
+            else {
+                weft__sys_enter();
                 sched_yield();
+                weft__sys_leave();
+            }
             s = atomic_load_explicit(st, RLX);
         }
     }

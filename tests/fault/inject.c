@@ -9,7 +9,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <time.h>
+
+#include "../internal.h"
+#include "../../src/base/clock.h"
+#include "../../src/base/sysmark.h"
+
+static void check_mark(void *caller);
 
 const char *const fault_names[FAULT_KINDS] = {"mmap", "mprotect",
                                               "pthread_create", "calloc"};
@@ -59,6 +67,7 @@ void *__wrap_mmap(void *a, size_t n, int prot, int fl, int fd, off_t off)
 int __real_mprotect(void *a, size_t n, int prot);
 int __wrap_mprotect(void *a, size_t n, int prot)
 {
+    check_mark(__builtin_return_address(0));
     if (hit(FAULT_MPROTECT)) {
         errno = ENOMEM;
         return -1;
@@ -94,4 +103,71 @@ void *__wrap_aligned_alloc(size_t align, size_t size)
         return NULL;
     }
     return __real_aligned_alloc(align, size);
+}
+
+/* ---- the system-call mark -------------------------------------------- */
+
+extern char __start_weft_text[], __stop_weft_text[];
+static _Atomic unsigned unmarked;
+static void *_Atomic unmarked_at;
+
+void fault_unmarked_reset(void)
+{
+    atomic_store(&unmarked, 0);
+    atomic_store(&unmarked_at, NULL);
+}
+
+unsigned fault_unmarked(void **last_caller)
+{
+    if (last_caller)
+        *last_caller = atomic_load(&unmarked_at);
+    return atomic_load(&unmarked);
+}
+
+/* A call from `caller`: count it if weft's code made it, unmarked, while
+ * a task runs on this thread. weft__clock_ns_user (weft_now_ns) reads
+ * the clock unmarked on purpose: its own few bytes are let through. */
+static void check_mark(void *caller)
+{
+    uintptr_t pc = (uintptr_t)caller;
+    if (weft__in_sys || pc < (uintptr_t)__start_weft_text ||
+        pc >= (uintptr_t)__stop_weft_text)
+        return;
+    if (pc - (uintptr_t)weft__clock_ns_user < 64)
+        return;
+    weft_worker *w = weft__worker_self();
+    if (!w || !w->current)
+        return;
+    atomic_fetch_add(&unmarked, 1);
+    atomic_store(&unmarked_at, caller);
+}
+
+#define CHECK_MARK() check_mark(__builtin_return_address(0))
+
+int __real_sched_yield(void);
+int __wrap_sched_yield(void)
+{
+    CHECK_MARK();
+    return __real_sched_yield();
+}
+
+int __real_clock_gettime(clockid_t c, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t c, struct timespec *ts)
+{
+    CHECK_MARK();
+    return __real_clock_gettime(c, ts);
+}
+
+int __real_pthread_mutex_lock(pthread_mutex_t *m);
+int __wrap_pthread_mutex_lock(pthread_mutex_t *m)
+{
+    CHECK_MARK();
+    return __real_pthread_mutex_lock(m);
+}
+
+int __real_madvise(void *a, size_t n, int advice);
+int __wrap_madvise(void *a, size_t n, int advice)
+{
+    CHECK_MARK();
+    return __real_madvise(a, n, advice);
 }

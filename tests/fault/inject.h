@@ -27,4 +27,15 @@ void fault_arm(int k, unsigned n);
 unsigned fault_calls(int k);
 int fault_fired(int k);
 
+/* The system-call mark (src/base/sysmark.h), checked: calls into the
+ * kernel or libc (sched_yield, clock_gettime, pthread_mutex_lock,
+ * madvise, mprotect) that weft's own code makes while a task runs on the
+ * calling thread must be marked, or a preemption or isolation could land
+ * inside weft. The wrappers count the unmarked ones since the last reset
+ * and keep the last one's caller (an address in weft's text).
+ * weft_now_ns's clock read is the one call that needs no mark (it holds
+ * no state), and is not counted. */
+void fault_unmarked_reset(void);
+unsigned fault_unmarked(void **last_caller);
+
 #endif

@@ -22,8 +22,20 @@ static void *parks(void *arg)
     return NULL;
 }
 
-/* lose: 1 makes the wake-up lost; 0 leaves the task parked (a control:
- * a parked task is not a suspect). */
+/* Keeps the runtime busy in bursts: the workers wake, switch and sleep
+ * again every 2 ms, as a server's would between requests. */
+static void *ticks(void *arg)
+{
+    (void)arg;
+    while (weft_sleep_ns(2000000) == 0)
+        ;
+    return NULL;
+}
+
+/* lose: 1 makes the wake-up lost; 2 also, while another task keeps
+ * running (the loss must be seen even though tasks switch in between);
+ * 0 leaves the task parked (a control: a parked task is not a
+ * suspect). */
 static void child(void *arg)
 {
     int lose = (int)(intptr_t)arg;
@@ -39,6 +51,9 @@ static void child(void *arg)
     a.name = "forgotten";
     weft_task t;
     CHECK_OK(weft_spawn(rt, &t, parks, NULL, &a));
+    weft_task tick;
+    if (lose == 2)
+        CHECK_OK(weft_spawn(rt, &tick, ticks, NULL, NULL));
     weft_task_info ti;
     do {
         usleep(1000);
@@ -67,6 +82,20 @@ TEST_T(fault, watchdog_reports_lost_wakeup, 20)
     test_fork_capture(child, (void *)1, 15, &ch);
     fprintf(stderr, "# %s", ch.err);
     CHECK(strstr(ch.err, "watchdog") != NULL);
+    CHECK(strstr(ch.err, "'forgotten'") != NULL);
+    CHECK(strstr(ch.err, "lost wake-up") != NULL);
+    CHECK(WIFSIGNALED(ch.status));
+    CHECK_EQ_INT(WTERMSIG(ch.status), SIGABRT);
+}
+
+TEST_T(fault, watchdog_reports_lost_wakeup_while_others_run, 20)
+{
+#ifndef WEFT_DEBUG
+    TEST_SKIP("a WEFT_DEBUG build only");
+#endif
+    test_child ch;
+    test_fork_capture(child, (void *)2, 15, &ch);
+    fprintf(stderr, "# %s", ch.err);
     CHECK(strstr(ch.err, "'forgotten'") != NULL);
     CHECK(strstr(ch.err, "lost wake-up") != NULL);
     CHECK(WIFSIGNALED(ch.status));

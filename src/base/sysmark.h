@@ -1,0 +1,46 @@
+/*
+ * sysmark.h - marks the system calls (and vDSO reads) that weft's own
+ * code makes on this thread, for the preemption and isolation handlers
+ * (sched/preempt.c).
+ *
+ * Why. A SIGURG that lands in a system call, or in the vDSO, cannot tell
+ * from the interrupted PC whether the program made the call or weft did.
+ * If weft did, weft frames below it may hold a worker's state in
+ * registers (the worker itself, a queue it is working on): switching the
+ * task out there (preemption), or handing the thread to an isolation
+ * identity while the worker goes on with another thread (isolation),
+ * lets those frames carry on with a worker that is now someone else's.
+ * Two threads then work one worker's owner-only queues, and a task is
+ * lost (found by the soak: a task of the low band, ready in no queue,
+ * after the DRR band order read the thread's CPU clock, a system call
+ * inside the vDSO, and was preempted there). So every call weft makes
+ * into the kernel or libc on a path a task can reach is bracketed by
+ * weft__sys_enter and weft__sys_leave, and the handlers refuse while the
+ * mark is up: the monitor asks again at its next tick.
+ *
+ * A depth, not a flag, so that marked calls may nest. It is only ever
+ * changed by its own thread, and a task never switches inside a marked
+ * section, so it stays balanced per thread; the compiler barriers keep
+ * the stores where they are written, which is all a signal handler on
+ * the same thread needs.
+ */
+#ifndef WEFT_BASE_SYSMARK_H
+#define WEFT_BASE_SYSMARK_H
+
+/* initial-exec: read from a signal handler. */
+extern _Thread_local unsigned weft__in_sys
+    __attribute__((tls_model("initial-exec")));
+
+static inline void weft__sys_enter(void)
+{
+    weft__in_sys++;
+    __asm__ __volatile__("" ::: "memory");
+}
+
+static inline void weft__sys_leave(void)
+{
+    __asm__ __volatile__("" ::: "memory");
+    weft__in_sys--;
+}
+
+#endif
