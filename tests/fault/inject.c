@@ -19,16 +19,25 @@
 
 static void check_mark(void *caller);
 
-const char *const fault_names[FAULT_KINDS] = {"mmap", "mprotect",
-                                              "pthread_create", "calloc"};
+const char *const fault_names[FAULT_KINDS] = {
+    "mmap", "mprotect", "pthread_create", "calloc", "madvise"};
 
 static _Atomic unsigned target[FAULT_KINDS], calls[FAULT_KINDS];
-static _Atomic int fired[FAULT_KINDS];
+static _Atomic int fired[FAULT_KINDS], sticky[FAULT_KINDS];
 
 void fault_arm(int k, unsigned n)
 {
+    atomic_store(&target[k], 0);
     atomic_store(&calls[k], 0);
     atomic_store(&fired[k], 0);
+    atomic_store(&sticky[k], 0);
+    atomic_store(&target[k], n);
+}
+
+void fault_arm_from(int k, unsigned n)
+{
+    fault_arm(k, 0);
+    atomic_store(&sticky[k], 1);
     atomic_store(&target[k], n);
 }
 
@@ -48,7 +57,8 @@ static int hit(int k)
     unsigned t = atomic_load_explicit(&target[k], memory_order_relaxed);
     if (!t)
         return 0;
-    if (atomic_fetch_add(&calls[k], 1) + 1 != t)
+    unsigned c = atomic_fetch_add(&calls[k], 1) + 1;
+    if (c != t && !(atomic_load(&sticky[k]) && c > t))
         return 0;
     atomic_store(&fired[k], 1);
     return 1;
@@ -169,5 +179,9 @@ int __real_madvise(void *a, size_t n, int advice);
 int __wrap_madvise(void *a, size_t n, int advice)
 {
     CHECK_MARK();
+    if (hit(FAULT_MADVISE)) {
+        errno = ENOMEM;
+        return -1;
+    }
     return __real_madvise(a, n, advice);
 }

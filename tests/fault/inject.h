@@ -4,7 +4,7 @@
  * every call the library's objects make goes through a wrapper that
  * passes it on, or, once armed, fails the Nth call with the errno the
  * kernel or libc would give: mmap ENOMEM, mprotect ENOMEM, pthread_create
- * EAGAIN, calloc and aligned_alloc ENOMEM. Nothing of this is in the
+ * EAGAIN, calloc and aligned_alloc ENOMEM, madvise ENOMEM. Nothing of this is in the
  * library itself.
  */
 #ifndef WEFT_TESTS_INJECT_H
@@ -15,6 +15,7 @@ enum {
     FAULT_MPROTECT,
     FAULT_PTHREAD_CREATE,
     FAULT_CALLOC, /* calloc and aligned_alloc */
+    FAULT_MADVISE,
     FAULT_KINDS
 };
 
@@ -22,6 +23,10 @@ extern const char *const fault_names[FAULT_KINDS];
 
 /* Fail the nth call (1-based) of kind k from now on; n 0 disarms. */
 void fault_arm(int k, unsigned n);
+
+/* Fail the nth call of kind k and every one after it, until disarmed
+ * with fault_arm(k, 0). */
+void fault_arm_from(int k, unsigned n);
 
 /* Calls of kind k since it was armed; whether the armed call failed. */
 unsigned fault_calls(int k);

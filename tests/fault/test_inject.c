@@ -6,10 +6,12 @@
  * weft_last_error naming what failed, leave no mapping and no file
  * descriptor behind (/proc/self/maps and /proc/self/fd as before), and
  * leave the process able to create a runtime again. Growth paths are
- * covered too: a stack whose guard cannot be installed runs on a canary,
- * and a spare thread the monitor cannot create leaves the runtime working.
+ * covered too (the second half of this file): stacks whose guard cannot
+ * be installed run on a canary, and a spare thread the monitor cannot
+ * create leaves the runtime working.
  */
 #include <dirent.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -129,4 +131,173 @@ TEST_T(fault, inject_pthread_create_along_create, 60)
 TEST_T(fault, inject_alloc_along_create, 60)
 {
     CHECK_CMP_U64(every_point(FAULT_CALLOC), >=, 1);
+}
+
+/* ---- growth paths: a running runtime's calls that may fail ------------- */
+
+#define MS 1000000ull
+
+static void *parked(void *arg)
+{
+    weft_event *ev = arg;
+    CHECK_OK(weft_event_wait(ev));
+    return NULL;
+}
+
+/*
+ * A stack's guard page is installed at its first use (mem/stack.c): with
+ * every guard call failing from the nth on (madvise for lightweight
+ * guards, mprotect for PROT_NONE ones), the stacks handed out after it
+ * run on a canary instead, and every task still runs to its end.
+ */
+TEST_T(fault, inject_guard_on_stack_growth, 60)
+{
+    weft_config cfg = small_cfg();
+    works(&cfg);
+    for (unsigned n = 1; n <= 3; n++) {
+        int maps = count_maps(), fds = count_fds();
+        weft_rt *rt;
+        CHECK_OK(weft_rt_create(&rt, &cfg));
+        weft_stats s0;
+        CHECK_OK(weft_stats_get(rt, &s0));
+        fault_arm_from(FAULT_MADVISE, n);
+        fault_arm_from(FAULT_MPROTECT, n);
+        /* 200 tasks parked at once: 200 stacks in use, most of them new. */
+        weft_event ev;
+        CHECK_OK(weft_event_init(&ev));
+        weft_task t[200];
+        for (int i = 0; i < 200; i++)
+            CHECK_OK(weft_spawn(rt, &t[i], parked, &ev, NULL));
+        weft_stats s1;
+        do {
+            usleep(1000);
+            CHECK_OK(weft_stats_get(rt, &s1));
+        } while (s1.parks < s0.parks + 200);
+        int fired = fault_fired(FAULT_MADVISE) || fault_fired(FAULT_MPROTECT);
+        fault_arm(FAULT_MADVISE, 0);
+        fault_arm(FAULT_MPROTECT, 0);
+        CHECK_OK(weft_event_set(&ev));
+        for (int i = 0; i < 200; i++)
+            CHECK_OK(weft_join(t[i], NULL));
+        fprintf(stderr,
+                "# guard calls failing from #%u: %s; %llu stacks guarded, "
+                "%llu on a canary only\n",
+                n, fired ? "failed" : "none made",
+                (unsigned long long)s1.guarded_stacks,
+                (unsigned long long)s1.canary_only);
+        if (fired)
+            CHECK_CMP_U64(s1.canary_only, >, s0.canary_only);
+        CHECK_OK(weft_rt_destroy(rt));
+        if (!TEST_SANITIZED)
+            CHECK_CMP_INT(count_maps(), <=, maps);
+        CHECK_EQ_INT(count_fds(), fds);
+    }
+    works(&cfg);
+}
+
+/* An isolation needs a spare thread for the worker (sched/isolate.c).
+ * The hog spins 300 ms without calling weft; the probe sleeps 1 ms at a
+ * time on the same worker. */
+typedef struct {
+    _Atomic int stop;
+    _Atomic long wakes;
+} iso_probe;
+
+static void *iso_probe_main(void *arg)
+{
+    iso_probe *p = arg;
+    while (!atomic_load(&p->stop)) {
+        weft_sleep_ns(MS);
+        atomic_fetch_add(&p->wakes, 1);
+    }
+    return NULL;
+}
+
+static void *iso_hog(void *arg)
+{
+    (void)arg;
+    uint64_t t0 = weft_now_ns();
+    while (weft_now_ns() - t0 < 300 * MS)
+        ;
+    weft_yield(); /* its thread may go back to the pool */
+    return NULL;
+}
+
+typedef struct {
+    iso_probe p;
+    long after; /* probe wake-ups in the 100 ms after the hog */
+} iso_run;
+
+static void *iso_main(void *arg)
+{
+    iso_run *r = arg;
+    weft_task tp, th;
+    CHECK_OK(weft_spawn(NULL, &tp, iso_probe_main, &r->p, NULL));
+    weft_yield();
+    CHECK_OK(weft_spawn(NULL, &th, iso_hog, NULL, NULL));
+    CHECK_OK(weft_join(th, NULL));
+    long w0 = atomic_load(&r->p.wakes);
+    CHECK_OK(weft_sleep_ns(100 * MS));
+    r->after = atomic_load(&r->p.wakes) - w0;
+    atomic_store(&r->p.stop, 1);
+    CHECK_OK(weft_join(tp, NULL));
+    return NULL;
+}
+
+/*
+ * The monitor cannot create the spare thread: with every pthread_create
+ * failing, the worker whose thread the hog keeps waits for one (the
+ * monitor asks again every tick) and gets the hog's own thread back when
+ * the hog yields; the probe then runs on. With only the first failing,
+ * the next tick's attempt succeeds and the isolation goes through.
+ * Either way every task ends and the runtime is destroyed cleanly.
+ */
+TEST_T(fault, inject_spare_thread_on_isolation, 60)
+{
+    if (TEST_TSAN)
+        TEST_SKIP("TSan defers the monitor's signal (tests/preempt_util.h)");
+    weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.max_tasks = 64;
+    cfg.preempt_all = 0;
+    /* Warm up with one isolation that works: the threads it creates leave
+     * their stacks in libc's cache, which the mapping count would
+     * otherwise take for a leak. */
+    weft_rt *warm;
+    CHECK_OK(weft_rt_create(&warm, &cfg));
+    iso_run w = {{0, 0}, 0};
+    CHECK_OK(weft_rt_run(warm, iso_main, &w, NULL));
+    CHECK_OK(weft_rt_destroy(warm));
+    for (int always = 1; always >= 0; always--) {
+        int maps = count_maps(), fds = count_fds();
+        weft_rt *rt;
+        CHECK_OK(weft_rt_create(&rt, &cfg));
+        if (always)
+            fault_arm_from(FAULT_PTHREAD_CREATE, 1);
+        else
+            fault_arm(FAULT_PTHREAD_CREATE, 1);
+        iso_run r = {{0, 0}, 0};
+        CHECK_OK(weft_rt_run(rt, iso_main, &r, NULL));
+        int fired = fault_fired(FAULT_PTHREAD_CREATE);
+        unsigned tries = fault_calls(FAULT_PTHREAD_CREATE);
+        fault_arm(FAULT_PTHREAD_CREATE, 0);
+        weft_stats s;
+        CHECK_OK(weft_stats_get(rt, &s));
+        fprintf(stderr,
+                "# spare threads %s: %u creations tried, %llu isolations, "
+                "%ld probe wake-ups in the 100 ms after the hog\n",
+                always ? "never created" : "created at the second try", tries,
+                (unsigned long long)s.isolations, r.after);
+        CHECK(fired);
+        CHECK_CMP_U64(s.isolations, >=, 1);
+        CHECK_CMP_INT(r.after, >=, 10); /* the worker has a thread again */
+        if (!always)
+            CHECK_CMP_U64(tries, >=, 2); /* it asked again */
+        CHECK_OK(weft_rt_destroy(rt));
+        if (!TEST_SANITIZED)
+            CHECK_CMP_INT(count_maps(), <=, maps);
+        CHECK_EQ_INT(count_fds(), fds);
+    }
+    works(&cfg);
 }
