@@ -80,6 +80,14 @@ void weft_test_register(const weft_test *t);
 #endif
 #define TEST_SANITIZED (TEST_ASAN || TEST_TSAN)
 
+/* The chaos build (-DWEFT_CHAOS=ON): every ordered atomic of the library
+ * may stall its thread (spin or sched_yield), by design. */
+#ifdef WEFT_CHAOS
+#define TEST_CHAOS 1
+#else
+#define TEST_CHAOS 0
+#endif
+
 /* ---- failure and skip --------------------------------------------------- */
 
 /* Print "file:line: message" to stderr, flush, and end the test process

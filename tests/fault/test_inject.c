@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -213,11 +214,21 @@ static void *iso_probe_main(void *arg)
     return NULL;
 }
 
+/* CPU time of the calling thread (the hog's, which isolation keeps). */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void *iso_hog(void *arg)
 {
     (void)arg;
-    uint64_t t0 = weft_now_ns();
-    while (weft_now_ns() - t0 < 300 * MS)
+    /* 300 ms of its thread's CPU, which is what the monitor judges (a
+     * loaded machine stretches it in wall time), 10 s at most. */
+    uint64_t c0 = thread_cpu_ns(), t0 = weft_now_ns();
+    while (thread_cpu_ns() - c0 < 300 * MS && weft_now_ns() - t0 < 10000 * MS)
         ;
     weft_yield(); /* its thread may go back to the pool */
     return NULL;
