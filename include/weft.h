@@ -658,6 +658,12 @@ typedef struct weft_stats {
     uint64_t idle_ns;     /* worker time asleep */
     uint64_t workers;     /* worker threads (per-worker figures:
                              weft_stats_worker) */
+    /* Descriptors (weft.h, "File descriptors"). */
+    uint64_t io_waits;          /* times a task parked on a descriptor */
+    uint64_t io_events;         /* readiness events the poller handled */
+    uint64_t io_polls;          /* polls without blocking (busy workers,
+                                   the monitor) */
+    uint64_t io_blocking_polls; /* polls an idle worker blocked in */
 } weft_stats;
 
 /* One worker's share of the counters of weft_stats (the fields that are

@@ -20,13 +20,21 @@
  * between a task's EAGAIN and its queueing: no edge is lost, at worst a
  * retry is spurious (as in Go's pollDesc).
  *
- * Closing. weft_close bumps the generation under both queue locks of
- * the number in every runtime's table, wakes the queued waits (which
- * see the new generation and return -ECANCELED), removes the
- * registration and closes. An event of the old generation that a poller
- * took before the removal finds a generation that moved and is dropped,
- * under the same lock: no wake-up reaches the next file that reuses the
- * number.
+ * Closing. Every call holds a reference on its descriptor number for
+ * its whole length (a process-wide word per number, `refs`, shared by
+ * tasks of every runtime and plain threads). weft_close marks the word
+ * CLOSING (new calls fail with -ECANCELED), bumps the generation under
+ * both queue locks of the number in every runtime's table, wakes the
+ * queued waits (which see the new generation and return -ECANCELED) and
+ * removes the registration; the close(2) itself is made by whoever drops
+ * the last reference: weft_close when no call was in flight, else the
+ * last call to leave (as Go's poll.FD does). So no call of the old file
+ * is still running when the number can be reused, and an event of the
+ * old generation that a poller took before the removal finds a
+ * generation that moved and is dropped, under the same lock: no wake-up
+ * reaches the next file that reuses the number. A call that starts
+ * after the close(2) uses whatever the number then is: that race is
+ * the caller's, as with close(2) itself.
  */
 #include "fd.h"
 
@@ -78,6 +86,72 @@ static weft_rt *tabs[WEFT_REGISTRY];
 static _Atomic uint32_t ntabs; /* a hint: 0 means no table anywhere */
 
 static void on_event(weft_rt *rt, uint64_t key, uint32_t ev);
+
+/* ---- references on descriptor numbers (header, "Closing") --------------- */
+
+#define CLOSING (UINT32_C(1) << 31)
+static _Atomic(_Atomic uint32_t *) refs; /* [MAX_FDS], reserved once */
+
+static _Atomic uint32_t *ref_word(int fd)
+{
+    if (fd < 0 || (uint32_t)fd >= MAX_FDS)
+        return NULL;
+    /* Acquire: pairs with the release CAS that published the array. */
+    _Atomic uint32_t *a = atomic_load_explicit(&refs, ACQ);
+    if (weft_unlikely(!a)) {
+        weft__sys_enter();
+        void *m =
+            mmap(NULL, (size_t)MAX_FDS * sizeof *a, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        weft__sys_leave();
+        if (m == MAP_FAILED)
+            return NULL;
+        _Atomic uint32_t *none = NULL;
+        if (atomic_compare_exchange_strong_explicit(
+                &refs, &none, (_Atomic uint32_t *)m, memory_order_release, ACQ))
+            a = m;
+        else {
+            munmap(m, (size_t)MAX_FDS * sizeof *a);
+            a = none;
+        }
+    }
+    return &a[fd];
+}
+
+/* Take a reference for a call on fd: 0, or -ECANCELED while it closes. */
+static int ref_take(int fd)
+{
+    _Atomic uint32_t *w = ref_word(fd);
+    if (!w)
+        return fd < 0 ? -EBADF : 0; /* past the table: no protection */
+    /* Acquire: pairs with the closer's release (its record changes). */
+    if (weft_unlikely(atomic_fetch_add_explicit(w, 1, ACQ) & CLOSING)) {
+        atomic_fetch_sub_explicit(w, 1, memory_order_release);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+static void do_close(int fd, _Atomic uint32_t *w)
+{
+    atomic_store_explicit(w, 0, RLX); /* the number's next file: clean */
+    weft__sys_enter();
+    close(fd);
+    weft__sys_leave();
+}
+
+/* Drop the call's reference; the last one out of a closing number
+ * closes it. */
+static void ref_drop(int fd)
+{
+    _Atomic uint32_t *w = ref_word(fd);
+    if (!w)
+        return;
+    /* acq_rel: the last dropper sees the closer's mark and everything
+     * the other callers did before they dropped. */
+    if (atomic_fetch_sub_explicit(w, 1, memory_order_acq_rel) == (CLOSING | 1))
+        do_close(fd, w);
+}
 
 /* rt's table, made with its poller at first use; NULL when they cannot
  * be made (errno in *err). */
@@ -263,6 +337,7 @@ static int task_wait(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
     weft__wq_push(&x->q.list_, &node);
     weft__spin_unlock(qlock(x));
     atomic_fetch_add_explicit(&rt->poller.waiters, 1, RLX);
+    atomic_fetch_add_explicit(&rt->poller.waits, 1, RLX);
     err = weft__wait_block(&wt, deadline);
     atomic_fetch_sub_explicit(&rt->poller.waiters, 1, RLX);
     if (err < 0) { /* timed out or cancelled: still queued */
@@ -310,36 +385,109 @@ static inline int again(void)
     return errno == EAGAIN || errno == EWOULDBLOCK;
 }
 
-/* The calls: try, and on EAGAIN wait and try again. A plain thread
- * waits first when it has a deadline: its descriptor may be blocking. */
-#define IO_LOOP(d, deadline, call)                                             \
-    do {                                                                       \
-        weft_rt *rt = NULL;                                                    \
-        int err;                                                               \
-        fdrec *r = rec_of(fd, &rt, &err);                                      \
-        if (err)                                                               \
-            return err;                                                        \
-        if (!r && (deadline) != WEFT_NO_DEADLINE &&                            \
-            (err = thread_wait(fd, d, deadline)))                              \
-            return err;                                                        \
-        for (;;) {                                                             \
-            weft__sys_enter();                                                 \
-            ssize_t n_ = (call);                                               \
-            weft__sys_leave();                                                 \
-            if (n_ >= 0)                                                       \
-                return n_;                                                     \
-            if (errno == EINTR)                                                \
-                continue;                                                      \
-            if (!again())                                                      \
-                return -errno;                                                 \
-            if ((err = wait_dir(rt, r, fd, d, deadline)))                      \
-                return err;                                                    \
-        }                                                                      \
-    } while (0)
+/* Is fd's number closing (weft_close began)? */
+static int closing(int fd)
+{
+    _Atomic uint32_t *w = ref_word(fd);
+    return w && (atomic_load_explicit(w, RLX) & CLOSING);
+}
+
+/* One system call on fd with its arguments; errno on failure. */
+typedef ssize_t (*io_call)(int fd, void *args, fdrec *r);
+
+/* The calls: try, and on EAGAIN wait and try again, holding a reference
+ * on the number throughout. A plain thread waits first when it has a
+ * deadline: its descriptor may be blocking. */
+static ssize_t io_run(int fd, int d, uint64_t deadline, io_call call,
+                      void *args)
+{
+    weft_rt *rt = NULL;
+    int err;
+    fdrec *r = rec_of(fd, &rt, &err);
+    if (err)
+        return err;
+    if ((err = ref_take(fd)))
+        return err;
+    ssize_t res;
+    if (!r && deadline != WEFT_NO_DEADLINE &&
+        (err = thread_wait(fd, d, deadline))) {
+        res = err;
+        goto out;
+    }
+    for (;;) {
+        weft__sys_enter();
+        ssize_t n = call(fd, args, r);
+        int e = errno;
+        weft__sys_leave();
+        if (n >= 0) {
+            res = n;
+            break;
+        }
+        if (e == EINTR)
+            continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) {
+            res = -e;
+            break;
+        }
+        if ((err = wait_dir(rt, r, fd, d, deadline))) {
+            res = err;
+            break;
+        }
+        if (closing(fd)) {
+            res = -ECANCELED;
+            break;
+        }
+    }
+out:
+    ref_drop(fd);
+    return res;
+}
+
+typedef struct {
+    void *buf;
+    size_t n;
+    int flags;
+} rw_args;
+
+static ssize_t call_read(int fd, void *a, fdrec *r)
+{
+    rw_args *x = a;
+    (void)r;
+    return read(fd, x->buf, x->n);
+}
+
+static ssize_t call_recv(int fd, void *a, fdrec *r)
+{
+    rw_args *x = a;
+    (void)r;
+    return recv(fd, x->buf, x->n, x->flags);
+}
+
+static ssize_t call_send(int fd, void *a, fdrec *r)
+{
+    rw_args *x = a;
+    (void)r;
+    return send(fd, x->buf, x->n, x->flags | MSG_NOSIGNAL);
+}
+
+/* write(2), as send(2) without SIGPIPE on a socket. */
+static ssize_t call_write(int fd, void *a, fdrec *r)
+{
+    rw_args *x = a;
+    if (!r || !r->notsock) {
+        ssize_t k = send(fd, x->buf, x->n, MSG_NOSIGNAL);
+        if (k >= 0 || errno != ENOTSOCK)
+            return k;
+        if (r)
+            r->notsock = 1; /* a pipe or a file: write(2) from now on */
+    }
+    return write(fd, x->buf, x->n);
+}
 
 ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline)
 {
-    IO_LOOP(DIR_READ, deadline, read(fd, buf, n));
+    rw_args a = {buf, n, 0};
+    return io_run(fd, DIR_READ, deadline, call_read, &a);
 }
 
 ssize_t weft_read(int fd, void *buf, size_t n)
@@ -350,7 +498,8 @@ ssize_t weft_read(int fd, void *buf, size_t n)
 ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
                         uint64_t deadline)
 {
-    IO_LOOP(DIR_READ, deadline, recv(fd, buf, n, flags));
+    rw_args a = {buf, n, flags};
+    return io_run(fd, DIR_READ, deadline, call_recv, &a);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
@@ -361,7 +510,8 @@ ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
 ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
                         uint64_t deadline)
 {
-    IO_LOOP(DIR_WRITE, deadline, send(fd, buf, n, flags | MSG_NOSIGNAL));
+    rw_args a = {(void *)buf, n, flags};
+    return io_run(fd, DIR_WRITE, deadline, call_send, &a);
 }
 
 ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
@@ -369,22 +519,10 @@ ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
     return weft_send_until(fd, buf, n, flags, WEFT_NO_DEADLINE);
 }
 
-/* write(2), as send(2) without SIGPIPE on a socket. */
-static ssize_t write_nosig(int fd, const void *buf, size_t n, fdrec *r)
-{
-    if (!r || !r->notsock) {
-        ssize_t k = send(fd, buf, n, MSG_NOSIGNAL);
-        if (k >= 0 || errno != ENOTSOCK)
-            return k;
-        if (r)
-            r->notsock = 1; /* a pipe or a file: write(2) from now on */
-    }
-    return write(fd, buf, n);
-}
-
 ssize_t weft_write_until(int fd, const void *buf, size_t n, uint64_t deadline)
 {
-    IO_LOOP(DIR_WRITE, deadline, write_nosig(fd, buf, n, r));
+    rw_args a = {(void *)buf, n, 0};
+    return io_run(fd, DIR_WRITE, deadline, call_write, &a);
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t n)
@@ -435,32 +573,32 @@ static void fresh(int fd)
     }
 }
 
+typedef struct {
+    struct sockaddr *addr;
+    socklen_t *len;
+    int flags;
+} acc_args;
+
+static ssize_t call_accept(int fd, void *a, fdrec *r)
+{
+    acc_args *x = a;
+    (void)r;
+    for (;;) {
+        int c = accept4(fd, x->addr, x->len,
+                        x->flags | SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0 || errno != ECONNABORTED)
+            return c; /* EMFILE included: returned, not spun on */
+    }
+}
+
 int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
                       uint64_t deadline)
 {
-    weft_rt *rt = NULL;
-    int err;
-    fdrec *r = rec_of(fd, &rt, &err);
-    if (err)
-        return err;
-    if (!r && deadline != WEFT_NO_DEADLINE &&
-        (err = thread_wait(fd, DIR_READ, deadline)))
-        return err;
-    for (;;) {
-        weft__sys_enter();
-        int c = accept4(fd, addr, len, flags | SOCK_NONBLOCK | SOCK_CLOEXEC);
-        weft__sys_leave();
-        if (c >= 0) {
-            fresh(c);
-            return c;
-        }
-        if (errno == EINTR || errno == ECONNABORTED)
-            continue;
-        if (!again())
-            return -errno; /* EMFILE included: returned, not spun on */
-        if ((err = wait_dir(rt, r, fd, DIR_READ, deadline)))
-            return err;
-    }
+    acc_args a = {addr, len, flags};
+    ssize_t c = io_run(fd, DIR_READ, deadline, call_accept, &a);
+    if (c >= 0)
+        fresh((int)c);
+    return (int)c;
 }
 
 int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
@@ -468,30 +606,46 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return weft_accept_until(fd, addr, len, flags, WEFT_NO_DEADLINE);
 }
 
-int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
-                       uint64_t deadline)
+typedef struct {
+    const struct sockaddr *addr;
+    socklen_t len;
+    int started; /* connect(2) was made: now only its outcome */
+} conn_args;
+
+/* The first call starts the connection; after a wait for writability,
+ * SO_ERROR says how it went (EINPROGRESS: not yet, wait again). */
+static ssize_t call_connect(int fd, void *a, fdrec *r)
 {
-    weft_rt *rt = NULL;
-    int err;
-    fdrec *r = rec_of(fd, &rt, &err);
-    if (err)
-        return err;
-    weft__sys_enter();
-    int c = connect(fd, addr, len);
-    weft__sys_leave();
-    if (!c)
-        return 0;
-    if (errno != EINPROGRESS && errno != EINTR && !again())
-        return -errno;
-    if ((err = wait_dir(rt, r, fd, DIR_WRITE, deadline)))
-        return err;
+    conn_args *x = a;
+    (void)r;
+    if (!x->started) {
+        x->started = 1;
+        if (!connect(fd, x->addr, x->len))
+            return 0;
+        if (errno == EINPROGRESS)
+            errno = EAGAIN;
+        return -1;
+    }
     int so = 0;
     socklen_t sl = sizeof so;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl))
-        return -errno;
-    if (so == EINPROGRESS || so == EALREADY) /* not yet: a spurious edge */
-        return weft_connect_until(fd, addr, len, deadline);
-    return -so;
+        return -1;
+    if (so == EINPROGRESS || so == EALREADY) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (so) {
+        errno = so;
+        return -1;
+    }
+    return 0;
+}
+
+int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
+                       uint64_t deadline)
+{
+    conn_args a = {addr, len, 0};
+    return (int)io_run(fd, DIR_WRITE, deadline, call_connect, &a);
 }
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len)
@@ -533,8 +687,12 @@ int weft_fd_wait(int fd, int events, uint64_t deadline)
     }
     /* Both directions: wait for reading, which an error or hang-up also
      * ends; a caller that wants either tries both calls. */
-    return task_wait(rt, r, fd, (events & WEFT_FD_READ) ? DIR_READ : DIR_WRITE,
-                     deadline);
+    if ((err = ref_take(fd)))
+        return err;
+    err = task_wait(rt, r, fd, (events & WEFT_FD_READ) ? DIR_READ : DIR_WRITE,
+                    deadline);
+    ref_drop(fd);
+    return err;
 }
 
 /* ---- closing ------------------------------------------------------------ */
@@ -571,12 +729,11 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
         weft__wake_list(list[d], 0);
 }
 
-int weft_fd_forget(int fd)
+/* Forget fd in every runtime's table. */
+static void forget_all(int fd)
 {
-    if (fd < 0)
-        return -EBADF;
     if (!atomic_load_explicit(&ntabs, RLX))
-        return 0;
+        return;
     weft__sys_enter();
     pthread_mutex_lock(&tabs_lock);
     for (uint32_t i = 0; i < WEFT_REGISTRY; i++) {
@@ -587,16 +744,44 @@ int weft_fd_forget(int fd)
     }
     pthread_mutex_unlock(&tabs_lock);
     weft__sys_leave();
+}
+
+int weft_fd_forget(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    forget_all(fd);
     return 0;
 }
 
 int weft_close(int fd)
 {
-    int err = weft_fd_forget(fd);
-    if (err)
-        return err;
-    weft__sys_enter();
-    int c = close(fd);
-    weft__sys_leave();
-    return c ? -errno : 0;
+    if (fd < 0)
+        return -EBADF;
+    _Atomic uint32_t *w = ref_word(fd);
+    if (!w) { /* past the table: nothing can be in flight through it */
+        forget_all(fd);
+        weft__sys_enter();
+        int c = close(fd);
+        int e = errno;
+        weft__sys_leave();
+        return c ? -e : 0;
+    }
+    /* acq_rel: pairs with the callers' reference RMWs (header). */
+    uint32_t v = atomic_fetch_or_explicit(w, CLOSING, memory_order_acq_rel);
+    if (v & CLOSING)
+        return -EBADF; /* closed twice */
+    forget_all(fd);
+    /* Drop the mark's own share: with no call in flight, close now;
+     * else the last call out closes (ref_drop). */
+    uint32_t left = CLOSING;
+    if (atomic_compare_exchange_strong_explicit(w, &left, 0,
+                                                memory_order_acq_rel, RLX)) {
+        weft__sys_enter();
+        int c = close(fd);
+        int e = errno;
+        weft__sys_leave();
+        return c ? -e : 0;
+    }
+    return 0;
 }

@@ -38,6 +38,7 @@ typedef struct weft_poller {
                                    0 none */
     _Atomic uint64_t last_poll; /* when some thread last polled (ns) */
     _Atomic uint64_t polls, blocking_polls, events; /* counters */
+    _Atomic uint64_t waits; /* tasks that parked on a descriptor */
 } weft_poller;
 
 /* Make rt's poller if it has none: 0, or -errno (the epoll instance or

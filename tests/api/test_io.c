@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -279,4 +280,148 @@ TEST(api, io_destroy_with_parked_readers_releases_fds)
         close(c[i].p[1]);
     }
     CHECK_EQ_INT(count_fds(), fds0);
+}
+
+/* ---- plain threads: the same calls block the thread -------------------- */
+
+TEST(api, io_plain_thread_calls_and_deadline)
+{
+    int p[2];
+    CHECK_OK(pipe(p));
+    char b = 0;
+    uint64_t t0 = weft_now_ns();
+    CHECK_EQ_INT(weft_read_until(p[0], &b, 1, t0 + 5 * MS), -ETIMEDOUT);
+    CHECK_CMP_U64(weft_now_ns() - t0, >=, 5 * MS);
+    CHECK_EQ_INT(weft_write(p[1], "y", 1), 1);
+    CHECK_EQ_INT(weft_read_until(p[0], &b, 1, weft_now_ns() + 1000 * MS), 1);
+    CHECK_EQ_INT(b, 'y');
+    CHECK_OK(weft_fd_wait(p[1], WEFT_FD_WRITE, WEFT_NO_DEADLINE));
+    CHECK_EQ_INT(weft_fd_wait(p[0], 0, WEFT_NO_DEADLINE), -EINVAL);
+    CHECK_OK(weft_close(p[0]));
+    CHECK_OK(weft_close(p[1]));
+}
+
+/* ---- half close and reset ---------------------------------------------- */
+
+typedef struct {
+    int s[2];
+    ssize_t eof, reset_w;
+} hc_ctx;
+
+static void *half_close(void *arg)
+{
+    hc_ctx *c = arg;
+    char b[8];
+    /* The peer shuts its writing side: our parked read sees end of file,
+     * and we can still write back. */
+    c->eof = weft_read(c->s[0], b, sizeof b);
+    CHECK_EQ_INT(weft_write(c->s[0], "bye", 3), 3);
+    /* The peer closes: writing fails with -EPIPE, never SIGPIPE. */
+    CHECK_OK(weft_sleep_ns(5 * MS));
+    ssize_t r;
+    do
+        r = weft_write(c->s[0], "x", 1);
+    while (r == 1);
+    c->reset_w = r;
+    return NULL;
+}
+
+TEST(api, io_half_close_and_peer_gone)
+{
+    weft_rt *rt = test_rt_workers(64, 2);
+    hc_ctx c = {.eof = -1};
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c.s));
+    weft_task t;
+    CHECK_OK(weft_spawn(rt, &t, half_close, &c, NULL));
+    usleep(5000);
+    CHECK_OK(shutdown(c.s[1], SHUT_WR));
+    char b[8];
+    CHECK_EQ_INT(read(c.s[1], b, sizeof b), 3);
+    close(c.s[1]);
+    CHECK_OK(weft_join(t, NULL));
+    CHECK_EQ_INT(c.eof, 0);
+    CHECK_EQ_INT(c.reset_w, -EPIPE);
+    CHECK_OK(weft_close(c.s[0]));
+    test_rt_destroy_clean(rt);
+}
+
+/* ---- fd reuse: no wake-up of an old file reaches the new one ------------ */
+
+typedef struct {
+    int fd;
+    ssize_t r;
+    uint64_t polls;
+} reuse_ctx;
+
+static void *reuse_reader(void *arg)
+{
+    reuse_ctx *c = arg;
+    char b;
+    c->r = weft_read_until(c->fd, &b, 1, weft_now_ns() + 20 * MS);
+    return NULL;
+}
+
+TEST_T(api, io_fd_reuse_gets_no_stale_wakeup, 60)
+{
+    weft_rt *rt = test_rt_workers(64, 2);
+    for (int i = 0; i < 100; i++) {
+        int p[2], q[2];
+        CHECK_OK(pipe(p));
+        reuse_ctx old = {p[0], 0, 0};
+        weft_task t;
+        CHECK_OK(weft_spawn(rt, &t, reuse_reader, &old, NULL));
+        weft_task_info ti;
+        do { /* parked in its read: the close below is not its race */
+            usleep(50);
+            CHECK_OK(weft_task_info_get(t, &ti));
+        } while (ti.state != WEFT_STATE_PARKED);
+        /* Readiness in flight while the number is closed and reused. */
+        CHECK_EQ_INT(write(p[1], "z", 1), 1);
+        CHECK_OK(weft_close(p[0]));
+        CHECK_OK(pipe(q)); /* q[0] takes p[0]'s number, mostly */
+        CHECK_OK(weft_join(t, NULL));
+        if (!(old.r == 1 || old.r == -ECANCELED))
+            fprintf(stderr, "# round %d: old reader got %zd\n", i, old.r);
+        CHECK(old.r == 1 || old.r == -ECANCELED);
+        reuse_ctx neu = {q[0], 0, 0};
+        CHECK_OK(weft_spawn(rt, &t, reuse_reader, &neu, NULL));
+        CHECK_OK(weft_join(t, NULL));
+        CHECK_EQ_INT(neu.r, -ETIMEDOUT); /* nothing was written to it */
+        close(p[1]);
+        CHECK_OK(weft_close(q[0]));
+        close(q[1]);
+    }
+    test_rt_destroy_clean(rt);
+}
+
+/* ---- stats and dumps name a task parked on a descriptor ----------------- */
+
+TEST(api, io_stats_and_dump)
+{
+    weft_rt *rt = test_rt_workers(64, 1);
+    pipe_ctx c = {.got = 0};
+    CHECK_OK(pipe(c.p));
+    weft_task t;
+    CHECK_OK(weft_spawn(rt, &t, reader, &c, NULL));
+    while (!atomic_load(&c.parked))
+        usleep(100);
+    usleep(20000);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK_OK(weft_dump(rt, f));
+    fclose(f);
+    char want[32];
+    snprintf(want, sizeof want, "wait=[fd %d read]", c.p[0]);
+    CHECK(strstr(buf, want) != NULL);
+    free(buf);
+    CHECK_EQ_INT(write(c.p[1], "x", 1), 1);
+    CHECK_OK(weft_join(t, NULL));
+    weft_stats s = test_stats(rt);
+    CHECK_CMP_U64(s.io_waits, >=, 1);
+    CHECK_CMP_U64(s.io_events, >=, 1);
+    CHECK_CMP_U64(s.io_blocking_polls, >=, 1);
+    close(c.p[0]);
+    close(c.p[1]);
+    test_rt_destroy_clean(rt);
 }
