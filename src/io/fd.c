@@ -767,16 +767,21 @@ int weft_close(int fd)
         weft__sys_leave();
         return c ? -e : 0;
     }
-    /* acq_rel: pairs with the callers' reference RMWs (header). */
-    uint32_t v = atomic_fetch_or_explicit(w, CLOSING, memory_order_acq_rel);
-    if (v & CLOSING)
-        return -EBADF; /* closed twice */
+    /* The mark, and a reference of our own while we forget the number
+     * (the registration is removed before anyone closes it). acq_rel:
+     * pairs with the callers' reference RMWs (header). */
+    uint32_t v = atomic_load_explicit(w, RLX);
+    do {
+        if (v & CLOSING)
+            return -EBADF; /* closed twice */
+    } while (!atomic_compare_exchange_weak_explicit(w, &v, (v | CLOSING) + 1,
+                                                    memory_order_acq_rel, RLX));
     forget_all(fd);
-    /* Drop the mark's own share: with no call in flight, close now;
-     * else the last call out closes (ref_drop). */
-    uint32_t left = CLOSING;
-    if (atomic_compare_exchange_strong_explicit(w, &left, 0,
-                                                memory_order_acq_rel, RLX)) {
+    /* Drop our reference: with no call in flight we close now; else
+     * the last call out does (ref_drop). */
+    if (atomic_fetch_sub_explicit(w, 1, memory_order_acq_rel) ==
+        (CLOSING | 1)) {
+        atomic_store_explicit(w, 0, RLX);
         weft__sys_enter();
         int c = close(fd);
         int e = errno;

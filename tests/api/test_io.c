@@ -27,6 +27,20 @@ static int count_fds(void)
     return n;
 }
 
+/* Wait until task t is parked (in the call under test, not before it). */
+static void until_parked(weft_task t)
+{
+    weft_task_info ti;
+    uint64_t t0 = weft_now_ns();
+    do {
+        usleep(200);
+        CHECK_OK(weft_task_info_get(t, &ti));
+        if (ti.state == WEFT_STATE_DONE)
+            return; /* the caller's checks say what it got */
+        CHECK_CMP_U64(weft_now_ns() - t0, <, 10000 * MS);
+    } while (ti.state != WEFT_STATE_PARKED);
+}
+
 /* ---- a pipe: a task parked in weft_read, woken by a plain thread ------ */
 
 typedef struct {
@@ -51,9 +65,8 @@ TEST(api, io_read_parks_task_plain_thread_wakes_it)
     CHECK_OK(pipe(c.p));
     weft_task t;
     CHECK_OK(weft_spawn(rt, &t, reader, &c, NULL));
-    while (!atomic_load(&c.parked))
-        usleep(100);
-    usleep(20000); /* it parks; the one worker goes idle in the poller */
+    until_parked(t); /* the one worker goes idle in the poller */
+    usleep(5000);
     /* The worker is free: another task runs meanwhile. */
     weft_task_info ti;
     CHECK_OK(weft_task_info_get(t, &ti));
@@ -80,9 +93,17 @@ static void *read_deadline(void *arg)
 {
     dl_ctx *c = arg;
     char b;
-    uint64_t dl = weft_now_ns() + 5 * MS;
-    c->r = weft_read_until(c->fd, &b, 1, dl);
-    c->late_ns = weft_now_ns() - dl;
+    /* The best of five: the figure is the runtime's, not a busy host's
+     * (bench/ measures the distribution). */
+    c->late_ns = UINT64_MAX;
+    for (int i = 0; i < 5; i++) {
+        uint64_t dl = weft_now_ns() + 5 * MS;
+        c->r = weft_read_until(c->fd, &b, 1, dl);
+        uint64_t late = weft_now_ns() - dl;
+        CHECK_EQ_INT(c->r, -ETIMEDOUT);
+        if (late < c->late_ns)
+            c->late_ns = late;
+    }
     return NULL;
 }
 
@@ -96,7 +117,9 @@ TEST(api, io_read_deadline_expires_on_time)
     CHECK_EQ_INT(c.r, -ETIMEDOUT);
     fprintf(stderr, "# late by %llu us\n",
             (unsigned long long)(c.late_ns / 1000));
-    CHECK_CMP_U64(c.late_ns, <, 20 * MS); /* loose: a shared machine */
+    /* Within 1 ms of the deadline (sanitizers slow every step). */
+    if (!TEST_SANITIZED)
+        CHECK_CMP_U64(c.late_ns, <, 1 * MS);
     /* A deadline in the past: at once, without blocking. */
     char b;
     CHECK_EQ_INT(weft_read_until(p[0], &b, 1, weft_now_ns() - 1), -ETIMEDOUT);
@@ -122,13 +145,20 @@ static void *parked_reader(void *arg)
     return NULL;
 }
 
+typedef struct {
+    close_ctx *c;
+    weft_task reader;
+} closer_ctx;
+
 static void *closer(void *arg)
 {
-    close_ctx *c = arg;
-    while (!atomic_load(&c->parked))
-        weft_yield();
-    CHECK_OK(weft_sleep_ns(5 * MS));
-    CHECK_OK(weft_close(c->p[0]));
+    closer_ctx *k = arg;
+    weft_task_info ti;
+    do {
+        CHECK_OK(weft_sleep_ns(MS));
+        CHECK_OK(weft_task_info_get(k->reader, &ti));
+    } while (ti.state != WEFT_STATE_PARKED);
+    CHECK_OK(weft_close(k->c->p[0]));
     return NULL;
 }
 
@@ -141,12 +171,11 @@ TEST(api, io_close_wakes_parked_reader_from_task_and_thread)
         weft_task r, k;
         CHECK_OK(weft_spawn(rt, &r, parked_reader, &c, NULL));
         if (from_task) {
-            CHECK_OK(weft_spawn(rt, &k, closer, &c, NULL));
+            closer_ctx kc = {&c, r};
+            CHECK_OK(weft_spawn(rt, &k, closer, &kc, NULL));
             CHECK_OK(weft_join(k, NULL));
         } else {
-            while (!atomic_load(&c.parked))
-                usleep(100);
-            usleep(5000);
+            until_parked(r);
             CHECK_OK(weft_close(c.p[0]));
         }
         CHECK_OK(weft_join(r, NULL));
@@ -266,9 +295,7 @@ TEST(api, io_destroy_with_parked_readers_releases_fds)
         CHECK_OK(weft_spawn(rt, &t[i], parked_reader, &c[i], NULL));
     }
     for (int i = 0; i < 8; i++)
-        while (!atomic_load(&c[i].parked))
-            usleep(100);
-    usleep(10000);
+        until_parked(t[i]);
     CHECK_OK(weft_rt_shutdown(rt));
     for (int i = 0; i < 8; i++) {
         CHECK_OK(weft_join(t[i], NULL));
@@ -350,14 +377,14 @@ TEST(api, io_half_close_and_peer_gone)
 typedef struct {
     int fd;
     ssize_t r;
-    uint64_t polls;
+    uint64_t wait_ns; /* its deadline, from when it starts */
 } reuse_ctx;
 
 static void *reuse_reader(void *arg)
 {
     reuse_ctx *c = arg;
     char b;
-    c->r = weft_read_until(c->fd, &b, 1, weft_now_ns() + 20 * MS);
+    c->r = weft_read_until(c->fd, &b, 1, weft_now_ns() + c->wait_ns);
     return NULL;
 }
 
@@ -367,14 +394,10 @@ TEST_T(api, io_fd_reuse_gets_no_stale_wakeup, 60)
     for (int i = 0; i < 100; i++) {
         int p[2], q[2];
         CHECK_OK(pipe(p));
-        reuse_ctx old = {p[0], 0, 0};
+        reuse_ctx old = {p[0], 0, 10000 * MS};
         weft_task t;
         CHECK_OK(weft_spawn(rt, &t, reuse_reader, &old, NULL));
-        weft_task_info ti;
-        do { /* parked in its read: the close below is not its race */
-            usleep(50);
-            CHECK_OK(weft_task_info_get(t, &ti));
-        } while (ti.state != WEFT_STATE_PARKED);
+        until_parked(t); /* in its read: the close is not its race */
         /* Readiness in flight while the number is closed and reused. */
         CHECK_EQ_INT(write(p[1], "z", 1), 1);
         CHECK_OK(weft_close(p[0]));
@@ -383,7 +406,7 @@ TEST_T(api, io_fd_reuse_gets_no_stale_wakeup, 60)
         if (!(old.r == 1 || old.r == -ECANCELED))
             fprintf(stderr, "# round %d: old reader got %zd\n", i, old.r);
         CHECK(old.r == 1 || old.r == -ECANCELED);
-        reuse_ctx neu = {q[0], 0, 0};
+        reuse_ctx neu = {q[0], 0, 20 * MS};
         CHECK_OK(weft_spawn(rt, &t, reuse_reader, &neu, NULL));
         CHECK_OK(weft_join(t, NULL));
         CHECK_EQ_INT(neu.r, -ETIMEDOUT); /* nothing was written to it */
@@ -403,9 +426,8 @@ TEST(api, io_stats_and_dump)
     CHECK_OK(pipe(c.p));
     weft_task t;
     CHECK_OK(weft_spawn(rt, &t, reader, &c, NULL));
-    while (!atomic_load(&c.parked))
-        usleep(100);
-    usleep(20000);
+    until_parked(t);
+    usleep(5000);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
