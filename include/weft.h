@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -656,6 +658,12 @@ typedef struct weft_stats {
     uint64_t idle_ns;     /* worker time asleep */
     uint64_t workers;     /* worker threads (per-worker figures:
                              weft_stats_worker) */
+    /* Descriptors (weft.h, "File descriptors"). */
+    uint64_t io_waits;          /* times a task parked on a descriptor */
+    uint64_t io_events;         /* readiness events the poller handled */
+    uint64_t io_polls;          /* polls without blocking (busy workers,
+                                   the monitor) */
+    uint64_t io_blocking_polls; /* polls an idle worker blocked in */
 } weft_stats;
 
 /* One worker's share of the counters of weft_stats (the fields that are
@@ -848,6 +856,70 @@ WEFT_API int weft_set_warn_callback(weft_rt *rt, weft_warn_fn fn, void *arg);
  * (no effect elsewhere). */
 WEFT_API void weft_preempt_disable(void);
 WEFT_API void weft_preempt_enable(void);
+
+/* ---- File descriptors -----------------------------------------------------
+ * Sockets, pipes and other pollable descriptors, read and written as
+ * blocking calls that park only the calling task: the call is tried at
+ * once and, when the descriptor is not ready (EAGAIN), the task parks
+ * until the runtime's poller sees it ready, its deadline passes
+ * (-ETIMEDOUT), the descriptor is closed with weft_close (-ECANCELED) or
+ * its runtime is shut down (-ECANCELED). On a plain thread each call
+ * blocks the thread, with the same deadline (poll(2), then the call).
+ * Return values are those of the system call (a count, 0 at end of
+ * file) or -errno; partial reads and writes are the caller's to loop on,
+ * except in weft_write_all. Sends never raise SIGPIPE (they fail with
+ * -EPIPE). Any thread.
+ *
+ * A descriptor comes under weft at its first use from a task: weft sets
+ * O_NONBLOCK on it (for every user of the open file description) and,
+ * at its first EAGAIN, registers it with the task's runtime's poller
+ * (edge-triggered, tagged with a generation). Regular files are always
+ * ready and never park (use weft_block_on for slow ones, when it
+ * exists). Close a descriptor that tasks have used with weft_close: it
+ * wakes every task parked on it with -ECANCELED, forgets the
+ * registration in every runtime, then closes. A plain close() leaves
+ * tasks parked on the number until their deadline or shutdown, and a
+ * new file that reuses the number keeps O_NONBLOCK unset until
+ * weft_fd_forget(fd) or weft_close. */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
+WEFT_API ssize_t weft_read_until(int fd, void *buf, size_t n,
+                                 uint64_t deadline_ns);
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t n);
+WEFT_API ssize_t weft_write_until(int fd, const void *buf, size_t n,
+                                  uint64_t deadline_ns);
+/* Writes all n bytes (looping over partial writes): n, or -errno with
+ * *done (when not NULL) set to what was written before the error. */
+WEFT_API ssize_t weft_write_all(int fd, const void *buf, size_t n,
+                                size_t *done);
+WEFT_API ssize_t weft_recv(int fd, void *buf, size_t n, int flags);
+WEFT_API ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
+                                 uint64_t deadline_ns);
+WEFT_API ssize_t weft_send(int fd, const void *buf, size_t n, int flags);
+WEFT_API ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
+                                 uint64_t deadline_ns);
+/* accept4(2): flags as accept4's; the new descriptor is always
+ * O_NONBLOCK and O_CLOEXEC, and is under weft already. */
+WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *len,
+                         int flags);
+WEFT_API int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len,
+                               int flags, uint64_t deadline_ns);
+/* connect(2), waiting for the connection to complete: 0 or -errno. */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len);
+WEFT_API int weft_connect_until(int fd, const struct sockaddr *addr,
+                                socklen_t len, uint64_t deadline_ns);
+/* Wait until fd is ready for events (WEFT_FD_READ, WEFT_FD_WRITE, or
+ * both): 0, or -ETIMEDOUT, -ECANCELED. For a library's own non-blocking
+ * descriptors; readiness may be spurious (try the call, and wait again
+ * on EAGAIN). */
+#define WEFT_FD_READ 1
+#define WEFT_FD_WRITE 2
+WEFT_API int weft_fd_wait(int fd, int events, uint64_t deadline_ns);
+/* Wake every task parked on fd with -ECANCELED, forget its registration
+ * in every runtime, and close it: close(2)'s result. */
+WEFT_API int weft_close(int fd);
+/* Forget fd's registration without closing it (it was closed by other
+ * code, or is to be used outside weft from now on). */
+WEFT_API int weft_fd_forget(int fd);
 
 #ifdef __cplusplus
 }

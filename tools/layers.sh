@@ -3,7 +3,7 @@
 # "Layers"): each folder may include headers of, and call functions
 # defined in, its own layer and the layers below it, never above.
 #
-#   base, arch  <  mem  <  queue  <  sched  <  sync  <  obs  <  rt
+#   base, arch  <  mem  <  queue  <  sched  <  sync  <  io  <  obs  <  rt
 #
 # Includes are read from the sources; calls from the object files of
 # BUILD_DIR (default build-test): every weft_/weft__ symbol an object file
@@ -15,7 +15,7 @@ build=${1:-build-test}
 rank() {
     case $1 in
     base | arch) echo 0 ;; mem) echo 1 ;; queue) echo 2 ;; sched) echo 3 ;;
-    sync) echo 4 ;; obs) echo 5 ;; rt) echo 6 ;; *) echo 99 ;;
+    sync) echo 4 ;; io) echo 5 ;; obs) echo 6 ;; rt) echo 7 ;; *) echo 99 ;;
     esac
 }
 bad=0

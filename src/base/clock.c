@@ -5,7 +5,8 @@
 #include "sysmark.h"
 
 /* sysmark.h: the depth of weft's own system calls on this thread. */
-_Thread_local unsigned weft__in_sys __attribute__((tls_model("initial-exec")));
+_Thread_local _Atomic unsigned weft__in_sys
+    __attribute__((tls_model("initial-exec")));
 
 uint64_t weft__clock_ns(void)
 {

@@ -27,20 +27,36 @@
 #ifndef WEFT_BASE_SYSMARK_H
 #define WEFT_BASE_SYSMARK_H
 
-/* initial-exec: read from a signal handler. */
-extern _Thread_local unsigned weft__in_sys
+#include <stdatomic.h>
+
+/* initial-exec: read from a signal handler. Atomic (relaxed) only so that
+ * ThreadSanitizer, which sees a task and its worker's scheduler as two
+ * fibers of one thread, does not take their turns at it for a race. */
+extern _Thread_local _Atomic unsigned weft__in_sys
     __attribute__((tls_model("initial-exec")));
 
 static inline void weft__sys_enter(void)
 {
-    weft__in_sys++;
-    __asm__ __volatile__("" ::: "memory");
+    atomic_store_explicit(
+        &weft__in_sys,
+        atomic_load_explicit(&weft__in_sys, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* before the call */
 }
 
 static inline void weft__sys_leave(void)
 {
-    __asm__ __volatile__("" ::: "memory");
-    weft__in_sys--;
+    atomic_signal_fence(memory_order_seq_cst); /* after the call */
+    atomic_store_explicit(
+        &weft__in_sys,
+        atomic_load_explicit(&weft__in_sys, memory_order_relaxed) - 1,
+        memory_order_relaxed);
+}
+
+/* The depth, for the signal handlers. */
+static inline unsigned weft__sys_depth(void)
+{
+    return atomic_load_explicit(&weft__in_sys, memory_order_relaxed);
 }
 
 #endif

@@ -70,6 +70,8 @@ static const char *const wait_names[WEFT_WK_COUNT] = {
     [WEFT_WK_JOIN] = "join",
     [WEFT_WK_PARK] = "park",
     [WEFT_WK_JOIN_INLINE] = "join",
+    [WEFT_WK_FD_READ] = "fd read",
+    [WEFT_WK_FD_WRITE] = "fd write",
 };
 
 /* ---- task info --------------------------------------------------------- */
@@ -324,7 +326,14 @@ static void dump_task(out *o, weft_rt *rt, uint32_t slot,
     put_kv(o, "polls", ti->polls);
     put_kv(o, "violations", ti->violations);
     put_s(o, " wait=[");
-    if (ti->state == WEFT_STATE_PARKED) {
+    if (ti->state == WEFT_STATE_PARKED &&
+        (ti->wait == wait_names[WEFT_WK_FD_READ] ||
+         ti->wait == wait_names[WEFT_WK_FD_WRITE])) {
+        /* A descriptor: its number (the object is fd + 1, io/fd.c). */
+        put_s(o, "fd ");
+        put_u(o, (uintptr_t)ti->wait_obj - 1);
+        put_s(o, ti->wait == wait_names[WEFT_WK_FD_READ] ? " read" : " write");
+    } else if (ti->state == WEFT_STATE_PARKED) {
         put_s(o, ti->wait);
         if (ti->wait_obj) {
             put_c(o, ' ');

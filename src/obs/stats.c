@@ -58,7 +58,11 @@
     X(preemptions)                                                             \
     X(busy_ns)                                                                 \
     X(idle_ns)                                                                 \
-    X(isolations)
+    X(isolations)                                                              \
+    X(io_waits)                                                                \
+    X(io_events)                                                               \
+    X(io_polls)                                                                \
+    X(io_blocking_polls)
 
 static inline uint64_t ld(_Atomic uint64_t *p)
 {
@@ -118,6 +122,10 @@ static void ext_raw(weft_rt *rt, weft_stats *o)
     o->spawns = ld(&rt->ext_spawns);
     o->wakes = ld(&rt->ext_wakes);
     o->isolations = ld(&rt->isolations);
+    o->io_waits = ld(&rt->poller.waits);
+    o->io_events = ld(&rt->poller.events);
+    o->io_polls = ld(&rt->poller.polls);
+    o->io_blocking_polls = ld(&rt->poller.blocking_polls);
 }
 
 uint64_t weft__obs_live(weft_rt *rt)

@@ -29,6 +29,7 @@
 #include "../sched/policy.h"
 #include "../obs/obs.h"
 #include "../sched/topo.h"
+#include "../io/fd.h"
 #include "rt.h"
 
 #define RLX memory_order_relaxed
@@ -104,6 +105,7 @@ static void stop_workers(weft_rt *rt, uint32_t started)
         atomic_store_explicit(&w->sleep, 0, RLX);
         weft__futex_wake(&w->sleep, 1);
     }
+    weft__poller_kick(rt); /* a worker asleep in the poller */
     weft__thr_stop_all(rt);
     weft__thr_fini(rt);
 }
@@ -371,7 +373,9 @@ int weft_rt_destroy(weft_rt *rt)
         weft__stack_pool_fini(&rt->pool[k]);
         guards += atomic_load_explicit(&rt->pool[k].guarded, RLX);
     }
-    weft__obs_rt_gone(rt); /* no SIGQUIT dump still reads it */
+    weft__io_rt_gone(rt);     /* its descriptors' table (io/fd.c) */
+    weft__poller_destroy(rt); /* the epoll instance and the eventfd */
+    weft__obs_rt_gone(rt);    /* no SIGQUIT dump still reads it */
     weft__inject_destroy(&rt->inject);
     weft__arena_unmap(rt->arena, rt->arena_size);
     weft__stack_guards_return(guards); /* their mappings are gone */

@@ -66,10 +66,16 @@ static int has_foreign_work(weft_worker *w)
 int weft__idle_wake(weft_worker *v)
 {
     uint32_t one = 1;
+    /* Acquire: pairs with the sleeper's release store of sleep, so that
+     * in_poll, stored before it, is seen (poller.c). */
     if (atomic_load_explicit(&v->sleep, RLX) != 1 ||
-        !atomic_compare_exchange_strong_explicit(&v->sleep, &one, 0, RLX, RLX))
+        !atomic_compare_exchange_strong_explicit(&v->sleep, &one, 0,
+                                                 memory_order_acquire, RLX))
         return 0;
-    weft__futex_wake(&v->sleep, 1);
+    if (atomic_load_explicit(&v->in_poll, RLX))
+        weft__poller_kick(v->rt); /* it sleeps in epoll_wait */
+    else
+        weft__futex_wake(&v->sleep, 1);
     return 1;
 }
 
@@ -78,9 +84,16 @@ void weft__wake_one(weft_rt *rt)
     /* acq_rel RMW: pairs with the sleeper's RMW on idle (header). */
     if (!atomic_fetch_add_explicit(&rt->idle, 0, memory_order_acq_rel))
         return;
-    for (uint32_t i = 0; i < rt->nworkers; i++)
-        if (weft__idle_wake(&rt->workers[i]))
-            return;
+    /* A worker asleep on its futex first: the one in the poller keeps
+     * watching descriptors (poller.c). */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < rt->nworkers; i++) {
+            weft_worker *v = &rt->workers[i];
+            if (!pass && atomic_load_explicit(&v->in_poll, RLX))
+                continue;
+            if (weft__idle_wake(v))
+                return;
+        }
 }
 
 /*
@@ -110,7 +123,13 @@ void weft__idle_wait(weft_worker *w)
         weft_cpu_relax();
     }
     atomic_fetch_sub_explicit(&rt->searching, 1, RLX);
-    atomic_store_explicit(&w->sleep, 1, RLX);
+    /* Tasks wait on descriptors: one idle worker sleeps in the poller
+     * instead (poller.c, with the proof for this path). */
+    int poll = weft__poller_take(rt, w);
+    if (poll)
+        atomic_store_explicit(&w->in_poll, 1, RLX);
+    /* Release: pairs with weft__idle_wake's acquire CAS (in_poll). */
+    atomic_store_explicit(&w->sleep, 1, memory_order_release);
     /* acq_rel RMW: pairs with weft__wake_one's RMW on idle (header). */
     atomic_fetch_add_explicit(&rt->idle, 1, memory_order_acq_rel);
     /* Sleep until woken, or until this worker's earliest timer: only its
@@ -122,11 +141,19 @@ void weft__idle_wait(weft_worker *w)
          * nowhere on the switch path (obs/stats.c derives busy time). */
         uint64_t t0 = weft__clock_ns();
         atomic_store_explicit(&w->sleep_since, t0, RLX);
-        while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
-               !atomic_load_explicit(&rt->stopping, RLX))
-            if (weft__futex_wait(&w->sleep, 1, next == UINT64_MAX ? 0 : next) <
-                0)
-                break; /* a timer is due */
+        if (poll) {
+            /* One round: an event, a kick, or the timer; the events
+             * may have made tasks ready here. */
+            if (atomic_load_explicit(&w->sleep, RLX) == 1 &&
+                !atomic_load_explicit(&rt->stopping, RLX))
+                weft__poller_block(rt, next == UINT64_MAX ? 0 : next);
+        } else {
+            while (atomic_load_explicit(&w->sleep, RLX) == 1 &&
+                   !atomic_load_explicit(&rt->stopping, RLX))
+                if (weft__futex_wait(&w->sleep, 1,
+                                     next == UINT64_MAX ? 0 : next) < 0)
+                    break; /* a timer is due */
+        }
         uint64_t t1 = weft__clock_ns(), slept = t1 - t0;
         atomic_store_explicit(&w->st.idle_ns,
                               atomic_load_explicit(&w->st.idle_ns, RLX) + slept,
@@ -136,6 +163,14 @@ void weft__idle_wait(weft_worker *w)
          * sysmon.c): its clock is brought up to date here, so polls are
          * not timed on a stale one. */
         atomic_store_explicit(&w->coarse_ns, t1, RLX);
+    }
+    if (poll) {
+        atomic_store_explicit(&w->in_poll, 0, RLX);
+        /* Not blocked after all (work appeared first): give the role
+         * back; weft__poller_block gives it back itself. */
+        uint32_t me = w->id + 1;
+        atomic_compare_exchange_strong_explicit(&rt->poller.blocker, &me, 0,
+                                                RLX, RLX);
     }
     atomic_store_explicit(&w->sleep, 0, RLX);
     /* seq_cst RMW, then seq_cst load: pairs with the monitor's store of

@@ -128,7 +128,7 @@ int weft__preempt_pc_safe(uintptr_t pc)
      * weft's own code is the one reading the clock (base/sysmark.h). */
     for (int i = 0; i < nvdso; i++)
         if (pc >= vdso[i].lo && pc < vdso[i].hi)
-            return !weft__in_sys;
+            return !weft__sys_depth();
     return 0;
 }
 
@@ -169,7 +169,7 @@ int weft__isolate_uc_ok(void *ucv)
 {
     /* A system call weft made (base/sysmark.h): weft frames below it may
      * hold the worker that the isolation would hand to another thread. */
-    if (weft__in_sys)
+    if (weft__sys_depth())
         return 0;
     uintptr_t pc = uc_pc(ucv);
     if (pc >= (uintptr_t)__start_weft_text && pc < (uintptr_t)__stop_weft_text)

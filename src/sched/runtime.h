@@ -29,6 +29,7 @@
 #include "../queue/mailbox.h"
 #include "evtrace.h"
 #include "isolate.h"
+#include "poller.h"
 #include "preempt.h"
 #include "sysmon.h"
 #include "task.h"
@@ -83,6 +84,10 @@ struct weft_rt {
     weft_aligned(WEFT_CACHELINE) weft_stack_pool pool[2]; /* [0] default,
                                                      [1] small class */
     weft_aligned(WEFT_CACHELINE) weft_inject inject;
+    /* Readiness of file descriptors (poller.c), made at first use. */
+    weft_aligned(WEFT_CACHELINE) weft_poller poller;
+    void *fdt; /* io/fd.c's table of descriptors, NULL until first use */
+
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
     _Atomic uint32_t searching; /* workers spinning for work (idle.c) */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t ext_spawns; /* by plain

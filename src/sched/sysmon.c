@@ -628,6 +628,12 @@ static void *sysmon_main(void *arg)
         }
         idle_since = 0;
         weft__thr_adopt_orphans(rt);
+        /* Ready descriptors never wait longer than WEFT_POLL_GAP_NS behind
+         * busy workers (poller.c). */
+        if (weft__poller_wanted(&rt->poller) &&
+            now - atomic_load_explicit(&rt->poller.last_poll, RLX) >=
+                WEFT_POLL_GAP_NS)
+            weft__poller_poll(rt);
         for (uint32_t i = 0; i < rt->nworkers; i++)
             watch(rt, &p, tick, now, &rt->workers[i], &rt->mon->w[i]);
         demote_pass(rt, &p, now);

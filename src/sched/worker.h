@@ -212,7 +212,9 @@ typedef struct weft_worker {
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
                                                             about to be */
-    _Atomic uint32_t xpub; /* xbands, published for thieves (a hint) */
+    _Atomic uint32_t in_poll; /* 1: asleep in the poller, not the futex
+                                 (poller.c); stored before sleep */
+    _Atomic uint32_t xpub;    /* xbands, published for thieves (a hint) */
     weft_deque dq;
     weft_deque bdq[WEFT_BANDS - 1]; /* bands 0, 1, 3 (runq.h, xdq) */
 

@@ -140,7 +140,7 @@ unsigned fault_unmarked(void **last_caller)
 static void check_mark(void *caller)
 {
     uintptr_t pc = (uintptr_t)caller;
-    if (weft__in_sys || pc < (uintptr_t)__start_weft_text ||
+    if (weft__sys_depth() || pc < (uintptr_t)__start_weft_text ||
         pc >= (uintptr_t)__stop_weft_text)
         return;
     if (pc - (uintptr_t)weft__clock_ns_user < 64)

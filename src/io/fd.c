@@ -1,0 +1,792 @@
+/*
+ * fd.c - blocking calls on file descriptors that park only the task
+ * (weft.h, "File descriptors"), on the runtime's poller (sched/poller.c).
+ *
+ * The table. Each runtime that a task has used descriptors from has a
+ * table indexed by descriptor number (max: RLIMIT_NOFILE's hard limit,
+ * at most 2^20), reserved with MAP_NORESERVE at first use, so its memory
+ * is only what the numbers in use touch. A record holds the number's
+ * generation (bumped by weft_close and weft_fd_forget), how far weft has
+ * taken it (O_NONBLOCK set; registered with the epoll instance), and per
+ * direction a ready flag and a FIFO queue of waits (sync/wait.h).
+ *
+ * Readiness and waits, per direction. The registration is edge-
+ * triggered with key (generation << 32 | fd). On an event for a live
+ * generation the handler takes the direction's queue lock and wakes
+ * every queued wait (each retries its call), or, when none is queued,
+ * sets the ready flag. A task whose call returned EAGAIN takes the same
+ * lock: it consumes a set ready flag (and retries at once) or queues
+ * itself and parks. The flag is what carries an edge that arrives
+ * between a task's EAGAIN and its queueing: no edge is lost, at worst a
+ * retry is spurious (as in Go's pollDesc).
+ *
+ * Closing. Every call holds a reference on its descriptor number for
+ * its whole length (a process-wide word per number, `refs`, shared by
+ * tasks of every runtime and plain threads). weft_close marks the word
+ * CLOSING (new calls fail with -ECANCELED), bumps the generation under
+ * both queue locks of the number in every runtime's table, wakes the
+ * queued waits (which see the new generation and return -ECANCELED) and
+ * removes the registration; the close(2) itself is made by whoever drops
+ * the last reference: weft_close when no call was in flight, else the
+ * last call to leave (as Go's poll.FD does). So no call of the old file
+ * is still running when the number can be reused, and an event of the
+ * old generation that a poller took before the removal finds a
+ * generation that moved and is dropped, under the same lock: no wake-up
+ * reaches the next file that reuses the number. A call that starts
+ * after the close(2) uses whatever the number then is: that race is
+ * the caller's, as with close(2) itself.
+ */
+#include "fd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/clock.h"
+#include "../base/sysmark.h"
+#include "../sched/poller.h"
+#include "../sched/registry.h"
+#include "../sync/wait.h"
+
+#define RLX memory_order_relaxed
+#define ACQ memory_order_acquire
+#define MAX_FDS (1u << 20)
+
+enum { REC_NEW = 0, REC_NONBLOCK = 1, REC_REGISTERED = 2 };
+enum { DIR_READ = 0, DIR_WRITE = 1 };
+
+typedef struct fddir {
+    uint32_t ready; /* under q's lock */
+    weft_waitq q;
+} fddir;
+
+typedef struct fdrec {
+    _Atomic uint32_t gen;   /* written under both queue locks */
+    _Atomic uint32_t state; /* REC_*; REGISTERED under reg_lock */
+    _Atomic uint32_t reg_lock;
+    uint32_t notsock; /* send(2) said ENOTSOCK: write(2) it is */
+    fddir dir[2];
+} fdrec;
+
+typedef struct fdtab {
+    uint32_t cap;
+    fdrec *rec;
+} fdtab;
+
+/* Runtimes with a table, for weft_close from anywhere. A runtime leaves
+ * before its table is unmapped (weft__io_rt_gone), under the lock. */
+static pthread_mutex_t tabs_lock = PTHREAD_MUTEX_INITIALIZER;
+static weft_rt *tabs[WEFT_REGISTRY];
+static _Atomic uint32_t ntabs; /* a hint: 0 means no table anywhere */
+
+static void on_event(weft_rt *rt, uint64_t key, uint32_t ev);
+
+/* ---- references on descriptor numbers (header, "Closing") --------------- */
+
+#define CLOSING (UINT32_C(1) << 31)
+static _Atomic(_Atomic uint32_t *) refs; /* [MAX_FDS], reserved once */
+
+static _Atomic uint32_t *ref_word(int fd)
+{
+    if (fd < 0 || (uint32_t)fd >= MAX_FDS)
+        return NULL;
+    /* Acquire: pairs with the release CAS that published the array. */
+    _Atomic uint32_t *a = atomic_load_explicit(&refs, ACQ);
+    if (weft_unlikely(!a)) {
+        weft__sys_enter();
+        void *m =
+            mmap(NULL, (size_t)MAX_FDS * sizeof *a, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        weft__sys_leave();
+        if (m == MAP_FAILED)
+            return NULL;
+        _Atomic uint32_t *none = NULL;
+        if (atomic_compare_exchange_strong_explicit(
+                &refs, &none, (_Atomic uint32_t *)m, memory_order_release, ACQ))
+            a = m;
+        else {
+            munmap(m, (size_t)MAX_FDS * sizeof *a);
+            a = none;
+        }
+    }
+    return &a[fd];
+}
+
+/* Take a reference for a call on fd: 0, or -ECANCELED while it closes. */
+static int ref_take(int fd)
+{
+    _Atomic uint32_t *w = ref_word(fd);
+    if (!w)
+        return fd < 0 ? -EBADF : 0; /* past the table: no protection */
+    /* Acquire: pairs with the closer's release (its record changes). */
+    if (weft_unlikely(atomic_fetch_add_explicit(w, 1, ACQ) & CLOSING)) {
+        atomic_fetch_sub_explicit(w, 1, memory_order_release);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+static void do_close(int fd, _Atomic uint32_t *w)
+{
+    atomic_store_explicit(w, 0, RLX); /* the number's next file: clean */
+    weft__sys_enter();
+    close(fd);
+    weft__sys_leave();
+}
+
+/* Drop the call's reference; the last one out of a closing number
+ * closes it. */
+static void ref_drop(int fd)
+{
+    _Atomic uint32_t *w = ref_word(fd);
+    if (!w)
+        return;
+    /* acq_rel: the last dropper sees the closer's mark and everything
+     * the other callers did before they dropped. */
+    if (atomic_fetch_sub_explicit(w, 1, memory_order_acq_rel) == (CLOSING | 1))
+        do_close(fd, w);
+}
+
+/* rt's table, made with its poller at first use; NULL when they cannot
+ * be made (errno in *err). */
+static fdtab *table(weft_rt *rt, int *err)
+{
+    /* Acquire: pairs with the release store below. */
+    fdtab *t = atomic_load_explicit((_Atomic(void *) *)&rt->fdt, ACQ);
+    if (weft_likely(t))
+        return t;
+    if ((*err = weft__poller_ensure(rt, on_event)))
+        return NULL;
+    weft__sys_enter();
+    pthread_mutex_lock(&tabs_lock);
+    t = atomic_load_explicit((_Atomic(void *) *)&rt->fdt, ACQ);
+    if (!t) {
+        struct rlimit rl;
+        uint32_t cap = MAX_FDS;
+        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_max < cap)
+            cap = (uint32_t)rl.rlim_max;
+        void *m = mmap(NULL, sizeof(fdtab) + (size_t)cap * sizeof(fdrec),
+                       PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            *err = -ENOMEM;
+        } else {
+            t = m;
+            t->cap = cap;
+            t->rec = (fdrec *)(t + 1);
+            for (uint32_t i = 0; i < WEFT_REGISTRY; i++)
+                if (!tabs[i]) {
+                    tabs[i] = rt;
+                    break;
+                }
+            atomic_fetch_add_explicit(&ntabs, 1, RLX);
+            /* Release: the table's header before its pointer. */
+            atomic_store_explicit((_Atomic(void *) *)&rt->fdt, t,
+                                  memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&tabs_lock);
+    weft__sys_leave();
+    return t;
+}
+
+void weft__io_rt_gone(weft_rt *rt)
+{
+    fdtab *t = rt->fdt;
+    if (!t)
+        return;
+    pthread_mutex_lock(&tabs_lock);
+    for (uint32_t i = 0; i < WEFT_REGISTRY; i++)
+        if (tabs[i] == rt)
+            tabs[i] = NULL;
+    atomic_fetch_sub_explicit(&ntabs, 1, RLX);
+    pthread_mutex_unlock(&tabs_lock);
+    munmap(t, sizeof(fdtab) + (size_t)t->cap * sizeof(fdrec));
+    rt->fdt = NULL;
+}
+
+static inline _Atomic uint32_t *qlock(fddir *d)
+{
+    return weft__wq_lock_word(&d->q);
+}
+
+/* ---- readiness ---------------------------------------------------------- */
+
+static void dir_ready(fdrec *r, int d, uint32_t gen)
+{
+    fddir *x = &r->dir[d];
+    weft__spin_lock(qlock(x));
+    weft_wnode *list = NULL;
+    if (atomic_load_explicit(&r->gen, RLX) == gen) {
+        list = weft__wq_claim_list(&x->q.list_, UINT32_MAX);
+        if (!list)
+            x->ready = 1;
+    }
+    weft__spin_unlock(qlock(x));
+    weft__wake_list(list, 0);
+}
+
+static void on_event(weft_rt *rt, uint64_t key, uint32_t ev)
+{
+    fdtab *t = rt->fdt;
+    uint32_t fd = (uint32_t)key, gen = (uint32_t)(key >> 32);
+    if (!t || fd >= t->cap)
+        return;
+    fdrec *r = &t->rec[fd];
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        dir_ready(r, DIR_READ, gen);
+    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        dir_ready(r, DIR_WRITE, gen);
+}
+
+/* ---- the record of a descriptor -------------------------------------------
+ * A call from a task: the record of fd in its runtime's table, with
+ * O_NONBLOCK set (once per generation). NULL with *err for a plain thread
+ * (*err 0) or an error. */
+static fdrec *rec_of(int fd, weft_rt **rtp, int *err)
+{
+    weft_caller me;
+    *err = 0;
+    if (!weft__caller(&me))
+        return NULL;
+    fdtab *t = table(me.rt, err);
+    if (!t)
+        return NULL;
+    if (fd < 0 || (uint32_t)fd >= t->cap) {
+        *err = -EBADF;
+        return NULL;
+    }
+    fdrec *r = &t->rec[fd];
+    *rtp = me.rt;
+    if (weft_likely(atomic_load_explicit(&r->state, ACQ) != REC_NEW))
+        return r;
+    weft__sys_enter();
+    int fl = fcntl(fd, F_GETFL);
+    int bad = fl < 0 ||
+              (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0);
+    *err = bad ? -errno : 0;
+    weft__sys_leave();
+    if (bad)
+        return NULL;
+    uint32_t n = REC_NEW;
+    atomic_compare_exchange_strong_explicit(&r->state, &n, REC_NONBLOCK, RLX,
+                                            RLX);
+    return r;
+}
+
+/* Register fd with rt's poller (once per generation). 0 or -errno. */
+static int enroll(weft_rt *rt, fdrec *r, int fd)
+{
+    if (atomic_load_explicit(&r->state, ACQ) == REC_REGISTERED)
+        return 0;
+    weft__spin_lock(&r->reg_lock);
+    int err = 0;
+    if (atomic_load_explicit(&r->state, RLX) != REC_REGISTERED) {
+        uint64_t key =
+            (uint64_t)atomic_load_explicit(&r->gen, RLX) << 32 | (uint32_t)fd;
+        struct epoll_event e = {.events =
+                                    EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                .data.u64 = key};
+        weft__sys_enter();
+        if (epoll_ctl(rt->poller.epfd, EPOLL_CTL_ADD, fd, &e) &&
+            (errno != EEXIST ||
+             epoll_ctl(rt->poller.epfd, EPOLL_CTL_MOD, fd, &e)))
+            err = -errno;
+        weft__sys_leave();
+        if (!err)
+            /* Release: pairs with the acquire load above. */
+            atomic_store_explicit(&r->state, REC_REGISTERED,
+                                  memory_order_release);
+    }
+    weft__spin_unlock(&r->reg_lock);
+    return err;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/* The calling task waits until fd is ready in direction d: 0 (retry the
+ * call), -ETIMEDOUT, -ECANCELED (closed, or shutdown), or -errno. */
+static int task_wait(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
+{
+    int err = enroll(rt, r, fd);
+    if (err)
+        return err;
+    uint32_t gen = atomic_load_explicit(&r->gen, ACQ);
+    fddir *x = &r->dir[d];
+    weft_wait wt;
+    weft_wnode node = {.wait = &wt};
+    if ((err = weft__wait_init(&wt, 0, d ? WEFT_WK_FD_WRITE : WEFT_WK_FD_READ,
+                               (const void *)(uintptr_t)(fd + 1))))
+        return weft__wait_fini(&wt, err);
+    weft__spin_lock(qlock(x));
+    if (atomic_load_explicit(&r->gen, RLX) != gen) {
+        weft__spin_unlock(qlock(x));
+        return weft__wait_fini(&wt, -ECANCELED);
+    }
+    if (x->ready) {
+        x->ready = 0;
+        weft__spin_unlock(qlock(x));
+        return weft__wait_fini(&wt, 0);
+    }
+    weft__wq_push(&x->q.list_, &node);
+    weft__spin_unlock(qlock(x));
+    atomic_fetch_add_explicit(&rt->poller.waiters, 1, RLX);
+    atomic_fetch_add_explicit(&rt->poller.waits, 1, RLX);
+    err = weft__wait_block(&wt, deadline);
+    atomic_fetch_sub_explicit(&rt->poller.waiters, 1, RLX);
+    if (err < 0) { /* timed out or cancelled: still queued */
+        weft__spin_lock(qlock(x));
+        weft__wq_unlink(&x->q.list_, &node);
+        weft__spin_unlock(qlock(x));
+    } else if (atomic_load_explicit(&r->gen, ACQ) != gen) {
+        err = -ECANCELED; /* woken by weft_close */
+    }
+    return weft__wait_fini(&wt, err);
+}
+
+/* A plain thread waits with poll(2) until the deadline. */
+static int thread_wait(int fd, int d, uint64_t deadline)
+{
+    struct pollfd p = {.fd = fd, .events = d ? POLLOUT : POLLIN};
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (deadline != WEFT_NO_DEADLINE) {
+            uint64_t now = weft__clock_ns();
+            if (now >= deadline)
+                return -ETIMEDOUT;
+            ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
+            ts.tv_nsec = (long)((deadline - now) % 1000000000u);
+            tsp = &ts;
+        }
+        int n = ppoll(&p, 1, tsp, NULL);
+        if (n > 0)
+            return (p.revents & POLLNVAL) ? -EBADF : 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Wait for direction d of fd after an EAGAIN: 0 to retry, or -errno. */
+static int wait_dir(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
+{
+    if (r)
+        return task_wait(rt, r, fd, d, deadline);
+    return thread_wait(fd, d, deadline);
+}
+
+static inline int again(void)
+{
+    return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+/* Is fd's number closing (weft_close began)? */
+static int closing(int fd)
+{
+    _Atomic uint32_t *w = ref_word(fd);
+    return w && (atomic_load_explicit(w, RLX) & CLOSING);
+}
+
+/* One system call on fd with its arguments; errno on failure. */
+typedef ssize_t (*io_call)(int fd, void *args, fdrec *r);
+
+/* The calls: try, and on EAGAIN wait and try again, holding a reference
+ * on the number throughout. A plain thread waits first when it has a
+ * deadline: its descriptor may be blocking. */
+static ssize_t io_run(int fd, int d, uint64_t deadline, io_call call,
+                      void *args)
+{
+    weft_rt *rt = NULL;
+    int err;
+    fdrec *r = rec_of(fd, &rt, &err);
+    if (err)
+        return err;
+    if ((err = ref_take(fd)))
+        return err;
+    ssize_t res;
+    if (!r && deadline != WEFT_NO_DEADLINE &&
+        (err = thread_wait(fd, d, deadline))) {
+        res = err;
+        goto out;
+    }
+    for (;;) {
+        weft__sys_enter();
+        ssize_t n = call(fd, args, r);
+        int e = errno;
+        weft__sys_leave();
+        if (n >= 0) {
+            res = n;
+            break;
+        }
+        if (e == EINTR)
+            continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) {
+            res = -e;
+            break;
+        }
+        if ((err = wait_dir(rt, r, fd, d, deadline))) {
+            res = err;
+            break;
+        }
+        if (closing(fd)) {
+            res = -ECANCELED;
+            break;
+        }
+    }
+out:
+    ref_drop(fd);
+    return res;
+}
+
+typedef struct {
+    void *buf;
+    size_t n;
+    int flags;
+} rw_args;
+
+static ssize_t call_read(int fd, void *a, fdrec *r)
+{
+    rw_args *x = a;
+    (void)r;
+    return read(fd, x->buf, x->n);
+}
+
+static ssize_t call_recv(int fd, void *a, fdrec *r)
+{
+    rw_args *x = a;
+    (void)r;
+    return recv(fd, x->buf, x->n, x->flags);
+}
+
+static ssize_t call_send(int fd, void *a, fdrec *r)
+{
+    rw_args *x = a;
+    (void)r;
+    return send(fd, x->buf, x->n, x->flags | MSG_NOSIGNAL);
+}
+
+/* write(2), as send(2) without SIGPIPE on a socket. */
+static ssize_t call_write(int fd, void *a, fdrec *r)
+{
+    rw_args *x = a;
+    if (!r || !r->notsock) {
+        ssize_t k = send(fd, x->buf, x->n, MSG_NOSIGNAL);
+        if (k >= 0 || errno != ENOTSOCK)
+            return k;
+        if (r)
+            r->notsock = 1; /* a pipe or a file: write(2) from now on */
+    }
+    return write(fd, x->buf, x->n);
+}
+
+ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline)
+{
+    rw_args a = {buf, n, 0};
+    return io_run(fd, DIR_READ, deadline, call_read, &a);
+}
+
+ssize_t weft_read(int fd, void *buf, size_t n)
+{
+    return weft_read_until(fd, buf, n, WEFT_NO_DEADLINE);
+}
+
+ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
+                        uint64_t deadline)
+{
+    rw_args a = {buf, n, flags};
+    return io_run(fd, DIR_READ, deadline, call_recv, &a);
+}
+
+ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
+{
+    return weft_recv_until(fd, buf, n, flags, WEFT_NO_DEADLINE);
+}
+
+ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
+                        uint64_t deadline)
+{
+    rw_args a = {(void *)buf, n, flags};
+    return io_run(fd, DIR_WRITE, deadline, call_send, &a);
+}
+
+ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
+{
+    return weft_send_until(fd, buf, n, flags, WEFT_NO_DEADLINE);
+}
+
+ssize_t weft_write_until(int fd, const void *buf, size_t n, uint64_t deadline)
+{
+    rw_args a = {(void *)buf, n, 0};
+    return io_run(fd, DIR_WRITE, deadline, call_write, &a);
+}
+
+ssize_t weft_write(int fd, const void *buf, size_t n)
+{
+    return weft_write_until(fd, buf, n, WEFT_NO_DEADLINE);
+}
+
+ssize_t weft_write_all(int fd, const void *buf, size_t n, size_t *done)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t k = weft_write(fd, (const char *)buf + off, n - off);
+        if (k < 0) {
+            if (done)
+                *done = off;
+            return k;
+        }
+        off += (size_t)k;
+    }
+    if (done)
+        *done = off;
+    return (ssize_t)n;
+}
+
+/* A number that accept(2) just returned is a new file: whatever the
+ * record says of an older one that was closed outside weft is void. */
+static void fresh(int fd)
+{
+    weft_caller me;
+    int err;
+    if (!weft__caller(&me))
+        return;
+    fdtab *t = table(me.rt, &err);
+    if (!t || fd < 0 || (uint32_t)fd >= t->cap)
+        return;
+    fdrec *r = &t->rec[fd];
+    if (atomic_load_explicit(&r->state, RLX) != REC_NONBLOCK) {
+        weft__spin_lock(&r->reg_lock);
+        for (int d = 0; d < 2; d++)
+            weft__spin_lock(qlock(&r->dir[d]));
+        atomic_fetch_add_explicit(&r->gen, 1, RLX);
+        r->dir[0].ready = r->dir[1].ready = 0;
+        r->notsock = 0;
+        atomic_store_explicit(&r->state, REC_NONBLOCK, RLX);
+        for (int d = 1; d >= 0; d--)
+            weft__spin_unlock(qlock(&r->dir[d]));
+        weft__spin_unlock(&r->reg_lock);
+    }
+}
+
+typedef struct {
+    struct sockaddr *addr;
+    socklen_t *len;
+    int flags;
+} acc_args;
+
+static ssize_t call_accept(int fd, void *a, fdrec *r)
+{
+    acc_args *x = a;
+    (void)r;
+    for (;;) {
+        int c = accept4(fd, x->addr, x->len,
+                        x->flags | SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0 || errno != ECONNABORTED)
+            return c; /* EMFILE included: returned, not spun on */
+    }
+}
+
+int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
+                      uint64_t deadline)
+{
+    acc_args a = {addr, len, flags};
+    ssize_t c = io_run(fd, DIR_READ, deadline, call_accept, &a);
+    if (c >= 0)
+        fresh((int)c);
+    return (int)c;
+}
+
+int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    return weft_accept_until(fd, addr, len, flags, WEFT_NO_DEADLINE);
+}
+
+typedef struct {
+    const struct sockaddr *addr;
+    socklen_t len;
+    int started; /* connect(2) was made: now only its outcome */
+} conn_args;
+
+/* The first call starts the connection; after a wait for writability,
+ * SO_ERROR says how it went (EINPROGRESS: not yet, wait again). */
+static ssize_t call_connect(int fd, void *a, fdrec *r)
+{
+    conn_args *x = a;
+    (void)r;
+    if (!x->started) {
+        x->started = 1;
+        if (!connect(fd, x->addr, x->len))
+            return 0;
+        if (errno == EINPROGRESS)
+            errno = EAGAIN;
+        return -1;
+    }
+    int so = 0;
+    socklen_t sl = sizeof so;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl))
+        return -1;
+    if (so == EINPROGRESS || so == EALREADY) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (so) {
+        errno = so;
+        return -1;
+    }
+    return 0;
+}
+
+int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
+                       uint64_t deadline)
+{
+    conn_args a = {addr, len, 0};
+    return (int)io_run(fd, DIR_WRITE, deadline, call_connect, &a);
+}
+
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    return weft_connect_until(fd, addr, len, WEFT_NO_DEADLINE);
+}
+
+int weft_fd_wait(int fd, int events, uint64_t deadline)
+{
+    if (!(events & (WEFT_FD_READ | WEFT_FD_WRITE)) ||
+        (events & ~(WEFT_FD_READ | WEFT_FD_WRITE)))
+        return -EINVAL;
+    weft_rt *rt = NULL;
+    int err;
+    fdrec *r = rec_of(fd, &rt, &err);
+    if (err)
+        return err;
+    if (!r) {
+        struct pollfd p = {.fd = fd,
+                           .events =
+                               (short)((events & WEFT_FD_READ ? POLLIN : 0) |
+                                       (events & WEFT_FD_WRITE ? POLLOUT : 0))};
+        for (;;) {
+            struct timespec ts, *tsp = NULL;
+            if (deadline != WEFT_NO_DEADLINE) {
+                uint64_t now = weft__clock_ns();
+                if (now >= deadline)
+                    return -ETIMEDOUT;
+                ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
+                ts.tv_nsec = (long)((deadline - now) % 1000000000u);
+                tsp = &ts;
+            }
+            int n = ppoll(&p, 1, tsp, NULL);
+            if (n > 0)
+                return (p.revents & POLLNVAL) ? -EBADF : 0;
+            if (n < 0 && errno != EINTR)
+                return -errno;
+        }
+    }
+    /* Both directions: wait for reading, which an error or hang-up also
+     * ends; a caller that wants either tries both calls. */
+    if ((err = ref_take(fd)))
+        return err;
+    err = task_wait(rt, r, fd, (events & WEFT_FD_READ) ? DIR_READ : DIR_WRITE,
+                    deadline);
+    ref_drop(fd);
+    return err;
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+/* End generation of fd in rt's table: waits woken (they return
+ * -ECANCELED), registration removed. Under tabs_lock. */
+static void forget(weft_rt *rt, fdtab *t, int fd)
+{
+    fdrec *r = &t->rec[fd];
+    if (atomic_load_explicit(&r->state, ACQ) == REC_NEW)
+        return;
+    weft__spin_lock(&r->reg_lock);
+    for (int d = 0; d < 2; d++)
+        weft__spin_lock(qlock(&r->dir[d]));
+    atomic_fetch_add_explicit(&r->gen, 1, RLX);
+    weft_wnode *list[2];
+    for (int d = 0; d < 2; d++) {
+        r->dir[d].ready = 0;
+        list[d] = weft__wq_claim_list(&r->dir[d].q.list_, UINT32_MAX);
+    }
+    int was = (int)atomic_load_explicit(&r->state, RLX);
+    atomic_store_explicit(&r->state, REC_NEW, RLX);
+    r->notsock = 0;
+    for (int d = 1; d >= 0; d--)
+        weft__spin_unlock(qlock(&r->dir[d]));
+    weft__spin_unlock(&r->reg_lock);
+    if (was == REC_REGISTERED) {
+        struct epoll_event e = {0};
+        weft__sys_enter();
+        epoll_ctl(rt->poller.epfd, EPOLL_CTL_DEL, fd, &e);
+        weft__sys_leave();
+    }
+    for (int d = 0; d < 2; d++)
+        weft__wake_list(list[d], 0);
+}
+
+/* Forget fd in every runtime's table. */
+static void forget_all(int fd)
+{
+    if (!atomic_load_explicit(&ntabs, RLX))
+        return;
+    weft__sys_enter();
+    pthread_mutex_lock(&tabs_lock);
+    for (uint32_t i = 0; i < WEFT_REGISTRY; i++) {
+        weft_rt *rt = tabs[i];
+        fdtab *t = rt ? rt->fdt : NULL;
+        if (t && (uint32_t)fd < t->cap)
+            forget(rt, t, fd);
+    }
+    pthread_mutex_unlock(&tabs_lock);
+    weft__sys_leave();
+}
+
+int weft_fd_forget(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    forget_all(fd);
+    return 0;
+}
+
+int weft_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    _Atomic uint32_t *w = ref_word(fd);
+    if (!w) { /* past the table: nothing can be in flight through it */
+        forget_all(fd);
+        weft__sys_enter();
+        int c = close(fd);
+        int e = errno;
+        weft__sys_leave();
+        return c ? -e : 0;
+    }
+    /* The mark, and a reference of our own while we forget the number
+     * (the registration is removed before anyone closes it). acq_rel:
+     * pairs with the callers' reference RMWs (header). */
+    uint32_t v = atomic_load_explicit(w, RLX);
+    do {
+        if (v & CLOSING)
+            return -EBADF; /* closed twice */
+    } while (!atomic_compare_exchange_weak_explicit(w, &v, (v | CLOSING) + 1,
+                                                    memory_order_acq_rel, RLX));
+    forget_all(fd);
+    /* Drop our reference: with no call in flight we close now; else
+     * the last call out does (ref_drop). */
+    if (atomic_fetch_sub_explicit(w, 1, memory_order_acq_rel) ==
+        (CLOSING | 1)) {
+        atomic_store_explicit(w, 0, RLX);
+        weft__sys_enter();
+        int c = close(fd);
+        int e = errno;
+        weft__sys_leave();
+        return c ? -e : 0;
+    }
+    return 0;
+}

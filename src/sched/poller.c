@@ -1,0 +1,214 @@
+/*
+ * poller.c - the runtime's readiness poller (poller.h): one epoll
+ * instance per runtime, edge-triggered registrations made by io/fd.c,
+ * and an eventfd that ends a blocking poll.
+ *
+ * Who polls, and when (docs/decisions/0012-io.md):
+ *  - an idle worker, when tasks wait on descriptors, blocks in epoll_wait
+ *    instead of its futex, one worker at a time (the blocker); its
+ *    timeout is its earliest timer, at nanosecond resolution with
+ *    epoll_pwait2 (Linux 5.11+), else rounded up to a millisecond;
+ *  - a busy worker polls without blocking on its fairness tick (every
+ *    61 decisions) when tasks wait and nobody blocks in the poller;
+ *  - the monitor polls without blocking when nobody has for
+ *    WEFT_POLL_GAP_NS (sysmon.c), so that ready descriptors never wait
+ *    behind tasks that do not switch (Go's gap is 10 ms, golang/go#51651).
+ * Events go to the handler io/fd.c registered, which wakes the tasks
+ * parked on the descriptor through the ordinary unpark path: on a worker,
+ * into its own queues; on the monitor, through the summary tree.
+ *
+ * No lost wake-up for the blocker. A worker that blocks in the poller
+ * follows the sleep protocol of idle.c (sleep = 1, the RMW on idle, the
+ * re-check of every place work can appear) and marks itself in_poll
+ * before it stores sleep (release). A waker that takes its wake-up
+ * (weft__idle_wake: the CAS of sleep 1 -> 0, acquire) therefore sees
+ * in_poll and writes the eventfd instead of waking the futex. The eventfd
+ * is registered level-triggered and only the blocker reads it, so a
+ * write made before the blocker reaches epoll_wait makes that call
+ * return at once: the futex's "value changed" check, in another form.
+ * A kick that finds the blocker gone (a stale in_poll) leaves the
+ * eventfd readable; the next blocker's first poll returns at once and
+ * drains it: one spurious round, never a lost one.
+ *
+ * No lost readiness. While a task waits on a descriptor (waiters > 0)
+ * either a worker is the blocker, or some worker is awake: the last
+ * worker to go idle tries to become the blocker, and fails only while
+ * a blocker still holds the role; that blocker is on its way out of
+ * the poll and back to its loop, where going idle again makes it the
+ * blocker. While any worker is awake the monitor watches, and polls
+ * within WEFT_POLL_GAP_NS of the last poll.
+ */
+#include "poller.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/atomic.h"
+#include "../base/clock.h"
+#include "../base/sysmark.h"
+#include "runtime.h"
+
+#define RLX memory_order_relaxed
+#define EVFD_KEY UINT64_MAX
+#define BATCH 64
+
+int weft__poller_ensure(weft_rt *rt, weft_poll_fn fn)
+{
+    weft_poller *p = &rt->poller;
+    uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+    while (st != WEFT_POLLER_READY) {
+        uint32_t none = WEFT_POLLER_NONE;
+        /* Acquire on success is not needed (we make it); the maker's
+         * release store of READY pairs with the loads above and below. */
+        if (st == WEFT_POLLER_NONE &&
+            atomic_compare_exchange_strong_explicit(
+                &p->state, &none, WEFT_POLLER_MAKING, RLX, RLX)) {
+            weft__sys_enter();
+            int ep = epoll_create1(EPOLL_CLOEXEC);
+            int ev = ep < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            int err = ep < 0 || ev < 0 ? -errno : 0;
+            struct epoll_event e = {.events = EPOLLIN, .data.u64 = EVFD_KEY};
+            if (!err && epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e))
+                err = -errno;
+            weft__sys_leave();
+            if (err) {
+                if (ev >= 0)
+                    close(ev);
+                if (ep >= 0)
+                    close(ep);
+                atomic_store_explicit(&p->state, WEFT_POLLER_NONE, RLX);
+                return err;
+            }
+            p->epfd = ep;
+            p->evfd = ev;
+            p->fn = fn;
+            /* Release: the descriptors and the handler are set before
+             * anyone sees READY (pairs with the acquire loads). */
+            atomic_store_explicit(&p->state, WEFT_POLLER_READY,
+                                  memory_order_release);
+            return 0;
+        }
+        weft_cpu_relax(); /* another thread is making it: a few calls */
+        st = atomic_load_explicit(&p->state, memory_order_acquire);
+    }
+    return 0;
+}
+
+void weft__poller_destroy(weft_rt *rt)
+{
+    weft_poller *p = &rt->poller;
+    if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+        WEFT_POLLER_READY)
+        return;
+    close(p->evfd);
+    close(p->epfd);
+    atomic_store_explicit(&p->state, WEFT_POLLER_NONE, RLX);
+}
+
+/* Hand events to the handler; the blocker also drains the eventfd. */
+static int handle(weft_rt *rt, struct epoll_event *ev, int n, int blocker)
+{
+    weft_poller *p = &rt->poller;
+    int got = 0;
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data.u64 == EVFD_KEY) {
+            if (blocker) {
+                uint64_t x;
+                weft__sys_enter();
+                ssize_t r = read(p->evfd, &x, sizeof x);
+                weft__sys_leave();
+                (void)r;
+            }
+            continue;
+        }
+        p->fn(rt, ev[i].data.u64, ev[i].events);
+        got++;
+    }
+    if (got)
+        atomic_fetch_add_explicit(&p->events, (uint64_t)got, RLX);
+    return got;
+}
+
+int weft__poller_poll(weft_rt *rt)
+{
+    weft_poller *p = &rt->poller;
+    if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+        WEFT_POLLER_READY)
+        return 0;
+    struct epoll_event ev[BATCH];
+    atomic_store_explicit(&p->last_poll, weft__clock_ns(), RLX);
+    atomic_fetch_add_explicit(&p->polls, 1, RLX);
+    weft__sys_enter();
+    int n = epoll_wait(p->epfd, ev, BATCH, 0);
+    weft__sys_leave();
+    return n > 0 ? handle(rt, ev, n, 0) : 0;
+}
+
+int weft__poller_take(weft_rt *rt, weft_worker *w)
+{
+    weft_poller *p = &rt->poller;
+    if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+            WEFT_POLLER_READY ||
+        !atomic_load_explicit(&p->waiters, RLX))
+        return 0;
+    uint32_t none = 0;
+    return atomic_compare_exchange_strong_explicit(&p->blocker, &none,
+                                                   w->id + 1, RLX, RLX);
+}
+
+/* epoll_pwait2 (nanosecond timeout) when the kernel has it; 0 unknown,
+ * 1 yes, -1 no. */
+static _Atomic int have_pwait2;
+
+static int wait_until(weft_poller *p, struct epoll_event *ev, uint64_t deadline)
+{
+    int ms = -1;
+    struct timespec ts, *tsp = NULL;
+    if (deadline) {
+        uint64_t now = weft__clock_ns();
+        uint64_t d = deadline > now ? deadline - now : 0;
+        ts.tv_sec = (time_t)(d / 1000000000u);
+        ts.tv_nsec = (long)(d % 1000000000u);
+        tsp = &ts;
+        ms = (int)((d + 999999) / 1000000); /* rounded up */
+    }
+    if (atomic_load_explicit(&have_pwait2, RLX) >= 0) {
+        int n = epoll_pwait2(p->epfd, ev, BATCH, tsp, NULL);
+        if (n >= 0 || errno != ENOSYS) {
+            atomic_store_explicit(&have_pwait2, 1, RLX);
+            return n;
+        }
+        atomic_store_explicit(&have_pwait2, -1, RLX);
+    }
+    return epoll_wait(p->epfd, ev, BATCH, ms);
+}
+
+void weft__poller_block(weft_rt *rt, uint64_t deadline)
+{
+    weft_poller *p = &rt->poller;
+    struct epoll_event ev[BATCH];
+    atomic_fetch_add_explicit(&p->blocking_polls, 1, RLX);
+    weft__sys_enter();
+    int n = wait_until(p, ev, deadline);
+    weft__sys_leave();
+    atomic_store_explicit(&p->last_poll, weft__clock_ns(), RLX);
+    if (n > 0)
+        handle(rt, ev, n, 1);
+    atomic_store_explicit(&p->blocker, 0, RLX);
+}
+
+void weft__poller_kick(weft_rt *rt)
+{
+    weft_poller *p = &rt->poller;
+    if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+        WEFT_POLLER_READY)
+        return;
+    uint64_t one = 1;
+    weft__sys_enter();
+    ssize_t r = write(p->evfd, &one, sizeof one);
+    weft__sys_leave();
+    (void)r;
+}

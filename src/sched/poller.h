@@ -1,0 +1,77 @@
+/*
+ * poller.h - the runtime's readiness poller (poller.c): one epoll
+ * instance per runtime, made at the first file descriptor a task waits
+ * on, which the workers poll without blocking on their fairness tick,
+ * an idle worker blocks in instead of its futex, and the monitor polls
+ * when nobody else has for WEFT_POLL_GAP_NS.
+ *
+ * The poller knows nothing of file descriptors' waiters: each event's
+ * 64-bit key goes to the handler the layer above registered
+ * (io/fd.c), which wakes the tasks through the ordinary unpark path.
+ */
+#ifndef WEFT_SCHED_POLLER_H
+#define WEFT_SCHED_POLLER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct weft_rt;
+struct weft_worker;
+
+/* Longest a ready descriptor waits for a poll while workers are busy:
+ * the monitor polls when no worker has for this long (Go: 10 ms). */
+#define WEFT_POLL_GAP_NS 500000ull
+
+/* The handler of one event: key as registered, events as epoll gives
+ * them. Called on the polling thread (a worker, or the monitor). */
+typedef void (*weft_poll_fn)(struct weft_rt *rt, uint64_t key, uint32_t events);
+
+enum { WEFT_POLLER_NONE = 0, WEFT_POLLER_MAKING, WEFT_POLLER_READY };
+
+typedef struct weft_poller {
+    _Atomic uint32_t state;     /* WEFT_POLLER_*: made once, at first use */
+    int epfd;                   /* the epoll instance; valid when READY */
+    int evfd;                   /* eventfd that ends a blocking poll */
+    weft_poll_fn fn;            /* the handler of events (io/fd.c) */
+    _Atomic uint32_t waiters;   /* tasks waiting on descriptors now */
+    _Atomic uint32_t blocker;   /* worker id + 1 blocked in epoll_wait,
+                                   0 none */
+    _Atomic uint64_t last_poll; /* when some thread last polled (ns) */
+    _Atomic uint64_t polls, blocking_polls, events; /* counters */
+    _Atomic uint64_t waits; /* tasks that parked on a descriptor */
+} weft_poller;
+
+/* Make rt's poller if it has none: 0, or -errno (the epoll instance or
+ * the eventfd could not be made). fn handles its events. Any thread. */
+int weft__poller_ensure(struct weft_rt *rt, weft_poll_fn fn);
+
+/* Close the poller's descriptors. Destroyer, after the workers and the
+ * monitor have stopped. */
+void weft__poller_destroy(struct weft_rt *rt);
+
+/* Poll without blocking and hand every event to the handler; the number
+ * of events. Any thread of rt (worker or monitor). */
+int weft__poller_poll(struct weft_rt *rt);
+
+/* Is polling worth a system call: a task waits on a descriptor and no
+ * worker is blocked in the poller. Any thread. */
+static inline int weft__poller_wanted(struct weft_poller *p)
+{
+    return atomic_load_explicit(&p->waiters, memory_order_relaxed) &&
+           !atomic_load_explicit(&p->blocker, memory_order_relaxed);
+}
+
+/* Idle worker w: if tasks wait on descriptors and no other worker is
+ * blocked in the poller, become the blocker: 1 (then the caller sleeps
+ * in weft__poller_block instead of its futex), else 0. */
+int weft__poller_take(struct weft_rt *rt, struct weft_worker *w);
+
+/* The blocker's sleep: epoll_wait until an event, the eventfd (a
+ * wake-up, weft__poller_kick), or deadline_ns (0: none); handles the
+ * events and gives up the blocker role. */
+void weft__poller_block(struct weft_rt *rt, uint64_t deadline_ns);
+
+/* End a blocking poll (a wake-up for the blocker). Any thread. */
+void weft__poller_kick(struct weft_rt *rt);
+
+#endif
