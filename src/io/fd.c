@@ -59,14 +59,13 @@
 #define MAX_FDS (1u << 20)
 
 enum { REC_NEW = 0, REC_NONBLOCK = 1, REC_REGISTERED = 2 };
-enum { DIR_READ = 0, DIR_WRITE = 1 };
 
 typedef struct fddir {
     uint32_t ready; /* under q's lock */
     weft_waitq q;
 } fddir;
 
-typedef struct fdrec {
+typedef struct weft_fdrec {
     _Atomic uint32_t gen;   /* written under both queue locks */
     _Atomic uint32_t state; /* REC_*; REGISTERED under reg_lock */
     _Atomic uint32_t reg_lock;
@@ -392,14 +391,11 @@ static int closing(int fd)
     return w && (atomic_load_explicit(w, RLX) & CLOSING);
 }
 
-/* One system call on fd with its arguments; errno on failure. */
-typedef ssize_t (*io_call)(int fd, void *args, fdrec *r);
-
 /* The calls: try, and on EAGAIN wait and try again, holding a reference
  * on the number throughout. A plain thread waits first when it has a
  * deadline: its descriptor may be blocking. */
-static ssize_t io_run(int fd, int d, uint64_t deadline, io_call call,
-                      void *args)
+ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
+                     void *args)
 {
     weft_rt *rt = NULL;
     int err;
@@ -443,113 +439,9 @@ out:
     return res;
 }
 
-typedef struct {
-    void *buf;
-    size_t n;
-    int flags;
-} rw_args;
-
-static ssize_t call_read(int fd, void *a, fdrec *r)
-{
-    rw_args *x = a;
-    (void)r;
-    return read(fd, x->buf, x->n);
-}
-
-static ssize_t call_recv(int fd, void *a, fdrec *r)
-{
-    rw_args *x = a;
-    (void)r;
-    return recv(fd, x->buf, x->n, x->flags);
-}
-
-static ssize_t call_send(int fd, void *a, fdrec *r)
-{
-    rw_args *x = a;
-    (void)r;
-    return send(fd, x->buf, x->n, x->flags | MSG_NOSIGNAL);
-}
-
-/* write(2), as send(2) without SIGPIPE on a socket. */
-static ssize_t call_write(int fd, void *a, fdrec *r)
-{
-    rw_args *x = a;
-    if (!r || !r->notsock) {
-        ssize_t k = send(fd, x->buf, x->n, MSG_NOSIGNAL);
-        if (k >= 0 || errno != ENOTSOCK)
-            return k;
-        if (r)
-            r->notsock = 1; /* a pipe or a file: write(2) from now on */
-    }
-    return write(fd, x->buf, x->n);
-}
-
-ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline)
-{
-    rw_args a = {buf, n, 0};
-    return io_run(fd, DIR_READ, deadline, call_read, &a);
-}
-
-ssize_t weft_read(int fd, void *buf, size_t n)
-{
-    return weft_read_until(fd, buf, n, WEFT_NO_DEADLINE);
-}
-
-ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
-                        uint64_t deadline)
-{
-    rw_args a = {buf, n, flags};
-    return io_run(fd, DIR_READ, deadline, call_recv, &a);
-}
-
-ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
-{
-    return weft_recv_until(fd, buf, n, flags, WEFT_NO_DEADLINE);
-}
-
-ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
-                        uint64_t deadline)
-{
-    rw_args a = {(void *)buf, n, flags};
-    return io_run(fd, DIR_WRITE, deadline, call_send, &a);
-}
-
-ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
-{
-    return weft_send_until(fd, buf, n, flags, WEFT_NO_DEADLINE);
-}
-
-ssize_t weft_write_until(int fd, const void *buf, size_t n, uint64_t deadline)
-{
-    rw_args a = {(void *)buf, n, 0};
-    return io_run(fd, DIR_WRITE, deadline, call_write, &a);
-}
-
-ssize_t weft_write(int fd, const void *buf, size_t n)
-{
-    return weft_write_until(fd, buf, n, WEFT_NO_DEADLINE);
-}
-
-ssize_t weft_write_all(int fd, const void *buf, size_t n, size_t *done)
-{
-    size_t off = 0;
-    while (off < n) {
-        ssize_t k = weft_write(fd, (const char *)buf + off, n - off);
-        if (k < 0) {
-            if (done)
-                *done = off;
-            return k;
-        }
-        off += (size_t)k;
-    }
-    if (done)
-        *done = off;
-    return (ssize_t)n;
-}
-
 /* A number that accept(2) just returned is a new file: whatever the
  * record says of an older one that was closed outside weft is void. */
-static void fresh(int fd)
+void weft__io_fresh(int fd)
 {
     weft_caller me;
     int err;
@@ -571,86 +463,6 @@ static void fresh(int fd)
             weft__spin_unlock(qlock(&r->dir[d]));
         weft__spin_unlock(&r->reg_lock);
     }
-}
-
-typedef struct {
-    struct sockaddr *addr;
-    socklen_t *len;
-    int flags;
-} acc_args;
-
-static ssize_t call_accept(int fd, void *a, fdrec *r)
-{
-    acc_args *x = a;
-    (void)r;
-    for (;;) {
-        int c = accept4(fd, x->addr, x->len,
-                        x->flags | SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c >= 0 || errno != ECONNABORTED)
-            return c; /* EMFILE included: returned, not spun on */
-    }
-}
-
-int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
-                      uint64_t deadline)
-{
-    acc_args a = {addr, len, flags};
-    ssize_t c = io_run(fd, DIR_READ, deadline, call_accept, &a);
-    if (c >= 0)
-        fresh((int)c);
-    return (int)c;
-}
-
-int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
-{
-    return weft_accept_until(fd, addr, len, flags, WEFT_NO_DEADLINE);
-}
-
-typedef struct {
-    const struct sockaddr *addr;
-    socklen_t len;
-    int started; /* connect(2) was made: now only its outcome */
-} conn_args;
-
-/* The first call starts the connection; after a wait for writability,
- * SO_ERROR says how it went (EINPROGRESS: not yet, wait again). */
-static ssize_t call_connect(int fd, void *a, fdrec *r)
-{
-    conn_args *x = a;
-    (void)r;
-    if (!x->started) {
-        x->started = 1;
-        if (!connect(fd, x->addr, x->len))
-            return 0;
-        if (errno == EINPROGRESS)
-            errno = EAGAIN;
-        return -1;
-    }
-    int so = 0;
-    socklen_t sl = sizeof so;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl))
-        return -1;
-    if (so == EINPROGRESS || so == EALREADY) {
-        errno = EAGAIN;
-        return -1;
-    }
-    if (so) {
-        errno = so;
-        return -1;
-    }
-    return 0;
-}
-
-int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
-                       uint64_t deadline)
-{
-    conn_args a = {addr, len, 0};
-    return (int)io_run(fd, DIR_WRITE, deadline, call_connect, &a);
-}
-
-int weft_connect(int fd, const struct sockaddr *addr, socklen_t len)
-{
-    return weft_connect_until(fd, addr, len, WEFT_NO_DEADLINE);
 }
 
 int weft_fd_wait(int fd, int events, uint64_t deadline)
@@ -693,6 +505,17 @@ int weft_fd_wait(int fd, int events, uint64_t deadline)
                     deadline);
     ref_drop(fd);
     return err;
+}
+
+int weft__fdrec_notsock(const fdrec *r)
+{
+    return r && r->notsock;
+}
+
+void weft__fdrec_set_notsock(fdrec *r)
+{
+    if (r)
+        r->notsock = 1;
 }
 
 /* ---- closing ------------------------------------------------------------ */

@@ -1,11 +1,38 @@
 /*
- * fd.h - the descriptor layer's part that the runtime's destroyer calls
- * (fd.c; the public calls are in weft.h, "File descriptors").
+ * fd.h - the descriptor layer inside: the mechanism (fd.c: tables,
+ * readiness, waits, references, closing) as the calls (calls.c) and the
+ * runtime's destroyer use it. The public calls are in weft.h, "File
+ * descriptors".
  */
 #ifndef WEFT_IO_FD_H
 #define WEFT_IO_FD_H
 
 #include "weft.h"
+
+/* The directions of a descriptor. */
+enum { DIR_READ = 0, DIR_WRITE = 1 };
+
+/* A descriptor's record in a runtime's table (fd.c); NULL for a call
+ * from a plain thread. */
+typedef struct weft_fdrec weft_fdrec;
+
+/* One system call on fd with its arguments: its result, or -1 and
+ * errno. */
+typedef ssize_t (*weft_io_call)(int fd, void *args, weft_fdrec *r);
+
+/* Make the call on fd, and on EAGAIN wait for direction dir (until
+ * deadline_ns) and make it again; holds a reference on the number
+ * throughout (fd.c, "Closing"). The call's result or -errno. Any
+ * thread. */
+ssize_t weft__io_run(int fd, int dir, uint64_t deadline_ns, weft_io_call call,
+                     void *args);
+
+/* fd is a new file (accept(2) just returned it): reset its record. */
+void weft__io_fresh(int fd);
+
+/* send(2) said ENOTSOCK for fd: write(2) it is, from now on. */
+int weft__fdrec_notsock(const weft_fdrec *r);
+void weft__fdrec_set_notsock(weft_fdrec *r);
 
 /* rt is being destroyed (its workers and monitor stopped, its tasks'
  * waits ended): forget its table of descriptors. Destroyer. */
