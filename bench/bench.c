@@ -181,6 +181,7 @@ static const struct {
     {"mutex_contended", bench_mutex_contended},
     {"timer_churn", bench_timer_churn},
     {"wakeup", bench_wakeup},
+    {"io_wakeup", bench_io_wakeup},
     {"idle_cpu", bench_idle_cpu},
     {"preempt", bench_preempt},
     {"fairness", bench_fairness},

@@ -55,6 +55,7 @@ int bench_yield_many(void);
 int bench_active_summary(void);
 int bench_skynet(void);
 int bench_wakeup(void);
+int bench_io_wakeup(void);
 int bench_idle_cpu(void);
 int bench_fib(void);
 int bench_pingpong(void);

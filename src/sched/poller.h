@@ -19,8 +19,10 @@ struct weft_rt;
 struct weft_worker;
 
 /* Longest a ready descriptor waits for a poll while workers are busy:
- * the monitor polls when no worker has for this long (Go: 10 ms). */
-#define WEFT_POLL_GAP_NS 500000ull
+ * the monitor polls when no worker has for this long (Go: 10 ms). It
+ * then wakes up to 4000 times a second, only while tasks wait on
+ * descriptors and every worker is busy. */
+#define WEFT_POLL_GAP_NS 250000ull
 
 /* The handler of one event: key as registered, events as epoll gives
  * them. Called on the polling thread (a worker, or the monitor). */
