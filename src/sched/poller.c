@@ -212,3 +212,22 @@ void weft__poller_kick(weft_rt *rt)
     weft__sys_leave();
     (void)r;
 }
+
+void weft__poller_nap(weft_rt *rt, uint64_t tick)
+{
+    weft_poller *p = &rt->poller;
+    uint64_t end = weft__clock_ns() + tick;
+    for (;;) {
+        uint64_t now = weft__clock_ns();
+        if (weft__poller_wanted(p) &&
+            now - atomic_load_explicit(&p->last_poll, RLX) >= WEFT_POLL_GAP_NS)
+            weft__poller_poll(rt);
+        if (now >= end)
+            return;
+        uint64_t d = end - now;
+        if (weft__poller_wanted(p) && d > WEFT_POLL_GAP_NS)
+            d = WEFT_POLL_GAP_NS;
+        struct timespec ts = {0, (long)d};
+        nanosleep(&ts, NULL);
+    }
+}

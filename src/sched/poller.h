@@ -73,6 +73,11 @@ int weft__poller_take(struct weft_rt *rt, struct weft_worker *w);
  * events and gives up the blocker role. */
 void weft__poller_block(struct weft_rt *rt, uint64_t deadline_ns);
 
+/* The monitor's sleep of `tick` ns between looks at busy workers: while
+ * tasks wait on descriptors and no worker blocks in the poller, it polls
+ * whenever nobody has for WEFT_POLL_GAP_NS meanwhile. Monitor only. */
+void weft__poller_nap(struct weft_rt *rt, uint64_t tick);
+
 /* End a blocking poll (a wake-up for the blocker). Any thread. */
 void weft__poller_kick(struct weft_rt *rt);
 

@@ -563,29 +563,6 @@ static uint64_t switches(weft_rt *rt)
     return n;
 }
 
-/* Sleep a tick. While tasks wait on descriptors and no idle worker blocks
- * in the poller, poll whenever nobody has for WEFT_POLL_GAP_NS meanwhile:
- * ready descriptors never wait much longer than that behind busy
- * workers (poller.c). */
-static void nap_polling(weft_rt *rt, uint64_t tick)
-{
-    uint64_t end = weft__clock_ns() + tick;
-    for (;;) {
-        uint64_t now = weft__clock_ns();
-        if (weft__poller_wanted(&rt->poller) &&
-            now - atomic_load_explicit(&rt->poller.last_poll, RLX) >=
-                WEFT_POLL_GAP_NS)
-            weft__poller_poll(rt);
-        if (now >= end)
-            return;
-        uint64_t d = end - now;
-        if (weft__poller_wanted(&rt->poller) && d > WEFT_POLL_GAP_NS)
-            d = WEFT_POLL_GAP_NS;
-        struct timespec ts = {0, (long)d};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static void *sysmon_main(void *arg)
 {
     weft_rt *rt = arg;
@@ -654,7 +631,7 @@ static void *sysmon_main(void *arg)
         for (uint32_t i = 0; i < rt->nworkers; i++)
             watch(rt, &p, tick, now, &rt->workers[i], &rt->mon->w[i]);
         demote_pass(rt, &p, now);
-        nap_polling(rt, tick);
+        weft__poller_nap(rt, tick);
     }
     return NULL;
 }
