@@ -68,8 +68,11 @@ static int suspect(weft_rt *rt, uint32_t slot, uint64_t *state)
     return 1;
 }
 
-/* Where slot is queued, as text into buf. */
-static void where(weft_rt *rt, uint32_t slot, char *buf, size_t n)
+/* Where slot is queued, as text into buf. It reads the workers' own
+ * queues, which only their owners write: racily, on purpose (a report of
+ * a lost task, not a decision), so ThreadSanitizer is told not to look;
+ * the workers are asleep, bar the one in the poller. */
+WEFT_NO_TSAN static void where(weft_rt *rt, uint32_t slot, char *buf, size_t n)
 {
     size_t k = 0;
     buf[0] = '\0';
@@ -197,7 +200,9 @@ void weft__watchdog_look(weft_rt *rt, weft_watchdog *wd, uint64_t now)
             *e = (weft_suspect){slot + 1, s, weft__task_polls(&rt->hot[slot]),
                                 now};
     }
-    if (atomic_load_explicit(&rt->idle, RLX) != rt->nworkers)
+    /* Acquire: pairs with each sleeper's acq_rel RMW on idle (idle.c), so
+     * what the workers wrote before they slept is seen below. */
+    if (atomic_load_explicit(&rt->idle, memory_order_acquire) != rt->nworkers)
         return;
     for (int i = 0; i < WEFT_WATCHDOG_SUSPECTS; i++)
         if (wd->s[i].slot1 && now - wd->s[i].since >= bound)
