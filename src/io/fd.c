@@ -379,11 +379,6 @@ static int wait_dir(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
     return thread_wait(fd, d, deadline);
 }
 
-static inline int again(void)
-{
-    return errno == EAGAIN || errno == EWOULDBLOCK;
-}
-
 /* Is fd's number closing (weft_close began)? */
 static int closing(int fd)
 {
