@@ -76,7 +76,9 @@ WEFT_API const char *weft_version_string(void);
 WEFT_API const char *weft_strerror(int err);
 
 /* The code's symbolic name, "EINVAL" for -EINVAL or EINVAL, "0" for 0,
- * "UNKNOWN" otherwise; never NULL. Any thread. */
+ * the C library's name for any other errno value (the descriptor calls
+ * return theirs: "ECONNRESET", "EMFILE"), "UNKNOWN" otherwise; never
+ * NULL. Any thread. */
 WEFT_API const char *weft_err_name(int err);
 
 /* Detail of the calling thread's last failed call among those that give
@@ -105,39 +107,41 @@ typedef struct weft_rt weft_rt;
  * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
  * address space. */
 typedef struct weft_config {
-    unsigned workers;        /* worker threads; 0 = one per usable CPU */
-    uint32_t max_tasks;      /* live task slots (spawned, not yet reaped) */
-    size_t stack_size;       /* default stack class, bytes incl. guard */
-    size_t small_stack_size; /* WEFT_STACK_SMALL class, usable bytes (a
+    unsigned workers;          /* worker threads; 0 = one per usable CPU */
+    uint32_t max_tasks;        /* live task slots (spawned, not yet reaped) */
+    size_t stack_size;         /* default stack class, bytes incl. guard */
+    size_t small_stack_size;   /* WEFT_STACK_SMALL class, usable bytes (a
                                 guard zone is added from a page up) */
-    size_t stack_keep;       /* resident stacks kept hot before madvise */
-    int guard_pages;         /* 1 = guard pages (lightweight: all stacks
+    size_t stack_keep;         /* resident stacks kept hot before madvise */
+    int guard_pages;           /* 1 = guard pages (lightweight: all stacks
                                 of a page or more; else while the map
                                 budget lasts), 0 = canaries only */
-    int pin;                 /* 1 = pin each worker to one CPU, in
+    int pin;                   /* 1 = pin each worker to one CPU, in
                                 weft_topology.pin_order */
-    int huge_pages;          /* 1 = back the arena's metadata (everything
+    int huge_pages;            /* 1 = back the arena's metadata (everything
                                 but the stacks) with reserved huge pages
                                 (MAP_HUGETLB) when the system has enough;
                                 else, and with 0, transparent huge pages
                                 are asked for (MADV_HUGEPAGE). See
                                 weft_stats.huge_pages */
-    int balance;             /* WEFT_BALANCE_STEAL (default) or
+    int balance;               /* WEFT_BALANCE_STEAL (default) or
                                 WEFT_BALANCE_MESH; see below */
-    int policy;              /* WEFT_POLICY_BALANCED (default),
+    int policy;                /* WEFT_POLICY_BALANCED (default),
                                 _AGGRESSIVE or _PERMISSIVE: the preset
                                 weft_policy the runtime starts with
                                 (WEFT_POLICY=aggressive|balanced|
                                 permissive) */
-    int fairness;            /* -1 = the preset's (WEFT_FAIR_DRR), else
+    int fairness;              /* -1 = the preset's (WEFT_FAIR_DRR), else
                                 a WEFT_FAIR_* value (WEFT_FAIRNESS=drr|
                                 lottery|strict) */
-    int preempt_all;         /* 1 = every task is preemptible, as if
+    int preempt_all;           /* 1 = every task is preemptible, as if
                                 spawned WEFT_PREEMPTIBLE
                                 (WEFT_PREEMPT_ALL=0|1) */
-    int dump_on_sigquit;     /* 1 = SIGQUIT writes weft_dump of every
+    int dump_on_sigquit;       /* 1 = SIGQUIT writes weft_dump of every
                                 runtime to stderr (WEFT_SIGQUIT_DUMP) */
-    const char *bad_env;     /* set by weft_config_default to the first
+    unsigned blocking_threads; /* cap on weft_block_on's threads, 1..65536
+                                  (WEFT_BLOCKING_THREADS; default 512) */
+    const char *bad_env;       /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
 } weft_config;
@@ -155,7 +159,7 @@ enum { WEFT_BALANCE_STEAL = 0, WEFT_BALANCE_MESH = 1 };
  *   WEFT_HUGE_PAGES (0 or 1), WEFT_BALANCE ("steal" or "mesh"),
  *   WEFT_POLICY ("balanced", "aggressive" or "permissive"), WEFT_FAIRNESS
  *   ("drr", "lottery" or "strict"), WEFT_PREEMPT_ALL (0 or 1),
- *   WEFT_SIGQUIT_DUMP (0 or 1).
+ *   WEFT_SIGQUIT_DUMP (0 or 1), WEFT_BLOCKING_THREADS.
  * Sizes accept a k/K, m/M or g/G suffix. */
 
 /* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */
@@ -664,6 +668,8 @@ typedef struct weft_stats {
     uint64_t io_polls;          /* polls without blocking (busy workers,
                                    the monitor) */
     uint64_t io_blocking_polls; /* polls an idle worker blocked in */
+    uint64_t blocking_calls;    /* weft_block_on calls run for tasks */
+    uint64_t blocking_threads;  /* the blocking pool's threads now */
 } weft_stats;
 
 /* One worker's share of the counters of weft_stats (the fields that are
@@ -867,8 +873,8 @@ WEFT_API void weft_preempt_enable(void);
  * blocks the thread, with the same deadline (poll(2), then the call).
  * Return values are those of the system call (a count, 0 at end of
  * file) or -errno; partial reads and writes are the caller's to loop on,
- * except in weft_write_all. Sends never raise SIGPIPE (they fail with
- * -EPIPE). Any thread.
+ * except in weft_write_all. Writes and sends never raise SIGPIPE, on
+ * sockets or pipes (they fail with -EPIPE). Any thread.
  *
  * A descriptor comes under weft at its first use from a task: weft sets
  * O_NONBLOCK on it (for every user of the open file description) and,
@@ -897,6 +903,50 @@ WEFT_API ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t n, int flags);
 WEFT_API ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
                                  uint64_t deadline_ns);
+/* Run fn(arg) on a thread of the runtime's blocking pool while the
+ * calling task parks, and store its return value in *result (when not
+ * NULL): for code that blocks its thread (regular-file I/O, getaddrinfo,
+ * a library's blocking calls), which would otherwise stop a worker. The
+ * pool's threads start on demand up to cfg.blocking_threads
+ * (WEFT_BLOCKING_THREADS, default 512), retire after 10 s idle, and
+ * block every signal; past the cap calls queue in FIFO order. fn may not
+ * call weft's task-only functions (it runs on a plain thread; weft's
+ * calls that work on plain threads are fine). 0, or -EINVAL (fn NULL),
+ * -ENOMEM, -EAGAIN (no thread could be started), -ECANCELED (the
+ * runtime was shut down before a thread took the call; a call that has
+ * begun always runs to its end and its result is returned, since fn
+ * may use the caller's stack). No deadline variant, for the same
+ * reason: a running call cannot be left. weft_rt_destroy waits for
+ * running calls. On a plain thread, fn runs at once on that thread.
+ * Any thread. */
+WEFT_API int weft_block_on(weft_fn fn, void *arg, void **result);
+
+/* The vector, address and message forms, as readv(2), writev(2),
+ * recvfrom(2), sendto(2), recvmsg(2) and sendmsg(2). */
+struct iovec;
+struct msghdr;
+WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int cnt);
+WEFT_API ssize_t weft_readv_until(int fd, const struct iovec *iov, int cnt,
+                                  uint64_t deadline_ns);
+WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int cnt);
+WEFT_API ssize_t weft_writev_until(int fd, const struct iovec *iov, int cnt,
+                                   uint64_t deadline_ns);
+WEFT_API ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags,
+                               struct sockaddr *addr, socklen_t *len);
+WEFT_API ssize_t weft_recvfrom_until(int fd, void *buf, size_t n, int flags,
+                                     struct sockaddr *addr, socklen_t *len,
+                                     uint64_t deadline_ns);
+WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t n, int flags,
+                             const struct sockaddr *addr, socklen_t len);
+WEFT_API ssize_t weft_sendto_until(int fd, const void *buf, size_t n, int flags,
+                                   const struct sockaddr *addr, socklen_t len,
+                                   uint64_t deadline_ns);
+WEFT_API ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags);
+WEFT_API ssize_t weft_recvmsg_until(int fd, struct msghdr *msg, int flags,
+                                    uint64_t deadline_ns);
+WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags);
+WEFT_API ssize_t weft_sendmsg_until(int fd, const struct msghdr *msg, int flags,
+                                    uint64_t deadline_ns);
 /* accept4(2): flags as accept4's; the new descriptor is always
  * O_NONBLOCK and O_CLOEXEC, and is under weft already. */
 WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *len,

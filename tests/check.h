@@ -220,6 +220,12 @@ void test_rt_destroy_clean(weft_rt *rt);
 /* Monotonic milliseconds. */
 uint64_t test_now_ms(void);
 
+/* Open descriptors of this process: the entries of /proc/self/fd (the
+ * directory's own descriptor, open while it is read, included). Compare
+ * two counts to prove that a runtime, or a test, left no descriptor
+ * behind. Any thread. */
+int test_count_fds(void);
+
 /* ---- child processes ---------------------------------------------------- */
 
 /* Result of test_fork_capture: how the child ended and its stderr. */

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "weft.h"
 
@@ -48,16 +49,44 @@ static int row(int err)
     return -1;
 }
 
+/* Codes outside the table: the descriptor calls return whatever errno
+ * their system call gave (ECONNRESET, EMFILE, ...), named by the C
+ * library (glibc 2.32: strerrordesc_np, strerrorname_np, thread-safe). */
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
+#if __GLIBC_PREREQ(2, 32)
+#define HAVE_ERRNAME 1
+#endif
+#endif
+
+static int magnitude(int err)
+{
+    return err == INT_MIN ? 0 : err < 0 ? -err : err;
+}
+
 const char *weft_strerror(int err)
 {
     int i = row(err);
-    return i < 0 ? "unknown error" : table[i].text;
+    if (i >= 0)
+        return table[i].text;
+#ifdef HAVE_ERRNAME
+    const char *s = magnitude(err) ? strerrordesc_np(magnitude(err)) : NULL;
+    if (s)
+        return s;
+#endif
+    return "unknown error";
 }
 
 const char *weft_err_name(int err)
 {
     int i = row(err);
-    return i < 0 ? "UNKNOWN" : table[i].name;
+    if (i >= 0)
+        return table[i].name;
+#ifdef HAVE_ERRNAME
+    const char *s = magnitude(err) ? strerrorname_np(magnitude(err)) : NULL;
+    if (s)
+        return s;
+#endif
+    return "UNKNOWN";
 }
 
 #define STR_(x) #x

@@ -2,11 +2,20 @@
  * calls.c - the descriptor calls of weft.h ("File descriptors"): each is
  * one system call that weft__io_run (fd.c) tries, and retries after
  * waiting for readiness on EAGAIN, holding a reference on the number.
- * Sends never raise SIGPIPE: MSG_NOSIGNAL, and write(2) goes through
- * send(2) until the descriptor turns out not to be a socket.
+ * Writes never raise SIGPIPE. On a socket: MSG_NOSIGNAL, and write(2)
+ * and writev(2) go through send(2) and sendmsg(2) until the descriptor
+ * turns out not to be a socket. On a pipe or anything else: SIGPIPE is
+ * blocked on the calling thread for the call, and one the call raised
+ * (thread-directed, so pending on this thread alone) is taken back
+ * before the mask is restored; the call fails with -EPIPE as on a
+ * socket. Two more system calls per write, on pipes only.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fd.h"
@@ -16,6 +25,43 @@ typedef struct {
     size_t n;
     int flags;
 } rw_args;
+
+/* ---- SIGPIPE on descriptors that are not sockets ---------------------- */
+
+typedef ssize_t (*plain_write)(int fd, const void *a, size_t n);
+
+static ssize_t write_plain(int fd, const void *buf, size_t n)
+{
+    return write(fd, buf, n);
+}
+
+static ssize_t writev_plain(int fd, const void *iov, size_t cnt)
+{
+    return writev(fd, iov, (int)cnt);
+}
+
+/* w(fd, a, n) with no SIGPIPE delivered for it. */
+static ssize_t no_sigpipe(plain_write w, int fd, const void *a, size_t n)
+{
+    sigset_t pipe, old, pend;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old);
+    int was = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+    ssize_t k = w(fd, a, n);
+    int e = errno;
+    if (k < 0 && e == EPIPE && !was && !sigismember(&old, SIGPIPE)) {
+        static const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    if (!sigismember(&old, SIGPIPE))
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return k;
+}
+
+/* ---- read, write, recv, send ------------------------------------------ */
 
 static ssize_t call_read(int fd, void *a, weft_fdrec *r)
 {
@@ -48,7 +94,7 @@ static ssize_t call_write(int fd, void *a, weft_fdrec *r)
             return k;
         weft__fdrec_set_notsock(r); /* a pipe or a file: write(2) now */
     }
-    return write(fd, x->buf, x->n);
+    return no_sigpipe(write_plain, fd, x->buf, x->n);
 }
 
 ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline)
@@ -114,6 +160,155 @@ ssize_t weft_write_all(int fd, const void *buf, size_t n, size_t *done)
     return (ssize_t)n;
 }
 
+/* ---- vectors, addresses and messages ------------------------------- */
+
+typedef struct {
+    const struct iovec *iov;
+    int cnt;
+} vec_args;
+
+static ssize_t call_readv(int fd, void *a, weft_fdrec *r)
+{
+    vec_args *x = a;
+    (void)r;
+    return readv(fd, x->iov, x->cnt);
+}
+
+/* writev(2), as sendmsg(2) without SIGPIPE on a socket. */
+static ssize_t call_writev(int fd, void *a, weft_fdrec *r)
+{
+    vec_args *x = a;
+    if (!weft__fdrec_notsock(r)) {
+        struct msghdr m = {.msg_iov = (struct iovec *)x->iov,
+                           .msg_iovlen = (size_t)x->cnt};
+        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (k >= 0 || errno != ENOTSOCK)
+            return k;
+        weft__fdrec_set_notsock(r);
+    }
+    return no_sigpipe(writev_plain, fd, x->iov, (size_t)x->cnt);
+}
+
+ssize_t weft_readv_until(int fd, const struct iovec *iov, int cnt,
+                         uint64_t deadline)
+{
+    vec_args a = {iov, cnt};
+    return weft__io_run(fd, DIR_READ, deadline, call_readv, &a);
+}
+
+ssize_t weft_readv(int fd, const struct iovec *iov, int cnt)
+{
+    return weft_readv_until(fd, iov, cnt, WEFT_NO_DEADLINE);
+}
+
+ssize_t weft_writev_until(int fd, const struct iovec *iov, int cnt,
+                          uint64_t deadline)
+{
+    vec_args a = {iov, cnt};
+    return weft__io_run(fd, DIR_WRITE, deadline, call_writev, &a);
+}
+
+ssize_t weft_writev(int fd, const struct iovec *iov, int cnt)
+{
+    return weft_writev_until(fd, iov, cnt, WEFT_NO_DEADLINE);
+}
+
+typedef struct {
+    void *buf;
+    size_t n;
+    int flags;
+    struct sockaddr *addr; /* const for sendto */
+    socklen_t *alen;       /* recvfrom's in-out length */
+    socklen_t slen;        /* sendto's length */
+} addr_args;
+
+static ssize_t call_recvfrom(int fd, void *a, weft_fdrec *r)
+{
+    addr_args *x = a;
+    (void)r;
+    return recvfrom(fd, x->buf, x->n, x->flags, x->addr, x->alen);
+}
+
+static ssize_t call_sendto(int fd, void *a, weft_fdrec *r)
+{
+    addr_args *x = a;
+    (void)r;
+    return sendto(fd, x->buf, x->n, x->flags | MSG_NOSIGNAL, x->addr, x->slen);
+}
+
+ssize_t weft_recvfrom_until(int fd, void *buf, size_t n, int flags,
+                            struct sockaddr *addr, socklen_t *len,
+                            uint64_t deadline)
+{
+    addr_args a = {buf, n, flags, addr, len, 0};
+    return weft__io_run(fd, DIR_READ, deadline, call_recvfrom, &a);
+}
+
+ssize_t weft_recvfrom(int fd, void *buf, size_t n, int flags,
+                      struct sockaddr *addr, socklen_t *len)
+{
+    return weft_recvfrom_until(fd, buf, n, flags, addr, len, WEFT_NO_DEADLINE);
+}
+
+ssize_t weft_sendto_until(int fd, const void *buf, size_t n, int flags,
+                          const struct sockaddr *addr, socklen_t len,
+                          uint64_t deadline)
+{
+    addr_args a = {(void *)buf, n, flags, (struct sockaddr *)addr, NULL, len};
+    return weft__io_run(fd, DIR_WRITE, deadline, call_sendto, &a);
+}
+
+ssize_t weft_sendto(int fd, const void *buf, size_t n, int flags,
+                    const struct sockaddr *addr, socklen_t len)
+{
+    return weft_sendto_until(fd, buf, n, flags, addr, len, WEFT_NO_DEADLINE);
+}
+
+typedef struct {
+    struct msghdr *msg;
+    int flags;
+} msg_args;
+
+static ssize_t call_recvmsg(int fd, void *a, weft_fdrec *r)
+{
+    msg_args *x = a;
+    (void)r;
+    return recvmsg(fd, x->msg, x->flags);
+}
+
+static ssize_t call_sendmsg(int fd, void *a, weft_fdrec *r)
+{
+    msg_args *x = a;
+    (void)r;
+    return sendmsg(fd, x->msg, x->flags | MSG_NOSIGNAL);
+}
+
+ssize_t weft_recvmsg_until(int fd, struct msghdr *msg, int flags,
+                           uint64_t deadline)
+{
+    msg_args a = {msg, flags};
+    return weft__io_run(fd, DIR_READ, deadline, call_recvmsg, &a);
+}
+
+ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    return weft_recvmsg_until(fd, msg, flags, WEFT_NO_DEADLINE);
+}
+
+ssize_t weft_sendmsg_until(int fd, const struct msghdr *msg, int flags,
+                           uint64_t deadline)
+{
+    msg_args a = {(struct msghdr *)msg, flags};
+    return weft__io_run(fd, DIR_WRITE, deadline, call_sendmsg, &a);
+}
+
+ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    return weft_sendmsg_until(fd, msg, flags, WEFT_NO_DEADLINE);
+}
+
+/* ---- accept and connect ---------------------------------------------- */
+
 typedef struct {
     struct sockaddr *addr;
     socklen_t *len;
@@ -177,6 +372,15 @@ static ssize_t call_connect(int fd, void *a, weft_fdrec *r)
     }
     if (so) {
         errno = so;
+        return -1;
+    }
+    /* No error yet and no connection either (a wake-up that was not
+     * the connection's end): wait again. */
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl)) {
+        if (errno == ENOTCONN)
+            errno = EAGAIN;
         return -1;
     }
     return 0;

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "../base/clock.h"
+#include "../base/error.h"
 #include "../base/sysmark.h"
 #include "../sched/poller.h"
 #include "../sched/registry.h"
@@ -117,12 +118,21 @@ static _Atomic uint32_t *ref_word(int fd)
     return &a[fd];
 }
 
-/* Take a reference for a call on fd: 0, or -ECANCELED while it closes. */
+/* Take a reference for a call on fd: 0, or -ECANCELED while it closes,
+ * -ENOMEM when the words cannot be mapped (a call made without its
+ * reference could see its number reused under it; and its drop would
+ * find the words mapped meanwhile, and take a reference it never had). */
 static int ref_take(int fd)
 {
     _Atomic uint32_t *w = ref_word(fd);
-    if (!w)
-        return fd < 0 ? -EBADF : 0; /* past the table: no protection */
+    if (!w) {
+        if (fd < 0)
+            return -EBADF;
+        if ((uint32_t)fd < MAX_FDS)
+            return weft__error_set(-ENOMEM,
+                                   "descriptor references: mmap failed");
+        return 0; /* past the words: no protection */
+    }
     /* Acquire: pairs with the closer's release (its record changes). */
     if (weft_unlikely(atomic_fetch_add_explicit(w, 1, ACQ) & CLOSING)) {
         atomic_fetch_sub_explicit(w, 1, memory_order_release);
@@ -174,7 +184,9 @@ static fdtab *table(weft_rt *rt, int *err)
                        PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED) {
-            *err = -ENOMEM;
+            *err = weft__error_set(-ENOMEM,
+                                   "the descriptor table: mmap of %zu bytes",
+                                   sizeof(fdtab) + (size_t)cap * sizeof(fdrec));
         } else {
             t = m;
             t->cap = cap;
@@ -349,18 +361,21 @@ static int task_wait(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
     return weft__wait_fini(&wt, err);
 }
 
-/* A plain thread waits with poll(2) until the deadline. */
-static int thread_wait(int fd, int d, uint64_t deadline)
+/* A plain thread waits with poll(2) for events (POLLIN, POLLOUT) until
+ * the deadline. */
+static int thread_wait(int fd, short events, uint64_t deadline)
 {
-    struct pollfd p = {.fd = fd, .events = d ? POLLOUT : POLLIN};
+    struct pollfd p = {.fd = fd, .events = events};
     for (;;) {
         struct timespec ts, *tsp = NULL;
+        uint64_t left = 0;
         if (deadline != WEFT_NO_DEADLINE) {
+            /* A deadline in the past still polls once: a ready
+             * descriptor is not a timeout. */
             uint64_t now = weft__clock_ns();
-            if (now >= deadline)
-                return -ETIMEDOUT;
-            ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
-            ts.tv_nsec = (long)((deadline - now) % 1000000000u);
+            left = now < deadline ? deadline - now : 0;
+            ts.tv_sec = (time_t)(left / 1000000000u);
+            ts.tv_nsec = (long)(left % 1000000000u);
             tsp = &ts;
         }
         int n = ppoll(&p, 1, tsp, NULL);
@@ -368,6 +383,8 @@ static int thread_wait(int fd, int d, uint64_t deadline)
             return (p.revents & POLLNVAL) ? -EBADF : 0;
         if (n < 0 && errno != EINTR)
             return -errno;
+        if (n == 0 && tsp && !left)
+            return -ETIMEDOUT;
     }
 }
 
@@ -376,7 +393,7 @@ static int wait_dir(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
 {
     if (r)
         return task_wait(rt, r, fd, d, deadline);
-    return thread_wait(fd, d, deadline);
+    return thread_wait(fd, d ? POLLOUT : POLLIN, deadline);
 }
 
 /* Is fd's number closing (weft_close began)? */
@@ -401,7 +418,7 @@ ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
         return err;
     ssize_t res;
     if (!r && deadline != WEFT_NO_DEADLINE &&
-        (err = thread_wait(fd, d, deadline))) {
+        (err = thread_wait(fd, d ? POLLOUT : POLLIN, deadline))) {
         res = err;
         goto out;
     }
@@ -470,28 +487,11 @@ int weft_fd_wait(int fd, int events, uint64_t deadline)
     fdrec *r = rec_of(fd, &rt, &err);
     if (err)
         return err;
-    if (!r) {
-        struct pollfd p = {.fd = fd,
-                           .events =
-                               (short)((events & WEFT_FD_READ ? POLLIN : 0) |
-                                       (events & WEFT_FD_WRITE ? POLLOUT : 0))};
-        for (;;) {
-            struct timespec ts, *tsp = NULL;
-            if (deadline != WEFT_NO_DEADLINE) {
-                uint64_t now = weft__clock_ns();
-                if (now >= deadline)
-                    return -ETIMEDOUT;
-                ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
-                ts.tv_nsec = (long)((deadline - now) % 1000000000u);
-                tsp = &ts;
-            }
-            int n = ppoll(&p, 1, tsp, NULL);
-            if (n > 0)
-                return (p.revents & POLLNVAL) ? -EBADF : 0;
-            if (n < 0 && errno != EINTR)
-                return -errno;
-        }
-    }
+    if (!r)
+        return thread_wait(fd,
+                           (short)((events & WEFT_FD_READ ? POLLIN : 0) |
+                                   (events & WEFT_FD_WRITE ? POLLOUT : 0)),
+                           deadline);
     /* Both directions: wait for reading, which an error or hang-up also
      * ends; a caller that wants either tries both calls. */
     if ((err = ref_take(fd)))

@@ -72,6 +72,7 @@ static const char *const wait_names[WEFT_WK_COUNT] = {
     [WEFT_WK_JOIN_INLINE] = "join",
     [WEFT_WK_FD_READ] = "fd read",
     [WEFT_WK_FD_WRITE] = "fd write",
+    [WEFT_WK_BLOCKING] = "blocking",
 };
 
 /* ---- task info --------------------------------------------------------- */
@@ -379,6 +380,11 @@ static void dump_rt(out *o, weft_rt *rt, int in_signal)
     put_c(o, '\n');
     put_s(o, "total");
     put_counters(o, &tot);
+    put_kv(o, "io_waits", tot.io_waits);
+    put_kv(o, "io_events", tot.io_events);
+    put_kv(o, "io_polls", tot.io_polls + tot.io_blocking_polls);
+    put_kv(o, "blocking_calls", tot.blocking_calls);
+    put_kv(o, "blocking_threads", tot.blocking_threads);
     put_c(o, '\n');
     for (unsigned i = 0; i < rt->nworkers; i++)
         dump_worker(o, rt, i, now, base);

@@ -26,7 +26,8 @@
  * plain threads' share) that later snapshots subtract, under obs_lock, a
  * spin lock taken only here and by weft_dump. Subtraction saturates at 0,
  * because a racy snapshot may read a counter a little behind its baseline.
- * Gauges (live, stacks_*, guard_*, huge_pages, workers) are states,
+ * Gauges (live, stacks_*, guard_*, huge_pages, workers,
+ * blocking_threads) are states,
  * not counters, and are never reset; live is always counted from the
  * runtime's start.
  */
@@ -35,6 +36,7 @@
 
 #include "../base/clock.h"
 #include "../base/spin.h"
+#include "../io/blocking.h"
 #include "obs.h"
 
 #define RLX memory_order_relaxed
@@ -62,7 +64,8 @@
     X(io_waits)                                                                \
     X(io_events)                                                               \
     X(io_polls)                                                                \
-    X(io_blocking_polls)
+    X(io_blocking_polls)                                                       \
+    X(blocking_calls)
 
 static inline uint64_t ld(_Atomic uint64_t *p)
 {
@@ -126,6 +129,8 @@ static void ext_raw(weft_rt *rt, weft_stats *o)
     o->io_events = ld(&rt->poller.events);
     o->io_polls = ld(&rt->poller.polls);
     o->io_blocking_polls = ld(&rt->poller.blocking_polls);
+    uint64_t threads;
+    weft__blocking_stats(rt, &o->blocking_calls, &threads);
 }
 
 uint64_t weft__obs_live(weft_rt *rt)
@@ -195,6 +200,8 @@ void weft__obs_totals(weft_rt *rt, uint64_t now, int base, weft_stats *o)
     o->guard_kind = (uint64_t)weft__stack_guard_kind();
     o->huge_pages = (uint64_t)rt->huge_pages;
     o->workers = rt->nworkers;
+    uint64_t calls;
+    weft__blocking_stats(rt, &calls, &o->blocking_threads);
 }
 
 int weft_stats_get(weft_rt *rt, weft_stats *o)

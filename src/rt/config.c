@@ -46,6 +46,7 @@ static const struct {
     {"WEFT_HUGE_PAGES", 0, offsetof(weft_config, huge_pages), 4},
     {"WEFT_PREEMPT_ALL", 0, offsetof(weft_config, preempt_all), 4},
     {"WEFT_SIGQUIT_DUMP", 0, offsetof(weft_config, dump_on_sigquit), 4},
+    {"WEFT_BLOCKING_THREADS", 0, offsetof(weft_config, blocking_threads), 4},
 };
 
 /* Variables that take a name: each maps its words onto an int field. */
@@ -121,6 +122,7 @@ void weft_config_default(weft_config *cfg)
         .fairness = -1,
         .preempt_all = 0,
         .dump_on_sigquit = 0,
+        .blocking_threads = 512,
         .bad_env = NULL,
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
@@ -220,6 +222,11 @@ int weft__config_check(weft_config *c)
         return weft__error_set(
             -EINVAL, "dump_on_sigquit (WEFT_SIGQUIT_DUMP): %d is not 0 or 1",
             c->dump_on_sigquit);
+    if (c->blocking_threads < 1 || c->blocking_threads > 65536)
+        return weft__error_set(-EINVAL,
+                               "blocking_threads (WEFT_BLOCKING_THREADS): %u "
+                               "not in 1..65536",
+                               c->blocking_threads);
     if (c->pin != 0 && c->pin != 1)
         return weft__error_set(-EINVAL, "pin (WEFT_PIN): %d is not 0 or 1",
                                c->pin);

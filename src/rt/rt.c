@@ -29,6 +29,7 @@
 #include "../sched/policy.h"
 #include "../obs/obs.h"
 #include "../sched/topo.h"
+#include "../io/blocking.h"
 #include "../io/fd.h"
 #include "rt.h"
 
@@ -366,6 +367,8 @@ int weft_rt_destroy(weft_rt *rt)
     weft__task_cancel_joiners(rt);
     weft__registry_remove(rt); /* then no new holder (cancel.c) */
     weft__cancel_settle(rt);
+    weft__blocking_rt_gone(rt); /* running weft_block_on jobs end first:
+                                   they may write to task stacks */
     uint64_t guards = 0;
     for (int k = 0; k < 2; k++) {
         for (uint32_t i = 0; i < rt->nworkers; i++)

@@ -41,6 +41,7 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -48,6 +49,7 @@
 
 #include "../base/atomic.h"
 #include "../base/clock.h"
+#include "../base/error.h"
 #include "../base/sysmark.h"
 #include "runtime.h"
 
@@ -75,6 +77,11 @@ int weft__poller_ensure(weft_rt *rt, weft_poll_fn fn)
                 err = -errno;
             weft__sys_leave();
             if (err) {
+                weft__error_set(err, "the poller: %s: %s",
+                                ep < 0   ? "epoll_create1"
+                                : ev < 0 ? "eventfd"
+                                         : "epoll_ctl",
+                                strerror(-err));
                 if (ev >= 0)
                     close(ev);
                 if (ep >= 0)

@@ -87,6 +87,8 @@ struct weft_rt {
     /* Readiness of file descriptors (poller.c), made at first use. */
     weft_aligned(WEFT_CACHELINE) weft_poller poller;
     void *fdt; /* io/fd.c's table of descriptors, NULL until first use */
+    _Atomic(struct weft_bpool *) bpool; /* io/blocking.c's pool, NULL
+                                           until first use */
 
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
     _Atomic uint32_t searching; /* workers spinning for work (idle.c) */

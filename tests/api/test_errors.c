@@ -72,6 +72,11 @@ TEST(api, err_name_of_every_code)
     CHECK_EQ_STR(weft_err_name(0), "0");
     CHECK_EQ_STR(weft_err_name(-12345), "UNKNOWN");
     CHECK_EQ_STR(weft_err_name(-2147483647 - 1), "UNKNOWN");
+    /* What the descriptor calls return, named too. */
+    CHECK_EQ_STR(weft_err_name(-ECONNRESET), "ECONNRESET");
+    CHECK_EQ_STR(weft_err_name(-EMFILE), "EMFILE");
+    CHECK(strcmp(weft_strerror(-EMFILE), "unknown error") != 0);
+    CHECK_EQ_STR(weft_strerror(-12345), "unknown error");
 }
 
 TEST(api, version_matches_header)

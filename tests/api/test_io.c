@@ -3,7 +3,6 @@
  * (weft.h, "File descriptors"; src/io/fd.c, src/sched/poller.c).
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,17 +14,6 @@
 #include "check.h"
 
 #define MS 1000000ull
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    CHECK_NOT_NULL(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 /* Wait until task t is parked (in the call under test, not before it). */
 static void until_parked(weft_task t)
@@ -261,7 +249,7 @@ static void *echo_main(void *arg)
 
 TEST_T(api, io_tcp_echo_tasks, 60)
 {
-    int fds0 = count_fds();
+    int fds0 = test_count_fds();
     weft_rt *rt = test_rt(4096);
     echo_ctx c = {.echoed = 0};
     c.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -278,14 +266,15 @@ TEST_T(api, io_tcp_echo_tasks, 60)
     CHECK_OK(weft_close(c.lfd));
     test_wait_live(rt, 0, 5000);
     test_rt_destroy_clean(rt);
-    CHECK_EQ_INT(count_fds(), fds0); /* the poller's epoll and eventfd too */
+    /* The poller's epoll and eventfd too. */
+    CHECK_EQ_INT(test_count_fds(), fds0);
 }
 
 /* ---- destroy with tasks parked on descriptors --------------------------- */
 
 TEST(api, io_destroy_with_parked_readers_releases_fds)
 {
-    int fds0 = count_fds();
+    int fds0 = test_count_fds();
     weft_rt *rt = test_rt_workers(64, 2);
     close_ctx c[8];
     weft_task t[8];
@@ -306,7 +295,7 @@ TEST(api, io_destroy_with_parked_readers_releases_fds)
         close(c[i].p[0]);
         close(c[i].p[1]);
     }
-    CHECK_EQ_INT(count_fds(), fds0);
+    CHECK_EQ_INT(test_count_fds(), fds0);
 }
 
 /* ---- plain threads: the same calls block the thread -------------------- */

@@ -10,6 +10,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -20,7 +22,8 @@
 static void check_mark(void *caller);
 
 const char *const fault_names[FAULT_KINDS] = {
-    "mmap", "mprotect", "pthread_create", "calloc", "madvise"};
+    "mmap",    "mprotect",      "pthread_create", "calloc",
+    "madvise", "epoll_create1", "eventfd"};
 
 static _Atomic unsigned target[FAULT_KINDS], calls[FAULT_KINDS];
 static _Atomic int fired[FAULT_KINDS], sticky[FAULT_KINDS];
@@ -113,6 +116,26 @@ void *__wrap_aligned_alloc(size_t align, size_t size)
         return NULL;
     }
     return __real_aligned_alloc(align, size);
+}
+
+int __real_epoll_create1(int flags);
+int __wrap_epoll_create1(int flags)
+{
+    if (hit(FAULT_EPOLL_CREATE1)) {
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_epoll_create1(flags);
+}
+
+int __real_eventfd(unsigned init, int flags);
+int __wrap_eventfd(unsigned init, int flags)
+{
+    if (hit(FAULT_EVENTFD)) {
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_eventfd(init, flags);
 }
 
 /* ---- the system-call mark -------------------------------------------- */

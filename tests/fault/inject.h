@@ -4,8 +4,8 @@
  * every call the library's objects make goes through a wrapper that
  * passes it on, or, once armed, fails the Nth call with the errno the
  * kernel or libc would give: mmap ENOMEM, mprotect ENOMEM, pthread_create
- * EAGAIN, calloc and aligned_alloc ENOMEM, madvise ENOMEM. Nothing of this is in the
- * library itself.
+ * EAGAIN, calloc and aligned_alloc ENOMEM, madvise ENOMEM, epoll_create1
+ * and eventfd EMFILE. Nothing of this is in the library itself.
  */
 #ifndef WEFT_TESTS_INJECT_H
 #define WEFT_TESTS_INJECT_H
@@ -16,6 +16,8 @@ enum {
     FAULT_PTHREAD_CREATE,
     FAULT_CALLOC, /* calloc and aligned_alloc */
     FAULT_MADVISE,
+    FAULT_EPOLL_CREATE1,
+    FAULT_EVENTFD,
     FAULT_KINDS
 };
 

@@ -7,8 +7,11 @@
  * descriptor behind (/proc/self/maps and /proc/self/fd as before), and
  * leave the process able to create a runtime again. Growth paths are
  * covered too (the second half of this file): stacks whose guard cannot
- * be installed run on a canary, and a spare thread the monitor cannot
- * create leaves the runtime working.
+ * be installed run on a canary, a spare thread the monitor cannot
+ * create leaves the runtime working, the I/O layer's poller, descriptor
+ * table and reference words made at a task's first wait return the
+ * error to that call and are made at the next, and the blocking pool's
+ * threads.
  */
 #include <dirent.h>
 #include <stdatomic.h>
@@ -32,17 +35,6 @@ static int count_maps(void)
     while (fgets(line, sizeof line, f))
         n += !strstr(line, "[heap]");
     fclose(f);
-    return n;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    CHECK_NOT_NULL(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
     return n;
 }
 
@@ -79,7 +71,7 @@ static unsigned every_point(int k)
     works(&cfg); /* warm up: thread stacks cached, handlers installed */
     unsigned points = 0;
     for (unsigned n = 1; n < 200; n++) {
-        int maps = count_maps(), fds = count_fds();
+        int maps = count_maps(), fds = test_count_fds();
         fault_arm(k, n);
         weft_rt *rt = NULL;
         int err = weft_rt_create(&rt, &cfg);
@@ -105,7 +97,7 @@ static unsigned every_point(int k)
          * counted in the plain build only. */
         if (!TEST_SANITIZED)
             CHECK_CMP_INT(count_maps(), <=, maps);
-        CHECK_EQ_INT(count_fds(), fds);
+        CHECK_EQ_INT(test_count_fds(), fds);
         works(&cfg); /* the process is still usable */
     }
     return points;
@@ -156,7 +148,7 @@ TEST_T(fault, inject_guard_on_stack_growth, 60)
     weft_config cfg = small_cfg();
     works(&cfg);
     for (unsigned n = 1; n <= 3; n++) {
-        int maps = count_maps(), fds = count_fds();
+        int maps = count_maps(), fds = test_count_fds();
         weft_rt *rt;
         CHECK_OK(weft_rt_create(&rt, &cfg));
         weft_stats s0;
@@ -191,7 +183,7 @@ TEST_T(fault, inject_guard_on_stack_growth, 60)
         CHECK_OK(weft_rt_destroy(rt));
         if (!TEST_SANITIZED)
             CHECK_CMP_INT(count_maps(), <=, maps);
-        CHECK_EQ_INT(count_fds(), fds);
+        CHECK_EQ_INT(test_count_fds(), fds);
     }
     works(&cfg);
 }
@@ -281,7 +273,7 @@ TEST_T(fault, inject_spare_thread_on_isolation, 60)
     CHECK_OK(weft_rt_run(warm, iso_main, &w, NULL));
     CHECK_OK(weft_rt_destroy(warm));
     for (int always = 1; always >= 0; always--) {
-        int maps = count_maps(), fds = count_fds();
+        int maps = count_maps(), fds = test_count_fds();
         weft_rt *rt;
         CHECK_OK(weft_rt_create(&rt, &cfg));
         if (always)
@@ -308,7 +300,139 @@ TEST_T(fault, inject_spare_thread_on_isolation, 60)
         CHECK_OK(weft_rt_destroy(rt));
         if (!TEST_SANITIZED)
             CHECK_CMP_INT(count_maps(), <=, maps);
-        CHECK_EQ_INT(count_fds(), fds);
+        CHECK_EQ_INT(test_count_fds(), fds);
     }
     works(&cfg);
+}
+
+/* ---- the I/O layer: made at a task's first wait on a descriptor -------- */
+
+typedef struct {
+    int fd;
+    ssize_t r;
+    char why[128];
+} io_try;
+
+static void *read_once(void *arg)
+{
+    io_try *t = arg;
+    char b;
+    t->r = weft_read_until(t->fd, &b, 1, weft_now_ns() + 20 * MS);
+    snprintf(t->why, sizeof t->why, "%s", weft_last_error());
+    return NULL;
+}
+
+/* Fail the nth call of kind k made while a task first waits on an empty
+ * pipe: the read returns the error (EMFILE, ENOMEM) with a message
+ * naming the call, the next read works (times out), and after destroy
+ * every descriptor is gone. Returns whether the nth call failed. */
+static int io_point(int k, unsigned n, int want)
+{
+    int fds = test_count_fds();
+    int p[2];
+    CHECK_OK(pipe(p));
+    weft_config cfg = small_cfg();
+    weft_rt *rt;
+    CHECK_OK(weft_rt_create(&rt, &cfg));
+    io_try t = {.fd = p[0]};
+    fault_arm(k, n);
+    CHECK_OK(weft_rt_run(rt, read_once, &t, NULL));
+    int fired = fault_fired(k);
+    fault_arm(k, 0);
+    if (fired) {
+        fprintf(stderr, "# %s #%u: %s (%s)\n", fault_names[k], n,
+                weft_err_name((int)t.r), t.why);
+        CHECK_EQ_INT(t.r, want);
+        CHECK(t.why[0] != '\0');
+    } else {
+        CHECK_EQ_INT(t.r, -ETIMEDOUT);
+    }
+    t.r = 0;
+    CHECK_OK(weft_rt_run(rt, read_once, &t, NULL));
+    CHECK_EQ_INT(t.r, -ETIMEDOUT); /* made now */
+    CHECK_OK(weft_rt_destroy(rt));
+    close(p[0]);
+    close(p[1]);
+    CHECK_EQ_INT(test_count_fds(), fds);
+    return fired;
+}
+
+/* Every point of kind k, from the first: how many failed. */
+static unsigned io_points(int k, int want)
+{
+    unsigned n = 1;
+    while (io_point(k, n, want))
+        n++;
+    return n - 1;
+}
+
+TEST_T(fault, inject_io_poller_and_tables, 60)
+{
+    /* The process's reference words are made once, at the first call
+     * (each test is a fresh process), after the runtime's table: so the
+     * second mmap first, then every point from the first. */
+    CHECK(io_point(FAULT_MMAP, 2, -ENOMEM));
+    CHECK_CMP_U64(io_points(FAULT_MMAP, -ENOMEM), ==, 1);
+    CHECK_CMP_U64(io_points(FAULT_EPOLL_CREATE1, -EMFILE), ==, 1);
+    CHECK_CMP_U64(io_points(FAULT_EVENTFD, -EMFILE), ==, 1);
+}
+
+/* ---- the blocking pool's threads ---------------------------------------- */
+
+typedef struct {
+    int r;
+    void *v;
+    char why[128];
+} bl_try;
+
+static void *slow_echo(void *arg)
+{
+    usleep(20000);
+    return arg;
+}
+
+static void *block_once(void *arg)
+{
+    bl_try *t = arg;
+    t->r = weft_block_on(slow_echo, (void *)5, &t->v);
+    snprintf(t->why, sizeof t->why, "%s", weft_last_error());
+    return NULL;
+}
+
+TEST_T(fault, inject_blocking_pool_thread, 60)
+{
+    weft_config cfg = small_cfg();
+    cfg.blocking_threads = 4;
+    weft_rt *rt;
+    CHECK_OK(weft_rt_create(&rt, &cfg));
+    /* No thread can be started and none exists: -EAGAIN, named. */
+    bl_try t = {0};
+    fault_arm_from(FAULT_PTHREAD_CREATE, 1);
+    CHECK_OK(weft_rt_run(rt, block_once, &t, NULL));
+    fault_arm(FAULT_PTHREAD_CREATE, 0);
+    fprintf(stderr, "# no pool thread: %s (%s)\n", weft_err_name(t.r), t.why);
+    CHECK_EQ_INT(t.r, -EAGAIN);
+    CHECK(strstr(t.why, "pthread_create") != NULL);
+    /* The fault off: works. */
+    CHECK_OK(weft_rt_run(rt, block_once, &t, NULL));
+    CHECK_EQ_INT(t.r, 0);
+    CHECK_EQ_PTR(t.v, (void *)5);
+    /* One thread exists and no other can be started: four concurrent
+     * calls queue behind it and all complete. */
+    fault_arm_from(FAULT_PTHREAD_CREATE, 1);
+    bl_try four[4] = {{0}};
+    weft_task h[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_OK(weft_spawn(rt, &h[i], block_once, &four[i], NULL));
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(weft_join(h[i], NULL));
+        CHECK_EQ_INT(four[i].r, 0);
+        CHECK_EQ_PTR(four[i].v, (void *)5);
+    }
+    fault_arm(FAULT_PTHREAD_CREATE, 0);
+    weft_stats s;
+    CHECK_OK(weft_stats_get(rt, &s));
+    CHECK_EQ_U64(s.blocking_threads, 1);
+    CHECK_EQ_U64(s.blocking_calls, 5);
+    CHECK_OK(weft_rt_destroy(rt));
 }

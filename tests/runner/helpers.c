@@ -1,8 +1,10 @@
 /*
  * helpers.c - what check.h promises besides the registry: the failure
  * path, error-code names, runtime helpers and the clean-teardown proof,
- * and a fork-with-captured-stderr helper for tests that expect a crash.
+ * a count of open descriptors, and a fork-with-captured-stderr helper
+ * for tests that expect a crash.
  */
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -58,6 +60,19 @@ uint64_t test_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int test_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK_NOT_NULL(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') /* "." and ".." */
+            n++;
+    closedir(d);
+    return n;
 }
 
 weft_rt *test_rt_cfg(const weft_config *cfg)
