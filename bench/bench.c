@@ -178,6 +178,7 @@ static const struct {
     {"pingpong", bench_pingpong},
     {"skynet_chan", bench_skynet_chan},
     {"memory", bench_memory},
+    {"idle_connections", bench_idle_connections},
     {"mutex_contended", bench_mutex_contended},
     {"timer_churn", bench_timer_churn},
     {"wakeup", bench_wakeup},

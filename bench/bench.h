@@ -61,6 +61,7 @@ int bench_fib(void);
 int bench_pingpong(void);
 int bench_skynet_chan(void);
 int bench_memory(void);
+int bench_idle_connections(void);
 int bench_mutex_contended(void);
 int bench_timer_churn(void);
 int bench_preempt(void);

@@ -238,7 +238,11 @@ enum {
  * canary-only stacks. Two overflows at once print one line. The small
  * class's stack includes 128 bytes of task-local values; a signal
  * delivered to a task (SIGURG for preemption, 3-4 KiB with AVX-512
- * state) lands on its stack: give small stacks room for it.
+ * state) lands on its stack: give small stacks room for it. So does the
+ * scheduler's next decision when a task parks (a task parked in weft_read
+ * needed 1088 bytes), and, in a program linked with lazy binding (no
+ * -z now), the first call of each shared-library function (about
+ * 2.5 KiB with AVX-512).
  *
  * Stack classes for weft_spawn_attr.stack. */
 #define WEFT_STACK_DEFAULT ((size_t)0)

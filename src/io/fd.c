@@ -345,6 +345,12 @@ static int task_wait(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
         weft__spin_unlock(qlock(x));
         return weft__wait_fini(&wt, 0);
     }
+    if (deadline && deadline <= weft__clock_ns()) {
+        /* Not ready and already past: no park, so not counted in
+         * io_waits (weft_stats: tasks that parked on a descriptor). */
+        weft__spin_unlock(qlock(x));
+        return weft__wait_fini(&wt, -ETIMEDOUT);
+    }
     weft__wq_push(&x->q.list_, &node);
     weft__spin_unlock(qlock(x));
     atomic_fetch_add_explicit(&rt->poller.waiters, 1, RLX);

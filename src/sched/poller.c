@@ -55,7 +55,7 @@
 
 #define RLX memory_order_relaxed
 #define EVFD_KEY UINT64_MAX
-#define BATCH 64
+#define BATCH WEFT_POLL_BATCH
 
 int weft__poller_ensure(weft_rt *rt, weft_poll_fn fn)
 {
@@ -139,13 +139,13 @@ static int handle(weft_rt *rt, struct epoll_event *ev, int n, int blocker)
     return got;
 }
 
-int weft__poller_poll(weft_rt *rt)
+int weft__poller_poll(weft_rt *rt, weft_poll_events *buf)
 {
     weft_poller *p = &rt->poller;
     if (atomic_load_explicit(&p->state, memory_order_acquire) !=
         WEFT_POLLER_READY)
         return 0;
-    struct epoll_event ev[BATCH];
+    struct epoll_event *ev = buf->ev;
     atomic_store_explicit(&p->last_poll, weft__clock_ns(), RLX);
     atomic_fetch_add_explicit(&p->polls, 1, RLX);
     weft__sys_enter();
@@ -227,8 +227,11 @@ void weft__poller_nap(weft_rt *rt, uint64_t tick)
     for (;;) {
         uint64_t now = weft__clock_ns();
         if (weft__poller_wanted(p) &&
-            now - atomic_load_explicit(&p->last_poll, RLX) >= WEFT_POLL_GAP_NS)
-            weft__poller_poll(rt);
+            now - atomic_load_explicit(&p->last_poll, RLX) >=
+                WEFT_POLL_GAP_NS) {
+            weft_poll_events buf; /* the monitor's own thread stack */
+            weft__poller_poll(rt, &buf);
+        }
         if (now >= end)
             return;
         uint64_t d = end - now;

@@ -14,6 +14,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 
 struct weft_rt;
 struct weft_worker;
@@ -27,6 +28,14 @@ struct weft_worker;
 /* The handler of one event: key as registered, events as epoll gives
  * them. Called on the polling thread (a worker, or the monitor). */
 typedef void (*weft_poll_fn)(struct weft_rt *rt, uint64_t key, uint32_t events);
+
+/* One poll's events. A worker's lives in its struct, not on the stack
+ * its decisions run on, which is the parked task's (sched/worker.c,
+ * find_local): a small stack (1 KiB) could not hold 64 events. */
+#define WEFT_POLL_BATCH 64
+typedef struct weft_poll_events {
+    struct epoll_event ev[WEFT_POLL_BATCH];
+} weft_poll_events;
 
 enum { WEFT_POLLER_NONE = 0, WEFT_POLLER_MAKING, WEFT_POLLER_READY };
 
@@ -51,9 +60,10 @@ int weft__poller_ensure(struct weft_rt *rt, weft_poll_fn fn);
  * monitor have stopped. */
 void weft__poller_destroy(struct weft_rt *rt);
 
-/* Poll without blocking and hand every event to the handler; the number
- * of events. Any thread of rt (worker or monitor). */
-int weft__poller_poll(struct weft_rt *rt);
+/* Poll without blocking into buf and hand every event to the handler;
+ * the number of events. Any thread of rt (worker or monitor), each with
+ * a buf of its own. */
+int weft__poller_poll(struct weft_rt *rt, weft_poll_events *buf);
 
 /* Is polling worth a system call: a task waits on a descriptor and no
  * worker is blocked in the poller. Any thread. */

@@ -245,7 +245,7 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
         /* Descriptors: a poll without blocking, when tasks wait on some
          * and no idle worker blocks in the poller (poller.c). */
         if (weft_unlikely(weft__poller_wanted(&w->rt->poller)))
-            weft__poller_poll(w->rt);
+            weft__poller_poll(w->rt, &w->pollev);
         if (w->rt->mesh)
             weft__mesh_tick(w);
         int others_idle = atomic_load_explicit(&w->rt->idle, RLX) != 0;

@@ -13,6 +13,7 @@
 #include "../base/compiler.h"
 #include "../mem/stack.h"
 #include "../queue/deque.h"
+#include "poller.h"
 #include "task.h"
 #include "timer.h"
 
@@ -208,6 +209,7 @@ typedef struct weft_worker {
      * the normal band is lifo, dq and the yield queue above. */
     weft_slotq byq[WEFT_BANDS]; /* yield queues; [NORMAL] unused */
     weft_wfair fair;            /* the rule between bands, the DRR round */
+    weft_poll_events pollev;    /* the fairness tick's poll (poller.h) */
 
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
