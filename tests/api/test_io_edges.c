@@ -1,21 +1,27 @@
 /*
  * test_io_edges.c - the descriptor calls at their edges (weft.h, "File
  * descriptors"; src/io/fd.c, src/io/calls.c): ten thousand connections
- * open at once, served by tasks and driven by tasks or by plain threads;
- * accept(2) at the descriptor limit; deadlines already past; data that
- * arrives as a deadline fires; and how close to its deadline an idle
- * runtime times a read out.
+ * open at once, served by tasks and driven by tasks or by plain threads
+ * (the clients in a forked child process, so that neither process needs
+ * more descriptors than RLIMIT_NOFILE's hard limit allows: two per
+ * connection in one process would pass a hard limit of 20,000, which only
+ * CAP_SYS_RESOURCE may raise); accept(2) at the descriptor limit;
+ * deadlines already past; data that arrives as a deadline fires; and how
+ * close to its deadline an idle runtime times a read out.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,7 +100,23 @@ static int cmp_u64(const void *a, const void *b)
  * every connection has been accepted and echoed and none has been closed,
  * so all of them are open at once (the server's count of open connections
  * must peak at exactly the total). Then each client shuts its writing side
- * down and must read end of file: the server echoed nothing more. */
+ * down and must read end of file: the server echoed nothing more.
+ *
+ * Why the clients live in a child process: with both ends of every
+ * connection in one process, 10,000 connections need over 20,000
+ * descriptors, and RLIMIT_NOFILE's hard limit is often no higher (20,000
+ * where this was written) and only CAP_SYS_RESOURCE raises it. So the
+ * test forks first, before it makes any runtime or thread (the runner
+ * gives each test a process of its own, single-threaded when the test
+ * starts, and fork copies only the calling thread): the child holds the
+ * client ends and the parent the server's, about 10,000 descriptors
+ * each. The child checks every echo and reports through its exit status
+ * (0 only when every client finished with its echo intact) and, on a
+ * pipe, how many clients it verified. A check that fails in the child
+ * prints its message on the stderr both share and exits with status 1,
+ * which fails the test in the parent. The parent bounds its wait for the
+ * child, so that a child that hangs is killed and reported instead of
+ * running into the runner's timeout. */
 
 /* Sanitized builds are slower and heavier per task and thread: fewer
  * connections there, but at least 1,000, to stay a test of many
@@ -103,19 +125,32 @@ static int cmp_u64(const void *a, const void *b)
  * 2,000 under ASan, 10,000 otherwise. */
 #define ECHO_CONNS (TEST_TSAN ? 1000u : TEST_ASAN ? 2000u : 10000u)
 #define ECHO_MSG_MAX 128
+/* How long the parent waits for the client process: within the tests'
+ * 60 s, scaled as the runner scales the timeouts of sanitized builds. */
+#define ECHO_WAIT_MS ((TEST_TSAN ? 5u : TEST_ASAN ? 3u : 1u) * 45000u)
 
+/* The server side, in the test's process. */
 typedef struct {
     int lfd;
     struct sockaddr_in addr;
     unsigned conns;
-    weft_wg echoed;            /* one per client, done once its echo is in */
     _Atomic unsigned open_now; /* server-side connections open */
     _Atomic unsigned peak;
-    _Atomic unsigned verified; /* clients whose echo and EOF checked out */
-    _Atomic uint64_t bytes;    /* echoed by the server */
+    _Atomic uint64_t bytes; /* echoed by the server */
+    _Atomic int err;        /* an echo task's first failed call, or 0 */
 } echo_srv;
 
 static echo_srv *g_srv; /* one test per process (the runner forks) */
+
+/* The client side, in the child process. */
+typedef struct {
+    struct sockaddr_in addr; /* the server's listener */
+    unsigned conns;
+    weft_wg echoed;            /* one per client, done once its echo is in */
+    _Atomic unsigned verified; /* clients whose echo and EOF checked out */
+} echo_cli;
+
+static echo_cli *g_cli; /* the child's */
 
 /* Client id's message: "c" + 5 digits + ':' + 33..93 letters, so no two
  * are alike, lengths vary, and most take two of the server's reads. */
@@ -139,18 +174,34 @@ static size_t echo_msg(unsigned id, char *out)
     return len;
 }
 
+/* -- the server, in the parent -- */
+
+/* A failed read or write ends the echo task and is noted, not checked
+ * at once: a client process that fails exits, the kernel resets its
+ * connections, and the parent must report the child's failure (in
+ * echo_child_wait) rather than this consequence of it, which
+ * echo_srv_finish checks once the child has exited with status 0. */
+static void echo_conn_failed(ssize_t r)
+{
+    int none = 0;
+    atomic_compare_exchange_strong(&g_srv->err, &none, (int)r);
+}
+
 static void *echo_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     char buf[64];
-    for (;;) {
-        ssize_t n = weft_read(fd, buf, sizeof buf);
-        if (n == 0)
+    ssize_t n;
+    while ((n = weft_read(fd, buf, sizeof buf)) > 0) {
+        ssize_t w = weft_write_all(fd, buf, (size_t)n, NULL);
+        if (w != n) {
+            echo_conn_failed(w < 0 ? w : -EIO);
             break;
-        CHECK_CMP_INT(n, >, 0);
-        CHECK_EQ_INT(weft_write_all(fd, buf, (size_t)n, NULL), n);
+        }
         atomic_fetch_add(&g_srv->bytes, (uint64_t)n);
     }
+    if (n < 0)
+        echo_conn_failed(n);
     atomic_fetch_sub(&g_srv->open_now, 1);
     CHECK_OK(weft_close(fd));
     return NULL;
@@ -185,6 +236,172 @@ static weft_task echo_start_acceptor(weft_rt *rt, echo_srv *s)
     return t;
 }
 
+static void echo_srv_init(echo_srv *s, unsigned conns)
+{
+    memset(s, 0, sizeof *s);
+    s->conns = conns;
+    /* The accept queue is capped at net.core.somaxconn; a full one drops
+     * SYNs (retried by the client after a second), which the acceptor's
+     * priority keeps rare. */
+    s->lfd = listener(&s->addr, (int)conns);
+    g_srv = s;
+}
+
+/* After the clients: the peak, the bytes, the counters, and the runtime
+ * and every descriptor gone. */
+static void echo_srv_finish(weft_rt *rt, echo_srv *s, int fds0, uint64_t t0)
+{
+    int err = atomic_load(&s->err);
+    if (err)
+        weft_check_fail(__FILE__, __LINE__,
+                        "an echo task's read or write failed: %s (%d)",
+                        weft_err_name(err), err);
+    CHECK_EQ_INT(atomic_load(&s->peak), s->conns);
+    uint64_t want = 0;
+    char m[ECHO_MSG_MAX];
+    for (unsigned i = 0; i < s->conns; i++)
+        want += echo_msg(i, m);
+    CHECK_EQ_U64(atomic_load(&s->bytes), want);
+    test_wait_live(rt, 0, 10000); /* the detached echo tasks */
+    CHECK_EQ_INT(atomic_load(&s->open_now), 0);
+    weft_stats st = test_stats(rt);
+    fprintf(stderr,
+            "# %u connections open at once; %" PRIu64 " bytes echoed; "
+            "io_waits %" PRIu64 " io_events %" PRIu64 " io_polls %" PRIu64
+            " io_blocking_polls %" PRIu64 "; %" PRIu64 " ms\n",
+            s->conns, want, st.io_waits, st.io_events, st.io_polls,
+            st.io_blocking_polls, test_now_ms() - t0);
+    CHECK_CMP_U64(st.io_waits, >, 0);
+    CHECK_CMP_U64(st.io_events, >, 0);
+    CHECK_CMP_U64(st.io_polls + st.io_blocking_polls, >, 0);
+    CHECK_OK(weft_close(s->lfd));
+    test_rt_destroy_clean(rt);
+    CHECK_EQ_INT(test_count_fds(), fds0); /* the poller's descriptors too */
+}
+
+/* -- the client process -- */
+
+/* Threads of this process: the entries of /proc/self/task. */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK_NOT_NULL(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+typedef struct {
+    pid_t pid;
+    int res; /* the read end of the child's result pipe */
+} echo_child;
+
+/* Fork the client process, which runs clients(c) against s's listener,
+ * writes the count of clients verified on the pipe and exits with status
+ * 0 (any failed check exits with 1 first). Plain thread, before the test
+ * makes any runtime or thread: the child has only this thread. */
+static echo_child echo_fork_clients(const echo_srv *s,
+                                    void (*clients)(echo_cli *))
+{
+    /* Only this thread (and, under TSan, its runtime's background thread,
+     * which it stops and restarts around a fork). */
+    CHECK_CMP_INT(count_threads(), <=, 1 + TEST_TSAN);
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t pid = fork();
+    CHECK_CMP_INT(pid, >=, 0);
+    if (pid == 0) {
+        /* The child: stderr (the runner's capture) is shared with the
+         * parent, so a failed check's message shows with the test's. */
+        close(p[0]);
+        close(s->lfd); /* the server's */
+        echo_cli c;
+        memset(&c, 0, sizeof c);
+        c.addr = s->addr;
+        c.conns = s->conns;
+        CHECK_OK(weft_wg_init(&c.echoed));
+        CHECK_OK(weft_wg_add(&c.echoed, c.conns));
+        g_cli = &c;
+        clients(&c);
+        CHECK_OK(weft_wg_destroy(&c.echoed));
+        unsigned v = atomic_load(&c.verified);
+        CHECK_EQ_INT(write(p[1], &v, sizeof v), (int)sizeof v);
+        close(p[1]);
+        fflush(NULL);
+        exit(0); /* exit, as the runner's: sanitizers' leak checks run */
+    }
+    close(p[1]);
+    return (echo_child){pid, p[0]};
+}
+
+/* Wait up to ECHO_WAIT_MS for the client process (plain thread, while
+ * the runtime serves): it must exit with status 0 and have verified
+ * every client. Past the deadline it is killed and the test fails, with
+ * what the server had seen by then. */
+static void echo_child_wait(echo_child *ch, echo_srv *s)
+{
+    uint64_t end = test_now_ms() + ECHO_WAIT_MS;
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(ch->pid, &status, WNOHANG)) == 0) {
+        if (test_now_ms() >= end) {
+            /* The server's view first: the kill closes the connections. */
+            unsigned peak = atomic_load(&s->peak);
+            unsigned open_now = atomic_load(&s->open_now);
+            uint64_t bytes = atomic_load(&s->bytes);
+            kill(ch->pid, SIGKILL);
+            waitpid(ch->pid, &status, 0);
+            weft_check_fail(__FILE__, __LINE__,
+                            "the client process did not finish within %u "
+                            "ms: killed (the server had %u of %u "
+                            "connections open at most, %u still open, and "
+                            "had echoed %" PRIu64 " bytes)",
+                            ECHO_WAIT_MS, peak, s->conns, open_now, bytes);
+        }
+        usleep(2000);
+    }
+    CHECK_EQ_INT(r, ch->pid);
+    if (WIFSIGNALED(status))
+        weft_check_fail(__FILE__, __LINE__,
+                        "the client process was killed by signal %d (%s)",
+                        WTERMSIG(status), strsignal(WTERMSIG(status)));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        weft_check_fail(__FILE__, __LINE__,
+                        "the client process failed with exit status %d "
+                        "(its message is above)",
+                        WEXITSTATUS(status));
+    unsigned verified = 0;
+    CHECK_EQ_INT(read(ch->res, &verified, sizeof verified),
+                 (int)sizeof verified);
+    CHECK_OK(close(ch->res));
+    CHECK_EQ_INT(verified, s->conns);
+}
+
+/* Both tests: the clients forked off first, then the server here. */
+static void echo_test(void (*clients)(echo_cli *))
+{
+    const unsigned conns = ECHO_CONNS;
+    /* Each process holds one end of each connection, and room for the
+     * runner's descriptors, the listener, the pipe and a poller's. */
+    nofile_at_least((rlim_t)conns + 100);
+    int fds0 = test_count_fds();
+    uint64_t t0 = test_now_ms();
+    echo_srv s;
+    echo_srv_init(&s, conns);
+    echo_child ch = echo_fork_clients(&s, clients);
+    /* Tasks: the acceptor and an echo task per connection, and slack. */
+    weft_rt *rt = test_rt(conns + 512);
+    weft_task acc = echo_start_acceptor(rt, &s);
+    echo_child_wait(&ch, &s);
+    CHECK_OK(weft_join(acc, NULL));
+    echo_srv_finish(rt, &s, fds0, t0);
+}
+
 /* Read exactly n bytes (any thread); each read must bring something. */
 static void read_exact(int fd, char *buf, size_t n, uint64_t deadline)
 {
@@ -213,133 +430,82 @@ static void client_finish(int fd, uint64_t deadline)
     CHECK_OK(shutdown(fd, SHUT_WR));
     CHECK_EQ_INT(weft_read_until(fd, extra, sizeof extra, deadline), 0);
     CHECK_OK(weft_close(fd));
-    atomic_fetch_add(&g_srv->verified, 1);
+    atomic_fetch_add(&g_cli->verified, 1);
 }
 
-static void echo_srv_init(echo_srv *s, unsigned conns)
-{
-    memset(s, 0, sizeof *s);
-    s->conns = conns;
-    /* The accept queue is capped at net.core.somaxconn; a full one drops
-     * SYNs (retried by the client after a second), which the acceptor's
-     * priority keeps rare. */
-    s->lfd = listener(&s->addr, (int)conns);
-    CHECK_OK(weft_wg_init(&s->echoed));
-    CHECK_OK(weft_wg_add(&s->echoed, conns));
-    g_srv = s;
-}
-
-/* After the clients: every echo checked, the peak, the counters, and
- * the runtime and every descriptor gone. */
-static void echo_srv_finish(weft_rt *rt, echo_srv *s, int fds0, uint64_t t0)
-{
-    CHECK_EQ_INT(atomic_load(&s->verified), s->conns);
-    CHECK_EQ_INT(atomic_load(&s->peak), s->conns);
-    uint64_t want = 0;
-    char m[ECHO_MSG_MAX];
-    for (unsigned i = 0; i < s->conns; i++)
-        want += echo_msg(i, m);
-    CHECK_EQ_U64(atomic_load(&s->bytes), want);
-    test_wait_live(rt, 0, 10000); /* the detached echo tasks */
-    CHECK_EQ_INT(atomic_load(&s->open_now), 0);
-    weft_stats st = test_stats(rt);
-    fprintf(stderr,
-            "# %u connections open at once; %" PRIu64 " bytes echoed; "
-            "io_waits %" PRIu64 " io_events %" PRIu64 " io_polls %" PRIu64
-            " io_blocking_polls %" PRIu64 "; %" PRIu64 " ms\n",
-            s->conns, want, st.io_waits, st.io_events, st.io_polls,
-            st.io_blocking_polls, test_now_ms() - t0);
-    CHECK_CMP_U64(st.io_waits, >, 0);
-    CHECK_CMP_U64(st.io_events, >, 0);
-    CHECK_CMP_U64(st.io_polls + st.io_blocking_polls, >, 0);
-    CHECK_OK(weft_close(s->lfd));
-    CHECK_OK(weft_wg_destroy(&s->echoed));
-    test_rt_destroy_clean(rt);
-    CHECK_EQ_INT(test_count_fds(), fds0); /* the poller's descriptors too */
-}
-
-/* -- clients as tasks -- */
+/* -- clients as tasks (the child's own runtime) -- */
 
 static void *echo_client_task(void *arg)
 {
-    echo_srv *s = g_srv;
+    echo_cli *c = g_cli;
     unsigned id = (unsigned)(uintptr_t)arg;
     char out[ECHO_MSG_MAX], in[ECHO_MSG_MAX];
     size_t n = echo_msg(id, out);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK_CMP_INT(fd, >=, 0);
-    CHECK_OK(weft_connect(fd, (struct sockaddr *)&s->addr, sizeof s->addr));
+    CHECK_OK(weft_connect(fd, (struct sockaddr *)&c->addr, sizeof c->addr));
     CHECK_EQ_INT(weft_write_all(fd, out, n, NULL), n);
     read_exact(fd, in, n, WEFT_NO_DEADLINE);
     check_echo(id, out, in, n);
-    CHECK_OK(weft_wg_done(&s->echoed));
-    CHECK_OK(weft_wg_wait(&s->echoed)); /* every client is connected */
+    CHECK_OK(weft_wg_done(&c->echoed));
+    CHECK_OK(weft_wg_wait(&c->echoed)); /* every client is connected */
     client_finish(fd, WEFT_NO_DEADLINE);
     return NULL;
 }
 
-typedef struct {
-    echo_srv *s;
-    weft_rt *rt;
-    uint64_t all_open_ms; /* from the first spawn to all echoed */
-} echo_main_ctx;
-
 static void *echo_tasks_main(void *arg)
 {
-    echo_main_ctx *m = arg;
-    echo_srv *s = m->s;
-    weft_task *cl = calloc(s->conns, sizeof *cl);
+    echo_cli *c = arg;
+    weft_task *cl = calloc(c->conns, sizeof *cl);
     CHECK_NOT_NULL(cl);
-    weft_task acc = echo_start_acceptor(NULL, s);
     weft_spawn_attr a = WEFT_SPAWN_ATTR_INIT;
     a.stack = WEFT_STACK_SMALL;
     uint64_t t0 = test_now_ms();
-    for (unsigned i = 0; i < s->conns; i++)
+    for (unsigned i = 0; i < c->conns; i++)
         CHECK_OK(weft_spawn(NULL, &cl[i], echo_client_task,
                             (void *)(uintptr_t)i, &a));
-    CHECK_OK(weft_wg_wait(&s->echoed));
-    m->all_open_ms = test_now_ms() - t0;
-    for (unsigned i = 0; i < s->conns; i++)
+    CHECK_OK(weft_wg_wait(&c->echoed));
+    fprintf(stderr,
+            "# client process: all %u connected and echoed in %" PRIu64 " ms\n",
+            c->conns, test_now_ms() - t0);
+    for (unsigned i = 0; i < c->conns; i++)
         CHECK_OK(weft_join(cl[i], NULL));
-    CHECK_OK(weft_join(acc, NULL));
     free(cl);
     return NULL;
 }
 
-TEST_T(api, io_echo_10k_connections_tasks, 60)
+static void echo_clients_tasks(echo_cli *c)
 {
-    const unsigned conns = ECHO_CONNS;
-    /* Two descriptors a connection, and room for the runner's, the
-     * listener and the poller's. */
-    nofile_at_least((rlim_t)2 * conns + 100);
-    int fds0 = test_count_fds();
-    uint64_t t0 = test_now_ms();
-    /* Tasks: main, the acceptor, a client and an echo task per
-     * connection, and slack. */
-    weft_rt *rt = test_rt(2 * conns + 512);
-    echo_srv s;
-    echo_srv_init(&s, conns);
-    echo_main_ctx m = {&s, rt, 0};
-    test_run(rt, echo_tasks_main, &m);
-    fprintf(stderr, "# all %u connected and echoed in %" PRIu64 " ms\n", conns,
-            m.all_open_ms);
-    echo_srv_finish(rt, &s, fds0, t0);
+    /* Tasks: main and a client per connection, and slack. */
+    weft_rt *rt = test_rt(c->conns + 512);
+    test_run(rt, echo_tasks_main, c);
+    weft_stats st = test_stats(rt);
+    fprintf(stderr,
+            "# client process: io_waits %" PRIu64 " io_events %" PRIu64
+            " io_polls %" PRIu64 " io_blocking_polls %" PRIu64 "\n",
+            st.io_waits, st.io_events, st.io_polls, st.io_blocking_polls);
+    test_rt_destroy_clean(rt);
 }
 
-/* -- clients on plain threads -- */
+TEST_T(api, io_echo_10k_connections_tasks, 60)
+{
+    echo_test(echo_clients_tasks);
+}
+
+/* -- clients on plain threads (no runtime in the child) -- */
 
 /* 50 threads of 200 connections each (20 threads when sanitized). */
 #define ECHO_THREADS (TEST_SANITIZED ? 20u : 50u)
 
 typedef struct {
-    echo_srv *s;
+    echo_cli *c;
     unsigned first, count;
 } echo_thr;
 
 static void *echo_client_thread(void *arg)
 {
     echo_thr *t = arg;
-    echo_srv *s = t->s;
+    echo_cli *c = t->c;
     int *fd = calloc(t->count, sizeof *fd);
     CHECK_NOT_NULL(fd);
     char out[ECHO_MSG_MAX], in[ECHO_MSG_MAX];
@@ -352,8 +518,8 @@ static void *echo_client_thread(void *arg)
         size_t n = echo_msg(id, out);
         fd[j] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         CHECK_CMP_INT(fd[j], >=, 0);
-        CHECK_OK(weft_connect_until(fd[j], (struct sockaddr *)&s->addr,
-                                    sizeof s->addr, dl));
+        CHECK_OK(weft_connect_until(fd[j], (struct sockaddr *)&c->addr,
+                                    sizeof c->addr, dl));
         CHECK_EQ_INT(weft_write_all(fd[j], out, n, NULL), n);
     }
     for (unsigned j = 0; j < t->count; j++) {
@@ -361,42 +527,39 @@ static void *echo_client_thread(void *arg)
         size_t n = echo_msg(id, out);
         read_exact(fd[j], in, n, dl);
         check_echo(id, out, in, n);
-        CHECK_OK(weft_wg_done(&s->echoed));
+        CHECK_OK(weft_wg_done(&c->echoed));
     }
-    CHECK_OK(weft_wg_wait_until(&s->echoed, dl)); /* all connected */
+    CHECK_OK(weft_wg_wait_until(&c->echoed, dl)); /* all connected */
     for (unsigned j = 0; j < t->count; j++)
         client_finish(fd[j], dl);
     free(fd);
     return NULL;
 }
 
-TEST_T(api, io_echo_10k_connections_threads, 60)
+static void echo_clients_threads(echo_cli *c)
 {
-    const unsigned conns = ECHO_CONNS, nthr = ECHO_THREADS;
-    nofile_at_least((rlim_t)2 * conns + 100);
-    int fds0 = test_count_fds();
-    uint64_t t0 = test_now_ms();
-    /* Tasks: the acceptor and an echo task per connection, and slack. */
-    weft_rt *rt = test_rt(conns + 512);
-    echo_srv s;
-    echo_srv_init(&s, conns);
-    weft_task acc = echo_start_acceptor(rt, &s);
+    const unsigned nthr = ECHO_THREADS;
     pthread_t th[50];
     echo_thr arg[50];
     CHECK_CMP_INT(nthr, <=, 50);
+    CHECK_EQ_INT(c->conns % nthr, 0);
+    uint64_t t0 = test_now_ms();
     for (unsigned i = 0; i < nthr; i++) {
-        arg[i] = (echo_thr){&s, i * (conns / nthr), conns / nthr};
+        arg[i] = (echo_thr){c, i * (c->conns / nthr), c->conns / nthr};
         CHECK_OK(pthread_create(&th[i], NULL, echo_client_thread, &arg[i]));
     }
-    CHECK_OK(weft_wg_wait(&s.echoed));
+    CHECK_OK(weft_wg_wait(&c->echoed));
     fprintf(stderr,
-            "# all %u connected (%u threads x %u) and echoed in %" PRIu64
-            " ms\n",
-            conns, nthr, conns / nthr, test_now_ms() - t0);
+            "# client process: all %u connected (%u threads x %u) and "
+            "echoed in %" PRIu64 " ms\n",
+            c->conns, nthr, c->conns / nthr, test_now_ms() - t0);
     for (unsigned i = 0; i < nthr; i++)
         CHECK_OK(pthread_join(th[i], NULL));
-    CHECK_OK(weft_join(acc, NULL));
-    echo_srv_finish(rt, &s, fds0, t0);
+}
+
+TEST_T(api, io_echo_10k_connections_threads, 60)
+{
+    echo_test(echo_clients_threads);
 }
 
 /* ---- accept(2) at the descriptor limit: -EMFILE, at once ------------------
