@@ -101,7 +101,13 @@ TEST(api, io_recvfrom_sendto_udp)
      * -ECANCELED. */
     c.r = 0;
     CHECK_OK(weft_spawn(rt, &t, recvfrom_task, &c, NULL));
-    usleep(1000);
+    /* Parked, not merely started (a call that begins after the close
+     * rightly gets -EBADF: chaos seed 418 delayed the task past a 1 ms
+     * sleep). */
+    weft_task_info ti;
+    while (weft_task_info_get(t, &ti) == 0 && ti.state != WEFT_STATE_PARKED)
+        usleep(100);
+    CHECK_EQ_INT(ti.state, WEFT_STATE_PARKED);
     CHECK_OK(weft_close(r)); /* wakes the parked task */
     CHECK_OK(weft_join(t, NULL));
     CHECK_EQ_INT(c.r, -ECANCELED);
