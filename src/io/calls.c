@@ -66,15 +66,18 @@ static ssize_t no_sigpipe(plain_write w, int fd, const void *a, size_t n)
 static ssize_t call_read(int fd, void *a, weft_fdrec *r)
 {
     rw_args *x = a;
-    (void)r;
-    return read(fd, x->buf, x->n);
+    ssize_t k = read(fd, x->buf, x->n);
+    weft__fdrec_read(r, k, x->n);
+    return k;
 }
 
 static ssize_t call_recv(int fd, void *a, weft_fdrec *r)
 {
     rw_args *x = a;
-    (void)r;
-    return recv(fd, x->buf, x->n, x->flags);
+    ssize_t k = recv(fd, x->buf, x->n, x->flags);
+    if (!(x->flags & (MSG_PEEK | MSG_OOB))) /* a peek leaves the data */
+        weft__fdrec_read(r, k, x->n);
+    return k;
 }
 
 static ssize_t call_send(int fd, void *a, weft_fdrec *r)
@@ -170,8 +173,14 @@ typedef struct {
 static ssize_t call_readv(int fd, void *a, weft_fdrec *r)
 {
     vec_args *x = a;
-    (void)r;
-    return readv(fd, x->iov, x->cnt);
+    ssize_t k = readv(fd, x->iov, x->cnt);
+    if (k > 0) {
+        size_t asked = 0;
+        for (int i = 0; i < x->cnt; i++)
+            asked += x->iov[i].iov_len;
+        weft__fdrec_read(r, k, asked);
+    }
+    return k;
 }
 
 /* writev(2), as sendmsg(2) without SIGPIPE on a socket. */

@@ -20,6 +20,24 @@
  * between a task's EAGAIN and its queueing: no edge is lost, at worst a
  * retry is spurious (as in Go's pollDesc).
  *
+ * Short reads. A read of a registered TCP socket that returned fewer
+ * bytes than asked for took everything the socket held (tcp_recvmsg
+ * stops only when its queue is empty or the buffer full), so the next
+ * read would only say EAGAIN: that call waits first instead and saves
+ * the system call, one of three per request-response round (Tokio's
+ * PollEvented clears readiness on a short read for the same reason). No
+ * data is stranded by it: any byte that arrives after the short read's
+ * scan of the queue raises a new edge, and every edge either wakes the
+ * queued waits, which then make the call, or sets the ready flag, which
+ * the waiting call consumes before it parks and then makes the call.
+ * So whenever data is there, a call starts after it arrived. Only TCP
+ * (SO_PROTOCOL at registration): a pipe in packet mode, a datagram or
+ * sequenced-packet socket and a Unix stream socket carrying descriptors
+ * can all return short with more queued. The one TCP exception is the
+ * urgent mark, where a read stops short with data behind it (urgent
+ * data, SO_OOBINLINE off); those bytes are read at the next edge. A
+ * deadline already past never waits first: it tries the call.
+ *
  * Closing. Every call holds a reference on its descriptor number for
  * its whole length (a process-wide word per number, `refs`, shared by
  * tasks of every runtime and plain threads). weft_close marks the word
@@ -40,11 +58,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,7 +90,11 @@ typedef struct weft_fdrec {
     _Atomic uint32_t gen;   /* written under both queue locks */
     _Atomic uint32_t state; /* REC_*; REGISTERED under reg_lock */
     _Atomic uint32_t reg_lock;
-    uint32_t notsock; /* send(2) said ENOTSOCK: write(2) it is */
+    uint32_t notsock;         /* send(2) said ENOTSOCK: write(2) it is */
+    _Atomic uint32_t tcp;     /* a TCP socket: found at registration, read
+                             after an acquire of state REGISTERED */
+    _Atomic uint32_t drained; /* a task's last read of it was short: the
+                                 next read waits first ("Short reads") */
     fddir dir[2];
 } fdrec;
 
@@ -309,6 +333,14 @@ static int enroll(weft_rt *rt, fdrec *r, int fd)
             (errno != EEXIST ||
              epoll_ctl(rt->poller.epfd, EPOLL_CTL_MOD, fd, &e)))
             err = -errno;
+        int proto = 0;
+        socklen_t plen = sizeof proto;
+        if (!err)
+            atomic_store_explicit(
+                &r->tcp,
+                !getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) &&
+                    proto == IPPROTO_TCP,
+                RLX);
         weft__sys_leave();
         if (!err)
             /* Release: pairs with the acquire load above. */
@@ -428,6 +460,20 @@ ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
         res = err;
         goto out;
     }
+    /* The last read was short: wait first ("Short reads"), unless the
+     * deadline has passed (then the call is tried once). */
+    if (r && d == DIR_READ && atomic_load_explicit(&r->drained, RLX) &&
+        (deadline == WEFT_NO_DEADLINE || deadline > weft__clock_ns())) {
+        atomic_store_explicit(&r->drained, 0, RLX);
+        if ((err = task_wait(rt, r, fd, d, deadline))) {
+            res = err;
+            goto out;
+        }
+        if (closing(fd)) {
+            res = -ECANCELED;
+            goto out;
+        }
+    }
     for (;;) {
         weft__sys_enter();
         ssize_t n = call(fd, args, r);
@@ -476,6 +522,8 @@ void weft__io_fresh(int fd)
         atomic_fetch_add_explicit(&r->gen, 1, RLX);
         r->dir[0].ready = r->dir[1].ready = 0;
         r->notsock = 0;
+        atomic_store_explicit(&r->tcp, 0, RLX);
+        atomic_store_explicit(&r->drained, 0, RLX);
         atomic_store_explicit(&r->state, REC_NONBLOCK, RLX);
         for (int d = 1; d >= 0; d--)
             weft__spin_unlock(qlock(&r->dir[d]));
@@ -506,6 +554,15 @@ int weft_fd_wait(int fd, int events, uint64_t deadline)
                     deadline);
     ref_drop(fd);
     return err;
+}
+
+void weft__fdrec_read(fdrec *r, ssize_t got, size_t asked)
+{
+    /* Acquire: pairs with enroll's release of REGISTERED (tcp). */
+    if (r && got > 0 && (size_t)got < asked &&
+        atomic_load_explicit(&r->state, ACQ) == REC_REGISTERED &&
+        atomic_load_explicit(&r->tcp, RLX))
+        atomic_store_explicit(&r->drained, 1, RLX);
 }
 
 int weft__fdrec_notsock(const fdrec *r)
@@ -540,6 +597,8 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     int was = (int)atomic_load_explicit(&r->state, RLX);
     atomic_store_explicit(&r->state, REC_NEW, RLX);
     r->notsock = 0;
+    atomic_store_explicit(&r->tcp, 0, RLX);
+    atomic_store_explicit(&r->drained, 0, RLX);
     for (int d = 1; d >= 0; d--)
         weft__spin_unlock(qlock(&r->dir[d]));
     weft__spin_unlock(&r->reg_lock);

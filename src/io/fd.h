@@ -30,6 +30,11 @@ ssize_t weft__io_run(int fd, int dir, uint64_t deadline_ns, weft_io_call call,
 /* fd is a new file (accept(2) just returned it): reset its record. */
 void weft__io_fresh(int fd);
 
+/* A task's read of fd returned `got` of `asked` bytes (calls.c, after
+ * read, readv and recv without MSG_PEEK): a short one on a TCP socket
+ * makes the next read wait first (fd.c, "Short reads"). */
+void weft__fdrec_read(weft_fdrec *r, ssize_t got, size_t asked);
+
 /* send(2) said ENOTSOCK for fd: write(2) it is, from now on. */
 int weft__fdrec_notsock(const weft_fdrec *r);
 void weft__fdrec_set_notsock(weft_fdrec *r);

@@ -38,7 +38,11 @@ TEST(api, io_readv_writev_park_and_join_vectors)
     vctx c = {.fd = sv[0]};
     weft_task t;
     CHECK_OK(weft_spawn(rt, &t, readv_task, &c, NULL));
-    usleep(20000); /* the reader parks: nothing to read yet */
+    /* The reader parks: nothing to read yet (waited for, not slept on:
+     * TSan once took over 20 ms to get the task there). */
+    weft_task_info ti;
+    while (weft_task_info_get(t, &ti) == 0 && ti.state != WEFT_STATE_PARKED)
+        usleep(100);
     struct iovec w[3] = {{"hel", 3}, {"lo, ", 4}, {"vectors", 7}};
     CHECK_EQ_INT(weft_writev(sv[1], w, 3), 14); /* a plain thread */
     CHECK_OK(weft_join(t, NULL));
