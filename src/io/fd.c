@@ -30,13 +30,37 @@
  * scan of the queue raises a new edge, and every edge either wakes the
  * queued waits, which then make the call, or sets the ready flag, which
  * the waiting call consumes before it parks and then makes the call.
- * So whenever data is there, a call starts after it arrived. Only TCP
- * (SO_PROTOCOL at registration): a pipe in packet mode, a datagram or
- * sequenced-packet socket and a Unix stream socket carrying descriptors
- * can all return short with more queued. The one TCP exception is the
- * urgent mark, where a read stops short with data behind it (urgent
- * data, SO_OOBINLINE off); those bytes are read at the next edge. A
- * deadline already past never waits first: it tries the call.
+ * So whenever data is there, a call starts after it arrived. That holds
+ * only if the edge was not spent on something else in between: a
+ * weft_fd_wait that a later event ended, say, after which the task's
+ * next read would wait for an edge already taken. So the mark is a count,
+ * not a flag (as Tokio's clear_readiness checks its tick): `drained`
+ * keeps the record's count of read events (`rseq`, bumped under the
+ * queue lock by every event of the generation) as it was just after the
+ * short read, plus one, and a read waits first only while no event has
+ * come since. Any edge taken since then was handled, so a call follows
+ * it; one taken before that load either set the ready flag (nobody was
+ * queued: the short reader itself was in its call), which the waiting
+ * call consumes, or woke waits queued by other tasks, which make their
+ * own calls. (The load follows the read(2) in program order; the system
+ * call's return keeps it after the kernel's scan.) Data is
+ * not all a read can find, though: a short read may also have taken the
+ * peer's FIN (tcp_recvmsg eats it after the data) or left a socket error
+ * pending, and then the next read returns 0 or the error at once, with
+ * no edge to come if the event that told of it was the one that woke
+ * this task before its read. So the read side's end is sticky, as
+ * Tokio's read_closed is: an event with EPOLLRDHUP, EPOLLHUP or EPOLLERR
+ * sets `closed` for the generation (under the queue lock, before the
+ * wake-up it causes, so the woken task sees it), and a record with
+ * `closed` never waits first. (Found by api.io_short_reads_odd_sizes_
+ * lose_nothing under chaos: the EOF after the last bytes timed out.)
+ * Only TCP (SO_PROTOCOL at registration): a pipe in packet mode, a
+ * datagram or sequenced-packet socket and a Unix stream socket carrying
+ * descriptors can all return short with more queued. The one TCP
+ * exception is the urgent mark, where a read stops short with data
+ * behind it (urgent data, SO_OOBINLINE off); those bytes are read at
+ * the next edge. A deadline already past never waits first: it tries
+ * the call.
  *
  * Closing. Every call holds a reference on its descriptor number for
  * its whole length (a process-wide word per number, `refs`, shared by
@@ -93,8 +117,12 @@ typedef struct weft_fdrec {
     uint32_t notsock;         /* send(2) said ENOTSOCK: write(2) it is */
     _Atomic uint32_t tcp;     /* a TCP socket: found at registration, read
                              after an acquire of state REGISTERED */
-    _Atomic uint32_t drained; /* a task's last read of it was short: the
-                                 next read waits first ("Short reads") */
+    _Atomic uint32_t drained; /* a task's last read of it was short: rseq
+                                 then + 1, else 0 ("Short reads") */
+    _Atomic uint32_t closed;  /* an event said the read side ended (hang-
+                                 up or error): no waiting first */
+    _Atomic uint32_t rseq;    /* read events of this generation (written
+                                 under dir[DIR_READ]'s lock) */
     fddir dir[2];
 } fdrec;
 
@@ -253,12 +281,19 @@ static inline _Atomic uint32_t *qlock(fddir *d)
 
 /* ---- readiness ---------------------------------------------------------- */
 
-static void dir_ready(fdrec *r, int d, uint32_t gen)
+static void dir_ready(fdrec *r, int d, uint32_t gen, int closed)
 {
     fddir *x = &r->dir[d];
     weft__spin_lock(qlock(x));
     weft_wnode *list = NULL;
     if (atomic_load_explicit(&r->gen, RLX) == gen) {
+        /* Before the wake-up: the woken task sees both ("Short
+         * reads"). */
+        if (closed)
+            atomic_store_explicit(&r->closed, 1, RLX);
+        if (d == DIR_READ)
+            atomic_store_explicit(&r->rseq,
+                                  atomic_load_explicit(&r->rseq, RLX) + 1, RLX);
         list = weft__wq_claim_list(&x->q.list_, UINT32_MAX);
         if (!list)
             x->ready = 1;
@@ -275,9 +310,10 @@ static void on_event(weft_rt *rt, uint64_t key, uint32_t ev)
         return;
     fdrec *r = &t->rec[fd];
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        dir_ready(r, DIR_READ, gen);
+        dir_ready(r, DIR_READ, gen,
+                  (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        dir_ready(r, DIR_WRITE, gen);
+        dir_ready(r, DIR_WRITE, gen, 0);
 }
 
 /* ---- the record of a descriptor -------------------------------------------
@@ -461,8 +497,12 @@ ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
         goto out;
     }
     /* The last read was short: wait first ("Short reads"), unless the
-     * deadline has passed (then the call is tried once). */
-    if (r && d == DIR_READ && atomic_load_explicit(&r->drained, RLX) &&
+     * read side has ended or the deadline has passed (then the call is
+     * tried once). */
+    uint32_t mark = r && d == DIR_READ ? atomic_load_explicit(&r->drained, RLX)
+                                       : 0;
+    if (mark && mark - 1 == atomic_load_explicit(&r->rseq, RLX) &&
+        !atomic_load_explicit(&r->closed, RLX) &&
         (deadline == WEFT_NO_DEADLINE || deadline > weft__clock_ns())) {
         atomic_store_explicit(&r->drained, 0, RLX);
         if ((err = task_wait(rt, r, fd, d, deadline))) {
@@ -524,6 +564,8 @@ void weft__io_fresh(int fd)
         r->notsock = 0;
         atomic_store_explicit(&r->tcp, 0, RLX);
         atomic_store_explicit(&r->drained, 0, RLX);
+        atomic_store_explicit(&r->closed, 0, RLX);
+        atomic_store_explicit(&r->rseq, 0, RLX);
         atomic_store_explicit(&r->state, REC_NONBLOCK, RLX);
         for (int d = 1; d >= 0; d--)
             weft__spin_unlock(qlock(&r->dir[d]));
@@ -562,7 +604,8 @@ void weft__fdrec_read(fdrec *r, ssize_t got, size_t asked)
     if (r && got > 0 && (size_t)got < asked &&
         atomic_load_explicit(&r->state, ACQ) == REC_REGISTERED &&
         atomic_load_explicit(&r->tcp, RLX))
-        atomic_store_explicit(&r->drained, 1, RLX);
+        atomic_store_explicit(&r->drained,
+                              atomic_load_explicit(&r->rseq, RLX) + 1, RLX);
 }
 
 int weft__fdrec_notsock(const fdrec *r)
@@ -599,6 +642,8 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     r->notsock = 0;
     atomic_store_explicit(&r->tcp, 0, RLX);
     atomic_store_explicit(&r->drained, 0, RLX);
+    atomic_store_explicit(&r->closed, 0, RLX);
+    atomic_store_explicit(&r->rseq, 0, RLX);
     for (int d = 1; d >= 0; d--)
         weft__spin_unlock(qlock(&r->dir[d]));
     weft__spin_unlock(&r->reg_lock);
