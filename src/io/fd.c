@@ -499,8 +499,8 @@ ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
     /* The last read was short: wait first ("Short reads"), unless the
      * read side has ended or the deadline has passed (then the call is
      * tried once). */
-    uint32_t mark = r && d == DIR_READ ? atomic_load_explicit(&r->drained, RLX)
-                                       : 0;
+    uint32_t mark =
+        r && d == DIR_READ ? atomic_load_explicit(&r->drained, RLX) : 0;
     if (mark && mark - 1 == atomic_load_explicit(&r->rseq, RLX) &&
         !atomic_load_explicit(&r->closed, RLX) &&
         (deadline == WEFT_NO_DEADLINE || deadline > weft__clock_ns())) {
