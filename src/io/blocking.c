@@ -48,7 +48,7 @@
 
 #define RLX memory_order_relaxed
 /* An idle thread retires after this long (10 s; tests shorten it). */
-uint64_t weft__blocking_keep_ns = 10000000000ull;
+_Atomic uint64_t weft__blocking_keep_ns = 10000000000ull;
 
 typedef struct bjob {
     struct bjob *next;
@@ -128,7 +128,8 @@ static void *pool_main(void *arg)
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             uint64_t until = (uint64_t)ts.tv_sec * 1000000000u +
-                             (uint64_t)ts.tv_nsec + weft__blocking_keep_ns;
+                             (uint64_t)ts.tv_nsec +
+                             atomic_load_explicit(&weft__blocking_keep_ns, RLX);
             ts.tv_sec = (time_t)(until / 1000000000u);
             ts.tv_nsec = (long)(until % 1000000000u);
             p->idle++;

@@ -19,6 +19,6 @@ void weft__blocking_rt_gone(weft_rt *rt);
 
 /* How long an idle pool thread waits for work before it retires, in ns
  * (10 s). Tests shorten it; read when a thread starts to wait. */
-extern uint64_t weft__blocking_keep_ns;
+extern _Atomic uint64_t weft__blocking_keep_ns;
 
 #endif

@@ -267,11 +267,12 @@ TEST(api, block_on_shutdown_cancels_queued_finishes_running)
 
 /* ---- destroy waits for a running call ----------------------------------- */
 
-static _Atomic int late_done;
+static _Atomic int late_started, late_done;
 
 static void *late(void *arg)
 {
     char *stack_buf = arg;
+    atomic_store(&late_started, 1);
     usleep(50000);
     memset(stack_buf, 0x5a, 64); /* the caller's stack: must still be
                                     there (ASan says if not) */
@@ -293,7 +294,14 @@ TEST(api, block_on_destroy_waits_for_running_call)
     int threads0 = count_threads();
     weft_task t;
     CHECK_OK(weft_spawn(rt, &t, late_caller, NULL, NULL));
-    usleep(10000);
+    /* Running on a pool thread, not merely submitted: a call not yet
+     * submitted at the shutdown is cancelled, rightly (TSan once took
+     * over 10 ms to get there). */
+    uint64_t t0 = weft_now_ns();
+    while (!atomic_load(&late_started)) {
+        CHECK_CMP_U64(weft_now_ns() - t0, <, 5000 * MS);
+        usleep(1000);
+    }
     CHECK_OK(weft_rt_shutdown(rt));
     CHECK_OK(weft_rt_destroy(rt));
     CHECK_EQ_INT(atomic_load(&late_done), 1);
@@ -315,8 +323,10 @@ static void *nop_caller(void *arg)
 
 TEST(api, block_on_idle_threads_retire)
 {
-    uint64_t keep = weft__blocking_keep_ns;
-    weft__blocking_keep_ns = 30 * MS;
+    /* Atomic: the pool's threads read it (TSan saw the plain store race
+     * with a thread of the second run). */
+    uint64_t keep = atomic_load(&weft__blocking_keep_ns);
+    atomic_store(&weft__blocking_keep_ns, 30 * MS);
     weft_rt *rt = rt_cap(2, 4, 64);
     test_run(rt, nop_caller, NULL);
     uint64_t t0 = weft_now_ns();
@@ -327,8 +337,8 @@ TEST(api, block_on_idle_threads_retire)
     /* A new call starts a thread again. */
     test_run(rt, nop_caller, NULL);
     CHECK_EQ_U64(test_stats(rt).blocking_calls, 2);
-    weft__blocking_keep_ns = keep;
     test_rt_destroy_clean(rt);
+    atomic_store(&weft__blocking_keep_ns, keep);
 }
 
 TEST(api, block_on_threads_config_checked)
