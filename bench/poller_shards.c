@@ -52,12 +52,12 @@ static uint64_t now_ns(void)
 }
 
 typedef struct {
-    int ep;           /* the instance this thread polls */
-    int rd[PAIRS];    /* registered reading ends */
-    int wr[PAIRS];    /* far ends, written to */
-    int cpu;          /* pinned here */
-    int mode;         /* 0 events, 1 empty polls */
-    uint64_t ops;     /* events handled, or polls made */
+    int ep;        /* the instance this thread polls */
+    int rd[PAIRS]; /* registered reading ends */
+    int wr[PAIRS]; /* far ends, written to */
+    int cpu;       /* pinned here */
+    int mode;      /* 0 events, 1 empty polls */
+    uint64_t ops;  /* events handled, or polls made */
     int fail;
 } thr;
 
@@ -115,8 +115,8 @@ static double one(int nthr, int shared, int mode, uint64_t span)
                 return -1;
             t[k].rd[i] = p[0];
             t[k].wr[i] = p[1];
-            struct epoll_event e = {.events = EPOLLIN | EPOLLOUT |
-                                              EPOLLRDHUP | EPOLLET,
+            struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP |
+                                              EPOLLET,
                                     .data.fd = p[0]};
             if (epoll_ctl(t[k].ep, EPOLL_CTL_ADD, p[0], &e))
                 return -1;
