@@ -8,11 +8,31 @@
  *    instead of its futex, one worker at a time (the blocker); its
  *    timeout is its earliest timer, at nanosecond resolution with
  *    epoll_pwait2 (Linux 5.11+), else rounded up to a millisecond;
- *  - a busy worker polls without blocking on its fairness tick (every
- *    61 decisions) when tasks wait and nobody blocks in the poller;
+ *  - a busy worker polls without blocking every IO_TICK (8) decisions
+ *    (runq.h) when tasks wait and nobody blocks in the poller. Every 61,
+ *    its fairness tick, left p99 at 2.1 ms in echo (1 worker, 100
+ *    connections): most events were then taken by the monitor, whose
+ *    wake-ups reach the worker only when its own queues are empty;
+ *    every 8: 0.83-1.1 ms, at 3-5% of the throughput. Not in mesh
+ *    mode: its wakes of other workers' tasks wait in mailboxes until
+ *    the fairness tick (io_wakeup_busy p50 39-43 -> 91-141 us);
  *  - the monitor polls without blocking when nobody has for
  *    WEFT_POLL_GAP_NS (sysmon.c), so that ready descriptors never wait
  *    behind tasks that do not switch (Go's gap is 10 ms, golang/go#51651).
+ *
+ * The monitor's nap. To poll within WEFT_POLL_GAP_NS of the last poll
+ * the monitor must look that often, and 4000 wake-ups a second on the
+ * CPU a busy worker runs on cost that worker 10% of its echo throughput
+ * (102-104k against 114-116k msg/s with looks every 1 ms). So the step
+ * between looks starts at the gap and doubles, up to the monitor's tick,
+ * each time it finds that others polled at least twice since its last
+ * look (so at least twice as often as it looks); it falls back to the
+ * gap as soon as the monitor has to poll itself. (Doubling on a single
+ * poll by others raised io_wakeup_busy's p50 from 17 to 114-160 us in
+ * some runs: workers that yield every 100 us poll every 800 us.) While every
+ * worker runs a task that does not switch, the monitor polls every
+ * WEFT_POLL_GAP_NS; when workers that polled stop switching, the first
+ * poll comes within one tick (1 ms by default) and the gap holds again.
  * Events go to the handler io/fd.c registered, which wakes the tasks
  * parked on the descriptor through the ordinary unpark path: on a worker,
  * into its own queues; on the monitor, through the summary tree.
@@ -224,19 +244,29 @@ void weft__poller_nap(weft_rt *rt, uint64_t tick)
 {
     weft_poller *p = &rt->poller;
     uint64_t end = weft__clock_ns() + tick;
+    if (p->nap_ns < WEFT_POLL_GAP_NS)
+        p->nap_ns = WEFT_POLL_GAP_NS;
     for (;;) {
         uint64_t now = weft__clock_ns();
-        if (weft__poller_wanted(p) &&
-            now - atomic_load_explicit(&p->last_poll, RLX) >=
+        if (weft__poller_wanted(p)) {
+            /* The header, "The monitor's nap". */
+            uint64_t others =
+                atomic_load_explicit(&p->polls, RLX) - p->nap_polls;
+            if (now - atomic_load_explicit(&p->last_poll, RLX) >=
                 WEFT_POLL_GAP_NS) {
-            weft_poll_events buf; /* the monitor's own thread stack */
-            weft__poller_poll(rt, &buf);
+                weft_poll_events buf; /* the monitor's own thread stack */
+                weft__poller_poll(rt, &buf);
+                p->nap_ns = WEFT_POLL_GAP_NS;
+            } else if (others >= 2 && p->nap_ns < tick) {
+                p->nap_ns *= 2;
+            }
+            p->nap_polls = atomic_load_explicit(&p->polls, RLX);
         }
         if (now >= end)
             return;
         uint64_t d = end - now;
-        if (weft__poller_wanted(p) && d > WEFT_POLL_GAP_NS)
-            d = WEFT_POLL_GAP_NS;
+        if (weft__poller_wanted(p) && d > p->nap_ns)
+            d = p->nap_ns;
         struct timespec ts = {0, (long)d};
         nanosleep(&ts, NULL);
     }

@@ -2,8 +2,9 @@
  * poller.h - the runtime's readiness poller (poller.c): one epoll
  * instance per runtime, made at the first file descriptor a task waits
  * on, which the workers poll without blocking on their fairness tick,
- * an idle worker blocks in instead of its futex, and the monitor polls
- * when nobody else has for WEFT_POLL_GAP_NS.
+ * and every IO_TICK decisions between (runq.h), an idle worker blocks
+ * in instead of its futex, and the monitor polls when nobody else has
+ * for WEFT_POLL_GAP_NS.
  *
  * The poller knows nothing of file descriptors' waiters: each event's
  * 64-bit key goes to the handler the layer above registered
@@ -19,10 +20,11 @@
 struct weft_rt;
 struct weft_worker;
 
-/* Longest a ready descriptor waits for a poll while workers are busy:
- * the monitor polls when no worker has for this long (Go: 10 ms). It
- * then wakes up to 4000 times a second, only while tasks wait on
- * descriptors and every worker is busy. */
+/* Longest a ready descriptor waits for a poll while every worker runs
+ * one task that does not switch: the monitor polls when nobody has for
+ * this long (Go: 10 ms), waking up to 4000 times a second then. While
+ * workers poll on their own it looks less often (poller.c, "The
+ * monitor's nap"). */
 #define WEFT_POLL_GAP_NS 250000ull
 
 /* The handler of one event: key as registered, events as epoll gives
@@ -48,6 +50,9 @@ typedef struct weft_poller {
     _Atomic uint32_t blocker;   /* worker id + 1 blocked in epoll_wait,
                                    0 none */
     _Atomic uint64_t last_poll; /* when some thread last polled (ns) */
+    uint64_t nap_ns;            /* the monitor's step between looks while
+                                   tasks wait (0: not yet); monitor only */
+    uint64_t nap_polls;         /* `polls` at its last look; monitor only */
     _Atomic uint64_t polls, blocking_polls, events; /* counters */
     _Atomic uint64_t waits; /* tasks that parked on a descriptor */
 } weft_poller;

@@ -22,6 +22,7 @@
 #define RLX memory_order_relaxed
 #define LIFO_MAX 3   /* consecutive LIFO-slot runs before it yields */
 #define FAIR_TICK 61 /* every so many decisions, injection queue first */
+#define IO_TICK 8    /* and every so many, descriptors polled (poller.c) */
 #define INJECT_BATCH 32
 #define BAND_NORMAL WEFT_BAND_NORMAL
 

@@ -237,8 +237,9 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
      * fast path, which does not come here, is diverted (rt.c). */
     if (weft_unlikely(atomic_load_explicit(&w->rt->stopping, RLX)))
         return -1;
-    if (weft_unlikely(w->fair_countdown-- <= 1)) { /* <= : a zeroed worker
-                                                       must tick, not wrap */
+    uint32_t countdown = w->fair_countdown--;
+    if (weft_unlikely(countdown <= 1)) { /* <= : a zeroed worker must
+                                            tick, not wrap */
         w->fair_countdown = FAIR_TICK;
         weft__bands_sync(w);
         poll_timers(w);
@@ -255,6 +256,14 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
             weft__steal_share(w);
         if ((s = weft__worker_from_inject(w)) >= 0)
             return routed(w, s, yband);
+    } else if (weft_unlikely(countdown % IO_TICK == 0) &&
+               weft_unlikely(weft__poller_wanted(&w->rt->poller)) &&
+               !w->rt->mesh) {
+        /* Between fairness ticks, every IO_TICK-th decision polls too
+         * while tasks wait on descriptors (poller.c, "Who polls"); not
+         * in mesh mode, where the tasks it wakes go through mailboxes
+         * that are flushed on the fairness tick. */
+        weft__poller_poll(w->rt, &w->pollev);
     }
     /* More than one band may have work: the banded order (a yielder of
      * another band than normal counts as one). */
