@@ -139,7 +139,22 @@ static void ended_tasks_release(size_t small)
     CHECK_CMP_INT(grown0 / MEM_TASKS, <, 512);
     /* Keeping stack_keep stacks; less what the join phase itself adds
      * (queue links, wake-up records: about 350 kB), measured above. */
-    long long kept = kept_after(small, keep, &st, &grown) - base;
+    long long kept = kept_after(small, keep, &st, &grown);
+    /* The chaos build measures each figure twice and keeps the smaller:
+     * its stalls add resident memory that is not the stacks' (seed 601:
+     * 480 kB more in one run of the 1,024 kept stacks, stacks_resident
+     * still 1,024), and such noise only adds; stacks kept for real are
+     * in both runs. */
+    for (int rep = 1; rep < (TEST_CHAOS ? 2 : 1); rep++) {
+        weft_stats s2;
+        long long g2, b2 = kept_after(small, 0, &s2, &g2);
+        CHECK_CMP_U64(s2.stacks_resident, <=, slack + 1);
+        base = b2 < base ? b2 : base;
+        long long k2 = kept_after(small, keep, &s2, &g2);
+        CHECK_CMP_U64(s2.stacks_resident, <=, keep + slack + 1);
+        kept = k2 < kept ? k2 : kept;
+    }
+    kept -= base;
     /* Every stack beyond stack_keep was given back, and what the stats
      * say is resident is what is: within 10% of stack_keep stacks. */
     CHECK_CMP_U64(st.stacks_resident, <=, keep + slack + 1);
