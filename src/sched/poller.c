@@ -27,10 +27,11 @@
  * between looks starts at the gap and doubles, up to the monitor's tick,
  * each time it finds that others polled at least twice since its last
  * look (so at least twice as often as it looks); it falls back to the
- * gap as soon as the monitor has to poll itself. (Doubling on a single
- * poll by others raised io_wakeup_busy's p50 from 17 to 114-160 us in
- * some runs: workers that yield every 100 us poll every 800 us.) While every
- * worker runs a task that does not switch, the monitor polls every
+ * gap as soon as the monitor has to poll itself. (Workers that yield
+ * every 100 us poll every 800 us: less often than that, so io_wakeup's
+ * busy case keeps the gap. Its p50 is 14-31 us in most runs, was 16-17,
+ * and about 105 us in some runs, which is not explained yet.) While
+ * every worker runs a task that does not switch, the monitor polls every
  * WEFT_POLL_GAP_NS; when workers that polled stop switching, the first
  * poll comes within one tick (1 ms by default) and the gap holds again.
  * Events go to the handler io/fd.c registered, which wakes the tasks
