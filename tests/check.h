@@ -201,6 +201,12 @@ weft_rt *test_rt_workers(uint32_t max_tasks, unsigned workers);
 /* A runtime from an explicit config; fails the test on error. */
 weft_rt *test_rt_cfg(const weft_config *cfg);
 
+/* No signal from rt's monitor: no preemption (latency 0) and no tier
+ * promotion. For tasks on stacks too small for a signal frame (weft.h,
+ * "Stack overflow": 3-4 KiB with AVX-512), which a long poll, as on a
+ * loaded machine or in the chaos build, would otherwise draw. */
+void test_policy_no_signals(weft_rt *rt);
+
 /* weft_rt_run(rt, fn, arg), checked; returns main's result. */
 void *test_run(weft_rt *rt, weft_fn fn, void *arg);
 

@@ -90,15 +90,7 @@ static long long kept_after(size_t small, size_t keep, weft_stats *st,
      * lands on whatever stack the worker runs when it arrives, and a
      * 4 KiB stack cannot take it (a reported overflow, not this test's
      * subject). Polls here are long only when the machine is busy. */
-    weft_policy pol;
-    CHECK_OK(weft_policy_get(rt, &pol));
-    pol.latency_ns = 0;
-    for (int t = 0; t < WEFT_TIERS; t++) {
-        pol.tier[t].promote_violations = 0;
-        pol.tier[t].promote_cpu_ms = 0;
-        pol.tier[t].promote_slow_polls = 0;
-    }
-    CHECK_OK(weft_policy_set(rt, &pol));
+    test_policy_no_signals(rt);
     mem_run *m = calloc(1, sizeof *m);
     CHECK_NOT_NULL(m);
     CHECK_OK(weft_event_init(&m->go));

@@ -83,6 +83,19 @@ weft_rt *test_rt_cfg(const weft_config *cfg)
     return rt;
 }
 
+void test_policy_no_signals(weft_rt *rt)
+{
+    weft_policy pol;
+    CHECK_OK(weft_policy_get(rt, &pol));
+    pol.latency_ns = 0;
+    for (int t = 0; t < WEFT_TIERS; t++) {
+        pol.tier[t].promote_violations = 0;
+        pol.tier[t].promote_cpu_ms = 0;
+        pol.tier[t].promote_slow_polls = 0;
+    }
+    CHECK_OK(weft_policy_set(rt, &pol));
+}
+
 weft_rt *test_rt_workers(uint32_t max_tasks, unsigned workers)
 {
     weft_config c;
