@@ -102,14 +102,30 @@ static void *nothing(void *arg)
     return arg;
 }
 
+/* A wait of this test that has lasted 20 s: say which, with a dump of
+ * the runtime, and fail, instead of running into the 60 s timeout with
+ * nothing said (chaos seed 643 hung here once, in a wait not known). */
+static void bounded(weft_rt *rt, const char *what, uint64_t t0)
+{
+    if (weft_now_ns() - t0 < UINT64_C(20000000000))
+        return;
+    fprintf(stderr, "# still waiting for %s after 20 s (spinning %d)\n", what,
+            atomic_load(&spinning));
+    weft_dump(rt, stderr);
+    weft_check_fail(__FILE__, __LINE__, "%s: 20 s", what);
+}
+
 /* Wait until every worker but the caller's says it is hungry. */
 static void wait_hungry(weft_rt *rt, uint32_t self)
 {
+    uint64_t t0 = weft_now_ns();
     for (uint32_t v = 0; v < WORKERS; v++)
         while (v != self &&
                !(atomic_load(&rt->hungry[atomic_load(&rt->hword[v])].bits) &
-                 (UINT64_C(1) << atomic_load(&rt->hbit[v]))))
+                 (UINT64_C(1) << atomic_load(&rt->hbit[v])))) {
+            bounded(rt, "every other worker hungry", t0);
             weft_yield();
+        }
 }
 
 static void *deflect_main(void *arg)
@@ -129,8 +145,9 @@ static void *deflect_main(void *arg)
         CHECK_OK(weft_spawn(NULL, &s[i], i < WORKERS - 1 ? spinner : nothing,
                             NULL, NULL));
     /* Wait until the three hold their workers. */
+    uint64_t t0 = weft_now_ns();
     while (atomic_load(&spinning) < WORKERS - 1)
-        ;
+        bounded(rt, "the spinners on their workers", t0);
     uint64_t before[WORKERS], after[WORKERS];
     for (uint32_t v = 0; v < WORKERS; v++)
         before[v] = atomic_load(&rt->mbox[v * WORKERS + self].tail);
