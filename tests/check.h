@@ -207,6 +207,11 @@ weft_rt *test_rt_cfg(const weft_config *cfg);
  * loaded machine or in the chaos build, would otherwise draw. */
 void test_policy_no_signals(weft_rt *rt);
 
+/* Wait (polling, up to 10 s, else the test fails) until task t is
+ * parked, on `wait` (weft_task_info's wait string) when not NULL; 0
+ * then, -1 if t ended or its handle went stale first. */
+int test_wait_parked(weft_task t, const char *wait);
+
 /* weft_rt_run(rt, fn, arg), checked; returns main's result. */
 void *test_run(weft_rt *rt, weft_fn fn, void *arg);
 

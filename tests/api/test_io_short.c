@@ -316,9 +316,7 @@ TEST_T(api, io_short_read_then_eof_is_seen_at_once, 60)
         eof_ctx c = {.fd = p[0]};
         weft_task t;
         CHECK_OK(weft_spawn(rt, &t, eof_reader, &c, NULL));
-        weft_task_info ti;
-        while (weft_task_info_get(t, &ti) == 0 && ti.state != WEFT_STATE_PARKED)
-            usleep(20);
+        CHECK_OK(test_wait_parked(t, NULL));
         CHECK_EQ_INT(write(p[1], "0123456789", 10), 10);
         CHECK_OK(shutdown(p[1], SHUT_WR));
         CHECK_OK(weft_join(t, NULL));
@@ -367,17 +365,12 @@ TEST(api, io_short_read_then_fd_wait_then_read_makes_the_call)
         CHECK_OK(weft_sem_init(&c.go, 0));
         weft_task t;
         CHECK_OK(weft_spawn(rt, &t, fdwait_reader, &c, NULL));
-        weft_task_info ti;
-        while (weft_task_info_get(t, &ti) == 0 && ti.state != WEFT_STATE_PARKED)
-            usleep(20);
+        CHECK_OK(test_wait_parked(t, NULL));
         CHECK_EQ_INT(write(p[1], "first", 5), 5);
         CHECK_OK(weft_sem_wait(&c.go));
         /* Parked in weft_fd_wait (the sem_post may not have parked it). */
-        do {
-            usleep(20);
-        } while (
-            weft_task_info_get(t, &ti) == 0 &&
-            (ti.state != WEFT_STATE_PARKED || strcmp(ti.wait, "fd read") != 0));
+        usleep(20);
+        CHECK_OK(test_wait_parked(t, "fd read"));
         CHECK_EQ_INT(write(p[1], "second", 6), 6);
         CHECK_OK(weft_join(t, NULL));
         CHECK_EQ_INT(c.r1, 5);

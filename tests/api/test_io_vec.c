@@ -40,9 +40,7 @@ TEST(api, io_readv_writev_park_and_join_vectors)
     CHECK_OK(weft_spawn(rt, &t, readv_task, &c, NULL));
     /* The reader parks: nothing to read yet (waited for, not slept on:
      * TSan once took over 20 ms to get the task there). */
-    weft_task_info ti;
-    while (weft_task_info_get(t, &ti) == 0 && ti.state != WEFT_STATE_PARKED)
-        usleep(100);
+    CHECK_OK(test_wait_parked(t, NULL));
     struct iovec w[3] = {{"hel", 3}, {"lo, ", 4}, {"vectors", 7}};
     CHECK_EQ_INT(weft_writev(sv[1], w, 3), 14); /* a plain thread */
     CHECK_OK(weft_join(t, NULL));
@@ -108,10 +106,7 @@ TEST(api, io_recvfrom_sendto_udp)
     /* Parked, not merely started (a call that begins after the close
      * rightly gets -EBADF: chaos seed 418 delayed the task past a 1 ms
      * sleep). */
-    weft_task_info ti;
-    while (weft_task_info_get(t, &ti) == 0 && ti.state != WEFT_STATE_PARKED)
-        usleep(100);
-    CHECK_EQ_INT(ti.state, WEFT_STATE_PARKED);
+    CHECK_OK(test_wait_parked(t, NULL));
     CHECK_OK(weft_close(r)); /* wakes the parked task */
     CHECK_OK(weft_join(t, NULL));
     CHECK_EQ_INT(c.r, -ECANCELED);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,6 +95,21 @@ void test_policy_no_signals(weft_rt *rt)
         pol.tier[t].promote_slow_polls = 0;
     }
     CHECK_OK(weft_policy_set(rt, &pol));
+}
+
+int test_wait_parked(weft_task t, const char *wait)
+{
+    uint64_t t0 = weft_now_ns();
+    weft_task_info ti;
+    while (weft_task_info_get(t, &ti) == 0) {
+        if (ti.state == WEFT_STATE_DONE)
+            return -1;
+        if (ti.state == WEFT_STATE_PARKED && (!wait || !strcmp(ti.wait, wait)))
+            return 0;
+        CHECK_CMP_U64(weft_now_ns() - t0, <, UINT64_C(10000000000));
+        usleep(20);
+    }
+    return -1;
 }
 
 weft_rt *test_rt_workers(uint32_t max_tasks, unsigned workers)
