@@ -141,6 +141,15 @@ typedef struct weft_config {
                                 runtime to stderr (WEFT_SIGQUIT_DUMP) */
     unsigned blocking_threads; /* cap on weft_block_on's threads, 1..65536
                                   (WEFT_BLOCKING_THREADS; default 512) */
+    const char *trace;         /* path: record an execution trace from the
+                                  start and write it there as Chrome
+                                  trace-event JSON at weft_trace_stop or
+                                  weft_rt_destroy (WEFT_TRACE; NULL none;
+                                  docs/trace.md) */
+    unsigned trace_ring_mb;    /* 0: trace rings of 16 MiB per worker that
+                                  drop new events when full; 1..4096:
+                                  flight recorder, the newest MiB per
+                                  worker (WEFT_TRACE_RING) */
     const char *bad_env;       /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
@@ -159,7 +168,8 @@ enum { WEFT_BALANCE_STEAL = 0, WEFT_BALANCE_MESH = 1 };
  *   WEFT_HUGE_PAGES (0 or 1), WEFT_BALANCE ("steal" or "mesh"),
  *   WEFT_POLICY ("balanced", "aggressive" or "permissive"), WEFT_FAIRNESS
  *   ("drr", "lottery" or "strict"), WEFT_PREEMPT_ALL (0 or 1),
- *   WEFT_SIGQUIT_DUMP (0 or 1), WEFT_BLOCKING_THREADS.
+ *   WEFT_SIGQUIT_DUMP (0 or 1), WEFT_BLOCKING_THREADS, WEFT_TRACE (a
+ *   path), WEFT_TRACE_RING (MiB).
  * Sizes accept a k/K, m/M or g/G suffix. */
 
 /* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */
@@ -738,6 +748,23 @@ typedef struct weft_task_info {
 /* A snapshot of task t; racy by nature (the task keeps running). -ESRCH
  * for a stale handle. Any thread. */
 WEFT_API int weft_task_info_get(weft_task t, weft_task_info *out);
+
+/* ---- Execution trace (docs/trace.md) -----------------------------------
+ * Which task ran on which worker when, parks with their reason, wakes
+ * (waker -> woken), steals, preemptions, workers' sleeps, spawns and
+ * ends, recorded per worker without locks into rings sized by
+ * cfg.trace_ring_mb, written as Chrome trace-event JSON (Perfetto,
+ * chrome://tracing, speedscope). cfg.trace / WEFT_TRACE=path records from
+ * weft_rt_create on.
+ * weft_trace_start: 0, -EALREADY (recording), -ENOMEM. Any thread.
+ * weft_trace_stop: stop recording; with cfg.trace, write the file (0,
+ *   -errno of the write); -ENOENT when not recording. Any thread.
+ * weft_trace_dump: write what the rings hold now (recording or stopped)
+ *   to f; 0, -ENOENT (never traced), -EIO, -ENOMEM. Any thread; not from
+ *   a task of rt while it records (its own events would be cut). */
+WEFT_API int weft_trace_start(weft_rt *rt);
+WEFT_API int weft_trace_stop(weft_rt *rt);
+WEFT_API int weft_trace_dump(weft_rt *rt, FILE *f);
 
 /* Write every worker (what it runs, its counters) and every live task
  * (state, priority, tier, CPU time, where it is parked) to f, one line

@@ -75,6 +75,11 @@ static const char *const wait_names[WEFT_WK_COUNT] = {
     [WEFT_WK_BLOCKING] = "blocking",
 };
 
+const char *weft__obs_wait_name(unsigned k)
+{
+    return k < WEFT_WK_COUNT && wait_names[k] ? wait_names[k] : "?";
+}
+
 /* ---- task info --------------------------------------------------------- */
 
 /* Fill *o for slot `slot` of rt, whose state word was s (not FREE).

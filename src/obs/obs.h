@@ -39,4 +39,11 @@ void weft__obs_sigquit_add(weft_rt *rt);
  * only. */
 void weft__obs_rt_gone(weft_rt *rt);
 
+/* The name of wait kind k (WEFT_WK_*), as dumps show it. */
+const char *weft__obs_wait_name(unsigned k);
+
+/* Start the execution trace with rt's configured ring size and mode
+ * (obs/trace.c): 0 or -errno. */
+int weft__obs_trace_begin(weft_rt *rt);
+
 #endif

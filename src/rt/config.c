@@ -47,6 +47,7 @@ static const struct {
     {"WEFT_PREEMPT_ALL", 0, offsetof(weft_config, preempt_all), 4},
     {"WEFT_SIGQUIT_DUMP", 0, offsetof(weft_config, dump_on_sigquit), 4},
     {"WEFT_BLOCKING_THREADS", 0, offsetof(weft_config, blocking_threads), 4},
+    {"WEFT_TRACE_RING", 0, offsetof(weft_config, trace_ring_mb), 4},
 };
 
 /* Variables that take a name: each maps its words onto an int field. */
@@ -123,8 +124,14 @@ void weft_config_default(weft_config *cfg)
         .preempt_all = 0,
         .dump_on_sigquit = 0,
         .blocking_threads = 512,
+        .trace = NULL,
+        .trace_ring_mb = 0,
         .bad_env = NULL,
     };
+    /* A path: taken as it is (an empty one means none). */
+    const char *tr = getenv("WEFT_TRACE");
+    if (tr && *tr)
+        cfg->trace = tr;
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].name);
         uint64_t x;
@@ -227,6 +234,13 @@ int weft__config_check(weft_config *c)
                                "blocking_threads (WEFT_BLOCKING_THREADS): %u "
                                "not in 1..65536",
                                c->blocking_threads);
+    if (c->trace_ring_mb > 4096)
+        return weft__error_set(-EINVAL,
+                               "trace_ring_mb (WEFT_TRACE_RING): %u not in "
+                               "0..4096",
+                               c->trace_ring_mb);
+    if (c->trace && !*c->trace)
+        return weft__error_set(-EINVAL, "trace (WEFT_TRACE): an empty path");
     if (c->pin != 0 && c->pin != 1)
         return weft__error_set(-EINVAL, "pin (WEFT_PIN): %d is not 0 or 1",
                                c->pin);

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -108,6 +109,12 @@ static void stop_workers(weft_rt *rt, uint32_t started)
     }
     weft__poller_kick(rt); /* a worker asleep in the poller */
     weft__thr_stop_all(rt);
+    /* A trace still recording ends here, written to cfg.trace's path:
+     * every thread has stopped, and the counters it is checked against
+     * (which read the isolation identities) are still there. Errors are
+     * weft_trace_stop's to report, not the destroy's. */
+    if (atomic_load_explicit(&rt->trace_on, RLX))
+        (void)weft_trace_stop(rt);
     weft__thr_fini(rt);
 }
 
@@ -314,6 +321,16 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
         weft__error_set(err, "threads: no memory for the thread table");
         goto fail_thr;
     }
+    /* The execution trace from the start (cfg.trace, cfg.trace_ring_mb):
+     * before the workers, so their first polls are in it. */
+    rt->cfg.trace = NULL;
+    if (cfg.trace && !(rt->trace_path = strdup(cfg.trace))) {
+        err = weft__error_set(-ENOMEM, "trace: the path");
+        goto fail_trace;
+    }
+    rt->cfg.trace = rt->trace_path;
+    if ((cfg.trace || cfg.trace_ring_mb) && (err = weft__obs_trace_begin(rt)))
+        goto fail_trace;
     uint32_t started;
     if ((err = start(rt, &l, a, &started)))
         goto fail_start;
@@ -323,7 +340,12 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
 
 fail_start:
     stop_workers(rt, started); /* frees the thread table too */
+    goto fail_thr;
+fail_trace:
+    weft__thr_fini(rt);
 fail_thr:
+    weft__trace_free(rt);
+    free(rt->trace_path);
     weft__registry_remove(rt);
 fail_enroll:
     weft__obs_rt_gone(rt);
@@ -380,6 +402,8 @@ int weft_rt_destroy(weft_rt *rt)
     weft__poller_destroy(rt); /* the epoll instance and the eventfd */
     weft__obs_rt_gone(rt);    /* no SIGQUIT dump still reads it */
     weft__inject_destroy(&rt->inject);
+    weft__trace_free(rt);
+    free(rt->trace_path);
     weft__arena_unmap(rt->arena, rt->arena_size);
     weft__stack_guards_return(guards); /* their mappings are gone */
     return 0;

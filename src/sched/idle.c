@@ -141,6 +141,9 @@ void weft__idle_wait(weft_worker *w)
          * nowhere on the switch path (obs/stats.c derives busy time). */
         uint64_t t0 = weft__clock_ns();
         atomic_store_explicit(&w->sleep_since, t0, RLX);
+        if (weft__tracing(rt))
+            weft__trace_event(rt, w, WEFT_TEV_SLEEP, UINT32_MAX, (unsigned)poll,
+                              0, 0, 0);
         if (poll) {
             /* One round: an event, a kick, or the timer; the events
              * may have made tasks ready here. */
@@ -155,6 +158,8 @@ void weft__idle_wait(weft_worker *w)
                     break; /* a timer is due */
         }
         uint64_t t1 = weft__clock_ns(), slept = t1 - t0;
+        if (weft__tracing(rt))
+            weft__trace_event(rt, w, WEFT_TEV_WAKEUP, UINT32_MAX, 0, 0, 0, 0);
         atomic_store_explicit(&w->st.idle_ns,
                               atomic_load_explicit(&w->st.idle_ns, RLX) + slept,
                               RLX);

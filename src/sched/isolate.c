@@ -178,6 +178,8 @@ void weft__thr_fini(weft_rt *rt)
         free(rt->iso[i].timers.e);
     free(rt->iso);
     free(rt->thr);
+    rt->iso = NULL; /* a trace stopped after this touches none */
+    rt->thr = NULL;
 }
 
 void weft__thr_stop_all(weft_rt *rt)

@@ -162,7 +162,35 @@ struct weft_rt {
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t obs_lock;
     int obs_sigquit;      /* cfg.dump_on_sigquit took effect (obs/dump.c) */
     weft_stats *obs_base; /* [nworkers + 1], in the arena */
+    /* The execution trace (sched/trace.c, obs/trace.c). trace_on and
+     * trace_other are read by the hooks (relaxed test, acquire load of
+     * the ring); the rest is the tracing caller's. */
+    weft_aligned(WEFT_CACHELINE) _Atomic uint32_t trace_on;
+    weft_tring *_Atomic trace_other; /* plain threads' and isolation
+                                        identities' ring */
+    weft_tring **trace_rings;        /* [nworkers + 1], from the first
+                                        start to the destroy */
+    uint64_t trace_t0;               /* the trace's start (ns) */
+    int trace_wrap;                  /* flight recorder */
+    char *trace_path;      /* cfg.trace: written at stop and destroy */
+    size_t trace_ring_mb;  /* cfg.trace_ring_mb */
+    weft_stats trace_base; /* weft_stats at the start */
 };
+
+/* Is rt recording a trace? The hooks' test. Any thread. */
+static inline int weft__tracing(const struct weft_rt *rt)
+{
+    return weft_unlikely(atomic_load_explicit(&((struct weft_rt *)rt)->trace_on,
+                                              memory_order_relaxed));
+}
+
+/* trace.c: record an event of a hook running on worker w (NULL: not one
+ * of rt's), and poll_turn's out-of-line part. */
+void weft__trace_event(struct weft_rt *rt, weft_worker *w, unsigned kind,
+                       uint32_t slot, unsigned x, unsigned y, uint64_t a,
+                       uint64_t b);
+void weft__trace_run(weft_worker *w, weft_tcb *from, uint32_t to_slot1,
+                     uintptr_t why);
 
 /* The generation a handle to a task with state word s shows: the slot's
  * generation plus the runtime's epoch (rt.c), 24 bits. Any thread. */

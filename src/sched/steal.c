@@ -76,6 +76,9 @@ weft_noinline int64_t weft__steal_take(weft_worker *w)
                     break;
                 if (x != WEFT_DEQUE_ABORT) {
                     stat_inc(&w->st.steals);
+                    if (weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))
+                        weft__trace_event(w->rt, w, WEFT_TEV_STEAL, x, 0, v->id,
+                                          0, 0);
                     WEFT_EVW(v, x, WEFT_EV_STOLEN);
                     return x;
                 }

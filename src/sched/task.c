@@ -75,6 +75,20 @@ static int check_attr(const weft_rt *rt, const weft_spawn_attr *a,
     return 0;
 }
 
+/* The trace's SPAWN event: the child and who spawned it (a task of rt,
+ * or 0). */
+weft_cold weft_noinline static void trace_spawn(weft_rt *rt, weft_worker *w,
+                                                uint32_t slot, uint64_t gen)
+{
+    uint64_t parent = 0;
+    if (w && w->rt == rt && w->current)
+        parent =
+            (w->cur_slot + UINT64_C(1)) |
+            (uint64_t)hgen(rt, atomic_load_explicit(&w->current->state, RLX))
+                << 32;
+    weft__trace_event(rt, w, WEFT_TEV_SPAWN, slot, 0, 0, hgen(rt, gen), parent);
+}
+
 int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
                const weft_spawn_attr *attr)
 {
@@ -127,10 +141,16 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     /* Relaxed: the task is handed over by a queue push or a signal bit,
      * both release operations. */
     atomic_store_explicit(&t->state, gen | bits | WEFT_TS_RUNNABLE, RLX);
-    if (mine)
+    /* The trace's test on a line the counter's increment writes. */
+    if (mine) {
         stat_inc(&w->st.spawns);
-    else
+        if (weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))
+            trace_spawn(rt, w, (uint32_t)slot, gen);
+    } else {
         atomic_fetch_add_explicit(&rt->ext_spawns, 1, RLX);
+        if (weft__tracing(rt))
+            trace_spawn(rt, w, (uint32_t)slot, gen);
+    }
     if (out)
         *out = weft__handle(rt->id, (uint32_t)slot, hgen(rt, gen));
     if (mine)
@@ -141,6 +161,14 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
 }
 
 /* ---- the end of a task ---------------------------------------------- */
+
+/* The trace's END event of slot. */
+weft_cold weft_noinline static void trace_end(weft_rt *rt, weft_worker *w,
+                                              uint32_t slot)
+{
+    uint64_t s = atomic_load_explicit(&rt->hot[slot].state, RLX);
+    weft__trace_event(rt, w, WEFT_TEV_END, slot, 0, 0, hgen(rt, s), 0);
+}
 
 void weft__task_exit(void *result)
 {
@@ -188,6 +216,9 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
     weft_rt *rt = w->rt;
     weft_tcb_cold *c = &rt->cold[slot];
     stat_inc(&w->st.finishes);
+    /* No trace hook here: the switch away from a finished task records
+     * the end (RUN with MSG_DEAD, trace.h); a hook here cost this
+     * function its leaf shape (callgrind spawn +14 instructions a task). */
 
     uint64_t s = atomic_load_explicit(&t->state, RLX);
     if (s & WEFT_TS_DETACHED) {
@@ -286,6 +317,8 @@ static int run_inline(weft_worker *w, uint32_t slot)
     c->tls = NULL;
     c->tls_area = NULL;
     stat_inc(&w->st.finishes);
+    if (weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))
+        trace_end(rt, w, slot);
     w->current = parent;
     w->cur_slot = pslot;
     atomic_store_explicit(&w->running, pslot + 1, RLX);

@@ -96,8 +96,18 @@ weft_noinline static void poll_tick(weft_worker *w, weft_tcb *from,
 }
 
 static inline __attribute__((always_inline)) void
-poll_turn(weft_worker *w, weft_tcb *from, uint32_t to_slot1)
+poll_turn(weft_worker *w, weft_tcb *from, uint32_t to_slot1, uintptr_t why,
+          int traced)
 {
+    /* The execution trace: one load of a line this function writes
+     * anyway, and a predictable branch, when off. weft_yield's fast path
+     * passes traced = 0 (a call there would cost it callee-saved
+     * registers: callgrind switch +7.5%; a test of `tracing` among its
+     * conditions, +2.6%): while tracing, the worker keeps itself off that
+     * path by clearing its top1 (weft__trace_run) as isolation does, and
+     * takes it back on its fairness tick once the trace has stopped. */
+    if (traced && weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))
+        weft__trace_run(w, from, to_slot1, why);
     uint64_t now = atomic_load_explicit(&w->coarse_ns, RLX);
     if (from) {
         atomic_store_explicit(&from->polls,
@@ -241,6 +251,11 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
     if (weft_unlikely(countdown <= 1)) { /* <= : a zeroed worker must
                                             tick, not wrap */
         w->fair_countdown = FAIR_TICK;
+        /* The yield fast path back after a trace (poll_turn). */
+        if (weft_unlikely(!w->top1) && !w->iso_of &&
+            !atomic_load_explicit(&w->tracing, RLX) &&
+            w->rt->sum.top_count == 1)
+            w->top1 = w->rt->sum.top;
         weft__bands_sync(w);
         poll_timers(w);
         /* Descriptors: a poll without blocking, when tasks wait on some
@@ -322,7 +337,7 @@ switch_ctx(weft_worker *w, weft_tcb *from, int64_t to, uintptr_t msg)
     if (from && weft_unlikely(atomic_load_explicit(&from->state, RLX) &
                               (WEFT_TS_SMALL | WEFT_TS_CANARY)))
         weft__switch_check_canary(w, from);
-    poll_turn(w, from, to >= 0 ? (uint32_t)to + 1 : 0);
+    poll_turn(w, from, to >= 0 ? (uint32_t)to + 1 : 0, msg & MSG_MASK, 1);
     if (from)
         WEFT_EVW(w, slot_of(rt, from), WEFT_EV_OUT);
     if (to >= 0) {
@@ -438,7 +453,7 @@ void weft_yield(void)
         w->yq.tail = 0;
     w->current = t;
     w->cur_slot = next;
-    poll_turn(w, cur, head);
+    poll_turn(w, cur, head, MSG_YIELD, 0);
     stat_inc(&w->st.fast_yields);
     uintptr_t got = (uintptr_t)weft__ctx_switch(
         &cur->sp, t->sp, (void *)((uintptr_t)cur | MSG_YIELD));
@@ -494,7 +509,7 @@ weft_noreturn static void bequeath(weft_worker *w, weft_tcb *cur, uint32_t slot,
     atomic_store_explicit(&rt->pool[cls].owner[i], next + 1, RLX);
     if (weft_unlikely(atomic_load_explicit(&cur->state, RLX) & WEFT_TS_CANARY))
         atomic_fetch_or_explicit(&t->state, WEFT_TS_CANARY, RLX);
-    poll_turn(w, cur, next + 1);
+    poll_turn(w, cur, next + 1, MSG_DEAD, 1);
     WEFT_EV(rt, next, WEFT_EV_IN);
     weft__task_publish_end(w, cur, slot);
     w->current = t;
@@ -591,6 +606,8 @@ int weft__worker_preempt(weft_worker *w)
         return 0;
     stat_inc(&w->st.preemptions);
     stat_inc(&w->st.yields);
+    if (weft__tracing(w->rt))
+        weft__trace_event(w->rt, w, WEFT_TEV_PREEMPT, w->cur_slot, 0, 0, 0, 0);
     switch_ctx(w, cur, next,
                (uintptr_t)cur | (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));
     return 1;

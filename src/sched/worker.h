@@ -15,6 +15,7 @@
 #include "../queue/deque.h"
 #include "poller.h"
 #include "task.h"
+#include "trace.h"
 #include "timer.h"
 
 struct weft_rt;
@@ -144,6 +145,9 @@ typedef struct weft_worker {
                                   in the scheduler: the owner's relaxed
                                   store beside `current`, read racily by
                                   weft_task_info and weft_dump */
+    _Atomic uint32_t tracing; /* 1 while `trace` below is set: the one
+                                 test the switch path makes (in the
+                                 padding before st) */
     weft_wstats st;           /* counters: owner writes, stats reads */
     /* Budgets and preemption (sysmon.c, preempt.c). A poll is one run of
      * a task between two switches; the poll sequence number is
@@ -199,6 +203,9 @@ typedef struct weft_worker {
     uint64_t start_ns; /* when it was started; set before its thread is */
     _Atomic uint64_t sleep_since; /* owner: when it went to sleep, 0 while
                                      awake (read by obs/stats.c) */
+    /* The execution trace's ring of this worker (sched/trace.h), NULL
+     * while not tracing. */
+    weft_tring *_Atomic trace;
 
     /* Neighbours (mesh.c, weft__mesh_set_groups), owner-only. */
     uint32_t *order; /* other workers, nearest (same L3) first */

@@ -24,7 +24,8 @@ static const char *const names[] = {"WEFT_WORKERS",     "WEFT_MAX_TASKS",
                                     "WEFT_PIN",         "WEFT_HUGE_PAGES",
                                     "WEFT_PREEMPT_ALL", "WEFT_SIGQUIT_DUMP",
                                     "WEFT_BALANCE",     "WEFT_POLICY",
-                                    "WEFT_FAIRNESS"};
+                                    "WEFT_FAIRNESS",    "WEFT_TRACE_RING",
+                                    "WEFT_TRACE"};
 #define NV (sizeof names / sizeof names[0])
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
@@ -50,9 +51,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     if (i < n) { /* raw field bytes after 0xff */
         i++;
         size_t m = n - i < sizeof c ? n - i : sizeof c;
-        const char *bad = c.bad_env;
+        const char *bad = c.bad_env, *trace = c.trace;
         memcpy(&c, d + i, m);
-        c.bad_env = bad; /* a pointer: not the fuzzer's to choose */
+        c.bad_env = bad; /* pointers: not the fuzzer's to choose */
+        c.trace = trace;
     }
     int r = weft__config_check(&c);
     if (r) {
@@ -72,6 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     assert(c.pin == 0 || c.pin == 1);
     assert(c.huge_pages == 0 || c.huge_pages == 1);
     assert(c.balance == WEFT_BALANCE_STEAL || c.balance == WEFT_BALANCE_MESH);
+    assert(c.trace_ring_mb <= 4096);
+    assert(!c.trace || c.trace[0]);
     assert((unsigned __int128)c.max_tasks *
                (c.stack_size + c.small_stack_size + 2 * page) <
            ((unsigned __int128)64 << 40));

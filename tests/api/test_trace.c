@@ -1,0 +1,149 @@
+/*
+ * test_trace.c - the execution trace's API and rings (docs/trace.md):
+ * start/stop/dump errors, the flight recorder keeping only the newest
+ * events when its ring wraps, and a full ring dropping (and counting)
+ * events instead of holding up a worker. Whole traces are checked by
+ * tools/trace-check.py (CTest entries trace-*).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "internal.h"
+
+enum { ROUNDS = 20000 };
+
+/* Two tasks of the given name bounce a message `rounds` times. */
+typedef struct bounce {
+    weft_chan *a, *b;
+    int rounds;
+} bounce;
+
+static void *echoer(void *arg)
+{
+    bounce *x = arg;
+    int v;
+    for (int i = 0; i < x->rounds; i++) {
+        CHECK_OK(weft_chan_recv(x->a, &v));
+        CHECK_OK(weft_chan_send(x->b, &v));
+    }
+    return NULL;
+}
+
+static void bounce_run(const char *name, int rounds)
+{
+    bounce x = {.rounds = rounds};
+    CHECK_OK(weft_chan_create(&x.a, sizeof(int), 0));
+    CHECK_OK(weft_chan_create(&x.b, sizeof(int), 0));
+    weft_spawn_attr a = WEFT_SPAWN_ATTR_INIT;
+    a.name = name;
+    weft_task t;
+    CHECK_OK(weft_spawn(NULL, &t, echoer, &x, &a));
+    for (int i = 0; i < rounds; i++) {
+        int v = i;
+        CHECK_OK(weft_chan_send(x.a, &v));
+        CHECK_OK(weft_chan_recv(x.b, &v));
+        CHECK_EQ_INT(v, i);
+    }
+    CHECK_OK(weft_join(t, NULL));
+    CHECK_OK(weft_chan_destroy(x.a));
+    CHECK_OK(weft_chan_destroy(x.b));
+}
+
+static void *old_then_new(void *arg)
+{
+    (void)arg;
+    bounce_run("old", ROUNDS);
+    bounce_run("new", ROUNDS);
+    return NULL;
+}
+
+/* The dump of rt's trace as a string (malloc'd). */
+static char *dump_text(weft_rt *rt)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK_NOT_NULL(f);
+    CHECK_OK(weft_trace_dump(rt, f));
+    CHECK_EQ_INT(fclose(f), 0);
+    return buf;
+}
+
+static unsigned count(const char *s, const char *what)
+{
+    unsigned n = 0;
+    for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+TEST_T(api, trace_start_stop_dump_errors, 30)
+{
+    weft_rt *rt = test_rt(2);
+    CHECK_EQ_INT(weft_trace_dump(rt, stderr), -ENOENT); /* never traced */
+    CHECK_EQ_INT(weft_trace_stop(rt), -ENOENT);
+    CHECK_OK(weft_trace_start(rt));
+    CHECK_EQ_INT(weft_trace_start(rt), -EALREADY);
+    CHECK_OK(weft_trace_stop(rt)); /* no path: nothing written */
+    CHECK_EQ_INT(weft_trace_stop(rt), -ENOENT);
+    CHECK_EQ_INT(weft_trace_start(NULL), -EINVAL);
+    CHECK_EQ_INT(weft_trace_dump(rt, NULL), -EINVAL);
+    /* Started again, it records again (a restart resets the rings). */
+    CHECK_OK(weft_trace_start(rt));
+    test_run(rt, old_then_new, NULL);
+    CHECK_OK(weft_trace_stop(rt));
+    char *s = dump_text(rt);
+    CHECK_CMP_INT(count(s, "\"name\":\"new #"), >=, ROUNDS);
+    free(s);
+    test_rt_destroy_clean(rt);
+}
+
+/* Flight recorder: 1 MiB per worker holds 16,384 events; two phases of
+ * 80,000 switches each: only the newest remain, so the second phase's
+ * tasks are there and the first's are gone. */
+TEST_T(api, trace_flight_recorder_keeps_the_newest, 60)
+{
+    weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = 2;
+    cfg.trace_ring_mb = 1;
+    weft_rt *rt = test_rt_cfg(&cfg);
+    test_run(rt, old_then_new, NULL);
+    char *s = dump_text(rt);
+    unsigned old = count(s, "\"name\":\"old #"),
+             new = count(s, "\"name\":\"new #");
+    fprintf(stderr, "# flight recorder: %u old polls, %u new polls kept\n", old,
+            new);
+    CHECK_EQ_INT(old, 0);
+    CHECK_CMP_INT(new, >, 1000);
+    CHECK_NOT_NULL(strstr(s, "\"mode\":\"flight\""));
+    free(s);
+    test_rt_destroy_clean(rt);
+}
+
+/* A full ring drops and counts: rings of 64 events, 40,000 switches. The
+ * run completes (no worker waits for room), and the drops are counted. */
+TEST_T(api, trace_full_ring_drops_and_counts, 60)
+{
+    weft_rt *rt = test_rt(2);
+    CHECK_OK(weft__trace_start(rt, 64 * sizeof(weft_tev), 0));
+    test_run(rt, old_then_new, NULL);
+    CHECK_OK(weft__trace_stop(rt));
+    uint64_t dropped = 0, kept = 0;
+    for (uint32_t i = 0; i <= rt->nworkers; i++) {
+        dropped += atomic_load(&rt->trace_rings[i]->dropped);
+        uint64_t next = atomic_load(&rt->trace_rings[i]->next);
+        kept += next < 64 ? next : 64;
+    }
+    fprintf(stderr, "# %llu events kept, %llu dropped\n",
+            (unsigned long long)kept, (unsigned long long)dropped);
+    CHECK_CMP_U64(dropped, >, 4 * ROUNDS);
+    CHECK_CMP_U64(kept, <=, 64 * (uint64_t)(rt->nworkers + 1));
+    char *s = dump_text(rt);
+    CHECK_NULL(strstr(s, "\"dropped\":0,")); /* said in the file */
+    free(s);
+    test_rt_destroy_clean(rt);
+}
