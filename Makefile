@@ -6,6 +6,10 @@
 #                build and a TSan build
 #   make bench   the benchmarks beside the peers of ../shared/peers
 #                (when present), with ratios
+#   make report  run the benchmarks and the peers (when present) and write
+#                docs/benchmarks.md with plots in docs/benchmarks/ (tools/
+#                report.sh); REPORT_INPUT=FILE builds it from saved BENCH
+#                lines instead, running nothing
 #   make soak    build (Release) and run the soak, bench/soak.c, for
 #                MINUTES minutes (default 1; fractions allowed)
 #   make clean   remove the build trees
@@ -18,7 +22,7 @@ CMAKE  ?= cmake
 PEERS  ?= ../shared/peers
 MINUTES ?= 1
 
-.PHONY: run test test-normal test-asan test-tsan bench soak clean deps
+.PHONY: run test test-normal test-asan test-tsan bench report soak clean deps
 
 deps:
 	@sh tools/deps.sh
@@ -53,6 +57,10 @@ bench: build/bench/weft-bench
 	    { ./build/bench/weft-bench | grep '^BENCH'; \
 	      bash $(PEERS)/run.sh; } | bash $(PEERS)/compare.sh; \
 	else ./build/bench/weft-bench; fi
+
+# With REPORT_INPUT nothing runs, so nothing is built.
+report: $(if $(REPORT_INPUT),,build/bench/weft-bench)
+	@PEERS='$(PEERS)' REPORT_INPUT='$(REPORT_INPUT)' bash tools/report.sh
 
 clean:
 	rm -rf build build-test build-asan build-tsan build-ucontext build-cross build-rel build-fuzz
