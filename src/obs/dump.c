@@ -442,6 +442,13 @@ static void on_sigquit(int sig)
         if (rt && rt->obs_sigquit) {
             out o = {.fd = 2};
             dump_rt(&o, rt, 1);
+            /* A flight recorder is written by the monitor, not here (a
+             * file, a sort: not async-signal-safe; sysmon.c). */
+            if (atomic_load_explicit(&rt->trace_on, RLX) &&
+                atomic_load_explicit(&rt->trace_wrap, RLX)) {
+                atomic_store_explicit(&rt->trace_req, 1, RLX);
+                weft__sysmon_kick(rt);
+            }
         }
     }
     /* Release: our reads of the arena happen before the destroyer's

@@ -32,10 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../base/clock.h"
 #include "../sched/switch.h"
 #include "../base/error.h"
+#include "../base/spin.h"
 #include "../sched/trace.h"
 #include "obs.h"
 
@@ -364,6 +366,27 @@ static int write_json(weft_rt *rt, FILE *f)
         case WEFT_TEV_PREEMPT:
             instant(&o, "preempt", "preempt", tid, ts, slot, NULL);
             break;
+        case WEFT_TEV_TIER: {
+            static const char *const tiers[] = {"monitor", "warn", "yield",
+                                                "isolate"};
+            snprintf(extra, sizeof extra, ",\"tier\":\"%s\",\"ran_us\":%.3f",
+                     x_of(e) < 4 ? tiers[x_of(e)] : "?",
+                     (double)e->e.b / 1000.0);
+            instant(&o, "tier", "tier", tid, ts, slot, extra);
+            break;
+        }
+        case WEFT_TEV_ISOLATE:
+            snprintf(extra, sizeof extra, ",\"thread\":%u", y_of(e));
+            instant(&o, "isolate", "isolate", tid, ts, slot, extra);
+            break;
+        case WEFT_TEV_MAIL:
+            snprintf(extra, sizeof extra, ",\"to\":%u,\"tasks\":%" PRIu64,
+                     y_of(e), e->e.a);
+            instant(&o, "mail", "mail", tid, ts, slot, extra);
+            break;
+        case WEFT_TEV_TIMER:
+            instant(&o, "timer", "timer", tid, ts, slot, NULL);
+            break;
         case WEFT_TEV_SLEEP:
             t->sleep_from = ts;
             t->sleep_poll = x_of(e);
@@ -400,8 +423,8 @@ static int write_json(weft_rt *rt, FILE *f)
         ",\"mode\":\"%s\",\"events\":%zu,\"dropped\":%" PRIu64
         ",\"recording\":%u,\"stats\":{",
         WEFT_VERSION_MAJOR, WEFT_VERSION_MINOR, WEFT_VERSION_PATCH, nw,
-        rt->trace_wrap ? "flight" : "ring", n, dropped,
-        (unsigned)atomic_load_explicit(&rt->trace_on, RLX));
+        atomic_load_explicit(&rt->trace_wrap, RLX) ? "flight" : "ring", n,
+        dropped, (unsigned)atomic_load_explicit(&rt->trace_on, RLX));
     stat_field(f, "spawns", now.spawns, b->spawns, 0);
     stat_field(f, "finishes", now.finishes, b->finishes, 0);
     stat_field(f, "parks", now.parks, b->parks, 0);
@@ -419,15 +442,60 @@ static int write_json(weft_rt *rt, FILE *f)
 
 /* ---- the API ------------------------------------------------------------ */
 
-int weft__obs_trace_begin(weft_rt *rt)
+/* The flight recorder written on a trigger (the monitor, sysmon.c):
+ * cfg.trace's path, or weft-trace-PID.json, with -N before its .json
+ * (the Nth such write), so that one trigger's file is not overwritten
+ * by the next. */
+static int flush(weft_rt *rt, const char *why)
+{
+    static _Atomic unsigned seq;
+    char base[4096], path[4200];
+    weft__spin_lock(&rt->trace_lock);
+    if (!atomic_load_explicit(&rt->trace_on, RLX) ||
+        !atomic_load_explicit(&rt->trace_wrap, RLX)) {
+        weft__spin_unlock(&rt->trace_lock); /* stopped meanwhile */
+        return 0;
+    }
+    if (rt->trace_path)
+        snprintf(base, sizeof base, "%s", rt->trace_path);
+    else
+        snprintf(base, sizeof base, "weft-trace-%ld.json", (long)getpid());
+    size_t n = strlen(base);
+    if (n > 5 && !strcmp(base + n - 5, ".json"))
+        base[n - 5] = 0;
+    snprintf(path, sizeof path, "%s-%u.json", base,
+             atomic_fetch_add_explicit(&seq, 1, RLX) + 1);
+    FILE *f = fopen(path, "w");
+    int err = f ? write_json(rt, f) : -errno;
+    if (f && fclose(f) && !err)
+        err = -EIO;
+    weft__spin_unlock(&rt->trace_lock);
+    fprintf(stderr, "weft: flight recorder %s %s (after %s)\n",
+            err ? "NOT written to" : "written to", path, why);
+    return err;
+}
+
+/* Start with rt's configured ring size and mode. Under trace_lock. */
+static int begin(weft_rt *rt)
 {
     size_t bytes = rt->cfg.trace_ring_mb ? (size_t)rt->cfg.trace_ring_mb << 20
                                          : RING_BYTES;
     weft_stats base;
     weft__obs_totals(rt, weft__clock_ns(), 0, &base);
+    rt->trace_base = base; /* before any event, so under the same order */
     int err = weft__trace_start(rt, bytes, rt->cfg.trace_ring_mb != 0);
+    /* Release: the writer's code and rt's trace fields before the
+     * monitor's acquire load (sysmon.c, trace_triggers). */
     if (!err)
-        rt->trace_base = base;
+        atomic_store_explicit(&rt->trace_flush, flush, memory_order_release);
+    return err;
+}
+
+int weft__obs_trace_begin(weft_rt *rt)
+{
+    weft__spin_lock(&rt->trace_lock);
+    int err = begin(rt);
+    weft__spin_unlock(&rt->trace_lock);
     return err;
 }
 
@@ -442,16 +510,20 @@ int weft_trace_stop(weft_rt *rt)
 {
     if (!rt)
         return -EINVAL;
+    weft__spin_lock(&rt->trace_lock);
     int err = weft__trace_stop(rt);
-    if (err || !rt->trace_path)
-        return err;
-    FILE *f = fopen(rt->trace_path, "w");
-    if (!f)
-        return weft__error_set(-errno, "trace: cannot write %s",
-                               rt->trace_path);
-    err = write_json(rt, f);
-    if (fclose(f) && !err)
-        err = -EIO;
+    if (!err && rt->trace_path) {
+        FILE *f = fopen(rt->trace_path, "w");
+        if (!f)
+            err = weft__error_set(-errno, "trace: cannot write %s",
+                                  rt->trace_path);
+        else {
+            err = write_json(rt, f);
+            if (fclose(f) && !err)
+                err = -EIO;
+        }
+    }
+    weft__spin_unlock(&rt->trace_lock);
     return err;
 }
 
@@ -459,7 +531,8 @@ int weft_trace_dump(weft_rt *rt, FILE *f)
 {
     if (!rt || !f)
         return -EINVAL;
-    if (!rt->trace_rings)
-        return -ENOENT;
-    return write_json(rt, f);
+    weft__spin_lock(&rt->trace_lock);
+    int err = rt->trace_rings ? write_json(rt, f) : -ENOENT;
+    weft__spin_unlock(&rt->trace_lock);
+    return err;
 }

@@ -324,6 +324,9 @@ int weft__isolate_here(weft_worker *w)
     w->current = NULL;
     atomic_store_explicit(&w->running, 0, RLX);
     atomic_fetch_add_explicit(&rt->isolations, 1, RLX);
+    if (weft__tracing(rt))
+        weft__trace_event(rt, w, WEFT_TEV_ISOLATE, iso->cur_slot, 0,
+                          atomic_load_explicit(&iso->thr, RLX), 0, 0);
     /* Release: pairs with the monitor's acquire load of orphaned: what
      * this thread wrote to w is visible to w's next thread. */
     atomic_store_explicit(&w->orphaned, 1, memory_order_release);

@@ -281,6 +281,8 @@ static uint32_t mesh_send(weft_worker *w, uint32_t v, uint32_t want)
     uint32_t sent = i;
     for (; i < k; i++) /* its ring is full: keep them */
         push_local(w, got[i]);
+    if (sent && weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))
+        weft__trace_event(w->rt, w, WEFT_TEV_MAIL, got[0], 0, v, sent, 0);
     return sent;
 }
 

@@ -171,10 +171,19 @@ struct weft_rt {
     weft_tring **trace_rings;        /* [nworkers + 1], from the first
                                         start to the destroy */
     uint64_t trace_t0;               /* the trace's start (ns) */
-    int trace_wrap;                  /* flight recorder */
+    _Atomic int trace_wrap;          /* flight recorder */
     char *trace_path;      /* cfg.trace: written at stop and destroy */
     size_t trace_ring_mb;  /* cfg.trace_ring_mb */
     weft_stats trace_base; /* weft_stats at the start */
+    /* Flight recorder's writes the monitor makes (sysmon.c): on SIGQUIT
+     * (the dump handler sets trace_req) and after an isolation. The
+     * writer is obs/trace.c's, registered at the start (the monitor is
+     * below the JSON in the layers). */
+    _Atomic uint32_t trace_req;
+    _Atomic(int (*)(struct weft_rt *rt, const char *why)) trace_flush;
+    /* Serialises weft_trace_start/stop/dump and the monitor's writes
+     * (obs/trace.c): a spin lock no task path takes. */
+    _Atomic uint32_t trace_lock;
 };
 
 /* Is rt recording a trace? The hooks' test. Any thread. */

@@ -211,6 +211,9 @@ static unsigned band_of(uint64_t st)
  * to WARN or above. */
 static void promoted(weft_rt *rt, uint32_t slot, int tier, uint64_t ran)
 {
+    if (weft__tracing(rt))
+        weft__trace_event(rt, NULL, WEFT_TEV_TIER, slot, (unsigned)tier, 0,
+                          weft__task_hgen(rt, slot), ran);
     if (tier < WEFT_TIER_WARN)
         return;
     weft_task t = weft__handle(rt->id, slot, weft__task_hgen(rt, slot));
@@ -563,6 +566,28 @@ static uint64_t switches(weft_rt *rt)
     return n;
 }
 
+/* The flight recorder is written out on SIGQUIT (obs/dump.c sets
+ * trace_req and kicks the monitor) and after an isolation, here: on the
+ * monitor's thread, where a file can be written (not in the handler),
+ * by obs/trace.c's writer. The monitor watches no poll meanwhile. */
+static void trace_triggers(weft_rt *rt, uint64_t *isolations)
+{
+    uint64_t iso = atomic_load_explicit(&rt->isolations, RLX);
+    int isolated = iso != *isolations;
+    *isolations = iso;
+    /* Acquire: pairs with weft__obs_trace_begin's release store. The
+     * writer itself checks, under its lock, that a flight recorder is
+     * still on. */
+    int (*flush)(weft_rt *, const char *) =
+        atomic_load_explicit(&rt->trace_flush, memory_order_acquire);
+    if (!flush || !atomic_load_explicit(&rt->trace_on, RLX))
+        return;
+    if (atomic_exchange_explicit(&rt->trace_req, 0, RLX))
+        flush(rt, "SIGQUIT");
+    else if (isolated)
+        flush(rt, "an isolation");
+}
+
 static void *sysmon_main(void *arg)
 {
     weft_rt *rt = arg;
@@ -574,7 +599,9 @@ static void *sysmon_main(void *arg)
     uint64_t seen = 0;       /* switches() at that look */
     weft_watchdog wd = {0};  /* WEFT_DEBUG builds (watchdog.c) */
     uint64_t wd_bound = weft__watchdog_bound_ns();
+    uint64_t isolations = 0; /* rt->isolations at the last look */
     while (!atomic_load_explicit(&rt->mon_stop, memory_order_acquire)) {
+        trace_triggers(rt, &isolations);
         weft__policy_read(rt, &p);
         uint64_t tick = tick_of(&p), now = weft__clock_ns();
         for (uint32_t i = 0; i < rt->nworkers; i++)

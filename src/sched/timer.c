@@ -147,8 +147,12 @@ void weft__timer_run(weft_worker *w, uint64_t now)
             atomic_store_explicit(&t->fired, 1, memory_order_release);
         }
         unlock(h);
-        for (uint32_t i = 0; i < n; i++)
+        for (uint32_t i = 0; i < n; i++) {
+            if (weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))
+                weft__trace_event(due[i].rt, w, WEFT_TEV_TIMER, due[i].slot, 0,
+                                  0, due[i].gen, 0);
             weft__task_unpark(due[i].rt, due[i].slot, due[i].gen);
+        }
         if (n < BATCH)
             return;
     }

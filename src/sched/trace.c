@@ -74,7 +74,7 @@ int weft__trace_start(weft_rt *rt, size_t ring_bytes, int wrap)
     for (uint32_t i = 0; i < n; i++)
         rt->trace_rings[i]->t0 = t0;
     rt->trace_t0 = t0;
-    rt->trace_wrap = wrap != 0;
+    atomic_store_explicit(&rt->trace_wrap, wrap != 0, RLX);
     /* Release (each): the rings' fields are set before a writer that
      * loads the pointer (acquire, weft__trace_ring and poll_turn) uses
      * them. */

@@ -56,6 +56,12 @@ enum {
     WEFT_TEV_PREEMPT, /* the running task `slot` preempted */
     WEFT_TEV_SLEEP,   /* the worker goes to sleep; x: 1 in the poller */
     WEFT_TEV_WAKEUP,  /* the worker is awake again */
+    WEFT_TEV_TIER,    /* the monitor promoted slot to tier x (policy.h);
+                         a: generation, b: the poll's time so far (ns) */
+    WEFT_TEV_ISOLATE, /* slot's worker given to another thread (y) */
+    WEFT_TEV_MAIL,    /* mesh: a chunk of `a` tasks sent to worker y, the
+                         first being slot */
+    WEFT_TEV_TIMER,   /* a timer of slot fired (it is woken next) */
     WEFT_TEV_COUNT
 };
 

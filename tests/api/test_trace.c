@@ -5,10 +5,13 @@
  * events instead of holding up a worker. Whole traces are checked by
  * tools/trace-check.py (CTest entries trace-*).
  */
+#include <glob.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "internal.h"
@@ -146,4 +149,51 @@ TEST_T(api, trace_full_ring_drops_and_counts, 60)
     CHECK_NULL(strstr(s, "\"dropped\":0,")); /* said in the file */
     free(s);
     test_rt_destroy_clean(rt);
+}
+
+/* Flight recorder written on SIGQUIT (with cfg.dump_on_sigquit), by the
+ * monitor: a file <path without .json>-N.json appears, whole. */
+TEST_T(api, trace_flight_recorder_written_on_sigquit, 60)
+{
+    char base[64], pattern[80];
+    snprintf(base, sizeof base, "/tmp/weft-test-trace-%ld.json",
+             (long)getpid());
+    snprintf(pattern, sizeof pattern, "/tmp/weft-test-trace-%ld-*.json",
+             (long)getpid());
+    weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = 2;
+    cfg.trace_ring_mb = 1;
+    cfg.trace = base;
+    cfg.dump_on_sigquit = 1;
+    weft_rt *rt = test_rt_cfg(&cfg);
+    test_run(rt, old_then_new, NULL);
+    CHECK_EQ_INT(raise(SIGQUIT), 0);
+    glob_t g = {0};
+    uint64_t end = test_now_ms() + 20000;
+    while (glob(pattern, 0, NULL, &g) != 0 && test_now_ms() < end) {
+        globfree(&g);
+        usleep(10000);
+    }
+    CHECK_EQ_INT((int)g.gl_pathc, 1);
+    /* Written whole: wait until the writer's last line is there. */
+    char *text = NULL;
+    for (;;) {
+        FILE *f = fopen(g.gl_pathv[0], "r");
+        CHECK_NOT_NULL(f);
+        free(text);
+        text = calloc(1, 1 << 26);
+        size_t n = fread(text, 1, (1 << 26) - 1, f);
+        fclose(f);
+        if ((n && strstr(text, "\"otherData\"")) || test_now_ms() > end)
+            break;
+        usleep(10000);
+    }
+    CHECK_NOT_NULL(strstr(text, "\"mode\":\"flight\""));
+    CHECK_NOT_NULL(strstr(text, "\"name\":\"new #"));
+    free(text);
+    unlink(g.gl_pathv[0]);
+    globfree(&g);
+    test_rt_destroy_clean(rt);
+    unlink(base); /* written at the destroy */
 }
