@@ -303,7 +303,7 @@ static int write_json(weft_rt *rt, FILE *f)
         uint32_t tid = e->track, slot = slot_of_ev(e);
         track *t = &tr[tid];
         uint64_t ts = e->e.ts;
-        char extra[96];
+        char extra[160];
         last = ts;
         switch (kind_of(e)) {
         case WEFT_TEV_RUN:
@@ -326,19 +326,24 @@ static int write_json(weft_rt *rt, FILE *f)
                 }
             }
             break;
-        case WEFT_TEV_SPAWN:
+        case WEFT_TEV_SPAWN: {
             if (slot >= max)
                 break;
-            if (e->e.b)
+            uint32_t g = x_of(e) | y_of(e) << 8;
+            char nm[16];
+            clean_name(nm, e->e.b, e->e.c);
+            if (e->e.a)
                 snprintf(extra, sizeof extra,
-                         ",\"args\":{\"parent\":%" PRIu64
+                         ",\"args\":{\"name\":\"%s\",\"parent\":%" PRIu64
                          ",\"parent_gen\":%" PRIu64 "}",
-                         (e->e.b & 0xffffffffu) - 1, e->e.b >> 32);
+                         nm, (e->e.a & 0xffffffffu) - 1, e->e.a >> 32);
             else
-                snprintf(extra, sizeof extra, ",\"args\":{\"parent\":null}");
-            life(&o, 'b', tid, ts, slot, (uint32_t)e->e.a, extra);
-            si[slot].life = (uint32_t)e->e.a + 1;
+                snprintf(extra, sizeof extra,
+                         ",\"args\":{\"name\":\"%s\",\"parent\":null}", nm);
+            life(&o, 'b', tid, ts, slot, g, extra);
+            si[slot].life = g + 1;
             break;
+        }
         case WEFT_TEV_END:
             if (slot < max && si[slot].life == (uint32_t)e->e.a + 1) {
                 life(&o, 'e', tid, ts, slot, (uint32_t)e->e.a, NULL);

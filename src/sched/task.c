@@ -86,7 +86,13 @@ weft_cold weft_noinline static void trace_spawn(weft_rt *rt, weft_worker *w,
             (w->cur_slot + UINT64_C(1)) |
             (uint64_t)hgen(rt, atomic_load_explicit(&w->current->state, RLX))
                 << 32;
-    weft__trace_event(rt, w, WEFT_TEV_SPAWN, slot, 0, 0, hgen(rt, gen), parent);
+    weft_tring *r = weft__trace_ring(rt, w);
+    uint32_t g = hgen(rt, gen);
+    if (r) /* the name was set above: it goes with the spawn */
+        weft__trace_put(
+            r, WEFT_TEV_SPAWN, slot, g & 0xff, g >> 8, parent,
+            __atomic_load_n(&rt->cold[slot].name_w[0], __ATOMIC_RELAXED),
+            __atomic_load_n(&rt->cold[slot].name_w[1], __ATOMIC_RELAXED));
 }
 
 int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,

@@ -44,8 +44,9 @@ enum {
                          scheduler); x: how the previous poll ended
                          (MSG_*), y: the wait kind (WEFT_WK_*) it parked
                          in; a: slot's handle generation; b, c: name */
-    WEFT_TEV_SPAWN,   /* slot spawned; a: generation, b: parent slot + 1
-                         (0: a plain thread) | parent generation << 32 */
+    WEFT_TEV_SPAWN,   /* slot spawned; x | y << 8: its generation (24
+                         bits); a: parent slot + 1 (0: a plain thread) |
+                         parent generation << 32; b, c: its name */
     WEFT_TEV_END,     /* slot's task returned while run inline by its
                          joiner; a: generation (a task that ran on a
                          stack of its own ends with the RUN that follows
