@@ -61,10 +61,10 @@ END {
                 t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
             }
         med = m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        ratio = a[1] + 0 > 0 ? a[m] / a[1] : 0
+        note = (key in bad) ? " (a check failed)" : ""
         printf "%-28s %4s %10.4g %10.4g %10.4g %8.2f  %s%s\n",
-            kw[1] " " kw[2], kw[3], a[1], med, a[m],
-            a[1] + 0 > 0 ? a[m] / a[1] : 0, unit[key],
-            (key in bad) ? " (a check failed)" : ""
+            kw[1] " " kw[2], kw[3], a[1], med, a[m], ratio, unit[key], note
     }
 }' "$log"
 echo "fresh.sh: $n processes, raw lines in $log"
