@@ -304,7 +304,11 @@ static void dir_ready(fdrec *r, int d, uint32_t gen, int closed)
 
 static void on_event(weft_rt *rt, uint64_t key, uint32_t ev)
 {
-    fdtab *t = rt->fdt;
+    /* Acquire: pairs with table()'s release store, so the table's cap
+     * and records are seen as made (TSan saw a poller read cap with no
+     * order to the mmap that made it: a worker polled while another
+     * task's first call was making the table). */
+    fdtab *t = atomic_load_explicit((_Atomic(void *) *)&rt->fdt, ACQ);
     uint32_t fd = (uint32_t)key, gen = (uint32_t)(key >> 32);
     if (!t || fd >= t->cap)
         return;
