@@ -104,8 +104,9 @@ typedef struct weft_rt weft_rt;
  * portable ucontext switcher; under 4 KiB only for tasks that call nothing
  * deep: 128 bytes go to task-local values);
  * guard_pages, pin and huge_pages 0 or 1; balance a WEFT_BALANCE_* value;
- * and the whole arena (max_tasks x both stack sizes) under 64 TiB of
- * address space. */
+ * and the whole arena under 64 TiB of address space: max_tasks stacks of
+ * each class, plus eight for each stack cache of a worker or spare
+ * thread (24 x workers; 32 with one worker). */
 typedef struct weft_config {
     unsigned workers;          /* worker threads; 0 = one per usable CPU */
     uint32_t max_tasks;        /* live task slots (spawned, not yet reaped) */

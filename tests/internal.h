@@ -15,6 +15,7 @@
 #include "../src/mem/summary.h"
 #include "../src/rt/rt.h"
 #include "../src/sched/sched.h"
+#include "../src/sched/slots.h"
 #include "../src/sched/task.h"
 
 /* The state word of the calling task (white-box); 0 outside a task. */

@@ -352,16 +352,22 @@ uint32_t weft__summary_find(weft_summary *s, uint32_t *cursor)
  */
 #define FULL (~UINT64_C(0))
 
-static int64_t take_in_leaf(weft_summary *s, uint32_t l)
+/* Take up to n free slots of leaf l, lowest first: their bits (slot
+ * l * 63 + bit), 0 when the leaf is full. */
+static inline uint64_t take_in_leaf(weft_summary *s, uint32_t l, unsigned n)
 {
     uint64_t w = atomic_load_explicit(&s->resv[l], RLX);
     while (w != FULL) {
-        uint64_t bit = UINT64_C(1) << weft_ctz64(~w);
-        /* Acquire: pairs with weft__summary_release's fetch_and, so the
-         * slot's previous user's writes (its TCB) happen-before ours. */
-        if (atomic_compare_exchange_weak_explicit(&s->resv[l], &w, w | bit, ACQ,
+        uint64_t got = 0, free_bits = ~w;
+        for (unsigned i = 0; i < n && free_bits; i++) {
+            got |= free_bits & -free_bits;
+            free_bits &= free_bits - 1;
+        }
+        /* Acquire: pairs with the release of a slot (fetch_and below), so
+         * the slot's previous user's writes (its TCB) happen-before ours. */
+        if (atomic_compare_exchange_weak_explicit(&s->resv[l], &w, w | got, ACQ,
                                                   RLX)) {
-            if ((w | bit) == FULL) {
+            if ((w | got) == FULL) {
                 uint64_t abit = UINT64_C(1) << (l % 64);
                 uint64_t old = atomic_fetch_and_explicit(
                     &s->avail[l / 64], ~abit, ACQ_REL); /* pairs with the
@@ -370,18 +376,20 @@ static int64_t take_in_leaf(weft_summary *s, uint32_t l)
                 if (atomic_load_explicit(&s->resv[l], ACQ) != FULL)
                     atomic_fetch_or_explicit(&s->avail[l / 64], abit, ACQ_REL);
             }
-            return (int64_t)l * WEFT_LEAF_SLOTS + weft_ctz64(bit);
+            return got;
         }
     }
-    return -EAGAIN;
+    return 0;
 }
 
-int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint)
+static inline uint64_t reserve_n(weft_summary *s, uint32_t *hint, unsigned n)
 {
-    uint32_t l = *hint < s->leaf_count ? *hint : 0;
-    int64_t slot = take_in_leaf(s, l);
-    if (weft_likely(slot >= 0))
-        return slot;
+    if (*hint >= s->leaf_count)
+        *hint = 0;
+    uint32_t l = *hint;
+    uint64_t got = take_in_leaf(s, l, n);
+    if (weft_likely(got))
+        return got;
     /* The hint leaf is full: look for a leaf with room, from the hint on. */
     uint32_t r0 = l / 64;
     for (uint32_t i = 0; i <= s->root_count; i++) {
@@ -389,31 +397,63 @@ int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint)
         uint64_t aw = atomic_load_explicit(&s->avail[r], ACQ);
         while (aw) {
             uint32_t cand = r * 64 + weft_ctz64(aw);
-            slot = take_in_leaf(s, cand);
-            if (slot >= 0) {
+            got = take_in_leaf(s, cand, n);
+            if (got) {
                 *hint = cand;
-                return slot;
+                return got;
             }
             aw &= aw - 1;
         }
     }
-    return -EAGAIN;
+    /* A releaser sets a leaf's avail bit just after the fetch_and that
+     * made room: for as long as it is descheduled between the two, the
+     * leaf has room and no avail bit. Before answering "full", read every
+     * leaf (a runtime at max_tasks pays this on a failing reserve only;
+     * without it, spawns failed with -EAGAIN while slots were free:
+     * stress.slots_reclaim_races_spawns_and_reaps). */
+    for (uint32_t i = 0; i < s->leaf_count; i++) {
+        got = take_in_leaf(s, i, n);
+        if (got) {
+            *hint = i;
+            return got;
+        }
+    }
+    return 0;
 }
 
-void weft__summary_release(weft_summary *s, uint32_t slot)
+int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint)
 {
-    uint32_t l = slot / WEFT_LEAF_SLOTS;
-    uint64_t bit = UINT64_C(1) << (slot % WEFT_LEAF_SLOTS);
-    /* Release: the slot's last user's writes happen-before the next
-     * reserver's (pairs with the acquire re-read in take_in_leaf and the
+    uint64_t got = reserve_n(s, hint, 1);
+    if (!got)
+        return -EAGAIN;
+    return (int64_t)*hint * WEFT_LEAF_SLOTS + weft_ctz64(got);
+}
+
+uint64_t weft__summary_reserve_batch(weft_summary *s, uint32_t *hint,
+                                     unsigned n)
+{
+    return reserve_n(s, hint, n);
+}
+
+void weft__summary_release_batch(weft_summary *s, uint32_t l, uint64_t bits)
+{
+    /* Release: the slots' last users' writes happen-before the next
+     * reserver's (pairs with the acquire CAS in take_in_leaf and the
      * queue that hands the new task over). */
-    uint64_t old = atomic_fetch_and_explicit(&s->resv[l], ~bit, ACQ_REL);
-    if (weft_unlikely(!(old & bit)))
-        weft__die("summary", "release of slot %u, which is not reserved", slot);
+    uint64_t old = atomic_fetch_and_explicit(&s->resv[l], ~bits, ACQ_REL);
+    if (weft_unlikely((old & bits) != bits))
+        weft__die("summary", "release of slot %u, which is not reserved",
+                  l * WEFT_LEAF_SLOTS + weft_ctz64(bits & ~old));
     if (old == FULL)
         atomic_fetch_or_explicit(&s->avail[l / 64], UINT64_C(1) << (l % 64),
                                  ACQ_REL); /* pairs with take_in_leaf's
                                               fetch_and */
+}
+
+void weft__summary_release(weft_summary *s, uint32_t slot)
+{
+    weft__summary_release_batch(s, slot / WEFT_LEAF_SLOTS,
+                                UINT64_C(1) << (slot % WEFT_LEAF_SLOTS));
 }
 
 uint64_t weft__summary_snapshot(const weft_summary *s)

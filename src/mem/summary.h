@@ -122,9 +122,17 @@ void weft__summary_release_worker(weft_summary *s, uint32_t leaf);
  * are left as they were). Any thread. */
 int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint);
 
-/* Release a reserved slot. Debug builds abort if it was not reserved.
- * Any thread. */
+/* Release a reserved slot. Aborts if it was not reserved. Any thread. */
 void weft__summary_release(weft_summary *s, uint32_t slot);
+
+/* The same for up to n slots of one leaf at once (a worker's slot cache,
+ * sched/slots.c): returns their bits in leaf *hint (slot = *hint * 63 +
+ * bit), updating *hint to the leaf used, or 0 when all max_tasks are
+ * reserved. Release gives back bits of leaf l, all reserved (else it
+ * aborts). Any thread. */
+uint64_t weft__summary_reserve_batch(weft_summary *s, uint32_t *hint,
+                                     unsigned n);
+void weft__summary_release_batch(weft_summary *s, uint32_t l, uint64_t bits);
 
 #ifdef WEFT_DEBUG
 /* Test-only (debug builds): when set, called with a WEFT_SUMHOOK_* point

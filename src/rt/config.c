@@ -253,7 +253,7 @@ int weft__config_check(weft_config *c)
             -EINVAL, "guard_pages (WEFT_GUARD_PAGES): %d is not 0 or 1",
             c->guard_pages);
     /* Strides, not sizes: a paged small stack has a guard zone added. */
-    if ((uint64_t)c->max_tasks *
+    if (weft__stacks_per_class(c) *
             (c->stack_size + weft__stack_stride(c->small_stack_size, 1, page)) >
         ARENA_LIMIT)
         return weft__error_set(

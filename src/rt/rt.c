@@ -59,11 +59,12 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
 #ifdef WEFT_DEBUG
     l->evr = weft__arena_add(&p, n * sizeof(weft_evring), line);
 #endif
+    size_t ns = weft__stacks_per_class(c);
     for (int k = 0; k < 2; k++) {
-        l->next[k] = weft__arena_add(&p, n * 4, line);
-        l->flags[k] = weft__arena_add(&p, n, line);
-        l->owner[k] = weft__arena_add(&p, n * 4, line);
-        l->san[k] = weft__arena_add(&p, n * sizeof(void *), line);
+        l->next[k] = weft__arena_add(&p, ns * 4, line);
+        l->flags[k] = weft__arena_add(&p, ns, line);
+        l->owner[k] = weft__arena_add(&p, ns * 4, line);
+        l->san[k] = weft__arena_add(&p, ns * sizeof(void *), line);
     }
     /* Timer heaps: one per worker, room for every task's timer. */
     l->timers =
@@ -84,10 +85,10 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     /* Each class behind a fence page (mem/stack.h): an overflow that no
      * guard stopped stays in its class. */
     l->fence[0] = weft__arena_add(&p, page, page);
-    l->stacks[0] = weft__arena_add(&p, n * c->stack_size, page);
+    l->stacks[0] = weft__arena_add(&p, ns * c->stack_size, page);
     l->fence[1] = weft__arena_add(&p, page, page);
     l->stacks[1] = weft__arena_add(
-        &p, n * weft__stack_stride(c->small_stack_size, 1, page), page);
+        &p, ns * weft__stack_stride(c->small_stack_size, 1, page), page);
     l->total = weft__arena_add(&p, 0, page);
 }
 
@@ -169,7 +170,7 @@ static int place(weft_rt *rt, const weft_config *cfg, const layout *l, char *a,
         weft_stack_pool *p = &rt->pool[k];
         p->base = a + l->stacks[k];
         p->size = k ? cfg->small_stack_size : cfg->stack_size;
-        p->count = cfg->max_tasks;
+        p->count = (uint32_t)weft__stacks_per_class(cfg);
         p->small = k;
         p->want_guard = cfg->guard_pages;
         p->page = page;

@@ -69,16 +69,19 @@ struct weft_rt {
     void *arena;
     size_t arena_size;
     int huge_pages; /* WEFT_HUGE_*: how the metadata is backed (arena.c) */
-    _Atomic int stopping;  /* weft_rt_destroy: workers exit; read on every
+    _Atomic int stopping;   /* weft_rt_destroy: workers exit; read on every
                              scheduling decision off the yield fast path */
-    _Atomic int shutdown;  /* weft_rt_shutdown: no new spawns */
-    _Atomic int abandoned; /* weft_rt_destroy stopped the workers: tasks
+    _Atomic int shutdown;   /* weft_rt_shutdown: no new spawns */
+    _Atomic int abandoned;  /* weft_rt_destroy stopped the workers: tasks
                               left never end (cancel.c); the destroyer
                               stores (release), outside joiners load */
-    int mesh;              /* cfg.balance == WEFT_BALANCE_MESH */
-    uint64_t spawn_bits;   /* state bits every task gets at spawn:
+    _Atomic int sc_reclaim; /* reclaimers of slot caches at work
+                               (slots.c); read on every spawn and reap */
+    _Atomic uint64_t sc_reclaims; /* reclaims done (slots.c; tests) */
+    int mesh;                     /* cfg.balance == WEFT_BALANCE_MESH */
+    uint64_t spawn_bits;          /* state bits every task gets at spawn:
                              WEFT_TS_PREEMPTIBLE with cfg.preempt_all */
-    weft_mbox *mbox;       /* mesh: [dst * nworkers + src] */
+    weft_mbox *mbox;              /* mesh: [dst * nworkers + src] */
 
     /* Written by whoever uses them; each block on its own lines. */
     weft_aligned(WEFT_CACHELINE) weft_stack_pool pool[2]; /* [0] default,

@@ -30,6 +30,7 @@
 #include "../base/futex.h"
 #include "../base/sysmark.h"
 #include "runq.h"
+#include "slots.h"
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
@@ -113,19 +114,20 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     if (atomic_load_explicit(&rt->shutdown, RLX))
         return -ECANCELED;
     int mine = w && w->rt == rt;
-    int64_t slot;
-    if (mine) {
-        slot = weft__summary_reserve(&rt->sum, &w->resv_hint);
-    } else {
-        uint32_t hint = atomic_load_explicit(&rt->ext_hint, RLX);
-        slot = weft__summary_reserve(&rt->sum, &hint);
-        atomic_store_explicit(&rt->ext_hint, hint, RLX);
-    }
+    int64_t slot = weft__slot_take(rt, w);
     if (slot < 0)
         return -EAGAIN;
     weft_tcb *t = &rt->hot[slot];
     weft_tcb_cold *c = &rt->cold[slot];
     uint64_t gen = atomic_load_explicit(&t->state, RLX) & WEFT_TS_GEN_MASK;
+    /* A slot handed out is reserved in the map and free (slots.c). */
+    weft_assert(
+        "slots",
+        weft_ts_state(atomic_load_explicit(&t->state, RLX)) == WEFT_TS_FREE &&
+            (atomic_load_explicit(
+                 &rt->sum.resv[(uint32_t)slot / WEFT_LEAF_SLOTS], RLX) >>
+             ((uint32_t)slot % WEFT_LEAF_SLOTS)) &
+                1);
     /* Relaxed atomic stores of sp (also weft__switch_bind): weft_task_info
      * reads it from other threads to tell whether the task has run. */
     __atomic_store_n(&t->sp, NULL, __ATOMIC_RELAXED);
@@ -202,7 +204,7 @@ static void reap(weft_rt *rt, uint32_t slot, weft_worker *w)
      * bit's release (summary) hands the slot to the next reserver. */
     atomic_store_explicit(&t->state, (s & WEFT_TS_GEN_MASK) + WEFT_TS_GEN_ONE,
                           REL);
-    weft__summary_release(&rt->sum, slot);
+    weft__slot_give(rt, w, slot);
     count_reap(rt, w);
 }
 

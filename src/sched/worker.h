@@ -196,6 +196,13 @@ typedef struct weft_worker {
             uint32_t rng;       /* xorshift state for victim order */
         };
     };
+    /* The slot cache (slots.c): slots this worker reserved in the map
+     * and has not handed out, bits sc_bits of leaf sc_leaf. The owner
+     * uses them between weft__slot_enter and weft__slot_leave (sc_busy
+     * set); a reclaimer empties sc_bits when sc_busy is clear. */
+    _Atomic uint64_t sc_bits;
+    _Atomic uint32_t sc_leaf;
+    _Atomic uint8_t sc_busy;
     uint32_t find_cursor;      /* rotating start in the summary tree */
     int yield_published;       /* its yield bit is set (steal.c) */
     weft_wctx ctx;             /* the thread it runs on */

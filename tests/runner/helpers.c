@@ -217,15 +217,19 @@ void test_rt_destroy_clean(weft_rt *rt)
         dump_summary(&rt->sum);
     CHECK_EQ_U64(snap, 0);
 
-    /* No slot reserved: each leaf holds only its permanent bits (63, and
-     * those past max_tasks in the last leaf). */
+    /* No slot reserved but free ones in workers' slot caches
+     * (sched/slots.c): each leaf holds only its permanent bits (63, and
+     * those past max_tasks in the last leaf) and cached ones, and no
+     * cached slot is outside the map. */
     const weft_summary *s = &rt->sum;
     for (uint32_t l = 0; l < s->leaf_count; l++) {
         uint64_t perm = WEFT_LEAF_YIELD;
         for (uint32_t b = 0; b < WEFT_LEAF_SLOTS; b++)
             if (l * WEFT_LEAF_SLOTS + b >= s->max_tasks)
                 perm |= UINT64_C(1) << b;
-        CHECK_EQ_U64(atomic_load(&s->resv[l]), perm);
+        uint64_t cached = weft__slots_cached(rt, l);
+        CHECK_EQ_U64(cached & perm, 0);
+        CHECK_EQ_U64(atomic_load(&s->resv[l]), perm | cached);
     }
 
     uintptr_t lo = (uintptr_t)rt->arena, hi = lo + rt->arena_size;

@@ -12,6 +12,7 @@
 
 #include "../check.h"
 #include "../internal.h"
+#include "../../src/base/atomic.h"
 #include "../../src/mem/arena.h"
 
 /* A summary in its own mapping, laid out like the runtime's. */
@@ -595,4 +596,69 @@ TEST_T(unit, summary_wake_from_plain_threads, 300)
     /* Each round parks at most once more than it is woken. */
     CHECK_CMP_U64(st.parks, <=, 2 * WAKE_TASKS * (uint64_t)x.rounds + 8);
     test_rt_destroy_clean(x.rt);
+}
+
+/* ---- the reservation map under batches (sched/slots.c) ---------------- */
+
+/* Threads reserve single slots and batches of up to 8 from rotating hint
+ * leaves, hold them a moment and give them back singly or as a batch, on
+ * four leaves. Afterwards every slot must be free and reservable: the
+ * avail bits never claim a leaf with room is full (a leaf lost from
+ * avail is invisible to every reserver whose hint is elsewhere). */
+typedef struct {
+    tree *t;
+    uint32_t id;
+    long rounds;
+} batch_arg;
+
+static void *batcher(void *p)
+{
+    batch_arg *a = p;
+    weft_summary *s = &a->t->s;
+    uint32_t rng = a->id * 2654435761u + 1;
+    for (long i = 0; i < a->rounds; i++) {
+        rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5;
+        uint32_t hint = rng % s->leaf_count;
+        unsigned n = 1 + (rng >> 8) % 8;
+        uint64_t got = weft__summary_reserve_batch(s, &hint, n);
+        if (!got)
+            continue;
+        CHECK_CMP_INT(__builtin_popcountll(got), <=, (int)n);
+        for (int k = 0; k < (int)(rng >> 16) % 8; k++)
+            weft_cpu_relax();
+        if (rng & (1u << 24)) {
+            weft__summary_release_batch(s, hint, got);
+        } else {
+            while (got) {
+                weft__summary_release(s, hint * WEFT_LEAF_SLOTS +
+                                             (uint32_t)__builtin_ctzll(got));
+                got &= got - 1;
+            }
+        }
+    }
+    return NULL;
+}
+
+TEST_T(unit, summary_batches_never_hide_a_leaf, 120)
+{
+    tree t;
+    uint32_t n = 4 * WEFT_LEAF_SLOTS;
+    tree_init(&t, n);
+    pthread_t th[8];
+    batch_arg a[8];
+    for (uint32_t i = 0; i < 8; i++) {
+        a[i] = (batch_arg){&t, i, TEST_SANITIZED ? 200000 : 2000000};
+        pthread_create(&th[i], NULL, batcher, &a[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    for (uint32_t l = 0; l < t.s.leaf_count; l++) {
+        CHECK_EQ_U64(ld(&t.s.resv[l]), WEFT_LEAF_YIELD);
+        CHECK(ld(&t.s.avail[0]) & (UINT64_C(1) << l));
+    }
+    uint32_t hint = 0;
+    for (uint32_t i = 0; i < n; i++)
+        CHECK_CMP_INT(weft__summary_reserve(&t.s, &hint), >=, 0);
+    CHECK_EQ_INT(weft__summary_reserve(&t.s, &hint), -EAGAIN);
+    tree_fini(&t);
 }

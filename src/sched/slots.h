@@ -1,0 +1,76 @@
+/*
+ * slots.h - a worker's cache of task slots: the spawn and reap fast
+ * paths' way to the reservation map (mem/summary.c) without an atomic
+ * read-modify-write. The mechanism, the reclaim that keeps max_tasks
+ * exact, and the proof that the two never overlap are in slots.c.
+ */
+#ifndef WEFT_SCHED_SLOTS_H
+#define WEFT_SCHED_SLOTS_H
+
+#include "../base/bits.h"
+#include "../base/membar.h"
+#include "runtime.h"
+
+/* The slow halves (slots.c). */
+int64_t weft__slot_take_slow(weft_rt *rt, weft_worker *w);
+void weft__slot_give_slow(weft_rt *rt, weft_worker *w, uint32_t slot);
+
+/* The owner's section around its cache: enter returns 1 when the cache
+ * may be used (no reclaim in progress). Leave always, entered or not. */
+static inline int weft__slot_enter(weft_rt *rt, weft_worker *w)
+{
+    return !weft__membar_store_load(&w->sc_busy, 1, &rt->sc_reclaim);
+}
+static inline void weft__slot_leave(weft_worker *w)
+{
+    /* Release: pairs with the reclaimer's acquire load of sc_busy, so
+     * the section's cache writes happen-before its exchange. */
+    atomic_store_explicit(&w->sc_busy, 0, memory_order_release);
+}
+
+/* Reserve a slot for a spawn. w: the calling thread's worker, or NULL;
+ * any runtime. Returns the slot or -EAGAIN (max_tasks live). Any
+ * thread. */
+static inline int64_t weft__slot_take(weft_rt *rt, weft_worker *w)
+{
+    if (weft_likely(w && w->rt == rt) && weft_likely(weft__slot_enter(rt, w))) {
+        uint64_t b = atomic_load_explicit(&w->sc_bits, memory_order_relaxed);
+        if (weft_likely(b)) {
+            atomic_store_explicit(&w->sc_bits, b & (b - 1),
+                                  memory_order_relaxed);
+            uint32_t l =
+                atomic_load_explicit(&w->sc_leaf, memory_order_relaxed);
+            weft__slot_leave(w);
+            return (int64_t)l * WEFT_LEAF_SLOTS + weft_ctz64(b);
+        }
+        weft__slot_leave(w);
+    }
+    return weft__slot_take_slow(rt, w);
+}
+
+/* Free a reaped slot (its generation already moved on). w: the calling
+ * thread's worker, or NULL; any runtime. Any thread. */
+static inline void weft__slot_give(weft_rt *rt, weft_worker *w, uint32_t slot)
+{
+    if (weft_likely(w && w->rt == rt) && weft_likely(weft__slot_enter(rt, w))) {
+        uint64_t b = atomic_load_explicit(&w->sc_bits, memory_order_relaxed);
+        if (weft_likely(b) &&
+            weft_likely(
+                slot / WEFT_LEAF_SLOTS ==
+                atomic_load_explicit(&w->sc_leaf, memory_order_relaxed))) {
+            atomic_store_explicit(&w->sc_bits,
+                                  b | UINT64_C(1) << (slot % WEFT_LEAF_SLOTS),
+                                  memory_order_relaxed);
+            weft__slot_leave(w);
+            return;
+        }
+        weft__slot_leave(w);
+    }
+    weft__slot_give_slow(rt, w, slot);
+}
+
+/* The slots of leaf l held in workers' caches (a snapshot; tests check
+ * that every reserved slot is live, cached or permanent). Any thread. */
+uint64_t weft__slots_cached(weft_rt *rt, uint32_t l);
+
+#endif
