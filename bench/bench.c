@@ -86,9 +86,16 @@ int bench_report(const char *name, int workers, double value, const char *unit,
     /* Mesh mode at one worker is steal mode: not reported twice. */
     if (bench_balance == WEFT_BALANCE_MESH && workers == 1)
         return !ok;
+    return bench_report_impl(
+        name, bench_balance == WEFT_BALANCE_MESH ? "weft-mesh" : "weft",
+        workers, value, unit, ok);
+}
+
+int bench_report_impl(const char *name, const char *impl, int workers,
+                      double value, const char *unit, int ok)
+{
     if (nresults < 128) {
-        snprintf(results[nresults].impl, sizeof results[0].impl, "%s",
-                 bench_balance == WEFT_BALANCE_MESH ? "weft-mesh" : "weft");
+        snprintf(results[nresults].impl, sizeof results[0].impl, "%s", impl);
         snprintf(results[nresults].name, sizeof results[0].name, "%s", name);
         snprintf(results[nresults].unit, sizeof results[0].unit, "%s", unit);
         results[nresults].workers = workers;
@@ -99,23 +106,40 @@ int bench_report(const char *name, int workers, double value, const char *unit,
     return !ok;
 }
 
-weft_rt *bench_rt(unsigned workers, uint32_t max_tasks)
+static weft_rt *create_or_exit(weft_config *cfg)
 {
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = workers;
     if (bench_balance >= 0)
-        cfg.balance = bench_balance;
-    if (max_tasks > cfg.max_tasks)
-        cfg.max_tasks = max_tasks;
+        cfg->balance = bench_balance;
     weft_rt *rt;
-    int err = weft_rt_create(&rt, &cfg);
+    int err = weft_rt_create(&rt, cfg);
     if (err) {
         fprintf(stderr, "weft-bench: weft_rt_create: %s (%s)\n",
                 weft_strerror(err), weft_last_error());
         exit(2);
     }
     return rt;
+}
+
+weft_rt *bench_rt(unsigned workers, uint32_t max_tasks)
+{
+    weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers;
+    if (max_tasks > cfg.max_tasks)
+        cfg.max_tasks = max_tasks;
+    return create_or_exit(&cfg);
+}
+
+weft_rt *bench_rt_sized(unsigned workers, long n, size_t small,
+                        weft_config *cfg)
+{
+    weft_config_default(cfg);
+    cfg->workers = workers;
+    if ((uint64_t)n + 64 > cfg->max_tasks)
+        cfg->max_tasks = (uint32_t)n + 64;
+    if (small && !getenv("WEFT_SMALL_STACK_SIZE"))
+        cfg->small_stack_size = small;
+    return create_or_exit(cfg);
 }
 
 void bench_verbose_stats(weft_rt *rt)
@@ -186,6 +210,7 @@ static const struct {
     {"idle_cpu", bench_idle_cpu},
     {"preempt", bench_preempt},
     {"fairness", bench_fairness},
+    {"calib", bench_calib},
 };
 #define NWORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
@@ -193,9 +218,9 @@ static const struct {
  * to compare between balance modes. */
 static int single_mode(const char *name)
 {
-    return !strcmp(name, "switch") || !strcmp(name, "active_summary") ||
-           !strcmp(name, "timer_churn") || !strcmp(name, "preempt") ||
-           !strcmp(name, "fairness");
+    return !strcmp(name, "switch") || !strcmp(name, "calib") ||
+           !strcmp(name, "active_summary") || !strcmp(name, "timer_churn") ||
+           !strcmp(name, "preempt") || !strcmp(name, "fairness");
 }
 
 int main(int argc, char **argv)

@@ -32,9 +32,20 @@ double bench_median(bench_trial_fn fn, void *ctx, int *ok);
 int bench_report(const char *name, int workers, double value, const char *unit,
                  int ok);
 
+/* The same with an implementation name of the caller's (for figures
+ * that are not weft's: bench/calib.c). */
+int bench_report_impl(const char *name, const char *impl, int workers,
+                      double value, const char *unit, int ok);
+
 /* Create a runtime with `workers` workers and room for max_tasks tasks;
  * exits with a message on failure (a benchmark cannot run without it). */
 weft_rt *bench_rt(unsigned workers, uint32_t max_tasks);
+
+/* A runtime for n tasks (max_tasks at least n + 64) with small stacks of
+ * `small` bytes unless WEFT_SMALL_STACK_SIZE names a size (0: the
+ * default); *cfg gets the config used. Exits like bench_rt. */
+weft_rt *bench_rt_sized(unsigned workers, long n, size_t small,
+                        weft_config *cfg);
 
 /* With BENCH_VERBOSE set, print the runtime's counters on stderr. */
 void bench_verbose_stats(weft_rt *rt);
@@ -61,6 +72,7 @@ int bench_fib(void);
 int bench_pingpong(void);
 int bench_skynet_chan(void);
 int bench_memory(void);
+int bench_calib(void);
 int bench_idle_connections(void);
 int bench_mutex_contended(void);
 int bench_timer_churn(void);

@@ -11,6 +11,11 @@
 # the min, median and max over the processes, and max / min. Two modes
 # show as a ratio near 2 with a median near one end. The raw lines are
 # kept in $FRESH_LOG (default: a temporary file, named at the end).
+#
+# Each process also runs `calib` first (bench/calib.c: a weft-free serial
+# recursion timed on each CPU), and a last table lists every process's
+# figures side by side: when a slow process has a slow calibration too,
+# the machine was slow then, not the runtime (docs/decisions/0013).
 set -eu
 
 n=9
@@ -31,23 +36,17 @@ log=${FRESH_LOG:-$(mktemp /tmp/weft-fresh.XXXXXX)}
 
 i=1
 while [ "$i" -le "$n" ]; do
-    BENCH_MODES=$mode "$bin" "$@" 2>/dev/null | grep '^BENCH ' |
+    BENCH_MODES=$mode "$bin" calib "$@" 2>/dev/null | grep '^BENCH ' |
         sed "s/^/proc=$i /" >>"$log" || true
     i=$((i + 1))
 done
 
-awk '
-function field(s, k,   i, m, a) {
-    m = split(s, a, " ")
-    for (i = 1; i <= m; i++)
-        if (index(a[i], k "=") == 1)
-            return substr(a[i], length(k) + 2)
-    return ""
-}
+awk "$(cat "$(dirname "$0")/lines.awk")"'
 {
     key = field($0, "name") " " field($0, "impl") " " field($0, "workers")
     if (!(key in unit)) { order[++nk] = key; unit[key] = field($0, "unit") }
     vals[key] = vals[key] " " field($0, "value")
+    p = field($0, "proc"); pv[p, key] = field($0, "value"); if (p + 0 > np) np = p + 0
     if (field($0, "check") != "ok") bad[key] = 1
 }
 END {
@@ -55,16 +54,24 @@ END {
         "min", "median", "max", "max/min", "unit"
     for (k = 1; k <= nk; k++) {
         key = order[k]; split(key, kw, " ")
-        m = split(vals[key], a, " ")
-        for (i = 2; i <= m; i++)
-            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
-                t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
-            }
-        med = m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        m = sorted(vals[key], a)
+        med = median(vals[key])
         ratio = a[1] + 0 > 0 ? a[m] / a[1] : 0
         note = (key in bad) ? " (a check failed)" : ""
         printf "%-28s %4s %10.4g %10.4g %10.4g %8.2f  %s%s\n",
             kw[1] " " kw[2], kw[3], a[1], med, a[m], ratio, unit[key], note
+    }
+    printf "\nper process:"
+    for (k = 1; k <= nk; k++) {
+        split(order[k], kw, " ")
+        printf " %s/%s", kw[1], kw[3]
+    }
+    printf "\n"
+    for (p = 1; p <= np; p++) {
+        printf "proc %-6s", p
+        for (k = 1; k <= nk; k++)
+            printf " %s", ((p, order[k]) in pv) ? pv[p, order[k]] : "-"
+        printf "\n"
     }
 }' "$log"
 echo "fresh.sh: $n processes, raw lines in $log"

@@ -380,21 +380,8 @@ int bench_idle_connections(void)
     long n = bench_scaled(IC_CONNS);
 
     weft_config cfg;
-    weft_config_default(&cfg);
-    if (bench_balance >= 0)
-        cfg.balance = bench_balance;
-    cfg.workers = (unsigned)workers;
-    if ((uint64_t)n + 64 > cfg.max_tasks)
-        cfg.max_tasks = (uint32_t)n + 64;
-    if (!getenv("WEFT_SMALL_STACK_SIZE"))
-        cfg.small_stack_size = IC_SMALL_STACK;
-    weft_rt *rt;
-    int err = weft_rt_create(&rt, &cfg);
-    if (err) {
-        fprintf(stderr, "weft-bench: weft_rt_create: %s (%s)\n",
-                weft_strerror(err), weft_last_error());
-        exit(2);
-    }
+    weft_rt *rt = bench_rt_sized((unsigned)workers, n, IC_SMALL_STACK, &cfg);
+    int err;
     weft_spawn_attr attr = WEFT_SPAWN_ATTR_INIT;
     attr.stack = WEFT_STACK_SMALL;
     attr.name = "conn";

@@ -21,6 +21,14 @@
  * check=ok needs every spawn and channel to succeed, every task to be
  * seen parked (weft_stats: parks and live), the resident set to grow, and
  * every receiver to have got -EPIPE after the close.
+ *
+ * `memory_million` (issue 16): 10^6 (scaled) detached small-class tasks
+ * all parked on one weft_event, so that the bytes counted are the tasks'
+ * alone. Three lines: memory_million (B/task, RSS growth over N as
+ * above), memory_million_park (ms from the first spawn until the last
+ * task is seen parked) and memory_million_wake (ms from weft_event_set
+ * until the last task has ended). check=ok needs every spawn to succeed,
+ * all N parked at once, and all N ended after the set.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -72,26 +80,21 @@ static int wait_stat(weft_rt *rt, int live, uint64_t target)
     return 0;
 }
 
+/* Every one of the `spawned` tasks parked once (parks counted from
+ * parks0) and is still live. */
+static int all_parked(weft_rt *rt, uint64_t parks0, long spawned)
+{
+    return wait_stat(rt, 0, parks0 + (uint64_t)spawned) &&
+           stat_of(rt, 1) == (uint64_t)spawned;
+}
+
 static int run(const char *name, int small)
 {
     int workers = bench_workers(), ok = 1;
     long n = bench_scaled(100000);
     weft_config cfg;
-    weft_config_default(&cfg);
-    if (bench_balance >= 0)
-        cfg.balance = bench_balance;
-    cfg.workers = (unsigned)workers;
-    if ((uint64_t)n + 64 > cfg.max_tasks)
-        cfg.max_tasks = (uint32_t)n + 64;
-    if (small && !getenv("WEFT_SMALL_STACK_SIZE"))
-        cfg.small_stack_size = MEMORY_SMALL_STACK;
-    weft_rt *rt;
-    int err = weft_rt_create(&rt, &cfg);
-    if (err) {
-        fprintf(stderr, "weft-bench: weft_rt_create: %s (%s)\n",
-                weft_strerror(err), weft_last_error());
-        exit(2);
-    }
+    weft_rt *rt = bench_rt_sized((unsigned)workers, n,
+                                 small ? MEMORY_SMALL_STACK : 0, &cfg);
     weft_spawn_attr attr = WEFT_SPAWN_ATTR_INIT;
     attr.flags = WEFT_DETACHED;
     if (small)
@@ -115,8 +118,7 @@ static int run(const char *name, int small)
         spawned++;
     }
     /* Every task parks once, in its receive. */
-    if (!wait_stat(rt, 0, parks0 + (uint64_t)spawned) ||
-        stat_of(rt, 1) != (uint64_t)spawned)
+    if (!all_parked(rt, parks0, spawned))
         ok = 0;
     long after = rss_bytes();
 
@@ -140,7 +142,67 @@ static int run(const char *name, int small)
                         "B/task", ok);
 }
 
+static weft_event million_ev;
+static _Atomic long million_woken;
+
+static void *million_park(void *arg)
+{
+    (void)arg;
+    if (weft_event_wait(&million_ev) == 0)
+        atomic_fetch_add_explicit(&million_woken, 1, memory_order_relaxed);
+    return NULL;
+}
+
+static int run_million(void)
+{
+    int workers = bench_workers(), ok = 1;
+    long n = bench_scaled(1000000);
+    weft_config cfg;
+    weft_rt *rt =
+        bench_rt_sized((unsigned)workers, n, MEMORY_SMALL_STACK, &cfg);
+    weft_spawn_attr attr = WEFT_SPAWN_ATTR_INIT;
+    attr.flags = WEFT_DETACHED;
+    attr.stack = WEFT_STACK_SMALL;
+    weft_event_init(&million_ev);
+    atomic_store(&million_woken, 0);
+
+    uint64_t parks0 = stat_of(rt, 0);
+    long before = rss_bytes();
+    double t0 = bench_now_ns();
+    long spawned = 0;
+    for (long i = 0; i < n; i++) {
+        if (weft_spawn(rt, NULL, million_park, NULL, &attr)) {
+            ok = 0;
+            break;
+        }
+        spawned++;
+    }
+    if (!all_parked(rt, parks0, spawned))
+        ok = 0;
+    double t1 = bench_now_ns();
+    long after = rss_bytes();
+
+    double t2 = bench_now_ns();
+    weft_event_set(&million_ev);
+    while (stat_of(rt, 1) != 0 && bench_now_ns() - t2 < 60e9)
+        usleep(200); /* the main thread keeps off the workers' CPUs */
+    double t3 = bench_now_ns();
+    if (stat_of(rt, 1) != 0 || atomic_load(&million_woken) != n ||
+        spawned != n || before <= 0 || after <= before)
+        ok = 0;
+    bench_verbose_stats(rt);
+    if (weft_event_destroy(&million_ev) || weft_rt_destroy(rt))
+        ok = 0;
+    int rc = bench_report("memory_million", workers,
+                          (double)(after - before) / (double)n, "B/task", ok);
+    rc |=
+        bench_report("memory_million_park", workers, (t1 - t0) / 1e6, "ms", ok);
+    rc |=
+        bench_report("memory_million_wake", workers, (t3 - t2) / 1e6, "ms", ok);
+    return rc;
+}
+
 int bench_memory(void)
 {
-    return run("memory", 0) | run("memory_small", 1);
+    return run("memory", 0) | run("memory_small", 1) | run_million();
 }

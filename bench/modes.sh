@@ -45,22 +45,7 @@ while [ "$r" -le "$rounds" ]; do
 done
 
 # round=R BENCH name=N impl=I workers=W value=V unit=U check=C
-awk '
-function field(s, k,   i, n, a) {
-    n = split(s, a, " ")
-    for (i = 1; i <= n; i++)
-        if (index(a[i], k "=") == 1)
-            return substr(a[i], length(k) + 2)
-    return ""
-}
-function median(list,   n, a, i, j, t) {
-    n = split(list, a, " ")
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
-            t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
-        }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk "$(cat "$(dirname "$0")/lines.awk")"'
 {
     rd = field($0, "round"); name = field($0, "name"); impl = field($0, "impl")
     w = field($0, "workers"); v = field($0, "value"); u = field($0, "unit")
