@@ -189,6 +189,18 @@ static const char *end_name(unsigned why)
     }
 }
 
+/* Open a complete event ("X") on track tid from ts a to ts b; the caller
+ * adds its args, if any, and the closing brace. */
+static void slice(jout *o, const char *cat, const char *name, uint32_t tid,
+                  uint64_t a, uint64_t b)
+{
+    emit_head(o);
+    fprintf(o->f,
+            "{\"ph\":\"X\",\"cat\":\"%s\",\"name\":\"%s\",\"pid\":%" PRIu32
+            ",\"tid\":%" PRIu32 ",\"ts\":%.3f,\"dur\":%.3f",
+            cat, name, o->pid, tid, us(a), dur_us(a, b));
+}
+
 static void end_poll(jout *o, track *t, uint32_t tid, uint64_t ts, unsigned why,
                      unsigned wk)
 {
@@ -196,13 +208,11 @@ static void end_poll(jout *o, track *t, uint32_t tid, uint64_t ts, unsigned why,
         return;
     char lab[48];
     label(lab, sizeof lab, t->name, t->slot);
-    emit_head(o);
+    slice(o, "poll", lab, tid, t->start, ts);
     fprintf(o->f,
-            "{\"ph\":\"X\",\"cat\":\"poll\",\"name\":\"%s\",\"pid\":%" PRIu32
-            ",\"tid\":%" PRIu32 ",\"ts\":%.3f,\"dur\":%.3f,\"args\":{"
-            "\"slot\":%" PRIu32 ",\"gen\":%" PRIu32 ",\"end\":\"%s\"",
-            lab, o->pid, tid, us(t->start), dur_us(t->start, ts), t->slot,
-            t->gen, end_name(why));
+            ",\"args\":{\"slot\":%" PRIu32 ",\"gen\":%" PRIu32
+            ",\"end\":\"%s\"",
+            t->slot, t->gen, end_name(why));
     if (why == MSG_PARK)
         fprintf(o->f, ",\"wait\":\"%s\"", weft__obs_wait_name(wk));
     fputs("}}", o->f);
@@ -398,13 +408,9 @@ static int write_json(weft_rt *rt, FILE *f)
             break;
         case WEFT_TEV_WAKEUP:
             if (t->sleep_from) {
-                emit_head(&o);
-                fprintf(f,
-                        "{\"ph\":\"X\",\"cat\":\"idle\",\"name\":\"%s\","
-                        "\"pid\":%" PRIu32 ",\"tid\":%" PRIu32
-                        ",\"ts\":%.3f,\"dur\":%.3f}",
-                        t->sleep_poll ? "sleep (poller)" : "sleep", o.pid, tid,
-                        us(t->sleep_from), dur_us(t->sleep_from, ts));
+                slice(&o, "idle", t->sleep_poll ? "sleep (poller)" : "sleep",
+                      tid, t->sleep_from, ts);
+                fputc('}', f);
                 t->sleep_from = 0;
             }
             break;

@@ -40,7 +40,10 @@ weft_cold weft_noinline static void trace_wake(weft_rt *rt, uint32_t slot,
                       by);
 }
 
-/* woken's local case while tracing: the event, then the wake. */
+/* woken's local case while tracing: the event, then the wake. Its last
+ * two lines are woken's local path, copied: change both together (kept
+ * apart so that the untraced path carries no live values across the
+ * hook; see woken). */
 weft_cold weft_noinline static void trace_wake_local(weft_rt *rt, uint32_t slot,
                                                      weft_worker *w)
 {
