@@ -64,6 +64,7 @@
  */
 #include "slots.h"
 
+#include <errno.h>
 #include <sched.h>
 
 #include "../base/atomic.h"
@@ -120,48 +121,26 @@ static int64_t reserve_exact(weft_rt *rt, uint32_t *hint)
     return slot;
 }
 
-int64_t weft__slot_take_slow(weft_rt *rt, weft_worker *w)
+int64_t weft__slot_refill(weft_rt *rt, weft_worker *w)
 {
-    if (w && w->rt == rt) {
-        if (!w->iso_of && weft__slot_enter(rt, w)) {
-            uint64_t b = atomic_load_explicit(&w->sc_bits, RLX);
-            uint32_t l = atomic_load_explicit(&w->sc_leaf, RLX);
-            if (!b) { /* refill: one CAS for a batch */
-                b = weft__summary_reserve_batch(&rt->sum, &w->resv_hint,
-                                                SC_BATCH);
-                l = w->resv_hint;
-                atomic_store_explicit(&w->sc_leaf, l, RLX);
-            }
-            if (b) {
-                atomic_store_explicit(&w->sc_bits, b & (b - 1), RLX);
-                weft__slot_leave(w);
-                return (int64_t)l * WEFT_LEAF_SLOTS + weft_ctz64(b);
-            }
-        }
-        weft__slot_leave(w);
+    if (w->iso_of)
+        return -EAGAIN;
+    uint64_t b = weft__summary_reserve_batch(&rt->sum, &w->resv_hint, SC_BATCH);
+    if (!b)
+        return -EAGAIN;
+    atomic_store_explicit(&w->sc_leaf, w->resv_hint, RLX);
+    atomic_store_explicit(&w->sc_bits, b & (b - 1), RLX);
+    return (int64_t)w->resv_hint * WEFT_LEAF_SLOTS + weft_ctz64(b);
+}
+
+int64_t weft__slot_reserve(weft_rt *rt, weft_worker *w)
+{
+    if (w && w->rt == rt)
         return reserve_exact(rt, &w->resv_hint);
-    }
     uint32_t hint = atomic_load_explicit(&rt->ext_hint, RLX);
     int64_t slot = reserve_exact(rt, &hint);
     atomic_store_explicit(&rt->ext_hint, hint, RLX);
     return slot;
-}
-
-void weft__slot_give_slow(weft_rt *rt, weft_worker *w, uint32_t slot)
-{
-    if (w && w->rt == rt) {
-        if (!w->iso_of && weft__slot_enter(rt, w) &&
-            !atomic_load_explicit(&w->sc_bits, RLX)) {
-            /* An empty cache takes the slot's leaf. */
-            atomic_store_explicit(&w->sc_leaf, slot / WEFT_LEAF_SLOTS, RLX);
-            atomic_store_explicit(&w->sc_bits,
-                                  UINT64_C(1) << (slot % WEFT_LEAF_SLOTS), RLX);
-            weft__slot_leave(w);
-            return;
-        }
-        weft__slot_leave(w);
-    }
-    weft__summary_release(&rt->sum, slot);
 }
 
 uint64_t weft__slots_cached(weft_rt *rt, uint32_t l)

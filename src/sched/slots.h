@@ -11,9 +11,13 @@
 #include "../base/membar.h"
 #include "runtime.h"
 
-/* The slow halves (slots.c). */
-int64_t weft__slot_take_slow(weft_rt *rt, weft_worker *w);
-void weft__slot_give_slow(weft_rt *rt, weft_worker *w, uint32_t slot);
+/* The out-of-line halves (slots.c). Refill: inside the owner's section,
+ * with its cache empty: reserve a batch, keep all but the one returned
+ * (or -EAGAIN: the map is full). Reserve: one slot from the map, emptying
+ * every cache first if the map is full; w is the caller's worker or NULL
+ * (any runtime). */
+int64_t weft__slot_refill(weft_rt *rt, weft_worker *w);
+int64_t weft__slot_reserve(weft_rt *rt, weft_worker *w);
 
 /* The owner's section around its cache: enter returns 1 when the cache
  * may be used (no reclaim in progress). Leave always, entered or not. */
@@ -33,40 +37,64 @@ static inline void weft__slot_leave(weft_worker *w)
  * thread. */
 static inline int64_t weft__slot_take(weft_rt *rt, weft_worker *w)
 {
-    if (weft_likely(w && w->rt == rt) && weft_likely(weft__slot_enter(rt, w))) {
-        uint64_t b = atomic_load_explicit(&w->sc_bits, memory_order_relaxed);
-        if (weft_likely(b)) {
-            atomic_store_explicit(&w->sc_bits, b & (b - 1),
-                                  memory_order_relaxed);
-            uint32_t l =
-                atomic_load_explicit(&w->sc_leaf, memory_order_relaxed);
+    if (weft_likely(w && w->rt == rt)) {
+        if (weft_likely(weft__slot_enter(rt, w))) {
+            uint64_t b =
+                atomic_load_explicit(&w->sc_bits, memory_order_relaxed);
+            int64_t slot;
+            if (weft_likely(b)) {
+                atomic_store_explicit(&w->sc_bits, b & (b - 1),
+                                      memory_order_relaxed);
+                slot = (int64_t)atomic_load_explicit(&w->sc_leaf,
+                                                     memory_order_relaxed) *
+                           WEFT_LEAF_SLOTS +
+                       weft_ctz64(b);
+            } else {
+                slot = weft__slot_refill(rt, w);
+            }
             weft__slot_leave(w);
-            return (int64_t)l * WEFT_LEAF_SLOTS + weft_ctz64(b);
+            if (weft_likely(slot >= 0))
+                return slot;
+        } else {
+            weft__slot_leave(w);
         }
-        weft__slot_leave(w);
     }
-    return weft__slot_take_slow(rt, w);
+    return weft__slot_reserve(rt, w);
 }
 
 /* Free a reaped slot (its generation already moved on). w: the calling
  * thread's worker, or NULL; any runtime. Any thread. */
 static inline void weft__slot_give(weft_rt *rt, weft_worker *w, uint32_t slot)
 {
-    if (weft_likely(w && w->rt == rt) && weft_likely(weft__slot_enter(rt, w))) {
-        uint64_t b = atomic_load_explicit(&w->sc_bits, memory_order_relaxed);
-        if (weft_likely(b) &&
-            weft_likely(
-                slot / WEFT_LEAF_SLOTS ==
-                atomic_load_explicit(&w->sc_leaf, memory_order_relaxed))) {
-            atomic_store_explicit(&w->sc_bits,
-                                  b | UINT64_C(1) << (slot % WEFT_LEAF_SLOTS),
-                                  memory_order_relaxed);
-            weft__slot_leave(w);
-            return;
+    uint32_t l = slot / WEFT_LEAF_SLOTS;
+    /* The pre-check outside the section reads sc_leaf, which only the
+     * owner writes, and sc_bits, which a reclaimer may only clear: at
+     * worst it sends a slot to the map that the cache could have taken.
+     * It keeps reaps of other leaves (a burst of spawns) at the map's
+     * cost. */
+    if (weft_likely(w && w->rt == rt) &&
+        (l == atomic_load_explicit(&w->sc_leaf, memory_order_relaxed) ||
+         !atomic_load_explicit(&w->sc_bits, memory_order_relaxed))) {
+        if (weft_likely(weft__slot_enter(rt, w))) {
+            uint64_t b =
+                atomic_load_explicit(&w->sc_bits, memory_order_relaxed);
+            /* Into the cache when of its leaf, or when it is empty (the
+             * slot's leaf becomes the cache's; isolation identities keep
+             * no cache). */
+            if (b ? l == atomic_load_explicit(&w->sc_leaf, memory_order_relaxed)
+                  : !w->iso_of) {
+                if (!b)
+                    atomic_store_explicit(&w->sc_leaf, l, memory_order_relaxed);
+                atomic_store_explicit(
+                    &w->sc_bits, b | UINT64_C(1) << (slot % WEFT_LEAF_SLOTS),
+                    memory_order_relaxed);
+                weft__slot_leave(w);
+                return;
+            }
         }
         weft__slot_leave(w);
     }
-    weft__slot_give_slow(rt, w, slot);
+    weft__summary_release(&rt->sum, slot);
 }
 
 /* The slots of leaf l held in workers' caches (a snapshot; tests check
