@@ -195,16 +195,22 @@ static void count_reap(weft_rt *rt, weft_worker *w)
 /* Free a DONE slot whose reaping the caller owns. Any thread; w is the
  * caller's worker (weft__worker_self), passed in because the callers
  * already have it. */
-static void reap(weft_rt *rt, uint32_t slot, weft_worker *w)
+/* Move the slot's generation on and free it (slots.c); w as reap's. */
+static inline void free_slot(weft_rt *rt, uint32_t slot, weft_worker *w)
 {
     weft_tcb *t = &rt->hot[slot];
-    atomic_store_explicit(&rt->cold[slot].joiner, 0, RLX);
     uint64_t s = atomic_load_explicit(&t->state, RLX);
-    /* Release: pairs with stale-handle readers' acquire loads; the slot
-     * bit's release (summary) hands the slot to the next reserver. */
+    /* Release: pairs with stale-handle readers' acquire loads; the slot's
+     * release (slots.c, summary.c) hands it to the next reserver. */
     atomic_store_explicit(&t->state, (s & WEFT_TS_GEN_MASK) + WEFT_TS_GEN_ONE,
                           REL);
     weft__slot_give(rt, w, slot);
+}
+
+static void reap(weft_rt *rt, uint32_t slot, weft_worker *w)
+{
+    atomic_store_explicit(&rt->cold[slot].joiner, 0, RLX);
+    free_slot(rt, slot, w);
     count_reap(rt, w);
 }
 
@@ -269,7 +275,7 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
  * after the call re-reads the worker. Only a child of the same stack class
  * is taken, so stack checks stay valid.
  */
-static int run_inline(weft_worker *w, uint32_t slot)
+static weft_worker *run_inline(weft_worker *w, uint32_t slot)
 {
     weft_rt *rt = w->rt;
     weft_tcb *t = &w->hot[slot], *parent = w->current;
@@ -280,20 +286,20 @@ static int run_inline(weft_worker *w, uint32_t slot)
         w->lifo = 0;
     } else {
         if (!weft__deque_maybe_nonempty(&w->dq))
-            return 0;
+            return NULL;
         uint32_t x = weft__deque_take(&w->dq);
         if (x == WEFT_DEQUE_EMPTY)
-            return 0;
+            return NULL;
         if (x != slot) {
             push_local(w, x); /* not ours: back where it was */
-            return 0;
+            return NULL;
         }
     }
     if (t->sp || ((atomic_load_explicit(&t->state, RLX) ^
                    atomic_load_explicit(&parent->state, RLX)) &
                   WEFT_TS_SMALL)) {
         push_local(w, slot); /* started before, or another stack class */
-        return 0;
+        return NULL;
     }
     weft_tcb_cold *c = &rt->cold[slot], *pc = &rt->cold[pslot];
     void *tls[WEFT_TLS_KEYS];
@@ -330,7 +336,7 @@ static int run_inline(weft_worker *w, uint32_t slot)
     w->current = parent;
     w->cur_slot = pslot;
     atomic_store_explicit(&w->running, pslot + 1, RLX);
-    return 1;
+    return w;
 }
 
 /* ---- handles ----------------------------------------------------------- */
@@ -451,14 +457,18 @@ static int join(weft_task h, void **result, weft_worker *w, weft_rt *rt,
             hgen(rt, s) != weft__handle_gen(h))
             return -ESRCH;
     }
+    weft_worker *now;
     if (weft_ts_state(s) != WEFT_TS_DONE && w && w->current && w->rt == rt &&
-        run_inline(w, slot)) {
+        (now = run_inline(w, slot))) {
         /* It ran to its end inside this call; we hold JOINED, so nobody
-         * else looks at it: reap it ourselves. */
+         * else looks at it: reap it ourselves, on the worker the join is
+         * on now (it may have parked and moved), a worker of rt. Nobody
+         * registered as its joiner (that needs JOINED), so the joiner
+         * word is still 0: reap's store of it is skipped. */
         if (result)
             *result = rt->cold[slot].result;
-        reap(rt, slot, weft__worker_self()); /* w may be stale: the join
-                                                  may have parked and moved */
+        free_slot(rt, slot, now);
+        stat_inc(&now->st.reaps);
         return 0;
     }
     if (weft_ts_state(s) != WEFT_TS_DONE) {
