@@ -15,12 +15,17 @@ void weft__spin_slow(_Atomic uint32_t *l)
         if (!atomic_load_explicit(l, memory_order_relaxed) &&
             !atomic_exchange_explicit(l, 1, memory_order_acquire))
             return;
-        if (spins < 100)
-            weft_cpu_relax();
-        else {
-            weft__sys_enter();
-            sched_yield();
-            weft__sys_leave();
-        }
+        weft__spin_backoff(spins);
+    }
+}
+
+void weft__spin_backoff(unsigned spins)
+{
+    if (spins < 100) {
+        weft_cpu_relax();
+    } else {
+        weft__sys_enter();
+        sched_yield();
+        weft__sys_leave();
     }
 }

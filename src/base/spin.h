@@ -15,6 +15,12 @@
 
 void weft__spin_slow(_Atomic uint32_t *l);
 
+/* One step of waiting for another thread's next few instructions: a
+ * pause for the first 100 steps (spins counts them), then a yield of the
+ * thread, whose holder may have lost its CPU (marked: base/sysmark.h).
+ * Also the slot caches' reclaim and the join's wait for DONE. */
+void weft__spin_backoff(unsigned spins);
+
 static inline void weft__spin_lock(_Atomic uint32_t *l)
 {
     /* Acquire: pairs with weft__spin_unlock's release. */

@@ -122,6 +122,15 @@ void weft__summary_release_worker(weft_summary *s, uint32_t leaf);
  * are left as they were). Any thread. */
 int64_t weft__summary_reserve(weft_summary *s, uint32_t *hint);
 
+/* 1 if slot is reserved in the map (a snapshot). Any thread. */
+static inline int weft__summary_reserved(const weft_summary *s, uint32_t slot)
+{
+    return (atomic_load_explicit(&s->resv[slot / WEFT_LEAF_SLOTS],
+                                 memory_order_relaxed) >>
+            (slot % WEFT_LEAF_SLOTS)) &
+           1;
+}
+
 /* Release a reserved slot. Aborts if it was not reserved. Any thread. */
 void weft__summary_release(weft_summary *s, uint32_t slot);
 

@@ -21,14 +21,13 @@
  * setting the flag).
  */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 
 #include "../arch/fiber_san.h"
 #include "../base/atomic.h"
 #include "../base/check.h"
 #include "../base/futex.h"
-#include "../base/sysmark.h"
+#include "../base/spin.h"
 #include "runq.h"
 #include "slots.h"
 
@@ -121,13 +120,9 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     weft_tcb_cold *c = &rt->cold[slot];
     uint64_t gen = atomic_load_explicit(&t->state, RLX) & WEFT_TS_GEN_MASK;
     /* A slot handed out is reserved in the map and free (slots.c). */
-    weft_assert(
-        "slots",
-        weft_ts_state(atomic_load_explicit(&t->state, RLX)) == WEFT_TS_FREE &&
-            (atomic_load_explicit(
-                 &rt->sum.resv[(uint32_t)slot / WEFT_LEAF_SLOTS], RLX) >>
-             ((uint32_t)slot % WEFT_LEAF_SLOTS)) &
-                1);
+    weft_assert("slots", weft_ts_state(atomic_load_explicit(&t->state, RLX)) ==
+                                 WEFT_TS_FREE &&
+                             weft__summary_reserved(&rt->sum, (uint32_t)slot));
     /* Relaxed atomic stores of sp (also weft__switch_bind): weft_task_info
      * reads it from other threads to tell whether the task has run. */
     __atomic_store_n(&t->sp, NULL, __ATOMIC_RELAXED);
@@ -192,9 +187,6 @@ static void count_reap(weft_rt *rt, weft_worker *w)
         atomic_fetch_add_explicit(&rt->ext_reaps, 1, RLX);
 }
 
-/* Free a DONE slot whose reaping the caller owns. Any thread; w is the
- * caller's worker (weft__worker_self), passed in because the callers
- * already have it. */
 /* Move the slot's generation on and free it (slots.c); w as reap's. */
 static inline void free_slot(weft_rt *rt, uint32_t slot, weft_worker *w)
 {
@@ -207,6 +199,9 @@ static inline void free_slot(weft_rt *rt, uint32_t slot, weft_worker *w)
     weft__slot_give(rt, w, slot);
 }
 
+/* Free a DONE slot whose reaping the caller owns. Any thread; w is the
+ * caller's worker (weft__worker_self), passed in because the callers
+ * already have it. */
 static void reap(weft_rt *rt, uint32_t slot, weft_worker *w)
 {
     atomic_store_explicit(&rt->cold[slot].joiner, 0, RLX);
@@ -507,13 +502,7 @@ static int join(weft_task h, void **result, weft_worker *w, weft_rt *rt,
             /* Acquire: pairs with the destroyer's release store. */
             if (atomic_load_explicit(&rt->abandoned, ACQ))
                 return -ECANCELED;
-            if (spins < 100)
-                weft_cpu_relax();
-            else {
-                weft__sys_enter();
-                sched_yield();
-                weft__sys_leave();
-            }
+            weft__spin_backoff((unsigned)spins);
         }
     }
     if (result)
