@@ -393,49 +393,80 @@ static int enroll(weft_rt *rt, fdrec *r, int fd)
 
 /* ---- waiting ------------------------------------------------------------ */
 
-/* The calling task waits until fd is ready in direction d: 0 (retry the
- * call), -ETIMEDOUT, -ECANCELED (closed, or shutdown), or -errno. */
-static int task_wait(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
+/* The calling task waits until fd is ready in a direction of `dirs`
+ * (bit d for direction d; both for weft_fd_wait with both events): 0
+ * (retry the call), -ETIMEDOUT, -ECANCELED (closed, or shutdown), or
+ * -errno.
+ *
+ * Both directions: one wait record with a node in each direction's queue,
+ * as select links one record into several channels (sync/wait.h, "The
+ * claim protocol"). The two queue locks are taken in forget's order, read
+ * then write, and held together while the ready flags are read and the
+ * nodes queued, so an edge of either direction either set its flag
+ * before (consumed here: the call is retried) or finds a node queued
+ * after. The first event claims the record and wakes the task; the other
+ * direction's event then finds its node's claim taken, drops the node
+ * and sets that direction's ready flag, so its edge is not lost either.
+ * The woken task unlinks the node still queued (unlinking checks
+ * `queued` under the lock) before its record leaves the stack. */
+static int task_wait(weft_rt *rt, fdrec *r, int fd, unsigned dirs,
+                     uint64_t deadline)
 {
     int err = enroll(rt, r, fd);
     if (err)
         return err;
     uint32_t gen = atomic_load_explicit(&r->gen, ACQ);
-    fddir *x = &r->dir[d];
+    unsigned kind = dirs == 3u                ? WEFT_WK_FD_RW
+                    : dirs == 1u << DIR_WRITE ? WEFT_WK_FD_WRITE
+                                              : WEFT_WK_FD_READ;
     weft_wait wt;
-    weft_wnode node = {.wait = &wt};
-    if ((err = weft__wait_init(&wt, 0, d ? WEFT_WK_FD_WRITE : WEFT_WK_FD_READ,
-                               (const void *)(uintptr_t)(fd + 1))))
+    weft_wnode node[2] = {{.wait = &wt, .index = DIR_READ},
+                          {.wait = &wt, .index = DIR_WRITE}};
+    if ((err =
+             weft__wait_init(&wt, 0, kind, (const void *)(uintptr_t)(fd + 1))))
         return weft__wait_fini(&wt, err);
-    weft__spin_lock(qlock(x));
+    for (int d = 0; d < 2; d++)
+        if (dirs & 1u << d)
+            weft__spin_lock(qlock(&r->dir[d]));
     if (atomic_load_explicit(&r->gen, RLX) != gen) {
-        weft__spin_unlock(qlock(x));
-        return weft__wait_fini(&wt, -ECANCELED);
-    }
-    if (x->ready) {
-        x->ready = 0;
-        weft__spin_unlock(qlock(x));
-        return weft__wait_fini(&wt, 0);
-    }
-    if (deadline && deadline <= weft__clock_ns()) {
+        err = -ECANCELED;
+    } else if ((dirs & 1u << DIR_READ && r->dir[DIR_READ].ready) ||
+               (dirs & 1u << DIR_WRITE && r->dir[DIR_WRITE].ready)) {
+        /* Ready: the caller retries every call it waits for, so every
+         * flag it waits on is consumed. */
+        for (int d = 0; d < 2; d++)
+            if (dirs & 1u << d)
+                r->dir[d].ready = 0;
+        err = 0;
+    } else if (deadline && deadline <= weft__clock_ns()) {
         /* Not ready and already past: no park, so not counted in
          * io_waits (weft_stats: tasks that parked on a descriptor). */
-        weft__spin_unlock(qlock(x));
-        return weft__wait_fini(&wt, -ETIMEDOUT);
+        err = -ETIMEDOUT;
+    } else {
+        for (int d = 0; d < 2; d++)
+            if (dirs & 1u << d)
+                weft__wq_push(&r->dir[d].q.list_, &node[d]);
+        err = 1; /* queued */
     }
-    weft__wq_push(&x->q.list_, &node);
-    weft__spin_unlock(qlock(x));
+    for (int d = 1; d >= 0; d--)
+        if (dirs & 1u << d)
+            weft__spin_unlock(qlock(&r->dir[d]));
+    if (err != 1)
+        return weft__wait_fini(&wt, err);
     atomic_fetch_add_explicit(&rt->poller.waiters, 1, RLX);
     atomic_fetch_add_explicit(&rt->poller.waits, 1, RLX);
     err = weft__wait_block(&wt, deadline);
     atomic_fetch_sub_explicit(&rt->poller.waiters, 1, RLX);
-    if (err < 0) { /* timed out or cancelled: still queued */
-        weft__spin_lock(qlock(x));
-        weft__wq_unlink(&x->q.list_, &node);
-        weft__spin_unlock(qlock(x));
-    } else if (atomic_load_explicit(&r->gen, ACQ) != gen) {
+    /* Timed out or cancelled: every node is still queued; woken: the
+     * claimer popped its node, and the other direction's may be queued. */
+    for (int d = 0; d < 2; d++)
+        if (dirs & 1u << d && (err < 0 || dirs == 3u)) {
+            weft__spin_lock(qlock(&r->dir[d]));
+            weft__wq_unlink(&r->dir[d].q.list_, &node[d]);
+            weft__spin_unlock(qlock(&r->dir[d]));
+        }
+    if (err >= 0 && atomic_load_explicit(&r->gen, ACQ) != gen)
         err = -ECANCELED; /* woken by weft_close */
-    }
     return weft__wait_fini(&wt, err);
 }
 
@@ -470,7 +501,7 @@ static int thread_wait(int fd, short events, uint64_t deadline)
 static int wait_dir(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
 {
     if (r)
-        return task_wait(rt, r, fd, d, deadline);
+        return task_wait(rt, r, fd, 1u << d, deadline);
     return thread_wait(fd, d ? POLLOUT : POLLIN, deadline);
 }
 
@@ -509,7 +540,7 @@ ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
         !atomic_load_explicit(&r->closed, RLX) &&
         (deadline == WEFT_NO_DEADLINE || deadline > weft__clock_ns())) {
         atomic_store_explicit(&r->drained, 0, RLX);
-        if ((err = task_wait(rt, r, fd, d, deadline))) {
+        if ((err = task_wait(rt, r, fd, 1u << d, deadline))) {
             res = err;
             goto out;
         }
@@ -592,11 +623,11 @@ int weft_fd_wait(int fd, int events, uint64_t deadline)
                            (short)((events & WEFT_FD_READ ? POLLIN : 0) |
                                    (events & WEFT_FD_WRITE ? POLLOUT : 0)),
                            deadline);
-    /* Both directions: wait for reading, which an error or hang-up also
-     * ends; a caller that wants either tries both calls. */
     if ((err = ref_take(fd)))
         return err;
-    err = task_wait(rt, r, fd, (events & WEFT_FD_READ) ? DIR_READ : DIR_WRITE,
+    err = task_wait(rt, r, fd,
+                    (events & WEFT_FD_READ ? 1u << DIR_READ : 0) |
+                        (events & WEFT_FD_WRITE ? 1u << DIR_WRITE : 0),
                     deadline);
     ref_drop(fd);
     return err;

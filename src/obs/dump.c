@@ -72,6 +72,7 @@ static const char *const wait_names[WEFT_WK_COUNT] = {
     [WEFT_WK_JOIN_INLINE] = "join",
     [WEFT_WK_FD_READ] = "fd read",
     [WEFT_WK_FD_WRITE] = "fd write",
+    [WEFT_WK_FD_RW] = "fd read write",
     [WEFT_WK_BLOCKING] = "blocking",
 };
 
@@ -334,11 +335,13 @@ static void dump_task(out *o, weft_rt *rt, uint32_t slot,
     put_s(o, " wait=[");
     if (ti->state == WEFT_STATE_PARKED &&
         (ti->wait == wait_names[WEFT_WK_FD_READ] ||
-         ti->wait == wait_names[WEFT_WK_FD_WRITE])) {
-        /* A descriptor: its number (the object is fd + 1, io/fd.c). */
+         ti->wait == wait_names[WEFT_WK_FD_WRITE] ||
+         ti->wait == wait_names[WEFT_WK_FD_RW])) {
+        /* A descriptor: its number (the object is fd + 1, io/fd.c), then
+         * the direction(s) the name ends with. */
         put_s(o, "fd ");
         put_u(o, (uintptr_t)ti->wait_obj - 1);
-        put_s(o, ti->wait == wait_names[WEFT_WK_FD_READ] ? " read" : " write");
+        put_s(o, ti->wait + 2);
     } else if (ti->state == WEFT_STATE_PARKED) {
         put_s(o, ti->wait);
         if (ti->wait_obj) {

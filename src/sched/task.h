@@ -190,6 +190,7 @@ enum {
     WEFT_WK_PARK,
     WEFT_WK_FD_READ, /* a descriptor (io/fd.c); obj: fd + 1 */
     WEFT_WK_FD_WRITE,
+    WEFT_WK_FD_RW,       /* either direction (weft_fd_wait with both) */
     WEFT_WK_BLOCKING,    /* weft_block_on (io/blocking.c); obj: the function */
     WEFT_WK_JOIN_INLINE, /* running the joined child on its own stack:
                             shown as "join", but nothing is linked */
