@@ -902,7 +902,9 @@ WEFT_API void weft_preempt_enable(void);
  * until the runtime's poller sees it ready, its deadline passes
  * (-ETIMEDOUT), the descriptor is closed with weft_close (-ECANCELED) or
  * its runtime is shut down (-ECANCELED). On a plain thread each call
- * blocks the thread, with the same deadline (poll(2), then the call).
+ * blocks the thread, with the same deadline: a call with a deadline sets
+ * O_NONBLOCK on the descriptor (as a task's first call does), so that
+ * the call itself cannot block past it, and waits with poll(2).
  * Return values are those of the system call (a count, 0 at end of
  * file) or -errno; partial reads and writes are the caller's to loop on,
  * except in weft_write_all. Writes and sends never raise SIGPIPE, on
@@ -915,7 +917,11 @@ WEFT_API void weft_preempt_enable(void);
  * ready and never park (use weft_block_on for slow ones, when it
  * exists). Close a descriptor that tasks have used with weft_close: it
  * wakes every task parked on it with -ECANCELED, forgets the
- * registration in every runtime, then closes. A plain close() leaves
+ * registration in every runtime, then closes: at once when no weft call
+ * on the number is in flight, else when the last one leaves (so the
+ * number is never reused under a running call). A plain thread blocked
+ * in a weft call on it is not woken: the descriptor stays open until
+ * that call returns. A plain close() leaves
  * tasks parked on the number until their deadline or shutdown, and a
  * new file that reuses the number keeps O_NONBLOCK unset until
  * weft_fd_forget(fd) or weft_close. */
@@ -985,7 +991,11 @@ WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *len,
                          int flags);
 WEFT_API int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len,
                                int flags, uint64_t deadline_ns);
-/* connect(2), waiting for the connection to complete: 0 or -errno. */
+/* connect(2), waiting for the connection to complete: 0 or -errno. With
+ * a deadline already past, no connection is started (-ETIMEDOUT); an
+ * attempt its deadline ends is aborted (connect(2) to AF_UNSPEC: the
+ * socket is unconnected again; a peer that had accepted it sees a
+ * reset), so a timed-out call has no effect on the socket. */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len);
 WEFT_API int weft_connect_until(int fd, const struct sockaddr *addr,
                                 socklen_t len, uint64_t deadline_ns);
@@ -997,7 +1007,9 @@ WEFT_API int weft_connect_until(int fd, const struct sockaddr *addr,
 #define WEFT_FD_WRITE 2
 WEFT_API int weft_fd_wait(int fd, int events, uint64_t deadline_ns);
 /* Wake every task parked on fd with -ECANCELED, forget its registration
- * in every runtime, and close it: close(2)'s result. */
+ * in every runtime, and close it: close(2)'s result, or 0 when a call in
+ * flight on fd will close it as it leaves (above); -EBADF the second
+ * time. */
 WEFT_API int weft_close(int fd);
 /* Forget fd's registration without closing it (it was closed by other
  * code, or is to be used outside weft from now on). */

@@ -23,12 +23,16 @@
  *  - woken by the pool thread (it won the claim): the job is done;
  *  - cancelled (its runtime shut down, it won the claim): under the pool
  *    lock, a job still queued is unlinked and never runs (-ECANCELED);
- *    a job already taken by a thread is waited for (the thread, having
- *    lost the claim, sets `done` instead of waking; the task yields until
- *    it sees it) and its result returned.
+ *    a job already taken by a thread is waited for, parked in a second
+ *    wait that cancellation does not end (WAIT_NESTED): under the pool
+ *    lock the task either sees `done` or leaves that wait's node in
+ *    `late`, and the thread, having lost the first claim, sets `done`
+ *    and takes `late` under the same lock, then wakes it. (It yielded in
+ *    a loop until `done` before: a task then spun on its worker for as
+ *    long as the job ran, found by a program written from weft.h.)
  * weft_rt_destroy waits for every running job (weft__blocking_rt_gone,
  * called before any stack is released), so a task abandoned in that
- * yield loop still has its stack while the thread writes the result.
+ * wait still has its stack while the thread writes the result.
  *
  * The queue is a mutex and a condition variable: a call that costs a
  * system call or more anyway, made from the parked task's worker and
@@ -58,6 +62,7 @@ typedef struct bjob {
     weft_wnode node;  /* claimed by the thread that ran the job */
     _Atomic int done; /* the thread lost the claim: it is done with us */
     int taken;        /* a thread took it off the queue (under lock) */
+    weft_wnode *late; /* the cancelled task's second wait (under lock) */
 } bjob;
 
 /* A pool thread's record: joined by whoever takes the pool's lock next
@@ -146,12 +151,19 @@ static void *pool_main(void *arg)
         pthread_mutex_unlock(&p->lock);
         j->ret = j->fn(j->arg);
         atomic_fetch_add_explicit(&p->calls, 1, RLX);
-        if (weft__wait_claim(&j->node))
+        if (weft__wait_claim(&j->node)) {
             weft__wait_wake(&j->wt); /* after this, j may be gone */
-        else
+        } else {
+            pthread_mutex_lock(&p->lock);
+            weft_wnode *late = j->late;
             /* Release: the result before the flag (pairs with the
              * cancelled task's acquire load). */
             atomic_store_explicit(&j->done, 1, memory_order_release);
+            pthread_mutex_unlock(&p->lock);
+            /* Nothing else ends that wait: the claim is ours. */
+            if (late && weft__wait_claim(late))
+                weft__wait_wake(late->wait); /* j may be gone */
+        }
         pthread_mutex_lock(&p->lock);
     }
     p->threads--;
@@ -267,9 +279,22 @@ int weft_block_on(weft_fn fn, void *arg, void **result)
         err = weft__wait_fini(&j.wt, never ? err : 0);
         if (never)
             return err;
+        /* Taken before the cancellation: wait for its end (the header). */
+        weft_wait late;
+        weft_wnode ln = {.wait = &late};
+        weft__wait_init(&late, WAIT_NESTED, WEFT_WK_BLOCKING, (const void *)fn);
+        weft__sys_enter();
+        pthread_mutex_lock(&p->lock);
         /* Acquire: pairs with the thread's release store of done. */
-        while (!atomic_load_explicit(&j.done, memory_order_acquire))
-            weft_yield();
+        int running = !atomic_load_explicit(&j.done, memory_order_acquire);
+        if (running)
+            j.late = &ln;
+        pthread_mutex_unlock(&p->lock);
+        weft__sys_leave();
+        if (running)
+            weft__wait_block(&late, WAIT_FOREVER);
+        /* A nested wait leaves the kind it recorded: clear it. */
+        weft__caller_wait_set(&me, WEFT_WK_NONE, NULL);
     } else {
         weft__wait_fini(&j.wt, 0);
     }

@@ -11,6 +11,7 @@
  * socket. Two more system calls per write, on pipes only.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
@@ -40,8 +41,13 @@ static ssize_t writev_plain(int fd, const void *iov, size_t cnt)
     return writev(fd, iov, (int)cnt);
 }
 
-/* w(fd, a, n) with no SIGPIPE delivered for it. */
-static ssize_t no_sigpipe(plain_write w, int fd, const void *a, size_t n)
+/* w(fd, a, n), a write of `bytes` bytes in all, with no SIGPIPE
+ * delivered for it. A write the reader's leaving interrupted raises
+ * SIGPIPE too: with -EPIPE when nothing was written, or with a partial
+ * count when the writer was blocked part way (a blocking pipe written
+ * from a plain thread), so both take back a SIGPIPE this call raised. */
+static ssize_t no_sigpipe(plain_write w, int fd, const void *a, size_t n,
+                          size_t bytes)
 {
     sigset_t pipe, old, pend;
     sigemptyset(&pipe);
@@ -50,8 +56,10 @@ static ssize_t no_sigpipe(plain_write w, int fd, const void *a, size_t n)
     int was = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
     ssize_t k = w(fd, a, n);
     int e = errno;
-    if (k < 0 && e == EPIPE && !was && !sigismember(&old, SIGPIPE)) {
+    if (((k < 0 && e == EPIPE) || (k >= 0 && (size_t)k < bytes)) && !was &&
+        !sigismember(&old, SIGPIPE)) {
         static const struct timespec zero = {0, 0};
+        /* None pending (a short write for want of room): EAGAIN. */
         while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
             ;
     }
@@ -97,7 +105,7 @@ static ssize_t call_write(int fd, void *a, weft_fdrec *r)
             return k;
         weft__fdrec_set_notsock(r); /* a pipe or a file: write(2) now */
     }
-    return no_sigpipe(write_plain, fd, x->buf, x->n);
+    return no_sigpipe(write_plain, fd, x->buf, x->n, x->n);
 }
 
 ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline)
@@ -187,6 +195,10 @@ static ssize_t call_readv(int fd, void *a, weft_fdrec *r)
 static ssize_t call_writev(int fd, void *a, weft_fdrec *r)
 {
     vec_args *x = a;
+    if (x->cnt < 0 || x->cnt > IOV_MAX) { /* sendmsg(2) would say EMSGSIZE */
+        errno = EINVAL;
+        return -1;
+    }
     if (!weft__fdrec_notsock(r)) {
         struct msghdr m = {.msg_iov = (struct iovec *)x->iov,
                            .msg_iovlen = (size_t)x->cnt};
@@ -195,7 +207,10 @@ static ssize_t call_writev(int fd, void *a, weft_fdrec *r)
             return k;
         weft__fdrec_set_notsock(r);
     }
-    return no_sigpipe(writev_plain, fd, x->iov, (size_t)x->cnt);
+    size_t bytes = 0;
+    for (int i = 0; i < x->cnt; i++)
+        bytes += x->iov[i].iov_len;
+    return no_sigpipe(writev_plain, fd, x->iov, (size_t)x->cnt, bytes);
 }
 
 ssize_t weft_readv_until(int fd, const struct iovec *iov, int cnt,
@@ -395,11 +410,26 @@ static ssize_t call_connect(int fd, void *a, weft_fdrec *r)
     return 0;
 }
 
+/* "A timed-out call has no effect" (weft.h, Time), which a connection
+ * attempt cannot keep once started: so a deadline already past starts
+ * none (-ETIMEDOUT at once), and an attempt the deadline ends is aborted
+ * with a connect(2) to AF_UNSPEC (on Linux, TCP's disconnect: the socket
+ * is unconnected again; a peer that had already accepted it sees a
+ * reset). */
 int weft_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
                        uint64_t deadline)
 {
+    if (deadline != WEFT_NO_DEADLINE && deadline <= weft_now_ns())
+        return fd < 0 ? -EBADF : -ETIMEDOUT;
     conn_args a = {addr, len, 0};
-    return (int)weft__io_run(fd, DIR_WRITE, deadline, call_connect, &a);
+    int r = (int)weft__io_run(fd, DIR_WRITE, deadline, call_connect, &a);
+    if (r == -ETIMEDOUT && a.started) {
+        struct sockaddr none = {.sa_family = AF_UNSPEC};
+        int e = errno;
+        (void)connect(fd, &none, sizeof none);
+        errno = e;
+    }
+    return r;
 }
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len)

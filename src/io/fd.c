@@ -438,7 +438,7 @@ static int task_wait(weft_rt *rt, fdrec *r, int fd, unsigned dirs,
             if (dirs & 1u << d)
                 r->dir[d].ready = 0;
         err = 0;
-    } else if (deadline && deadline <= weft__clock_ns()) {
+    } else if (deadline != WEFT_NO_DEADLINE && deadline <= weft__clock_ns()) {
         /* Not ready and already past: no park, so not counted in
          * io_waits (weft_stats: tasks that parked on a descriptor). */
         err = -ETIMEDOUT;
@@ -505,6 +505,20 @@ static int wait_dir(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
     return thread_wait(fd, d ? POLLOUT : POLLIN, deadline);
 }
 
+/* A plain thread's call with a deadline: set O_NONBLOCK on fd, as a
+ * task's first call does (weft.h). Polling first and then making the
+ * call on a blocking descriptor let the call block past the deadline: a
+ * write of more than a pipe holds, a read whose data another reader took
+ * first, a connect (found by programs written from weft.h: still blocked
+ * seconds after a 100 ms deadline). 0 or -errno. */
+static int plain_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK)))
+        return -errno;
+    return 0;
+}
+
 /* Is fd's number closing (weft_close began)? */
 static int closing(int fd)
 {
@@ -513,8 +527,9 @@ static int closing(int fd)
 }
 
 /* The calls: try, and on EAGAIN wait and try again, holding a reference
- * on the number throughout. A plain thread waits first when it has a
- * deadline: its descriptor may be blocking. */
+ * on the number throughout. A plain thread's call with a deadline first
+ * sets O_NONBLOCK (plain_nonblock), so that the call itself cannot block
+ * past the deadline. */
 ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
                      void *args)
 {
@@ -526,8 +541,7 @@ ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
     if ((err = ref_take(fd)))
         return err;
     ssize_t res;
-    if (!r && deadline != WEFT_NO_DEADLINE &&
-        (err = thread_wait(fd, d ? POLLOUT : POLLIN, deadline))) {
+    if (!r && deadline != WEFT_NO_DEADLINE && (err = plain_nonblock(fd))) {
         res = err;
         goto out;
     }

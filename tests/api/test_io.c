@@ -317,6 +317,60 @@ TEST(api, io_plain_thread_calls_and_deadline)
     CHECK_OK(weft_close(p[1]));
 }
 
+/* A plain thread's deadline holds on a descriptor that was blocking:
+ * polling first and then making the call let the call block past it (a
+ * write of more than the pipe holds; a read whose byte another reader
+ * took; a connect), found by programs written from weft.h. */
+typedef struct {
+    int fd;
+    ssize_t r;
+    uint64_t took;
+} pt_ctx;
+
+static void *plain_reader(void *arg)
+{
+    pt_ctx *c = arg;
+    char b;
+    uint64_t t0 = weft_now_ns();
+    c->r = weft_read_until(c->fd, &b, 1, t0 + 100 * MS);
+    c->took = weft_now_ns() - t0;
+    return NULL;
+}
+
+TEST(api, io_plain_thread_deadline_holds_on_blocking_descriptors)
+{
+    static char big[200000];
+    int p[2];
+    CHECK_OK(pipe(p));
+    /* More than the pipe holds, nobody reading: the part that fits. */
+    uint64_t t0 = weft_now_ns();
+    ssize_t w = weft_write_until(p[1], big, sizeof big, t0 + 100 * MS);
+    CHECK_CMP_INT(w, >, 0);
+    CHECK_CMP_INT(w, <, (ssize_t)sizeof big);
+    CHECK_CMP_U64(weft_now_ns() - t0, <, 2000 * MS);
+    /* Full now: the deadline, not a block. */
+    t0 = weft_now_ns();
+    CHECK_EQ_INT(weft_write_until(p[1], big, 1, t0 + 50 * MS), -ETIMEDOUT);
+    CHECK_CMP_U64(weft_now_ns() - t0, <, 2000 * MS);
+    CHECK_OK(weft_close(p[0]));
+    CHECK_OK(weft_close(p[1]));
+    /* Two readers, one byte: the one that finds it gone times out. */
+    CHECK_OK(pipe(p));
+    pt_ctx a = {.fd = p[0]}, b = {.fd = p[0]};
+    pthread_t ta, tb;
+    CHECK_OK(pthread_create(&ta, NULL, plain_reader, &a));
+    CHECK_OK(pthread_create(&tb, NULL, plain_reader, &b));
+    usleep(20000);
+    CHECK_EQ_INT(write(p[1], "z", 1), 1);
+    CHECK_OK(pthread_join(ta, NULL));
+    CHECK_OK(pthread_join(tb, NULL));
+    CHECK_EQ_INT(a.r + b.r, 1 - ETIMEDOUT);
+    CHECK_CMP_U64(a.took, <, 2000 * MS);
+    CHECK_CMP_U64(b.took, <, 2000 * MS);
+    CHECK_OK(weft_close(p[0]));
+    CHECK_OK(weft_close(p[1]));
+}
+
 /* ---- half close and reset ---------------------------------------------- */
 
 typedef struct {

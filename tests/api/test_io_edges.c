@@ -830,6 +830,30 @@ static void *past_task(void *arg)
     return NULL;
 }
 
+/* Deadline 0 is in the past like any other: no park, so io_waits (tasks
+ * that parked on a descriptor) stays; it queued and counted a wait. */
+static void *zero_deadline(void *arg)
+{
+    int *p = arg;
+    char b;
+    CHECK_EQ_INT(weft_read_until(p[0], &b, 1, 0), -ETIMEDOUT);
+    CHECK_EQ_INT(weft_fd_wait(p[0], WEFT_FD_READ, 0), -ETIMEDOUT);
+    return NULL;
+}
+
+TEST(api, io_deadline_zero_is_past_and_no_wait)
+{
+    weft_rt *rt = test_rt(64);
+    int p[2];
+    CHECK_OK(pipe(p));
+    uint64_t w0 = test_stats(rt).io_waits;
+    test_run(rt, zero_deadline, p);
+    CHECK_EQ_U64(test_stats(rt).io_waits, w0);
+    CHECK_OK(weft_close(p[0]));
+    CHECK_OK(weft_close(p[1]));
+    test_rt_destroy_clean(rt);
+}
+
 TEST(api, io_deadline_in_past_returns_at_once)
 {
     weft_rt *rt = test_rt_workers(64, 2);
