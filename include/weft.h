@@ -783,7 +783,8 @@ WEFT_API int weft_dump(weft_rt *rt, FILE *f);
  *   WEFT_FAIR_STRICT   the most urgent non-empty band always runs first.
  * Under DRR and lottery every band with work makes progress.
  *
- * Budgets. Each poll (one run of a task between two switches) is timed and
+ * Budgets. Each poll (one run of a task between two switches; a weft_yield
+ * that finds nothing else to run also ends one) is timed and
  * the task's CPU time accumulated. A poll longer than the task's budget
  * (quantum_ns x band_budget_pct[band] / 100) is a violation; a poll longer
  * than slow_poll_ns is slow; one shorter than good_poll_ns is good.

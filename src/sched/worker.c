@@ -403,8 +403,19 @@ weft_noinline static void yield_slow(weft_worker *w)
     /* An isolated task's yield ends its isolation: to its thread's old
      * frame (isolate.c). */
     int64_t next = w->iso_of ? -1 : find_local(w, band);
-    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX) && !w->iso_of)
-        return; /* nothing else is ready, or its band's turn goes on */
+    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX) &&
+        !w->iso_of) {
+        /* Nothing else is ready, or its band's turn goes on: the task
+         * goes on, but its poll ends here as if it had switched. A task
+         * that yields is no hog, whatever its yield finds: timed as one
+         * endless poll, a lone yielder was warned "ran 80 ms without
+         * yielding" and isolated, and under strict fairness so was a
+         * critical task that yields while a low band waits (found by
+         * programs written from weft.h). */
+        poll_turn(w, cur, w->cur_slot + 1, MSG_YIELD, 0);
+        stat_inc(&w->st.kept_yields);
+        return;
+    }
     stat_inc(&w->st.yields);
     switch_ctx(w, cur, next,
                (uintptr_t)cur | (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));

@@ -43,6 +43,9 @@ typedef struct weft_wstats {
                                           busy_ns is not written:
                                           obs/stats.c derives busy time
                                           from start_ns and idle_ns */
+    _Atomic uint64_t kept_yields;      /* yields that found nothing else to run:
+                                     each ends a poll (worker.c); not in
+                                     weft_stats (they are no switch) */
 } weft_wstats;
 
 #define WEFT_BAND_NORMAL (WEFT_PRIO_NORMAL / 4)
@@ -251,12 +254,13 @@ _Static_assert(offsetof(weft_worker, st) + offsetof(weft_wstats, fast_yields) +
                    2 * WEFT_CACHELINE,
                "running and the switch counters must share the second line");
 
-/* The poll sequence number of w: moves at every switch into a task. Any
- * thread (relaxed). */
+/* The poll sequence number of w: moves at every switch into a task, and
+ * at every yield that found nothing else to run. Any thread (relaxed). */
 static inline uint64_t weft__poll_seq(weft_worker *w)
 {
     return atomic_load_explicit(&w->st.switches, memory_order_relaxed) +
-           atomic_load_explicit(&w->st.fast_yields, memory_order_relaxed);
+           atomic_load_explicit(&w->st.fast_yields, memory_order_relaxed) +
+           atomic_load_explicit(&w->st.kept_yields, memory_order_relaxed);
 }
 
 /* The worker the calling thread is, or NULL. Never inlined, and re-read
