@@ -198,24 +198,12 @@ static void *share_worker(void *arg)
     for (;;) {
         if (atomic_load_explicit(&r->stop, memory_order_relaxed))
             break;
-        /* POLL_NS of the thread's CPU, but never more than 10x that of
-         * wall time: on this project's VMs a thread's own reading of its
-         * CPU clock can stand still while it runs (two processes of two
-         * threads spinning so on the 2 CPUs: another thread's reading
-         * of that clock moved 100 ms while the spin did not end; a
-         * weft-free program shows it). Such a poll really ran that long,
-         * so the monitor rightly warned and escalated it, and the shares
-         * came out skewed whenever api and api-mesh ran side by side. */
-        uint64_t t0 = cpu_ns(), t1, w0 = now_ns();
+        uint64_t t0 = cpu_ns(), t1;
         do
             t1 = cpu_ns();
-        while (t1 - t0 < POLL_NS && now_ns() - w0 < 10 * POLL_NS);
-        /* A thread runs no more CPU than wall time passes: a clock that
-         * stood still and then caught up is not counted twice. */
-        uint64_t wall = now_ns() - w0;
+        while (t1 - t0 < POLL_NS);
         atomic_fetch_add_explicit(&r->polls[st->band], 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&r->ns[st->band],
-                                  t1 - t0 < wall ? t1 - t0 : wall,
+        atomic_fetch_add_explicit(&r->ns[st->band], t1 - t0,
                                   memory_order_relaxed);
         atomic_fetch_add_explicit(&r->total, 1, memory_order_relaxed);
         weft_yield();
