@@ -292,12 +292,17 @@ static void shares_under(int rule, const char *name)
     test_rt_destroy_clean(rt);
 }
 
-TEST_T(api, priority_shares_drr, 120)
+/* Group "shares": CTest runs it alone (RUN_SERIAL, tests/CMakeLists.txt).
+ * Beside a second test binary on the 2 CPUs these failed in 3-4 of 6
+ * runs: a spinning thread's own CPU clock can stand still under such
+ * contention on this project's VMs (decision 0009), so a 40 us poll ran
+ * 80 ms and the time shares skewed. The checks are the same. */
+TEST_T(shares, priority_drr, 120)
 {
     shares_under(WEFT_FAIR_DRR, "drr");
 }
 
-TEST_T(api, priority_shares_lottery, 120)
+TEST_T(shares, priority_lottery, 120)
 {
     shares_under(WEFT_FAIR_LOTTERY, "lottery");
 }
