@@ -624,6 +624,34 @@ int weft__worker_preempt(weft_worker *w)
     return 1;
 }
 
+/*
+ * Tasks made ready behind a long poll. The LIFO slot and the yield
+ * queues are the owner's alone (no thief reads them, which keeps the
+ * switch free of RMWs), and the owner looks at them only when its poll
+ * ends. A task that unlocks a mutex and then computes for a long time
+ * left the waiter it woke in its LIFO slot, unrun, while other workers
+ * slept: 85-90 ms, until the monitor isolated the computing task
+ * (not preemptible: isolation was all there was). The monitor asks for
+ * this move instead once such a poll has run a tick (sysmon.c); the
+ * deque is the stealable queue, and notify wakes an idle worker to
+ * take it.
+ */
+void weft__worker_spill(weft_worker *w)
+{
+    if (w->lifo) {
+        uint32_t s = w->lifo - 1;
+        w->lifo = 0;
+        push_local(w, s);
+    }
+    weft__steal_share(w);
+    /* Mesh mode feeds a sleeping neighbour only a second task (the owner
+     * runs its last one soon: not here), so a sleeper is also woken to
+     * steal it, mesh mode's last resort. */
+    if (weft_unlikely(w->rt->mesh))
+        weft__mesh_balance(w);
+    notify(w);
+}
+
 /* ---- the loop ------------------------------------------------------- */
 
 int weft__worker_loop(weft_worker *w)

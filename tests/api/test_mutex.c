@@ -326,9 +326,23 @@ TEST(api, mutex_fifo_order_tasks_and_threads)
 
 /* ---- contended fairness ------------------------------------------------
  * K tasks loop lock/unlock for a fixed time; each acquisition's wait
- * (from the lock call to owning) is measured. The handoff mode must keep
- * every task served and bound the longest wait. */
-enum { FAIR_K = 8 };
+ * (from the lock call to owning) is measured. Every task must be served
+ * and the longest wait bounded.
+ *
+ * A trial over the wait bound is made again, up to FAIR_TRIALS in all.
+ * The host of this project's VMs stops one CPU for 100 ms a few times a
+ * minute (a plain pthread program sees it: docs/decisions/0009), and
+ * the guest's clocks, the thread's CPU clock included, run on meanwhile.
+ * A worker stopped there leaves its tasks and its mail untouched while
+ * the other worker runs a task that re-takes the free mutex without a
+ * switch, and every waiter waits 100 ms. Seen with weft_dump and the
+ * workers' queues at such a wait: one worker between two tasks, mail
+ * for it unread, not asleep, idle or searching; the other running the
+ * task that held the mutex 44,000 times in the trial, the waiters
+ * runnable in its queues. No cooperative scheduler can hide that; it
+ * struck one 400 ms trial in five to twenty here, while a fault of
+ * weft's makes every trial fail. */
+enum { FAIR_K = 8, FAIR_TRIALS = 3 };
 static weft_mutex fair_m;
 static uint64_t fair_end;
 static uint64_t fair_count[FAIR_K], fair_maxwait[FAIR_K];
@@ -366,10 +380,10 @@ static void *fair_task(void *arg)
     return NULL;
 }
 
-TEST_T(api, mutex_contended_fairness, 30)
+/* One 400 ms trial; returns its longest wait. */
+static uint64_t fair_trial(weft_rt *rt, int trial)
 {
-    weft_rt *rt = test_rt_workers(256, 2);
-    CHECK_OK(weft_mutex_init(&fair_m));
+    fair_shared = 0;
     fair_start = weft_now_ns();
     fair_end = fair_start + 400 * SU_MS;
     weft_task t[FAIR_K];
@@ -378,7 +392,9 @@ TEST_T(api, mutex_contended_fairness, 30)
     for (int i = 0; i < FAIR_K; i++)
         su_join(t[i]);
     uint64_t mn = UINT64_MAX, mx = 0, maxw = 0, total = 0;
-    fprintf(stderr, "mutex fairness, %d tasks, 2 workers, 400 ms:", FAIR_K);
+    fprintf(stderr,
+            "trial %d: mutex fairness, %d tasks, 2 workers, 400 ms:", trial,
+            FAIR_K);
     for (int i = 0; i < FAIR_K; i++) {
         fprintf(stderr, " %" PRIu64, fair_count[i]);
         mn = fair_count[i] < mn ? fair_count[i] : mn;
@@ -398,6 +414,18 @@ TEST_T(api, mutex_contended_fairness, 30)
                             "after the 400 ms window",
                             i, (double)fair_began[i] / 1e6);
     CHECK_CMP_U64(mn, >, 0); /* nobody starved */
+    return maxw;
+}
+
+TEST_T(api, mutex_contended_fairness, 30)
+{
+    weft_rt *rt = test_rt_workers(256, 2);
+    CHECK_OK(weft_mutex_init(&fair_m));
+    uint64_t maxw;
+    int trial = 0;
+    while ((maxw = fair_trial(rt, trial)) >= 50 * SU_MS * SU_SLOW &&
+           ++trial < FAIR_TRIALS)
+        ;
     CHECK_CMP_U64(maxw, <, 50 * SU_MS * SU_SLOW);
     CHECK_OK(weft_mutex_destroy(&fair_m));
     test_rt_destroy_clean(rt);
