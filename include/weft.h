@@ -892,16 +892,7 @@ WEFT_API int weft_set_warn_callback(weft_rt *rt, weft_warn_fn fn, void *arg);
  * thread-affine lock (pthread mutexes, flockfile), the address of a
  * _Thread_local variable or pthread_self(): they belong to the worker
  * thread, which may change. Sections nest; they are per task. Task only
- * (no effect elsewhere).
- * Work left behind a long poll. A task woken or spawned by a running task
- * waits in that worker's LIFO slot, and a task that yielded in its yield
- * queue; only that worker runs them, when its running task switches out.
- * When that task runs on for a monitor tick (1 ms by default) while other
- * workers sleep, the monitor has those tasks moved where the sleeping
- * workers take them, with the same signal, sent to any task (preemptible
- * or not, never switched out by it) that is not on a small stack, and
- * acted on at the same safe instructions. latency_ns 0 turns this off
- * too. */
+ * (no effect elsewhere). */
 WEFT_API void weft_preempt_disable(void);
 WEFT_API void weft_preempt_enable(void);
 

@@ -34,12 +34,6 @@
  * the signal again at its next tick (a loop that calls into libc is
  * caught when it is back in its own code).
  *
- * The same signal carries the monitor's request to spill (spill_req):
- * move the worker's owner-only queues to its deques, where idle workers
- * take them (worker.c, weft__worker_spill). It needs the same safe PC,
- * since the interrupted code must not be in the middle of those queues,
- * but not a preemptible task: the task goes on.
- *
  * What else must hold. The task must be preemptible (WEFT_PREEMPTIBLE or
  * cfg.preempt_all) and outside weft_preempt_disable(); the request must
  * still be for the poll now running (preempt_req names the poll by its
@@ -289,16 +283,6 @@ void weft__preempt_here(void *uc)
         if (!weft__isolate_uc_ok(uc) || !weft__isolate_here(w))
             stat_inc(&w->st.preempt_refused); /* the monitor asks again */
         return;
-    }
-    /* Acquire: pairs with the monitor's release store of the request.
-     * Moving the queues needs the same safe PC as a switch (the owner's
-     * code is not in the middle of them), not a preemptible task: the
-     * task goes on. Refused, the request stays for the monitor to send
-     * again. */
-    if (atomic_load_explicit(&w->spill_req, memory_order_acquire) == seq + 1 &&
-        weft__preempt_uc_safe(uc)) {
-        atomic_store_explicit(&w->spill_req, 0, RLX);
-        weft__worker_spill(w);
     }
     if (atomic_load_explicit(&w->preempt_req, memory_order_acquire) != seq + 1)
         return; /* stale: that poll has ended */

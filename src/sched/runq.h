@@ -202,10 +202,6 @@ void weft__worker_set_self(weft_worker *w);
  * ready here; 0 if nothing is (or its band's turn goes on), 1 once it
  * has been resumed. Signal handler on w's thread (preempt.c decides). */
 int weft__worker_preempt(weft_worker *w);
-/* worker.c: move the tasks only w's owner can run (the LIFO slot, the
- * yield queues) to w's deques, where idle workers take them, and wake
- * one. Signal handler on w's thread (preempt.c decides). */
-void weft__worker_spill(weft_worker *w);
 
 /* bands.c: copy the fairness rule when it changed; the banded run order
  * (yband: the yielder's band, or -1; returns -2 for "the yielder goes

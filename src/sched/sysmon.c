@@ -78,14 +78,7 @@
  *    the wait under it. The request names the poll (preempt_req = its
  *    sequence number + 1) and is delivered with SIGURG (preempt.c); it is
  *    repeated every tick while that poll runs and work waits, since the
- *    handler refuses while the task is in libc or weft's code;
- *  - asks the worker's thread to move the tasks queued where only the
- *    owner looks (its LIFO slot, its yield queues) to its deques, when
- *    tasks were made ready or yielded there and workers sleep (spill,
- *    weft__worker_spill): a task woken by one that then computes runs
- *    elsewhere a tick or two later instead of after the computation.
- *    Any task, preemptible or not (nothing is switched out), except on
- *    a small stack; not with latency_ns 0.
+ *    handler refuses while the task is in libc or weft's code.
  *
  * The monitor also hands workers whose thread kept an isolated task to
  * spare threads (weft__thr_adopt_orphans), every tick.
@@ -143,9 +136,6 @@ typedef struct mon_worker {
     uint64_t made;       /* spawns + wakes on the worker at the tick
                             before this poll was first seen */
     uint64_t made_last;  /* the same, at the last tick */
-    uint64_t behind;     /* behind() when a spill was last asked for, or
-                            at the tick before this poll was first seen */
-    uint64_t behind_at;  /* behind() at the last tick */
     uint64_t accounted;  /* the tier machine's scratch for this poll */
     int tiered;          /* the tier machine has seen this poll */
 } mon_worker;
@@ -290,14 +280,6 @@ static uint64_t made_ready(weft_worker *w)
            atomic_load_explicit(&w->st.wakes, RLX);
 }
 
-/* Tasks made ready or yielded on w so far: those that may have gone to
- * its LIFO slot or its yield queues (spill). */
-static uint64_t behind(weft_worker *w)
-{
-    return made_ready(w) + atomic_load_explicit(&w->st.yields, RLX) +
-           atomic_load_explicit(&w->st.fast_yields, RLX);
-}
-
 static int work_queued(weft_rt *rt, weft_worker *w, mon_worker *m)
 {
     if (atomic_load_explicit(&w->dq.bottom, RLX) >
@@ -420,8 +402,6 @@ static void poll_begin(weft_rt *rt, const weft_policy *p, uint64_t now,
     m->accounted = 0;
     m->made = m->made_last;
     m->made_last = made_ready(w);
-    m->behind = m->behind_at;
-    m->behind_at = behind(w);
     /* A preemptible task may be preempted for the work waiting behind it
      * from its next look on: its thread is read from the start, so that
      * time off the CPU is never blamed on it. Other polls are first read
@@ -525,29 +505,6 @@ static void act_preemptible(weft_rt *rt, const weft_policy *p, uint64_t tick,
     }
 }
 
-/* A poll seen at two looks (it has run a tick) on whose worker tasks
- * were made ready or yielded since it began (or just before), while
- * workers sleep: those tasks may sit in the LIFO slot or the yield
- * queues, which only the owner reads, until the poll ends. Ask the
- * owner's thread to move them to its deques (weft__worker_spill): once
- * per batch of such tasks, and again each tick while the handler could
- * not act. Any task, preemptible or not: it is not switched out. Not
- * with latency_ns 0 (the policy that sends no signal for waiting work),
- * and not to a task on a small stack: the signal's frame (3-4 KiB with
- * AVX-512 state) lands on the running task's stack. */
-static void spill(weft_rt *rt, const weft_policy *p, weft_worker *w,
-                  mon_worker *m, uint64_t seq, uint64_t st)
-{
-    if (rt->nworkers == 1 || !p->latency_ns || (st & WEFT_TS_SMALL) ||
-        !atomic_load_explicit(&rt->idle, RLX))
-        return;
-    uint64_t b = behind(w);
-    if (b == m->behind && atomic_load_explicit(&w->spill_req, RLX) != seq + 1)
-        return;
-    m->behind = b;
-    request(rt, w, &w->spill_req, seq);
-}
-
 static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
                   uint64_t now, weft_worker *w, mon_worker *m)
 {
@@ -562,7 +519,6 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
         return;
     }
     m->made_last = made_ready(w);
-    m->behind_at = behind(w);
     /* Time the poll by its thread's clocks. The reading must be of this
      * poll: the thread may have ended it meanwhile (then the next look
      * closes it). Without a reading (no /proc), wall time. */
@@ -586,7 +542,6 @@ static void watch(weft_rt *rt, const weft_policy *p, uint64_t tick,
     uint64_t budget = weft__policy_budget(p, band);
     weft_tier_state s;
     judge(rt, p, now, w, m, slot, band, ran, &s);
-    spill(rt, p, w, m, seq, st);
     if (st & WEFT_TS_PREEMPTIBLE) {
         act_preemptible(rt, p, tick, now, w, m, seq, ran, budget, s.tier);
         return;

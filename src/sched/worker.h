@@ -141,6 +141,8 @@ typedef struct weft_worker {
     uint8_t lifo_runs;      /* consecutive runs taken from the LIFO slot */
     uint8_t fair_countdown; /* decisions until the injection queue is
                                   looked at first (fairness) */
+    uint8_t lone;           /* its task yields and finds nothing else to
+                               run: counted in rt->lone (worker.c) */
 
     /* Second line: `running` and the switch counters, both written on
      * every switch. */
@@ -184,12 +186,6 @@ typedef struct weft_worker {
                                      the monitor asks to preempt; 0 none.
                                      The monitor stores (release), the
                                      SIGURG handler on the owner takes */
-    _Atomic uint64_t spill_req;    /* poll sequence number + 1 of the poll
-                                     behind which the monitor asks the
-                                     owner-only queues to be moved to the
-                                     deques (weft__worker_spill); as
-                                     preempt_req, left set while the
-                                     handler cannot act */
     _Atomic uint64_t *yroot;       /* root word over this worker's leaf */
     _Atomic uint64_t *yleaf;       /* this worker's leaf word */
     uint64_t ytop_bit;             /* its leaf's root word's bit in *top1 */
