@@ -461,8 +461,11 @@ weft_noinline static void yield_slow(weft_worker *w)
     /* An isolated task's yield ends its isolation: to its thread's old
      * frame (isolate.c). */
     int64_t next = w->iso_of ? -1 : find_local(w, band);
-    if (next < 0 && w->rt->nworkers > 1 && !w->iso_of &&
-        (w->lone || w->fair_countdown == FAIR_TICK))
+    /* Nothing else here: not a band's turn that goes on (xbands), not a
+     * runtime that stops (its tasks go to the scheduler loop). */
+    if (next < 0 && w->rt->nworkers > 1 && !w->iso_of && !w->xbands &&
+        (w->lone || w->fair_countdown == FAIR_TICK) &&
+        !atomic_load_explicit(&w->rt->stopping, RLX))
         next = lone_yield(w, w->fair_countdown == FAIR_TICK);
     else if (weft_unlikely(w->lone) && next >= 0)
         lone_end(w);
