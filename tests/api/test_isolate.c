@@ -279,8 +279,14 @@ static void *low_until_stop(void *arg)
  * go on without ending its poll: the monitor timed one endless poll,
  * warned "ran 10 ms without yielding" and isolated it at about 80 ms
  * (found by programs written from weft.h). Such a yield now ends the
- * poll. */
-TEST(api, isolate_never_a_task_that_yields)
+ * poll.
+ *
+ * A trial with a warning is made again, up to three in all: the host of
+ * this project's VMs stops a CPU for 100 ms now and then, and the
+ * thread's CPU clock runs on across the stop (docs/decisions/0009), so
+ * the poll between two yields can be judged to have run 100 ms (CI's
+ * TSan tree: one warning, once). Before the fix every trial warned. */
+static int yield_trial(void)
 {
     weft_rt *rt = rt1();
     CHECK_OK(weft_set_warn_callback(rt, on_yield_warn, NULL));
@@ -305,7 +311,18 @@ TEST(api, isolate_never_a_task_that_yields)
     CHECK_OK(weft_join(th, NULL));
     atomic_store(&yield_stop, 1);
     CHECK_OK(weft_join(tl, NULL));
-    CHECK_EQ_INT(atomic_load(&yield_warnings), 0);
-    CHECK_EQ_U64(test_stats(rt).isolations, 0);
+    int warned = atomic_load(&yield_warnings);
+    uint64_t isolations = test_stats(rt).isolations;
+    fprintf(stderr, "warnings %d, isolations %" PRIu64 "\n", warned,
+            isolations);
     CHECK_OK(weft_rt_destroy(rt));
+    return warned || isolations;
+}
+
+TEST(api, isolate_never_a_task_that_yields)
+{
+    int bad = 0;
+    for (int trial = 0; trial < 3 && (bad = yield_trial()); trial++)
+        ;
+    CHECK_EQ_INT(bad, 0);
 }
