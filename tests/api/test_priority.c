@@ -240,8 +240,11 @@ static void snap(share_run *r, long out[WEFT_BANDS])
         out[b] = atomic_load(&r->polls[b]);
 }
 
-static void check_shares(share_run *r, const char *rule)
+/* 1 when a band's share is off by more than 10%: printed, not failed
+ * (the caller makes the trial again). */
+static int check_shares(share_run *r, const char *rule)
 {
+    int off = 0;
     long polls = 0;
     uint64_t ns = 0;
     for (int b = 0; b < WEFT_BANDS; b++) {
@@ -255,15 +258,18 @@ static void check_shares(share_run *r, const char *rule)
         fprintf(stderr, "%s band %d: polls %.4f, time %.4f, configured %.4f\n",
                 rule, b, ps, ts, want);
         if (ps / want < 0.9 || ps / want > 1.1 || ts / want < 0.9 ||
-            ts / want > 1.1)
-            weft_check_fail(__FILE__, __LINE__,
-                            "%s: band %d: poll share %.4f, time share %.4f, "
-                            "configured %.4f",
-                            rule, b, ps, ts, want);
+            ts / want > 1.1) {
+            fprintf(stderr,
+                    "%s: band %d: poll share %.4f, time share %.4f, "
+                    "configured %.4f: off by more than 10%%\n",
+                    rule, b, ps, ts, want);
+            off = 1;
+        }
     }
+    return off;
 }
 
-static void shares_under(int rule, const char *name)
+static int shares_trial(int rule, const char *name)
 {
     weft_rt *rt = rt_fair(1, rule);
     static share_run r;
@@ -288,8 +294,23 @@ static void shares_under(int rule, const char *name)
         atomic_store(&r.polls[b], atomic_load(&r.polls[b]) - p0[b]);
         atomic_store(&r.ns[b], atomic_load(&r.ns[b]) - n0[b]);
     }
-    check_shares(&r, name);
+    int off = check_shares(&r, name);
     test_rt_destroy_clean(rt);
+    return off;
+}
+
+/* A trial with a share off by more than 10% is made again, up to three
+ * in all: the host of this project's VMs stops a CPU for 100 ms now and
+ * then, and the thread's CPU clock runs on across the stop (decision
+ * 0009), so a 40 us poll it lands in is charged 100 ms, a tenth of a
+ * band's time in a trial (3 of 120 runs failed so here under heavy load). A
+ * rule that gives the wrong shares fails every trial. */
+static void shares_under(int rule, const char *name)
+{
+    int off = 0;
+    for (int trial = 0; trial < 3 && (off = shares_trial(rule, name)); trial++)
+        ;
+    CHECK_EQ_INT(off, 0);
 }
 
 /* Group "shares": CTest runs it alone (RUN_SERIAL, tests/CMakeLists.txt).

@@ -150,15 +150,12 @@ static void *polite_main(void *arg)
     return NULL;
 }
 
-TEST_T(stress, contention_short_polls_not_judged_hogs, 60)
+/* One 2 s trial; 1 when any poll was judged long. */
+static int short_polls_trial(void)
 {
-    /* Under TSan the same tasks take some polls of over 5 ms of their
-     * thread's own time (15 in a run of 2176 tasks): the polls are no
-     * longer short. */
-    if (TEST_TSAN)
-        TEST_SKIP("TSan makes these polls long in CPU time");
     crowd c;
     crowd_pin(&c);
+    atomic_store(&warnings, 0);
     weft_rt *rt = crowd_rt(&c, on_warn);
     uint64_t delay0 = workers_run_delay(rt);
     long tasks = 0;
@@ -166,24 +163,40 @@ TEST_T(stress, contention_short_polls_not_judged_hogs, 60)
     uint64_t delayed = workers_run_delay(rt) - delay0;
     crowd_end(&c);
     weft_stats s = test_stats(rt);
+    uint64_t iso = atomic_load(&rt->isolations);
+    int warned = atomic_load(&warnings);
     fprintf(stderr,
             "# %ld tasks; workers off-CPU while runnable %llu ms; slow "
             "%llu, violations %llu, preemptions %llu, warnings %d, "
             "isolations %llu\n",
             tasks, (unsigned long long)(delayed / MS),
             (unsigned long long)s.slow_polls, (unsigned long long)s.violations,
-            (unsigned long long)s.preemptions, atomic_load(&warnings),
-            (unsigned long long)atomic_load(&rt->isolations));
+            (unsigned long long)s.preemptions, warned, (unsigned long long)iso);
     /* The contention was real: over 2 s, the two workers waited for
      * their CPU far longer than a slow poll, many times over. */
     if (delay0 || delayed)
         CHECK_CMP_U64(delayed, >=, 200 * MS);
-    CHECK_EQ_U64(s.slow_polls, 0);
-    CHECK_EQ_U64(s.violations, 0);
-    CHECK_EQ_U64(s.preemptions, 0);
-    CHECK_EQ_INT(atomic_load(&warnings), 0);
-    CHECK_EQ_U64(atomic_load(&rt->isolations), 0);
     test_rt_destroy_clean(rt);
+    return s.slow_polls || s.violations || s.preemptions || warned || iso;
+}
+
+/* A trial that judged a poll long is made again, up to three in all: the
+ * host of this project's VMs stops a CPU for 100 ms now and then, and a
+ * thread's CPU clock runs on across the stop (docs/decisions/0009), so a
+ * short poll it lands in is judged 100 ms long (CI's ucontext tree: slow
+ * 1, violations 1, warnings 3, once). Judging polls by wall time, which
+ * this test guards against, fails every trial. */
+TEST_T(stress, contention_short_polls_not_judged_hogs, 60)
+{
+    /* Under TSan the same tasks take some polls of over 5 ms of their
+     * thread's own time (15 in a run of 2176 tasks): the polls are no
+     * longer short. */
+    if (TEST_TSAN)
+        TEST_SKIP("TSan makes these polls long in CPU time");
+    int bad = 0;
+    for (int trial = 0; trial < 3 && (bad = short_polls_trial()); trial++)
+        ;
+    CHECK_EQ_INT(bad, 0);
 }
 
 /* ---- a real hog under the same contention ------------------------------ */
