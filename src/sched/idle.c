@@ -108,10 +108,6 @@ void weft__wake_one(weft_rt *rt)
 void weft__idle_wait(weft_worker *w)
 {
     weft_rt *rt = w->rt;
-    if (w->lone) { /* its task parked or ended (worker.c, lone yielders) */
-        w->lone = 0;
-        atomic_fetch_sub_explicit(&rt->lone, 1, RLX);
-    }
     weft__steal_publish(w, 0); /* the yield queue is empty when idle */
     w->fair.band_cur = -1;     /* idle time is no band's */
     if (rt->mesh)

@@ -95,8 +95,6 @@ struct weft_rt {
 
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t idle; /* workers asleep */
     _Atomic uint32_t searching; /* workers spinning for work (idle.c) */
-    _Atomic uint32_t lone;      /* workers whose one task yields alone
-                                   (worker.c, "Lone yielders") */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t ext_spawns; /* by plain
                                                                  threads */
     _Atomic uint64_t ext_reaps;    /* reaps by plain threads */

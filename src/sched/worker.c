@@ -185,59 +185,6 @@ weft_noinline static void lifo_expire(weft_worker *w, uint32_t slot)
     push_local(w, slot);
 }
 
-/*
- * Lone yielders. A worker whose one task yields finds nothing else to
- * run and goes on with it; it never looks at other workers, and its
- * neighbours keep their yielded tasks in their private yield queues
- * (shared only with sleeping workers, steal.c). So four yielding tasks
- * on two workers that started three to one stayed three to one: each of
- * the three got a third of what the lone one got, for as long as they
- * ran (yield_many's slow mode, docs/decisions/0013). Now a worker whose
- * yield found nothing at its fairness tick counts itself lone
- * (rt->lone) and tries to steal; a worker with two or more tasks in its
- * yield queue, at its own tick while some worker is lone, moves the
- * oldest to the injection queue (which it then leaves alone for that
- * tick), and a lone worker looks there at every yield. A worker stops
- * counting as lone when its yield switches to another task or it goes
- * idle. Moving only with two or more queued (three tasks or more, with
- * the running one) keeps 2:1 from bouncing into 1:2.
- */
-static void lone_end(weft_worker *w)
-{
-    w->lone = 0;
-    atomic_fetch_sub_explicit(&w->rt->lone, 1, RLX);
-}
-
-weft_noinline static void lone_feed(weft_worker *w)
-{
-    int64_t y = yq_pop(w);
-    if (y >= 0) {
-        uint32_t s = (uint32_t)y;
-        weft__inject_push(&w->rt->inject, &s, 1);
-    }
-}
-
-/* A yield found nothing else here (yield_slow); `ticked`: the fairness
- * tick has just run. The task to switch to, or -1. */
-weft_noinline static int64_t lone_yield(weft_worker *w, int ticked)
-{
-    weft_rt *rt = w->rt;
-    if (!w->lone) {
-        if (!ticked)
-            return -1;
-        w->lone = 1;
-        atomic_fetch_add_explicit(&rt->lone, 1, RLX);
-    }
-    int64_t s = -1;
-    if (weft__inject_len(&rt->inject))
-        s = weft__worker_from_inject(w);
-    if (s < 0 && ticked)
-        s = weft__steal_take(w);
-    if (s >= 0)
-        lone_end(w);
-    return s;
-}
-
 /* Fire w's due timers. The clock is read only when a timer is armed. */
 static inline void poll_timers(weft_worker *w)
 {
@@ -259,8 +206,6 @@ static inline __attribute__((always_inline)) int64_t find_work(weft_worker *w)
 {
     if (weft_unlikely(w->iso_of))
         return -1; /* an isolated task: to its thread's old frame */
-    if (weft_unlikely(w->lone)) /* its task parked or ended */
-        lone_end(w);
     int64_t s = find_local(w, -1);
     /* Mesh mode steals too, as the last resort: pushes happen only when
      * a worker makes a scheduling decision, so a task that runs long
@@ -324,10 +269,7 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
         weft__steal_publish(w, yielded && others_idle);
         if (others_idle && yielded)
             weft__steal_share(w);
-        if (weft_unlikely(atomic_load_explicit(&w->rt->lone, RLX)) &&
-            w->yq.head != w->yq.tail && !w->lone)
-            lone_feed(w); /* not taken back at this tick */
-        else if ((s = weft__worker_from_inject(w)) >= 0)
+        if ((s = weft__worker_from_inject(w)) >= 0)
             return routed(w, s, yband);
     } else if (weft_unlikely(countdown % IO_TICK == 0) &&
                weft_unlikely(weft__poller_wanted(&w->rt->poller)) &&
@@ -461,14 +403,6 @@ weft_noinline static void yield_slow(weft_worker *w)
     /* An isolated task's yield ends its isolation: to its thread's old
      * frame (isolate.c). */
     int64_t next = w->iso_of ? -1 : find_local(w, band);
-    /* Nothing else here: not a band's turn that goes on (xbands), not a
-     * runtime that stops (its tasks go to the scheduler loop). */
-    if (next < 0 && w->rt->nworkers > 1 && !w->iso_of && !w->xbands &&
-        (w->lone || w->fair_countdown == FAIR_TICK) &&
-        !atomic_load_explicit(&w->rt->stopping, RLX))
-        next = lone_yield(w, w->fair_countdown == FAIR_TICK);
-    else if (weft_unlikely(w->lone) && next >= 0)
-        lone_end(w);
     if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX) &&
         !w->iso_of) {
         /* Nothing else is ready, or its band's turn goes on: the task

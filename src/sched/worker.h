@@ -141,8 +141,6 @@ typedef struct weft_worker {
     uint8_t lifo_runs;      /* consecutive runs taken from the LIFO slot */
     uint8_t fair_countdown; /* decisions until the injection queue is
                                   looked at first (fairness) */
-    uint8_t lone;           /* its task yields and finds nothing else to
-                               run: counted in rt->lone (worker.c) */
 
     /* Second line: `running` and the switch counters, both written on
      * every switch. */
