@@ -82,6 +82,19 @@ static int drive(const char *in, size_t n, const size_t *cut, size_t ncut,
     return k;
 }
 
+/* Field by field: padding bytes are not part of a result. */
+static int same(const outcome *a, const outcome *b)
+{
+    const http_request *x = &a->req, *y = &b->req;
+    return a->ret == b->ret && a->status == b->status &&
+           x->method_off == y->method_off && x->method_len == y->method_len &&
+           x->target_off == y->target_off && x->target_len == y->target_len &&
+           x->head_len == y->head_len &&
+           x->content_length == y->content_length && x->minor == y->minor &&
+           x->keep_alive == y->keep_alive && !strcmp(a->method, b->method) &&
+           !strcmp(a->target, b->target);
+}
+
 static void check_same(const outcome *a, int na, const outcome *b, int nb,
                        const char *how, size_t at)
 {
@@ -89,7 +102,7 @@ static void check_same(const outcome *a, int na, const outcome *b, int nb,
         weft_check_fail(__FILE__, __LINE__, "%s %zu: %d outcomes, whole: %d",
                         how, at, nb, na);
     for (int i = 0; i < na; i++)
-        if (memcmp(&a[i], &b[i], sizeof a[i]) != 0)
+        if (!same(&a[i], &b[i]))
             weft_check_fail(__FILE__, __LINE__,
                             "%s %zu: outcome %d differs from the whole "
                             "input's (ret %d/%d status %u/%u target "
@@ -402,9 +415,11 @@ TEST(http, parse_final_results_stay)
     http_parser p;
     http_parse_init(&p);
     CHECK_EQ_INT(http_parse(&p, in, strlen(in)), HTTP_DONE);
-    http_request r = p.req;
+    outcome a = {.ret = HTTP_DONE, .req = p.req};
     CHECK_EQ_INT(http_parse(&p, in, strlen(in)), HTTP_DONE);
-    CHECK(memcmp(&r, &p.req, sizeof r) == 0);
+    outcome b = {.ret = HTTP_DONE, .req = p.req};
+    CHECK(same(&a, &b));
+    CHECK_EQ_INT(p.req.head_len, strlen(in) - strlen("GARBAGE"));
     in = "GET  / HTTP/1.1\r\n";
     http_parse_init(&p);
     CHECK_EQ_INT(http_parse(&p, in, strlen(in)), HTTP_ERROR);

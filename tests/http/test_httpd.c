@@ -192,7 +192,7 @@ static const char *field(const response *r, const char *name, char *out,
 
 /* Read one response (a head, then Content-Length bytes of body; a HEAD
  * request's response has none: head_only). 0, or -1 at end of file or
- * on an error before a byte of it. */
+ * on a reset before a byte of it; fails the test if it takes over 5 s. */
 static int hear(client *c, response *r, int head_only)
 {
     memset(r, 0, sizeof *r);
@@ -219,6 +219,10 @@ static int hear(client *c, response *r, int head_only)
         }
         CHECK_CMP_U64(c->len, <, sizeof c->buf);
         ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            weft_check_fail(__FILE__, __LINE__,
+                            "no complete response within 5 s: %.*s",
+                            (int)c->len, c->buf);
         if (n <= 0 && c->len == 0)
             return -1;
         if (n <= 0)
