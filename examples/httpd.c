@@ -10,7 +10,8 @@
  *   gets its status: 400, 413, 414, 431, 501 or 505, and the connection
  *   is closed.)
  *
- *   PORT=8080 WORKERS=1 ./httpd        then: wrk http://127.0.0.1:8080/plaintext
+ *   PORT=8080 WORKERS=1 ./httpd &
+ *   wrk -t1 -c64 -d5s http://127.0.0.1:8080/plaintext
  *
  * Environment: PORT (default 8080; 0 picks a free port, which the
  * "listening" line on stderr names), WORKERS (default: weft's),
@@ -253,6 +254,15 @@ static void route(conn *c, const http_request *q)
     const char *m = c->in + c->off + q->method_off;
     const char *t = c->in + c->off + q->target_off;
     size_t tlen = q->target_len;
+    /* The absolute form, "http://host/path", which a server must accept
+     * (RFC 9112 section 3.2.2): its path is the route. */
+    const char *scheme = tlen > 3 ? memmem(t, tlen, "://", 3) : NULL;
+    if (scheme && t[0] != '/') {
+        const char *host = scheme + 3;
+        const char *path = memchr(host, '/', tlen - (size_t)(host - t));
+        tlen = path ? tlen - (size_t)(path - t) : 0;
+        t = path ? path : host;
+    }
     const char *query = memchr(t, '?', tlen);
     if (query)
         tlen = (size_t)(query - t);
@@ -389,6 +399,8 @@ static void *acceptor(void *arg)
         int fd = weft_accept(lfd, NULL, NULL, 0);
         if (fd == -ECANCELED || fd == -EBADF)
             break; /* closed: shutting down */
+        if (fd == -ECONNABORTED || fd == -EINTR)
+            continue; /* the client left first: nothing to do */
         if (fd < 0) {
             /* EMFILE and the like: say so, and do not spin on it. */
             fprintf(stderr, "httpd: accept: %s\n", weft_strerror(fd));

@@ -326,10 +326,15 @@ TEST_T(http, server_plaintext_and_json, 60)
     SAY(c, GET("/json"));
     expect(c, &r, 200);
     check_json(&r);
-    /* A query does not change the route. */
+    /* A query does not change the route, nor the absolute form. */
     SAY(c, GET("/plaintext?x=1"));
     expect(c, &r, 200);
     check_plaintext(&r);
+    SAY(c, GET("http://t/json?y"));
+    expect(c, &r, 200);
+    check_json(&r);
+    SAY(c, GET("http://t"));
+    expect(c, &r, 404);
     hang_up(c);
     stop(&s);
 }
