@@ -159,6 +159,8 @@ static void imf_fixdate(char *out, time_t t)
 static _Thread_local time_t date_sec = -1; /* when date_str was made */
 static _Thread_local char date_str[DATE_LEN + 1];
 
+/* Copy the date of now to dst (DATE_LEN bytes). A connection's task; no
+ * weft call but the preemption pair. */
 __attribute__((noinline)) static void date_copy(char *dst)
 {
     weft_preempt_disable();
@@ -213,10 +215,10 @@ static const char *reason(unsigned status)
 static void answer(conn *c, unsigned status, const char *type, const char *body,
                    size_t blen, int head_only, int keep, int minor)
 {
-    char num[24];
     PUTS(c, "HTTP/1.1 ");
-    int n = snprintf(num, sizeof num, "%u ", status);
-    put(c, num, (size_t)n);
+    digits(c->out + c->outlen, status, 3);
+    c->outlen += 3;
+    PUTS(c, " ");
     const char *r = reason(status);
     put(c, r, strlen(r));
     PUTS(c, "\r\nServer: weft\r\nDate: ");
@@ -224,8 +226,13 @@ static void answer(conn *c, unsigned status, const char *type, const char *body,
     c->outlen += DATE_LEN;
     PUTS(c, "\r\nContent-Type: ");
     put(c, type, strlen(type));
-    n = snprintf(num, sizeof num, "\r\nContent-Length: %zu\r\n", blen);
-    put(c, num, (size_t)n);
+    PUTS(c, "\r\nContent-Length: ");
+    int len = 1;
+    for (size_t v = blen; v >= 10; v /= 10)
+        len++;
+    digits(c->out + c->outlen, (int64_t)blen, len);
+    c->outlen += (uint32_t)len;
+    PUTS(c, "\r\n");
     if (status == 405)
         PUTS(c, "Allow: GET, HEAD\r\n");
     if (!keep)
