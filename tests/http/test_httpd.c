@@ -6,8 +6,8 @@
  * leak) within a few seconds. What is checked: the answers and their
  * headers, keep-alive, pipelining and its order, a request cut into
  * one-byte writes, closing (Connection: close, HTTP/1.0, errors), the
- * per-request read deadline against slow and silent clients, and the
- * connection cap.
+ * per-request deadline against slow and silent clients and against one
+ * that never reads its answers, and the connection cap.
  *
  * Timing: the server's deadline is set short (HTTPD_READ_TIMEOUT_MS)
  * where a test needs it and long elsewhere; every client read has its own
@@ -600,6 +600,46 @@ TEST_T(http, server_read_deadline, 60)
     hang_up(quiet);
     hang_up(slow);
     hang_up(busy);
+    stop(&s);
+}
+
+/* HTTPD_READ_TIMEOUT_MS=500: a client that pipelines requests and never
+ * reads the answers fills the server's send buffer; the server's write
+ * waits until the deadline, then the connection is closed (the client's
+ * sends fail), while another client is served meanwhile. */
+TEST_T(http, server_client_that_does_not_read, 60)
+{
+    server s = start(500, 100);
+    client *c = dial(s.port), *other = dial(s.port);
+    char batch[64 * 40];
+    size_t n = 0;
+    for (int i = 0; i < 64; i++)
+        n += (size_t)snprintf(batch + n, sizeof batch - n, GET("/plaintext"));
+    uint64_t t0 = test_now_ms(), stalled = 0;
+    int gone = 0;
+    response r;
+    while (!gone && test_now_ms() - t0 < 20000) {
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        if (poll(&p, 1, 100) == 1 && (p.revents & POLLOUT)) {
+            ssize_t k = send(c->fd, batch, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (k < 0 && errno != EAGAIN)
+                gone = 1; /* reset: the server closed */
+        } else if (p.revents & (POLLERR | POLLHUP)) {
+            gone = 1;
+        } else if (!stalled) {
+            stalled = test_now_ms(); /* both buffers full */
+            SAY(other, GET("/json"));
+            expect(other, &r, 200);
+        }
+    }
+    CHECK(gone);
+    CHECK(stalled != 0);
+    /* Closed near the deadline after the stall, not at once. */
+    CHECK_CMP_U64(test_now_ms() - stalled, <=, 5000);
+    SAY(other, GET("/plaintext"));
+    expect(other, &r, 200);
+    hang_up(c);
+    hang_up(other);
     stop(&s);
 }
 
