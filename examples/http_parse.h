@@ -78,13 +78,13 @@ typedef struct http_parser {
     uint32_t pos;       /* bytes consumed so far */
     uint32_t mark;      /* where the current element began */
     uint32_t name_end;  /* a header line: end of its name */
-    uint32_t value_off; /* a header line: its value, OWS trimmed */
-    uint32_t value_end;
-    uint8_t state;    /* internal (http_parse.c) */
-    uint8_t flags;    /* fields seen, Connection tokens (http_parse.c) */
-    uint8_t hosts;    /* Host fields seen, saturating at 2 */
-    uint16_t status;  /* after HTTP_ERROR: the status code to answer */
-    http_request req; /* after HTTP_DONE: the request */
+    uint32_t value_off; /* a header line: its value, OWS trimmed, */
+    uint32_t value_end; /* [value_off, value_end) */
+    uint8_t state;      /* internal (http_parse.c) */
+    uint8_t flags;      /* fields seen, Connection tokens (http_parse.c) */
+    uint8_t hosts;      /* Host fields seen, saturating at 2 */
+    uint16_t status;    /* after HTTP_ERROR: the status code to answer */
+    http_request req;   /* after HTTP_DONE: the request */
 } http_parser;
 
 /* Start a parser over for a new request. Any thread. */
