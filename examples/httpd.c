@@ -37,9 +37,10 @@
  *   reading its answers is closed when it passes. The deadline is per
  *   request, not per read, so a byte every second does not extend it.
  * - Memory. A connection is one fixed struct (IN_SIZE + OUT_SIZE bytes
- *   and the parser), allocated once when accepted, on a small stack. A
- *   head that does not fit HTTP_MAX_HEAD (< IN_SIZE) is refused by the
- *   parser, so the input buffer can never fill with an incomplete head.
+ *   and the parser: 24 KiB), allocated once when accepted, and a small
+ *   stack (16 KiB). A head that does not fit HTTP_MAX_HEAD (< IN_SIZE)
+ *   is refused by the parser, so the input buffer can never fill with an
+ *   incomplete head.
  * - Count. Past HTTPD_MAX_CONN live connections, a new one is answered
  *   503 with a single non-blocking write (it may be lost if the client
  *   has already sent data, which makes the close a reset) and closed at
