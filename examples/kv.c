@@ -45,7 +45,8 @@
  * more gets "-ERR max number of clients reached" and is closed, and the
  * ones already open are served as before.
  *
- * Expiry: lazy (kv_store.h), plus a task that sweeps every 100 ms.
+ * Expiry: lazy (kv_store.h), plus a task that sweeps every KV_SWEEP_MS
+ * (default 100; the tests set it long to see lazy expiry alone).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -72,14 +73,14 @@
 #define IN_INIT ((size_t)16 << 10)
 #define OUT_INIT ((size_t)16 << 10)
 #define OUT_FLUSH ((size_t)64 << 10)
-#define SWEEP_NS 100000000ull /* 100 ms */
-#define SWEEP_BUDGET 256      /* buckets per shard per sweep */
+#define SWEEP_BUDGET 256 /* buckets per shard per sweep */
 
 /* Settings, from the environment, read before any task runs. */
 static size_t max_bulk = RESP_DEFAULT_MAX_BULK;
 static size_t max_args = RESP_DEFAULT_MAX_ARGS;
 static unsigned long max_conn = 10000;
 static uint64_t timeout_ns = 10000000000ull;
+static uint64_t sweep_ns = 100000000ull; /* KV_SWEEP_MS, 100 ms */
 
 static atomic_ulong live; /* connections being served */
 
@@ -207,7 +208,9 @@ typedef int cmd_fn(struct conn *c, const struct args *a, uint64_t now);
 
 static int cmd_ping(struct conn *c, const struct args *a, uint64_t now)
 {
-    if (a->n == 2)
+    if (a->n > 2)
+        put_err(c, "wrong number of arguments for 'ping' command");
+    else if (a->n == 2)
         put_bulk(c, A(1), L(1));
     else
         put_str(c, "+PONG\r\n");
@@ -597,7 +600,7 @@ static void *acceptor(void *arg)
 /* Expiry of keys nobody asks for; ends when the runtime shuts down. */
 static void *sweeper(void *arg)
 {
-    while (weft_sleep_ns(SWEEP_NS) == 0) {
+    while (weft_sleep_ns(sweep_ns) == 0) {
         if (kv_store_sweep(weft_now_ns(), SWEEP_BUDGET) < 0)
             break;
     }
@@ -633,6 +636,7 @@ int main(void)
     max_args = env_num("KV_MAX_ARGS", RESP_DEFAULT_MAX_ARGS, 1, 1u << 24);
     max_conn = env_num("KV_MAX_CONN", 10000, 1, 1000000);
     timeout_ns = env_num("KV_READ_TIMEOUT_MS", 10000, 1, 86400000) * 1000000ull;
+    sweep_ns = env_num("KV_SWEEP_MS", 100, 1, 86400000) * 1000000ull;
 
     sigset_t stop;
     sigemptyset(&stop);

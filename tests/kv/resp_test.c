@@ -245,7 +245,12 @@ static void test_limits(void)
               "ERR:Protocol error: too big inline request");
     CHECK_STR(splits("a b c d\r\n", l),
               "ERR:Protocol error: too many arguments");
-    /* Count lines are 32 bytes at most. */
+    /* Count lines are 32 bytes at most: 32 are parsed (a number out of
+     * range here), 33 are too long. */
+    CHECK_STR(splits("*10000000000000000000000000000\r\n", dflt),
+              "ERR:Protocol error: invalid multibulk length");
+    CHECK_STR(splits("*1\r\n$10000000000000000000000000000\r\n", dflt),
+              "ERR:Protocol error: invalid bulk length");
     CHECK_STR(splits("*00000000000000000000000000000001", dflt),
               "ERR:Protocol error: too big mbulk count string");
     CHECK_STR(splits("*1\r\n$00000000000000000000000000000001", dflt),
