@@ -87,7 +87,8 @@ static char *run(const char *in, size_t n, const size_t *cuts, size_t ncut,
         if (upto < fed)
             continue;
         char *b = malloc(plen + (upto - fed) + 1);
-        memcpy(b, pend, plen);
+        if (plen)
+            memcpy(b, pend, plen);
         memcpy(b + plen, in + fed, upto - fed);
         plen += upto - fed;
         fed = upto;
@@ -96,7 +97,8 @@ static char *run(const char *in, size_t n, const size_t *cuts, size_t ncut,
         for (;;) {
             /* Exactly plen bytes: a fresh copy each call. */
             char *c = malloc(plen ? plen : 1);
-            memcpy(c, pend, plen);
+            if (plen)
+                memcpy(c, pend, plen);
             size_t used = 999999;
             r = resp_parse(&p, c, plen, &used);
             CHECK(used <= plen);
