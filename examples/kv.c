@@ -491,7 +491,8 @@ static int make_room(struct conn *c)
         return c->in ? 0 : -1;
     }
     size_t pending = c->end - c->start, need = resp_need(&c->p);
-    if (c->start > 0 && (c->end == c->cap || need > c->cap - c->start)) {
+    if (c->start > 0 && (c->end == c->cap || need > c->cap - c->start ||
+                         c->start >= c->cap / 2)) {
         memmove(c->in, c->in + c->start, pending);
         c->start = 0;
         c->end = pending;
