@@ -6,7 +6,8 @@
  * request written a byte at a time, a value bigger than the connection's
  * first buffer, the limits (a bulk or a count over its limit gets the
  * error and a close), a slowloris client closed at the read deadline while
- * an idle one is not, the connection cap, QUIT, redis-cli when it is
+ * an idle one is not, a client that never reads closed when the server's
+ * write stops making progress, the connection cap, QUIT, redis-cli when it is
  * installed, and a clean exit (status 0) on SIGTERM with connections
  * open. Prints TAP; exits 1 on any failure.
  *
@@ -575,6 +576,61 @@ static void test_slowloris(void)
     close(fd);
 }
 
+/* A client that pipelines GETs of a big value and never reads: the
+ * server's write stops making progress, and it closes the connection at
+ * the deadline instead of holding the replies for ever; others are served
+ * meanwhile. Needs test_big_value's 60000-byte key. */
+static void test_no_reader(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        fail(__LINE__, "connect: %s", strerror(errno));
+        close(fd);
+        return;
+    }
+    size_t gets = 400, reply = 8 + 60000 + 2; /* "$60000\r\n", value, CRLF */
+    char *req = malloc(gets * 32);
+    size_t n = 0;
+    for (size_t i = 0; i < gets; i++)
+        n += build(req + n, ARGS("GET", "bigv"));
+    send_raw(fd, req, n);
+    free(req);
+    int other = dial(port);
+    ASK(other, "+PONG\r\n", "PING");
+    sleep_ms(1500); /* the 500 ms deadline, and a margin */
+    ASK(other, "+PONG\r\n", "PING");
+    close(other);
+    /* Now read: some replies, then the end, well short of all of them. */
+    size_t got = 0;
+    int closed = 0;
+    long long t0 = now_ms();
+    char b[65536];
+    while (now_ms() - t0 < 10000) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        ssize_t k = recv(fd, b, sizeof b, 0);
+        if (k == 0 || (k < 0 && errno == ECONNRESET)) {
+            closed = 1;
+            break;
+        }
+        if (k > 0)
+            got += (size_t)k;
+    }
+    checks++;
+    if (!closed || got >= gets * reply)
+        fail(__LINE__,
+             "a client that did not read got %zu of %zu bytes, "
+             "%s",
+             got, gets * reply, closed ? "then a close" : "no close");
+    close(fd);
+}
+
 static void test_quit(void)
 {
     int fd = dial(port);
@@ -694,8 +750,8 @@ int main(int argc, char **argv)
         {"expiry", test_expiry},       {"lazy_expiry", test_lazy_expiry},
         {"pipeline", test_pipeline},   {"byte_at_a_time", test_byte_at_a_time},
         {"big_value", test_big_value}, {"limits", test_limits},
-        {"slowloris", test_slowloris}, {"quit", test_quit},
-        {"max_conn", test_max_conn},
+        {"slowloris", test_slowloris}, {"no_reader", test_no_reader},
+        {"quit", test_quit},           {"max_conn", test_max_conn},
     };
     size_t n = sizeof tests / sizeof tests[0];
     printf("1..%zu\n", n + 2);
