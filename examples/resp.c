@@ -307,7 +307,9 @@ int resp_parse(struct resp_parser *p, char *buf, size_t len, size_t *used)
                 return fail(p, "Protocol error: expected CRLF after bulk");
             if (argv_room(p, (size_t)p->nargs))
                 return fail(p, "out of memory");
-            p->argv[p->argc].off = base + p->pos;
+            /* From the request's first byte: earlier calls may have had
+             * skipped requests before it (another base). */
+            p->argv[p->argc].off = p->pos;
             p->argv[p->argc].len = (size_t)p->bulk;
             p->argc++;
             p->pos += (size_t)p->bulk + 2;
@@ -317,6 +319,8 @@ int resp_parse(struct resp_parser *p, char *buf, size_t len, size_t *used)
             }
             p->state = DONE;
             *used = base + p->pos;
+            for (size_t i = 0; i < p->argc; i++)
+                p->argv[i].off += base;
             return RESP_CMD;
         case INLINE: {
             size_t win = p->max_inline + 2;

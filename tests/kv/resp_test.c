@@ -176,6 +176,13 @@ static void test_multibulk(void)
     CHECK_STR(splits("*2\r\n$3\r\nGET\r\n$1\r\nk\r", dflt), "NEED");
     /* Empty requests are skipped, as Redis does. */
     CHECK_STR(splits("*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n", dflt), "[PING]NEED");
+    /* ... also when the request after them arrives in several reads: its
+     * arguments are placed from its own first byte, not from the skipped
+     * bytes' (found by fuzz-resp). */
+    CHECK_STR(splits("\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", dflt),
+              "[SET|k|v]NEED");
+    CHECK_STR(splits("*0\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n", dflt),
+              "[ECHO|hi]NEED");
 }
 
 static void test_pipeline(void)
