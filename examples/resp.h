@@ -98,9 +98,11 @@ void resp_free(struct resp_parser *p);
  * plus any that have arrived since, possibly moved). Returns RESP_CMD, with
  * p->argc and p->argv set, RESP_NEED or RESP_ERR. *used gets the bytes
  * consumed from the front of buf: the command returned and any skipped
- * empty requests before it (with RESP_NEED: the skipped ones only; the
- * bytes of an unfinished request are not consumed). Inline arguments with
- * quotes are unescaped in place, so buf is written. */
+ * empty requests before it (with RESP_NEED or RESP_ERR: the skipped ones
+ * only; the bytes of an unfinished or bad request are not consumed).
+ * Argument offsets count from buf, whatever earlier calls consumed.
+ * Inline arguments with quotes are unescaped in place, so buf is
+ * written. */
 int resp_parse(struct resp_parser *p, char *buf, size_t len, size_t *used);
 
 /* The error message of the error state ("Protocol error: ..."), or NULL. */
