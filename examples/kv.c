@@ -47,7 +47,8 @@
  * the same time closes the connection too (a client that never reads). At
  * most KV_MAX_CONN (default 10000) connections are served at once; one
  * more gets "-ERR max number of clients reached" and is closed, and the
- * ones already open are served as before.
+ * ones already open are served as before. The soft limit on descriptors
+ * is raised to fit the cap (up to the hard limit; a warning if short).
  *
  * Expiry: lazy (kv_store.h), plus a task that sweeps every KV_SWEEP_MS
  * (default 100; the tests set it long to see lazy expiry alone).
@@ -64,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -268,6 +270,25 @@ static unsigned long long env_num(const char *name, unsigned long long def,
     return v;
 }
 
+/* A descriptor per connection: raise the soft limit on descriptors
+ * towards want (at most the hard limit), or the cap could never be
+ * reached and accept would fail with EMFILE first (as Redis does for
+ * maxclients). */
+static void raise_fd_limit(unsigned long want)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur >= want)
+        return;
+    r.rlim_cur =
+        r.rlim_max != RLIM_INFINITY && r.rlim_max < want ? r.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &r))
+        getrlimit(RLIMIT_NOFILE, &r);
+    if (r.rlim_cur < want)
+        fprintf(stderr,
+                "kv: %lu connections need %lu descriptors; the limit is %lu\n",
+                kv_cfg.max_conn, want, (unsigned long)r.rlim_cur);
+}
+
 int main(void)
 {
     unsigned port = (unsigned)env_num("PORT", 6379, 1, 65535);
@@ -280,6 +301,7 @@ int main(void)
     kv_cfg.timeout_ns =
         env_num("KV_READ_TIMEOUT_MS", 10000, 1, 86400000) * 1000000ull;
     kv_cfg.sweep_ns = env_num("KV_SWEEP_MS", 100, 1, 86400000) * 1000000ull;
+    raise_fd_limit(kv_cfg.max_conn + 64);
 
     sigset_t stop;
     sigemptyset(&stop);
