@@ -21,7 +21,7 @@ fi
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DWEFT_FUZZ=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
-for h in config policy model http; do
+for h in config policy model http resp; do
     work=build-fuzz/corpus-$h
     rm -rf "$work"
     cp -r "tests/fuzz/corpus/$h" "$work"
