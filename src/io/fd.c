@@ -97,6 +97,7 @@
 #include "../base/sysmark.h"
 #include "../sched/poller.h"
 #include "../sched/registry.h"
+#include "../sched/uring.h"
 #include "../sync/wait.h"
 
 #define RLX memory_order_relaxed
@@ -123,6 +124,9 @@ typedef struct weft_fdrec {
                                  up or error): no waiting first */
     _Atomic uint32_t rseq;    /* read events of this generation (written
                                  under dir[DIR_READ]'s lock) */
+    _Atomic uint32_t sock;    /* 0 unknown, 1 a socket, 2 not (uring path) */
+    _Atomic uint32_t uring_w; /* worker id + 1 whose ring had its last
+                                 io_uring operation, 0 none */
     fddir dir[2];
 } fdrec;
 
@@ -592,6 +596,43 @@ out:
     return res;
 }
 
+int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
+                       uint64_t deadline, ssize_t *res)
+{
+    if (!weft__uring_chosen())
+        return -ENOSYS;
+    weft_rt *rt = NULL;
+    int err;
+    fdrec *r = rec_of(fd, &rt, &err);
+    if (err || !r)
+        return -ENOSYS;
+    uint32_t k = atomic_load_explicit(&r->sock, RLX);
+    if (!k) {
+        int type;
+        socklen_t len = sizeof type;
+        weft__sys_enter();
+        k = !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) &&
+                    type == SOCK_STREAM
+                ? 1
+                : 2;
+        weft__sys_leave();
+        atomic_store_explicit(&r->sock, k, RLX);
+    }
+    if (k != 1)
+        return -ENOSYS;
+    if ((err = ref_take(fd))) {
+        *res = err;
+        return 0;
+    }
+    atomic_store_explicit(&r->uring_w, (uint32_t)weft__uring_self(), RLX);
+    err = weft__uring_io(op, fd, buf, n, flags, deadline, &r->gen,
+                         atomic_load_explicit(&r->gen, ACQ), res);
+    if (!err && closing(fd))
+        *res = -ECANCELED;
+    ref_drop(fd);
+    return err;
+}
+
 /* A number that accept(2) just returned is a new file: whatever the
  * record says of an older one that was closed outside weft is void. */
 void weft__io_fresh(int fd)
@@ -615,6 +656,7 @@ void weft__io_fresh(int fd)
         atomic_store_explicit(&r->drained, 0, RLX);
         atomic_store_explicit(&r->closed, 0, RLX);
         atomic_store_explicit(&r->rseq, 0, RLX);
+        atomic_store_explicit(&r->sock, 0, RLX);
         atomic_store_explicit(&r->state, REC_NONBLOCK, RLX);
         for (int d = 1; d >= 0; d--)
             weft__spin_unlock(qlock(&r->dir[d]));
@@ -693,9 +735,13 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     atomic_store_explicit(&r->drained, 0, RLX);
     atomic_store_explicit(&r->closed, 0, RLX);
     atomic_store_explicit(&r->rseq, 0, RLX);
+    atomic_store_explicit(&r->sock, 0, RLX);
     for (int d = 1; d >= 0; d--)
         weft__spin_unlock(qlock(&r->dir[d]));
     weft__spin_unlock(&r->reg_lock);
+    uint32_t uw = atomic_exchange_explicit(&r->uring_w, 0, RLX);
+    if (uw)
+        weft__uring_closed(rt, (int)uw);
     if (was == REC_REGISTERED) {
         struct epoll_event e = {0};
         weft__sys_enter();

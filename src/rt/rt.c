@@ -27,6 +27,7 @@
 #include "../base/membar.h"
 #include "../base/clock.h"
 #include "../mem/arena.h"
+#include "../sched/uring.h"
 #include "../sched/policy.h"
 #include "../obs/obs.h"
 #include "../sched/topo.h"
@@ -399,6 +400,8 @@ int weft_rt_destroy(weft_rt *rt)
         weft__stack_pool_fini(&rt->pool[k]);
         guards += atomic_load_explicit(&rt->pool[k].guarded, RLX);
     }
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        weft__uring_destroy(&rt->workers[i]); /* sched/uring.c */
     weft__io_rt_gone(rt);     /* its descriptors' table (io/fd.c) */
     weft__poller_destroy(rt); /* the epoll instance and the eventfd */
     weft__obs_rt_gone(rt);    /* no SIGQUIT dump still reads it */
