@@ -604,7 +604,11 @@ int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
     weft_rt *rt = NULL;
     int err;
     fdrec *r = rec_of(fd, &rt, &err);
-    if (err || !r)
+    if (err) {
+        *res = err; /* as the poller's path would say */
+        return 0;
+    }
+    if (!r)
         return -ENOSYS;
     uint32_t k = atomic_load_explicit(&r->sock, RLX);
     if (!k) {
@@ -620,13 +624,21 @@ int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
     }
     if (k != 1)
         return -ENOSYS;
+    /* The generation before the reference: a weft_close that marks the
+     * number after ref_take moves it after this read, so the operation
+     * is of the old generation and the close cancels it (uring.c). */
+    uint32_t gen = atomic_load_explicit(&r->gen, ACQ);
     if ((err = ref_take(fd))) {
         *res = err;
         return 0;
     }
     atomic_store_explicit(&r->uring_w, (uint32_t)weft__uring_self(), RLX);
-    err = weft__uring_io(op, fd, buf, n, flags, deadline, &r->gen,
-                         atomic_load_explicit(&r->gen, ACQ), res);
+    /* seq_cst fence: pairs with forget's, between its generation bump
+     * and its exchange of uring_w: either this store is seen there (the
+     * closer tells the ring's worker) or the bump is seen by the check
+     * in weft__uring_io (no operation begins). */
+    atomic_thread_fence(memory_order_seq_cst);
+    err = weft__uring_io(op, fd, buf, n, flags, deadline, &r->gen, gen, res);
     if (!err && closing(fd))
         *res = -ECANCELED;
     ref_drop(fd);
@@ -739,6 +751,8 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     for (int d = 1; d >= 0; d--)
         weft__spin_unlock(qlock(&r->dir[d]));
     weft__spin_unlock(&r->reg_lock);
+    /* seq_cst fence: pairs with weft__io_uring_run's (uring_w). */
+    atomic_thread_fence(memory_order_seq_cst);
     uint32_t uw = atomic_exchange_explicit(&r->uring_w, 0, RLX);
     if (uw)
         weft__uring_closed(rt, (int)uw);

@@ -14,6 +14,7 @@
  * allows (mem/arena.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -107,7 +108,7 @@ static void stop_workers(weft_rt *rt, uint32_t started)
     for (uint32_t i = 0; i < started; i++) {
         weft_worker *w = &rt->workers[i];
         atomic_store_explicit(&w->sleep, 0, RLX);
-        weft__futex_wake(&w->sleep, 1);
+        weft__futex_wake(&w->sleep, INT_MAX); /* and its ring's (idle.c) */
     }
     weft__poller_kick(rt); /* a worker asleep in the poller */
     weft__thr_stop_all(rt);

@@ -166,6 +166,17 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
         *res = -ECANCELED;
         return 0;
     }
+    /* Closed since the caller read the generation: no operation. The
+     * check and the queueing below run on the ring's thread with no
+     * scan between them (weft code is not preempted), so a close either
+     * moved the generation before this load (seen here) or bumps
+     * rt->uring_closes after the operation is in the list, and the
+     * scan that follows finds it. */
+    if (atomic_load_explicit(fdgen, memory_order_acquire) != fgen) {
+        weft__wait_leave(me.rt, me.slot);
+        *res = -ECANCELED;
+        return 0;
+    }
     struct io_uring_sqe *s = sqe_of(u);
     if (!s) {
         weft__wait_leave(me.rt, me.slot);
