@@ -3,7 +3,7 @@
  * descriptor calls (issue 15), chosen by WEFT_IO=uring. A ring per
  * worker, made at the first call a task makes on it; the task writes its
  * submission from its own stack record and parks; the worker submits
- * and reaps in batches, on its IO_TICK and when it goes idle, and an
+ * and reaps in batches, on its fairness tick and when it goes idle, and an
  * idle worker with operations in flight sleeps in io_uring_enter, its
  * futex wait armed in the ring (IORING_OP_FUTEX_WAIT), so that the
  * wake-up protocol of idle.c holds unchanged.

@@ -263,6 +263,8 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
          * and no idle worker blocks in the poller (poller.c). */
         if (weft_unlikely(weft__poller_wanted(&w->rt->poller)))
             weft__poller_poll(w->rt, &w->pollev);
+        /* Its io_uring's operations submitted, completions reaped
+         * (uring.c, "When it reaps"). */
         if (weft_unlikely(w->uring != NULL) && weft__uring_busy(w))
             weft__uring_reap(w);
         if (w->rt->mesh)
@@ -274,16 +276,15 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
             weft__steal_share(w);
         if ((s = weft__worker_from_inject(w)) >= 0)
             return routed(w, s, yband);
-    } else if (weft_unlikely(countdown % IO_TICK == 0)) {
+    } else if (weft_unlikely(countdown % IO_TICK == 0) &&
+               weft_unlikely(weft__poller_wanted(&w->rt->poller)) &&
+               !w->rt->mesh) {
         /* Between fairness ticks, every IO_TICK-th decision polls too
          * while tasks wait on descriptors (poller.c, "Who polls"); not
          * in mesh mode, where the tasks it wakes go through mailboxes
-         * that are flushed on the fairness tick. Its ring's operations
-         * are submitted and reaped then too (uring.c). */
-        if (weft_unlikely(w->uring != NULL) && weft__uring_busy(w))
-            weft__uring_reap(w);
-        if (weft_unlikely(weft__poller_wanted(&w->rt->poller)) && !w->rt->mesh)
-            weft__poller_poll(w->rt, &w->pollev);
+         * that are flushed on the fairness tick. (Its io_uring is
+         * reaped on the fairness tick and when idle only: uring.c.) */
+        weft__poller_poll(w->rt, &w->pollev);
     }
     /* More than one band may have work: the banded order (a yielder of
      * another band than normal counts as one). */
