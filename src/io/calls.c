@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fd.h"
+#include "../sched/uring.h"
 
 typedef struct {
     void *buf;
@@ -110,6 +111,9 @@ static ssize_t call_write(int fd, void *a, weft_fdrec *r)
 
 ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline)
 {
+    ssize_t u;
+    if (!weft__io_uring_run(fd, WEFT_UOP_RECV, buf, n, 0, deadline, &u))
+        return u;
     rw_args a = {buf, n, 0};
     return weft__io_run(fd, DIR_READ, deadline, call_read, &a);
 }
@@ -122,6 +126,9 @@ ssize_t weft_read(int fd, void *buf, size_t n)
 ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
                         uint64_t deadline)
 {
+    ssize_t u;
+    if (!weft__io_uring_run(fd, WEFT_UOP_RECV, buf, n, flags, deadline, &u))
+        return u;
     rw_args a = {buf, n, flags};
     return weft__io_run(fd, DIR_READ, deadline, call_recv, &a);
 }
@@ -134,6 +141,10 @@ ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
 ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
                         uint64_t deadline)
 {
+    ssize_t u;
+    if (!weft__io_uring_run(fd, WEFT_UOP_SEND, (void *)buf, n, flags, deadline,
+                            &u))
+        return u;
     rw_args a = {(void *)buf, n, flags};
     return weft__io_run(fd, DIR_WRITE, deadline, call_send, &a);
 }
@@ -145,6 +156,9 @@ ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
 
 ssize_t weft_write_until(int fd, const void *buf, size_t n, uint64_t deadline)
 {
+    ssize_t u;
+    if (!weft__io_uring_run(fd, WEFT_UOP_SEND, (void *)buf, n, 0, deadline, &u))
+        return u;
     rw_args a = {(void *)buf, n, 0};
     return weft__io_run(fd, DIR_WRITE, deadline, call_write, &a);
 }

@@ -97,6 +97,7 @@
 #include "../base/sysmark.h"
 #include "../sched/poller.h"
 #include "../sched/registry.h"
+#include "../sched/uring.h"
 #include "../sync/wait.h"
 
 #define RLX memory_order_relaxed
@@ -123,6 +124,9 @@ typedef struct weft_fdrec {
                                  up or error): no waiting first */
     _Atomic uint32_t rseq;    /* read events of this generation (written
                                  under dir[DIR_READ]'s lock) */
+    _Atomic uint32_t sock;    /* 0 unknown, 1 a socket, 2 not (uring path) */
+    _Atomic uint32_t uring_w; /* worker id + 1 whose ring had its last
+                                 io_uring operation, 0 none */
     fddir dir[2];
 } fdrec;
 
@@ -592,6 +596,55 @@ out:
     return res;
 }
 
+int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
+                       uint64_t deadline, ssize_t *res)
+{
+    if (!weft__uring_chosen())
+        return -ENOSYS;
+    weft_rt *rt = NULL;
+    int err;
+    fdrec *r = rec_of(fd, &rt, &err);
+    if (err) {
+        *res = err; /* as the poller's path would say */
+        return 0;
+    }
+    if (!r)
+        return -ENOSYS;
+    uint32_t k = atomic_load_explicit(&r->sock, RLX);
+    if (!k) {
+        int type;
+        socklen_t len = sizeof type;
+        weft__sys_enter();
+        k = !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) &&
+                    type == SOCK_STREAM
+                ? 1
+                : 2;
+        weft__sys_leave();
+        atomic_store_explicit(&r->sock, k, RLX);
+    }
+    if (k != 1)
+        return -ENOSYS;
+    /* The generation before the reference: a weft_close that marks the
+     * number after ref_take moves it after this read, so the operation
+     * is of the old generation and the close cancels it (uring.c). */
+    uint32_t gen = atomic_load_explicit(&r->gen, ACQ);
+    if ((err = ref_take(fd))) {
+        *res = err;
+        return 0;
+    }
+    atomic_store_explicit(&r->uring_w, (uint32_t)weft__uring_self(), RLX);
+    /* seq_cst fence: pairs with forget's, between its generation bump
+     * and its exchange of uring_w: either this store is seen there (the
+     * closer tells the ring's worker) or the bump is seen by the check
+     * in weft__uring_io (no operation begins). */
+    atomic_thread_fence(memory_order_seq_cst);
+    err = weft__uring_io(op, fd, buf, n, flags, deadline, &r->gen, gen, res);
+    if (!err && closing(fd))
+        *res = -ECANCELED;
+    ref_drop(fd);
+    return err;
+}
+
 /* A number that accept(2) just returned is a new file: whatever the
  * record says of an older one that was closed outside weft is void. */
 void weft__io_fresh(int fd)
@@ -615,6 +668,7 @@ void weft__io_fresh(int fd)
         atomic_store_explicit(&r->drained, 0, RLX);
         atomic_store_explicit(&r->closed, 0, RLX);
         atomic_store_explicit(&r->rseq, 0, RLX);
+        atomic_store_explicit(&r->sock, 0, RLX);
         atomic_store_explicit(&r->state, REC_NONBLOCK, RLX);
         for (int d = 1; d >= 0; d--)
             weft__spin_unlock(qlock(&r->dir[d]));
@@ -693,9 +747,15 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     atomic_store_explicit(&r->drained, 0, RLX);
     atomic_store_explicit(&r->closed, 0, RLX);
     atomic_store_explicit(&r->rseq, 0, RLX);
+    atomic_store_explicit(&r->sock, 0, RLX);
     for (int d = 1; d >= 0; d--)
         weft__spin_unlock(qlock(&r->dir[d]));
     weft__spin_unlock(&r->reg_lock);
+    /* seq_cst fence: pairs with weft__io_uring_run's (uring_w). */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t uw = atomic_exchange_explicit(&r->uring_w, 0, RLX);
+    if (uw)
+        weft__uring_closed(rt, (int)uw);
     if (was == REC_REGISTERED) {
         struct epoll_event e = {0};
         weft__sys_enter();

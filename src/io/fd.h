@@ -27,6 +27,13 @@ typedef ssize_t (*weft_io_call)(int fd, void *args, weft_fdrec *r);
 ssize_t weft__io_run(int fd, int dir, uint64_t deadline_ns, weft_io_call call,
                      void *args);
 
+/* The io_uring backend's form of a read or write (sched/uring.h's op):
+ * 0 with *res the result, or -ENOSYS when the backend does not take it
+ * (not chosen, a plain thread, not a stream socket): then the poller's
+ * path does. */
+int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
+                       uint64_t deadline, ssize_t *res);
+
 /* fd is a new file (accept(2) just returned it): reset its record. */
 void weft__io_fresh(int fd);
 

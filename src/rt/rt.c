@@ -14,6 +14,7 @@
  * allows (mem/arena.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include "../base/membar.h"
 #include "../base/clock.h"
 #include "../mem/arena.h"
+#include "../sched/uring.h"
 #include "../sched/policy.h"
 #include "../obs/obs.h"
 #include "../sched/topo.h"
@@ -106,7 +108,7 @@ static void stop_workers(weft_rt *rt, uint32_t started)
     for (uint32_t i = 0; i < started; i++) {
         weft_worker *w = &rt->workers[i];
         atomic_store_explicit(&w->sleep, 0, RLX);
-        weft__futex_wake(&w->sleep, 1);
+        weft__futex_wake(&w->sleep, INT_MAX); /* and its ring's (idle.c) */
     }
     weft__poller_kick(rt); /* a worker asleep in the poller */
     weft__thr_stop_all(rt);
@@ -399,6 +401,8 @@ int weft_rt_destroy(weft_rt *rt)
         weft__stack_pool_fini(&rt->pool[k]);
         guards += atomic_load_explicit(&rt->pool[k].guarded, RLX);
     }
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        weft__uring_destroy(&rt->workers[i]); /* sched/uring.c */
     weft__io_rt_gone(rt);     /* its descriptors' table (io/fd.c) */
     weft__poller_destroy(rt); /* the epoll instance and the eventfd */
     weft__obs_rt_gone(rt);    /* no SIGQUIT dump still reads it */

@@ -28,9 +28,12 @@
  */
 #include "runq.h"
 
+#include <limits.h>
+
 #include "../base/atomic.h"
 #include "../base/clock.h"
 #include "../base/futex.h"
+#include "uring.h"
 
 #define SPIN_ROUNDS 64
 
@@ -46,6 +49,8 @@ static int has_foreign_work(weft_worker *w)
         return 1;
     if (rt->mesh && atomic_load_explicit(&w->inbox_top, RLX))
         return 1;
+    if (!weft__uring_closes_seen(w))
+        return 1; /* a weft_close to act on (uring.c) */
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         weft_deque *d = &rt->workers[i].dq;
         if (atomic_load_explicit(&d->bottom, RLX) >
@@ -75,7 +80,10 @@ int weft__idle_wake(weft_worker *v)
     if (atomic_load_explicit(&v->in_poll, RLX))
         weft__poller_kick(v->rt); /* it sleeps in epoll_wait */
     else
-        weft__futex_wake(&v->sleep, 1);
+        /* Every waiter of the word: the worker's thread, and a wait its
+         * io_uring may still have armed from an earlier sleep (uring.c),
+         * which must not take the wake-up meant for the thread. */
+        weft__futex_wake(&v->sleep, INT_MAX);
     return 1;
 }
 
@@ -112,6 +120,10 @@ void weft__idle_wait(weft_worker *w)
     w->fair.band_cur = -1;     /* idle time is no band's */
     if (rt->mesh)
         weft__mesh_idle(w);
+    /* Operations waiting in its ring are submitted, and completions
+     * reaped, before it looks elsewhere (uring.c). */
+    if (weft__uring_busy(w) && weft__uring_reap(w))
+        return;
     atomic_fetch_add_explicit(&rt->searching, 1, RLX);
     for (int i = 0; i < SPIN_ROUNDS; i++) {
         if (has_foreign_work(w)) {
@@ -144,7 +156,12 @@ void weft__idle_wait(weft_worker *w)
         if (weft__tracing(rt))
             weft__trace_event(rt, w, WEFT_TEV_SLEEP, UINT32_MAX, (unsigned)poll,
                               0, 0, 0);
-        if (poll) {
+        if (weft__uring_busy(w)) {
+            /* Operations in flight: it sleeps in its ring (uring.c). */
+            if (atomic_load_explicit(&w->sleep, RLX) == 1 &&
+                !atomic_load_explicit(&rt->stopping, RLX))
+                weft__uring_sleep(w, poll, next == UINT64_MAX ? 0 : next);
+        } else if (poll) {
             /* One round: an event, a kick, or the timer; the events
              * may have made tasks ready here. */
             if (atomic_load_explicit(&w->sleep, RLX) == 1 &&

@@ -175,6 +175,19 @@ int weft__poller_poll(weft_rt *rt, weft_poll_events *buf)
     return n > 0 ? handle(rt, ev, n, 0) : 0;
 }
 
+void weft__poller_poll_blocker(weft_rt *rt, weft_poll_events *buf)
+{
+    weft_poller *p = &rt->poller;
+    atomic_store_explicit(&p->last_poll, weft__clock_ns(), RLX);
+    atomic_fetch_add_explicit(&p->polls, 1, RLX);
+    weft__sys_enter();
+    int n = epoll_wait(p->epfd, buf->ev, BATCH, 0);
+    weft__sys_leave();
+    if (n > 0)
+        handle(rt, buf->ev, n, 1);
+    atomic_store_explicit(&p->blocker, 0, RLX);
+}
+
 int weft__poller_take(weft_rt *rt, weft_worker *w)
 {
     weft_poller *p = &rt->poller;

@@ -78,6 +78,11 @@ static inline int weft__poller_wanted(struct weft_poller *p)
            !atomic_load_explicit(&p->blocker, memory_order_relaxed);
 }
 
+/* The blocker's poll without blocking (it slept elsewhere, in its
+ * io_uring, sched/uring.c): hands out the events, drains the eventfd and
+ * gives up the blocker role. */
+void weft__poller_poll_blocker(struct weft_rt *rt, weft_poll_events *buf);
+
 /* Idle worker w: if tasks wait on descriptors and no other worker is
  * blocked in the poller, become the blocker: 1 (then the caller sleeps
  * in weft__poller_block instead of its futex), else 0. */

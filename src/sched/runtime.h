@@ -90,6 +90,9 @@ struct weft_rt {
     /* Readiness of file descriptors (poller.c), made at first use. */
     weft_aligned(WEFT_CACHELINE) weft_poller poller;
     void *fdt; /* io/fd.c's table of descriptors, NULL until first use */
+    _Atomic uint32_t uring_closes; /* weft_close of descriptors the io_uring
+                                      backend used: workers scan their
+                                      operations when it moves (uring.c) */
     _Atomic(struct weft_bpool *) bpool; /* io/blocking.c's pool, NULL
                                            until first use */
 

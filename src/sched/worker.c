@@ -42,6 +42,7 @@
 #include "../base/bits.h"
 #include "../base/check.h"
 #include "../base/clock.h"
+#include "uring.h"
 
 /* Sanitizer builds take the general switch path, which carries the
  * fiber annotations. */
@@ -262,6 +263,10 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
          * and no idle worker blocks in the poller (poller.c). */
         if (weft_unlikely(weft__poller_wanted(&w->rt->poller)))
             weft__poller_poll(w->rt, &w->pollev);
+        /* Its io_uring's operations submitted, completions reaped
+         * (uring.c, "When it reaps"). */
+        if (weft_unlikely(w->uring != NULL) && weft__uring_busy(w))
+            weft__uring_reap(w);
         if (w->rt->mesh)
             weft__mesh_tick(w);
         int others_idle = atomic_load_explicit(&w->rt->idle, RLX) != 0;
@@ -277,7 +282,8 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
         /* Between fairness ticks, every IO_TICK-th decision polls too
          * while tasks wait on descriptors (poller.c, "Who polls"); not
          * in mesh mode, where the tasks it wakes go through mailboxes
-         * that are flushed on the fairness tick. */
+         * that are flushed on the fairness tick. (Its io_uring is
+         * reaped on the fairness tick and when idle only: uring.c.) */
         weft__poller_poll(w->rt, &w->pollev);
     }
     /* More than one band may have work: the banded order (a yielder of

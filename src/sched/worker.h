@@ -227,6 +227,8 @@ typedef struct weft_worker {
     weft_slotq byq[WEFT_BANDS]; /* yield queues; [NORMAL] unused */
     weft_wfair fair;            /* the rule between bands, the DRR round */
     weft_poll_events pollev;    /* the fairness tick's poll (poller.h) */
+    void *uring; /* its io_uring (uring.c), made at first use; NULL none
+                    yet, (void *)1 cannot be made. Owner only */
 
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or

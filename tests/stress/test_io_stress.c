@@ -4,9 +4,17 @@
  * ping-pong over two pipes, the thread sometimes pausing so that every
  * worker reaches its sleep (in the poller or on its futex) just as the
  * next byte arrives. A lost wake-up hangs a round: each read has a 5 s
- * deadline, which fails the test instead.
+ * deadline, which fails the test instead. The _sockets variants use Unix
+ * stream sockets, which the io_uring backend takes (WEFT_IO=uring,
+ * sched/uring.c): completions arriving as the workers go to sleep in
+ * their rings. Then two tests of the ring's own promises: workers asleep
+ * in their rings are woken for new work (the futex wait armed in the
+ * ring), and weft_close ends an operation whether it was queued,
+ * submitted or about to be.
  */
+#include <sys/socket.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -42,12 +50,20 @@ static void *ponger(void *arg)
     return NULL;
 }
 
-static void run(unsigned workers)
+static void pair(int sockets, int p[2])
+{
+    if (sockets)
+        CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, p));
+    else
+        CHECK_OK(pipe(p));
+}
+
+static void run(unsigned workers, int sockets)
 {
     weft_rt *rt = test_rt_workers(64, workers);
     pp_ctx c = {.done = 0};
-    CHECK_OK(pipe(c.ping));
-    CHECK_OK(pipe(c.pong));
+    pair(sockets, c.ping);
+    pair(sockets, c.pong);
     weft_task t;
     CHECK_OK(weft_spawn(rt, &t, ponger, &c, NULL));
     uint64_t x = 88172645463325252ull;
@@ -81,10 +97,120 @@ static void run(unsigned workers)
 
 TEST_T(stress, io_readiness_while_workers_sleep_1, 120)
 {
-    run(1);
+    run(1, 0);
 }
 
 TEST_T(stress, io_readiness_while_workers_sleep_2, 120)
 {
-    run(2);
+    run(2, 0);
+}
+
+TEST_T(stress, io_readiness_while_workers_sleep_sockets_1, 120)
+{
+    run(1, 1);
+}
+
+TEST_T(stress, io_readiness_while_workers_sleep_sockets_2, 120)
+{
+    run(2, 1);
+}
+
+/* ---- new work for workers that sleep with operations in flight ---------
+ * Each round a task parks in a read of a socket (so an idle worker sleeps
+ * in its ring), a plain thread writes the byte that ends it, and then
+ * spawns and joins a task that does nothing, pausing now and then so that
+ * the workers are asleep when the spawn comes: in their rings while a
+ * read is in flight, on their futexes once none is (a futex wait the
+ * ring armed for an earlier sleep must not take that wake-up). A lost
+ * wake-up hangs a join, and the test's time limit fails it. */
+
+static void *one_read(void *arg)
+{
+    char b;
+    CHECK_EQ_INT(weft_read(*(int *)arg, &b, 1), 1);
+    return NULL;
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+TEST_T(stress, io_new_work_while_workers_sleep_with_reads_in_flight, 120)
+{
+    weft_rt *rt = test_rt_workers(64, 2);
+    int p[2];
+    pair(1, p);
+    uint64_t x = 88172645463325252ull;
+    long n = ROUNDS / 4;
+    for (long i = 0; i < n; i++) {
+        weft_task r, t;
+        CHECK_OK(weft_spawn(rt, &r, one_read, &p[0], NULL));
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if ((x & 15) == 0)
+            usleep((useconds_t)(x >> 59));
+        CHECK_EQ_INT(write(p[1], "x", 1), 1);
+        CHECK_OK(weft_join(r, NULL));
+        if ((x & 48) == 0)
+            usleep((useconds_t)(x >> 59));
+        CHECK_OK(weft_spawn(rt, &t, nothing, NULL, NULL));
+        CHECK_OK(weft_join(t, NULL));
+    }
+    CHECK_OK(weft_close(p[0]));
+    close(p[1]);
+    test_rt_destroy_clean(rt);
+}
+
+/* ---- weft_close against a read at every stage -------------------------
+ * A task reads a socket nobody writes; a plain thread closes it as soon
+ * as the task is about to call, or after a random pause (the read is
+ * then not yet made, queued in the ring and not yet submitted,
+ * submitted, or parked). The read must end every time: a read left
+ * waiting hangs the join, and the test's time limit fails it. It ends
+ * with -ECANCELED when the close came after the call took its reference;
+ * before that the call found the number closed (or reused by weft's own
+ * descriptors, made at first use: weft.h's "that race is the caller's"),
+ * and any error will do, but never data. */
+
+typedef struct {
+    int fd;
+    _Atomic int calling;
+} cr_ctx;
+
+static void *close_reader(void *arg)
+{
+    cr_ctx *c = arg;
+    char b;
+    atomic_store(&c->calling, 1);
+    return (void *)(intptr_t)weft_read(c->fd, &b, 1);
+}
+
+TEST_T(stress, io_close_ends_reads_at_every_stage, 120)
+{
+    weft_rt *rt = test_rt_workers(64, 2);
+    uint64_t x = 88172645463325252ull;
+    long n = ROUNDS / 20, cancelled = 0;
+    for (long i = 0; i < n; i++) {
+        int p[2];
+        pair(1, p);
+        cr_ctx c = {.fd = p[0], .calling = 0};
+        weft_task t;
+        CHECK_OK(weft_spawn(rt, &t, close_reader, &c, NULL));
+        while (!atomic_load(&c.calling))
+            ;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (x & 1)
+            usleep((useconds_t)(x >> 57));
+        CHECK_OK(weft_close(p[0]));
+        void *r;
+        CHECK_OK(weft_join(t, &r));
+        intptr_t v = (intptr_t)r;
+        CHECK(v < 0);
+        cancelled += v == -ECANCELED;
+        close(p[1]);
+    }
+    fprintf(stderr, "# %ld rounds, %ld ended by the close (-ECANCELED)\n", n,
+            cancelled);
+    CHECK(cancelled > n / 2);
+    test_rt_destroy_clean(rt);
 }

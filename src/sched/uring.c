@@ -1,0 +1,501 @@
+/*
+ * uring.c - a worker's io_uring (uring.h): the io_uring backend of the
+ * descriptor calls, chosen by WEFT_IO=uring (docs/decisions/0015-io-
+ * uring.md). It takes read, recv, write and send of stream sockets from
+ * tasks, with their deadlines as linked timeouts; everything else (other
+ * descriptors, the other calls, plain threads) stays on the poller.
+ *
+ * The ring. One per worker, made by the first task that makes a call on
+ * that worker, with SINGLE_ISSUER and DEFER_TASKRUN when the kernel has
+ * them (then only the worker's thread enters the ring, and completions
+ * are run only when it asks for them: no task_work interrupts it). Only
+ * the worker's thread touches it: the task that writes a submission runs
+ * on that thread, and weft code is never preempted (weft_text), so the
+ * write is not interleaved with the worker's own use of the ring.
+ *
+ * An operation. Its record (weft_uop) lives on the parked task's stack:
+ * the task fills a submission whose user_data is the record, links the
+ * record into the ring's list and parks until the record says done. Each
+ * completion stores the result, then done (release), then unparks the
+ * task (the park's WAKE bit covers an unpark that comes first).
+ *
+ * When it reaps. Submissions wait in the ring and go to the kernel, and
+ * completions are reaped, with one io_uring_enter: on the worker's
+ * fairness tick (every FAIR_TICK decisions) and when it goes idle, not
+ * every IO_TICK as the poller is polled: in echo (1 worker, 100
+ * connections) reaping every IO_TICK gave 111-113k msg/s against
+ * 124k without, at the same p99 (0.77-0.90 ms): each reap is a system
+ * call, and the tasks it wakes run before the next one anyway. A worker
+ * whose task does not switch reaps nothing until it is preempted; no
+ * other thread may enter the ring (the monitor, which polls the epoll
+ * instance for such workers, cannot).
+ *
+ * Sleeping. An idle worker with operations in flight must stay able to
+ * reap them, so it sleeps in io_uring_enter, not on its futex. The
+ * wake-up protocol of idle.c stays as it is: the worker arms, in its
+ * ring, a futex wait on its own `sleep` word with the value 1 (the
+ * kernel checks the value when the wait is armed, as futex(2) does; Linux
+ * 6.7's IORING_OP_FUTEX_WAIT), and weft__idle_wake's futex wake of that
+ * word completes it. So the proof in idle.c holds word for word: the
+ * futex wait has moved into the ring. A wait armed for one sleep and not
+ * ended (the worker woke for a completion) stays armed: every wake of the
+ * word wakes all its waiters (idle.c, rt.c), so such a wait never takes
+ * a wake-up meant for the thread's own futex wait; a later wake ends it,
+ * which is then a spurious round of a later sleep.
+ * (stress.io_new_work_while_workers_sleep_with_reads_in_flight hangs in
+ * two runs of two when a wake wakes one waiter.) A worker that also holds
+ * the poller's blocker role arms a poll of the epoll instance, whose
+ * eventfd weft__poller_kick writes: readiness and kicks reach it too.
+ *
+ * Cancelling. Shutdown: the task raises its in-wait flag before it
+ * queues anything (weft__wait_enter, the Dekker pair of cancel.c), so
+ * either it sees the shutdown and queues nothing, or the canceller's
+ * wake-up runs it on some worker while the op is in flight; the ring's
+ * own worker, at its next reap, sees the shutdown and queues a cancel of
+ * every operation after those begun (ANY | ALL), and the task returns
+ * the op's -ECANCELED. weft_close: the descriptor's generation moves
+ * (io/fd.c), then rt->uring_closes, and the ring's worker (recorded per
+ * descriptor) is woken by the RMW on idle, as weft__wake_one wakes; at
+ * its next reap, or in its re-check before it sleeps, each worker whose
+ * count is behind scans its list and cancels every op of an old
+ * generation. An op that begins after the close either saw the new
+ * generation (the check just before it is queued, on the ring's thread,
+ * with no scan between) or is in the list before the count moves, and
+ * the scan finds it. A scan costs the worker's ops in flight, once per
+ * reap in which closes happened (not once per close).
+ */
+#include "uring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/clock.h"
+#include "../base/env.h"
+#include "../base/sysmark.h"
+#include "park.h"
+#include "runq.h"
+#include "worker.h"
+
+#ifdef WEFT_HAVE_URING
+#include <liburing.h>
+#include <linux/futex.h>
+#include <poll.h>
+
+#define RLX memory_order_relaxed
+
+#ifndef IORING_OP_FUTEX_WAIT_NR
+#define IORING_OP_FUTEX_WAIT_NR 51 /* Linux 6.7 uapi */
+#endif
+#define FUTEX2_SIZE_U32_ 0x02
+#define FUTEX2_PRIVATE_ 128
+
+#define TAG_IGNORE ((uint64_t)1) /* a linked timeout's own completion */
+#define TAG_FUTEX ((uint64_t)2)  /* the idle futex wait */
+#define TAG_EPOLL ((uint64_t)3)  /* the poll of the epoll instance */
+#define RING_ENTRIES 256
+
+typedef struct weft_uop {
+    struct weft_uop *next, *prev; /* the ring's list of operations in
+                                     flight; owner only */
+    struct weft_rt *rt;
+    uint32_t slot, gen;            /* the task, to unpark */
+    const _Atomic uint32_t *fdgen; /* the descriptor's generation word */
+    uint32_t fgen;                 /* its value when the op began */
+    int res;
+    int cancelled; /* a cancel was submitted for it */
+    _Atomic uint32_t done;
+    struct __kernel_timespec ts;
+} weft_uop;
+
+typedef struct weft_uring {
+    struct io_uring ring;
+    uint32_t inflight;    /* operations submitted or waiting, not reaped */
+    uint32_t fresh;       /* of those, begun since the last cancel-all */
+    uint32_t seen_closes; /* rt->uring_closes at the last scan */
+    weft_uop *ops;        /* in flight, newest first */
+    int futex_armed, epoll_armed;
+} weft_uring;
+
+static _Atomic int chosen = -1; /* -1 unknown, 0 no, 1 yes */
+
+int weft__uring_chosen(void)
+{
+    int c = atomic_load_explicit(&chosen, RLX);
+    if (c < 0) {
+        const char *e = getenv("WEFT_IO");
+        c = e && !strcmp(e, "uring");
+        atomic_store_explicit(&chosen, c, RLX);
+    }
+    return c;
+}
+
+static weft_uring *ring_of(weft_worker *w)
+{
+    if (weft_likely(w->uring != NULL))
+        return w->uring == (void *)1 ? NULL : w->uring;
+    weft_uring *u = calloc(1, sizeof *u);
+    if (!u) {
+        w->uring = (void *)1;
+        return NULL;
+    }
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    weft__sys_enter();
+    int err = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
+    if (err) {
+        memset(&p, 0, sizeof p);
+        err = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
+    }
+    /* The futex wait in the ring (Linux 6.7) is what lets the worker
+     * sleep in it: without, no ring. */
+    if (!err) {
+        struct io_uring_probe *pr = io_uring_get_probe_ring(&u->ring);
+        if (!pr || !io_uring_opcode_supported(pr, IORING_OP_FUTEX_WAIT_NR)) {
+            io_uring_queue_exit(&u->ring);
+            err = -ENOSYS;
+        }
+        if (pr)
+            io_uring_free_probe(pr);
+    }
+    weft__sys_leave();
+    if (err) {
+        free(u);
+        w->uring = (void *)1;
+        return NULL;
+    }
+    w->uring = u;
+    return u;
+}
+
+static struct io_uring_sqe *sqe_of(weft_uring *u)
+{
+    struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
+    if (weft_unlikely(!s)) {
+        /* Full: submit what waits (the worker's thread: weft code is
+         * not preempted, and liburing's is called with preemption
+         * off). */
+        weft_preempt_disable();
+        weft__sys_enter();
+        io_uring_submit(&u->ring);
+        weft__sys_leave();
+        weft_preempt_enable();
+        s = io_uring_get_sqe(&u->ring);
+    }
+    return s;
+}
+
+int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
+                   uint64_t deadline, const _Atomic uint32_t *fdgen,
+                   uint32_t fgen, ssize_t *res)
+{
+    weft_caller me;
+    if (!weft__caller(&me))
+        return -ENOSYS;
+    weft_worker *w = weft__worker_self();
+    weft_uring *u = ring_of(w);
+    if (!u)
+        return -ENOSYS;
+    if (deadline != WEFT_NO_DEADLINE && deadline <= weft__clock_ns())
+        return -ENOSYS; /* try once: the poller's path does */
+    unsigned kind = op == WEFT_UOP_RECV || op == WEFT_UOP_READ
+                        ? WEFT_WK_FD_READ
+                        : WEFT_WK_FD_WRITE;
+    /* The in-wait flag before anything is queued (cancel.c): after a
+     * shutdown nothing is. */
+    if (weft__wait_enter(me.rt, me.slot, kind,
+                         (const void *)(uintptr_t)(fd + 1))) {
+        *res = -ECANCELED;
+        return 0;
+    }
+    /* Closed since the caller read the generation: no operation. The
+     * check and the queueing below run on the ring's thread with no
+     * scan between them (weft code is not preempted), so a close either
+     * moved the generation before this load (seen here) or bumps
+     * rt->uring_closes after the operation is in the list, and the
+     * scan that follows finds it. */
+    if (atomic_load_explicit(fdgen, memory_order_acquire) != fgen) {
+        weft__wait_leave(me.rt, me.slot);
+        *res = -ECANCELED;
+        return 0;
+    }
+    struct io_uring_sqe *s = sqe_of(u);
+    if (!s) {
+        weft__wait_leave(me.rt, me.slot);
+        return -ENOSYS;
+    }
+    weft_uop o;
+    o.rt = me.rt;
+    o.slot = me.slot;
+    o.gen = weft__task_hgen(me.rt, me.slot);
+    o.fdgen = fdgen;
+    o.fgen = fgen;
+    o.res = 0;
+    o.cancelled = 0;
+    atomic_store_explicit(&o.done, 0, RLX);
+    switch (op) {
+    case WEFT_UOP_RECV:
+        io_uring_prep_recv(s, fd, buf, n, flags);
+        break;
+    case WEFT_UOP_SEND:
+        io_uring_prep_send(s, fd, buf, n, flags | MSG_NOSIGNAL);
+        break;
+    case WEFT_UOP_READ:
+        io_uring_prep_read(s, fd, buf, (unsigned)n, (uint64_t)-1);
+        break;
+    default:
+        io_uring_prep_write(s, fd, buf, (unsigned)n, (uint64_t)-1);
+        break;
+    }
+    io_uring_sqe_set_data(s, &o);
+    u->inflight++;
+    u->fresh++;
+    o.prev = NULL;
+    o.next = u->ops;
+    if (u->ops)
+        u->ops->prev = &o;
+    u->ops = &o;
+    if (deadline != WEFT_NO_DEADLINE) {
+        struct io_uring_sqe *t = sqe_of(u);
+        if (t) {
+            s->flags |= IOSQE_IO_LINK;
+            o.ts.tv_sec = (long long)(deadline / 1000000000u);
+            o.ts.tv_nsec = (long long)(deadline % 1000000000u);
+            io_uring_prep_link_timeout(t, &o.ts, IORING_TIMEOUT_ABS);
+            io_uring_sqe_set_data64(t, TAG_IGNORE);
+        }
+    }
+    atomic_fetch_add_explicit(&me.rt->poller.waits, 1, RLX);
+    /* Until the completion, whatever else unparks it (a shutdown's
+     * wake-up: the worker cancels the operation, below). Acquire: pairs
+     * with drain's release store of done (the result). */
+    while (!atomic_load_explicit(&o.done, memory_order_acquire))
+        weft__task_park();
+    weft__wait_leave(me.rt, me.slot);
+    if (o.res == -ECANCELED && deadline != WEFT_NO_DEADLINE &&
+        weft__clock_ns() >= deadline)
+        o.res = -ETIMEDOUT;
+    *res = o.res;
+    return 0;
+}
+
+int weft__uring_busy(weft_worker *w)
+{
+    weft_uring *u = w->uring;
+    return u && u != (void *)1 && (u->inflight || io_uring_sq_ready(&u->ring));
+}
+
+/* Hand out every completion waiting; the number of tasks woken. */
+static int drain(weft_worker *w, weft_uring *u)
+{
+    struct io_uring_cqe *c;
+    unsigned head, n = 0;
+    int woken = 0;
+    io_uring_for_each_cqe(&u->ring, head, c)
+    {
+        n++;
+        uint64_t d = c->user_data;
+        if (d == TAG_IGNORE)
+            continue;
+        if (d == TAG_FUTEX) {
+            u->futex_armed = 0;
+            continue;
+        }
+        if (d == TAG_EPOLL) {
+            u->epoll_armed = 0;
+            continue;
+        }
+        weft_uop *o = (weft_uop *)(uintptr_t)d;
+        if (o->prev)
+            o->prev->next = o->next;
+        else
+            u->ops = o->next;
+        if (o->next)
+            o->next->prev = o->prev;
+        struct weft_rt *rt = o->rt;
+        uint32_t slot = o->slot, gen = o->gen;
+        o->res = c->res;
+        /* Release: pairs with the task's acquire load; after it the
+         * record may be gone. */
+        atomic_store_explicit(&o->done, 1, memory_order_release);
+        u->inflight--;
+        weft__task_unpark(rt, slot, gen);
+        woken++;
+    }
+    io_uring_cq_advance(&u->ring, n);
+    (void)w;
+    return woken;
+}
+
+/* Cancels this worker owes: every operation begun before a shutdown
+ * (one cancel-all after them), and every one whose descriptor
+ * weft_close closed (a scan of the list when rt->uring_closes moved).
+ * A cancel is queued behind what it cancels, so it is submitted with or
+ * after it. */
+static void cancels(weft_worker *w, weft_uring *u)
+{
+    weft_rt *rt = w->rt;
+    if (weft_unlikely(u->fresh && weft__wait_cancelled(rt))) {
+        struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
+        if (s) {
+            io_uring_prep_cancel64(
+                s, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data64(s, TAG_IGNORE);
+            u->fresh = 0;
+        }
+    }
+    uint32_t c = atomic_load_explicit(&rt->uring_closes, memory_order_acquire);
+    if (weft_unlikely(c != u->seen_closes)) {
+        u->seen_closes = c;
+        for (weft_uop *o = u->ops; o; o = o->next)
+            if (!o->cancelled &&
+                atomic_load_explicit(o->fdgen, RLX) != o->fgen) {
+                struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
+                if (!s) {
+                    u->seen_closes = c - 1; /* again at the next reap */
+                    break;
+                }
+                io_uring_prep_cancel64(s, (uint64_t)(uintptr_t)o, 0);
+                io_uring_sqe_set_data64(s, TAG_IGNORE);
+                o->cancelled = 1;
+            }
+    }
+}
+
+int weft__uring_self(void)
+{
+    weft_worker *w = weft__worker_self();
+    return w && w->current && ring_of(w) ? (int)w->id + 1 : 0;
+}
+
+void weft__uring_closed(weft_rt *rt, int wid)
+{
+    /* Release: pairs with cancels' acquire load (the generation moved
+     * before). */
+    atomic_fetch_add_explicit(&rt->uring_closes, 1, memory_order_release);
+    /* The RMW on idle, as weft__wake_one's (idle.c): either the worker's
+     * re-check before it sleeps sees the new count, or this sees it
+     * asleep and wakes it. */
+    if (wid > 0 && (uint32_t)wid <= rt->nworkers &&
+        atomic_fetch_add_explicit(&rt->idle, 0, memory_order_acq_rel))
+        weft__idle_wake(&rt->workers[wid - 1]);
+}
+
+int weft__uring_closes_seen(weft_worker *w)
+{
+    weft_uring *u = w->uring;
+    return !u || u == (void *)1 ||
+           atomic_load_explicit(&w->rt->uring_closes, RLX) == u->seen_closes;
+}
+
+int weft__uring_reap(weft_worker *w)
+{
+    weft_uring *u = w->uring;
+    if (!u || u == (void *)1)
+        return 0;
+    cancels(w, u);
+    weft__sys_enter();
+    io_uring_submit_and_get_events(&u->ring);
+    weft__sys_leave();
+    return drain(w, u);
+}
+
+void weft__uring_sleep(weft_worker *w, int blocker, uint64_t deadline)
+{
+    weft_uring *u = w->uring;
+    if (!u || u == (void *)1)
+        return;
+    if (!u->futex_armed) {
+        struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
+        if (s) {
+            io_uring_prep_rw(IORING_OP_FUTEX_WAIT_NR, s,
+                             FUTEX2_SIZE_U32_ | FUTEX2_PRIVATE_,
+                             (void *)&w->sleep, 0, 1);
+            s->addr3 = FUTEX_BITSET_MATCH_ANY;
+            io_uring_sqe_set_data64(s, TAG_FUTEX);
+            u->futex_armed = 1;
+        }
+    }
+    if (blocker && !u->epoll_armed) {
+        struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
+        if (s) {
+            io_uring_prep_poll_add(s, w->rt->poller.epfd, POLLIN);
+            io_uring_sqe_set_data64(s, TAG_EPOLL);
+            u->epoll_armed = 1;
+        }
+    }
+    cancels(w, u);
+    struct __kernel_timespec ts, *tsp = NULL;
+    if (deadline) {
+        uint64_t now = weft__clock_ns();
+        uint64_t d = deadline > now ? deadline - now : 0;
+        ts.tv_sec = (long long)(d / 1000000000u);
+        ts.tv_nsec = (long long)(d % 1000000000u);
+        tsp = &ts;
+    }
+    struct io_uring_cqe *c;
+    weft__sys_enter();
+    io_uring_submit_and_wait_timeout(&u->ring, &c, 1, tsp, NULL);
+    weft__sys_leave();
+    drain(w, u);
+    if (blocker)
+        weft__poller_poll_blocker(w->rt, &w->pollev);
+}
+
+void weft__uring_destroy(weft_worker *w)
+{
+    weft_uring *u = w->uring;
+    w->uring = NULL;
+    if (!u || u == (void *)1)
+        return;
+    io_uring_queue_exit(&u->ring);
+    free(u);
+}
+
+#else /* no liburing */
+
+int weft__uring_chosen(void)
+{
+    return 0;
+}
+int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
+                   uint64_t deadline_ns, const _Atomic uint32_t *fdgen,
+                   uint32_t fgen, ssize_t *res)
+{
+    (void)op, (void)fd, (void)buf, (void)n, (void)flags, (void)deadline_ns,
+        (void)fdgen, (void)fgen, (void)res;
+    return -ENOSYS;
+}
+int weft__uring_closes_seen(struct weft_worker *w)
+{
+    (void)w;
+    return 1;
+}
+int weft__uring_busy(struct weft_worker *w)
+{
+    (void)w;
+    return 0;
+}
+int weft__uring_reap(struct weft_worker *w)
+{
+    (void)w;
+    return 0;
+}
+void weft__uring_sleep(struct weft_worker *w, int blocker, uint64_t d)
+{
+    (void)w, (void)blocker, (void)d;
+}
+void weft__uring_destroy(struct weft_worker *w)
+{
+    (void)w;
+}
+int weft__uring_self(void)
+{
+    return 0;
+}
+void weft__uring_closed(struct weft_rt *rt, int wid)
+{
+    (void)rt, (void)wid;
+}
+#endif

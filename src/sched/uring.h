@@ -1,0 +1,76 @@
+/*
+ * uring.h - a worker's io_uring (uring.c): the io_uring backend of the
+ * descriptor calls (issue 15), chosen by WEFT_IO=uring. A ring per
+ * worker, made at the first call a task makes on it; the task writes its
+ * submission from its own stack record and parks; the worker submits
+ * and reaps in batches, on its fairness tick and when it goes idle, and an
+ * idle worker with operations in flight sleeps in io_uring_enter, its
+ * futex wait armed in the ring (IORING_OP_FUTEX_WAIT), so that the
+ * wake-up protocol of idle.c holds unchanged.
+ *
+ * Built only with liburing (WEFT_HAVE_URING); without it every call
+ * here says "not available" and the epoll poller does the work.
+ */
+#ifndef WEFT_SCHED_URING_H
+#define WEFT_SCHED_URING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+struct weft_worker;
+struct weft_rt;
+
+/* The operations the backend makes. */
+enum { WEFT_UOP_RECV, WEFT_UOP_SEND, WEFT_UOP_READ, WEFT_UOP_WRITE };
+
+/* Is the io_uring backend chosen (WEFT_IO=uring, and a ring could be
+ * made once)? Any thread. */
+int weft__uring_chosen(void);
+
+/* The calling task makes operation op on fd (buf, n, flags as recv(2)
+ * or send(2) take them) in its worker's ring and parks until it
+ * completes or deadline_ns passes (WEFT_NO_DEADLINE: none). Sets *res
+ * to the count or -errno (-ETIMEDOUT at the deadline) and returns 0;
+ * returns -ENOSYS when the caller is not a task or has no ring (then
+ * the caller uses the poller). Task only. */
+int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
+                   uint64_t deadline_ns, const _Atomic uint32_t *fdgen,
+                   uint32_t fgen, ssize_t *res);
+
+/* Has w scanned its operations since the last weft_close of a
+ * descriptor that the backend used (rt->uring_closes)? Owner only: its
+ * idle re-check, so that a close that finds it about to sleep is
+ * handled before it sleeps. */
+int weft__uring_closes_seen(struct weft_worker *w);
+
+/* Does w's ring have operations in flight or waiting to be submitted?
+ * Owner only. */
+int weft__uring_busy(struct weft_worker *w);
+
+/* Submit w's waiting operations and reap its completions without
+ * blocking; the number of tasks woken. Owner only. */
+int weft__uring_reap(struct weft_worker *w);
+
+/* The idle worker w sleeps in its ring (instead of its futex) until a
+ * completion, a futex wake of w->sleep, readiness on the runtime's
+ * poller when `blocker` (w holds the poller's blocker role), or
+ * deadline_ns (0: none). Owner only, in idle.c's sleep protocol. */
+void weft__uring_sleep(struct weft_worker *w, int blocker,
+                       uint64_t deadline_ns);
+
+/* The calling task's worker's id + 1, its ring made if it had none;
+ * 0 for a plain thread or a worker whose ring cannot be made. */
+int weft__uring_self(void);
+
+/* A descriptor whose operations may be in flight in the ring of worker
+ * wid - 1 (0: none known) changed generation (weft_close): the workers
+ * scan their operations and cancel those of old generations. Any
+ * thread, after the generation moved. */
+void weft__uring_closed(struct weft_rt *rt, int wid);
+
+/* Close w's ring. Destroyer, after w has stopped. */
+void weft__uring_destroy(struct weft_worker *w);
+
+#endif
