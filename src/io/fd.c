@@ -632,12 +632,13 @@ int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
         *res = err;
         return 0;
     }
-    atomic_store_explicit(&r->uring_w, (uint32_t)weft__uring_self(), RLX);
-    /* seq_cst fence: pairs with forget's, between its generation bump
-     * and its exchange of uring_w: either this store is seen there (the
-     * closer tells the ring's worker) or the bump is seen by the check
-     * in weft__uring_io (no operation begins). */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* seq_cst store, then weft__uring_io's seq_cst load of the
+     * generation: against forget's seq_cst generation bump, then its
+     * seq_cst exchange of uring_w. In their single total order either
+     * this store comes before that exchange (the closer tells the ring's
+     * worker) or the bump comes before that load (no operation begins). */
+    atomic_store_explicit(&r->uring_w, (uint32_t)weft__uring_self(),
+                          memory_order_seq_cst);
     err = weft__uring_io(op, fd, buf, n, flags, deadline, &r->gen, gen, res);
     if (!err && closing(fd))
         *res = -ECANCELED;
@@ -734,7 +735,8 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     weft__spin_lock(&r->reg_lock);
     for (int d = 0; d < 2; d++)
         weft__spin_lock(qlock(&r->dir[d]));
-    atomic_fetch_add_explicit(&r->gen, 1, RLX);
+    /* seq_cst: the io_uring backend's pair (uring_w, below). */
+    atomic_fetch_add_explicit(&r->gen, 1, memory_order_seq_cst);
     weft_wnode *list[2];
     for (int d = 0; d < 2; d++) {
         r->dir[d].ready = 0;
@@ -751,9 +753,10 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     for (int d = 1; d >= 0; d--)
         weft__spin_unlock(qlock(&r->dir[d]));
     weft__spin_unlock(&r->reg_lock);
-    /* seq_cst fence: pairs with weft__io_uring_run's (uring_w). */
-    atomic_thread_fence(memory_order_seq_cst);
-    uint32_t uw = atomic_exchange_explicit(&r->uring_w, 0, RLX);
+    /* seq_cst: pairs with weft__io_uring_run's store (above, with the
+     * generation bump). */
+    uint32_t uw =
+        atomic_exchange_explicit(&r->uring_w, 0, memory_order_seq_cst);
     if (uw)
         weft__uring_closed(rt, (int)uw);
     if (was == REC_REGISTERED) {

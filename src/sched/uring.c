@@ -215,7 +215,8 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
      * moved the generation before this load (seen here) or bumps
      * rt->uring_closes after the operation is in the list, and the
      * scan that follows finds it. */
-    if (atomic_load_explicit(fdgen, memory_order_acquire) != fgen) {
+    /* seq_cst: the load of io/fd.c's pair (weft__io_uring_run). */
+    if (atomic_load_explicit(fdgen, memory_order_seq_cst) != fgen) {
         weft__wait_leave(me.rt, me.slot);
         *res = -ECANCELED;
         return 0;
