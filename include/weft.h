@@ -925,7 +925,16 @@ WEFT_API void weft_preempt_enable(void);
  * that call returns. A plain close() leaves
  * tasks parked on the number until their deadline or shutdown, and a
  * new file that reuses the number keeps O_NONBLOCK unset until
- * weft_fd_forget(fd) or weft_close. */
+ * weft_fd_forget(fd) or weft_close.
+ *
+ * WEFT_IO=uring in the environment (read once per process; any other
+ * value, or none, is the poller) sends a task's weft_read, weft_recv,
+ * weft_write, weft_send and weft_write_all on a stream socket through
+ * an io_uring per worker instead (Linux 6.7+, built with liburing; where
+ * the ring cannot be made the poller serves the call): the call is
+ * queued in the worker's ring and the task parks until it completes,
+ * with the same results, deadlines, weft_close and shutdown as above
+ * (docs/decisions/0015-io-uring.md). Everything else is the poller's. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_read_until(int fd, void *buf, size_t n,
                                  uint64_t deadline_ns);
