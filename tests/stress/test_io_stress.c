@@ -162,55 +162,45 @@ TEST_T(stress, io_new_work_while_workers_sleep_with_reads_in_flight, 120)
 }
 
 /* ---- weft_close against a read at every stage -------------------------
- * A task reads a socket nobody writes; a plain thread closes it as soon
- * as the task is about to call, or after a random pause (the read is
- * then not yet made, queued in the ring and not yet submitted,
- * submitted, or parked). The read must end every time: a read left
- * waiting hangs the join, and the test's time limit fails it. It ends
- * with -ECANCELED when the close came after the call took its reference;
- * before that the call found the number closed (or reused by weft's own
- * descriptors, made at first use: weft.h's "that race is the caller's"),
- * and any error will do, but never data. */
-
-typedef struct {
-    int fd;
-    _Atomic int calling;
-} cr_ctx;
+ * A task reads a socket nobody writes; a plain thread closes it once the
+ * task has parked, at once or after a random pause. With the io_uring
+ * backend the task parks before its read reaches the kernel, so the
+ * close finds the read queued in the ring and not yet submitted,
+ * submitted, or in flight; with the poller, queued on the descriptor.
+ * The read must end with -ECANCELED every time; a read left waiting hangs
+ * the join, and the test's time limit fails it. (A close before the call
+ * took its reference is the caller's race, weft.h: the number may be
+ * reused by then, which ThreadSanitizer reports; so not that.) */
 
 static void *close_reader(void *arg)
 {
-    cr_ctx *c = arg;
     char b;
-    atomic_store(&c->calling, 1);
-    return (void *)(intptr_t)weft_read(c->fd, &b, 1);
+    return (void *)(intptr_t)weft_read(*(int *)arg, &b, 1);
 }
 
 TEST_T(stress, io_close_ends_reads_at_every_stage, 120)
 {
     weft_rt *rt = test_rt_workers(64, 2);
     uint64_t x = 88172645463325252ull;
-    long n = ROUNDS / 20, cancelled = 0;
+    long n = ROUNDS / 20;
     for (long i = 0; i < n; i++) {
         int p[2];
         pair(1, p);
-        cr_ctx c = {.fd = p[0], .calling = 0};
+        int fd = p[0];
         weft_task t;
-        CHECK_OK(weft_spawn(rt, &t, close_reader, &c, NULL));
-        while (!atomic_load(&c.calling))
-            ;
+        CHECK_OK(weft_spawn(rt, &t, close_reader, &fd, NULL));
+        weft_task_info ti;
+        do
+            CHECK_OK(weft_task_info_get(t, &ti));
+        while (ti.state != WEFT_STATE_PARKED);
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         if (x & 1)
             usleep((useconds_t)(x >> 57));
-        CHECK_OK(weft_close(p[0]));
+        CHECK_OK(weft_close(fd));
         void *r;
         CHECK_OK(weft_join(t, &r));
-        intptr_t v = (intptr_t)r;
-        CHECK(v < 0);
-        cancelled += v == -ECANCELED;
+        CHECK_EQ_INT((intptr_t)r, -ECANCELED);
         close(p[1]);
     }
-    fprintf(stderr, "# %ld rounds, %ld ended by the close (-ECANCELED)\n", n,
-            cancelled);
-    CHECK(cancelled > n / 2);
     test_rt_destroy_clean(rt);
 }
