@@ -136,11 +136,16 @@ void weft__poller_destroy(weft_rt *rt)
     atomic_store_explicit(&p->state, WEFT_POLLER_NONE, RLX);
 }
 
-/* Hand events to the handler; the blocker also drains the eventfd. */
+/* Hand events to the handler; the blocker also drains the eventfd. On a
+ * worker, the tasks they wake queue in FIFO order behind the LIFO slot
+ * (worker.c, ready_local: "Wakes from descriptors"). */
 static int handle(weft_rt *rt, struct epoll_event *ev, int n, int blocker)
 {
     weft_poller *p = &rt->poller;
     int got = 0;
+    weft_worker *me = weft__worker_self(); /* NULL on the monitor */
+    if (me)
+        me->wake_fifo = 1;
     for (int i = 0; i < n; i++) {
         if (ev[i].data.u64 == EVFD_KEY) {
             if (blocker) {
@@ -155,6 +160,8 @@ static int handle(weft_rt *rt, struct epoll_event *ev, int n, int blocker)
         p->fn(rt, ev[i].data.u64, ev[i].events);
         got++;
     }
+    if (me)
+        me->wake_fifo = 0;
     if (got)
         atomic_fetch_add_explicit(&p->events, (uint64_t)got, RLX);
     return got;

@@ -293,6 +293,7 @@ static int drain(weft_worker *w, weft_uring *u)
     struct io_uring_cqe *c;
     unsigned head, n = 0;
     int woken = 0;
+    w->wake_fifo = 1; /* FIFO behind the LIFO slot (worker.c) */
     io_uring_for_each_cqe(&u->ring, head, c)
     {
         n++;
@@ -324,6 +325,7 @@ static int drain(weft_worker *w, weft_uring *u)
         weft__task_unpark(rt, slot, gen);
         woken++;
     }
+    w->wake_fifo = 0;
     io_uring_cq_advance(&u->ring, n);
     (void)w;
     return woken;

@@ -227,7 +227,10 @@ typedef struct weft_worker {
     weft_slotq byq[WEFT_BANDS]; /* yield queues; [NORMAL] unused */
     weft_wfair fair;            /* the rule between bands, the DRR round */
     weft_poll_events pollev;    /* the fairness tick's poll (poller.h) */
-    void *uring; /* its io_uring (uring.c), made at first use; NULL none
+    uint8_t wake_fifo; /* 1 while it hands out readiness or completions:
+                          the tasks they displace from the LIFO slot go
+                          to the FIFO yield queue (worker.c) */
+    void *uring;       /* its io_uring (uring.c), made at first use; NULL none
                     yet, (void *)1 cannot be made. Owner only */
 
     /* Shared line: set by wakers, slept on by the owner. */
