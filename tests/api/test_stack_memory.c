@@ -132,12 +132,14 @@ static void ended_tasks_release(size_t small)
     /* Keeping stack_keep stacks; less what the join phase itself adds
      * (queue links, wake-up records: about 350 kB), measured above. */
     long long kept = kept_after(small, keep, &st, &grown);
-    /* The chaos build measures each figure twice and keeps the smaller:
-     * its stalls add resident memory that is not the stacks' (seed 601:
-     * 480 kB more in one run of the 1,024 kept stacks, stacks_resident
-     * still 1,024), and such noise only adds; stacks kept for real are
-     * in both runs. */
-    for (int rep = 1; rep < (TEST_CHAOS ? 2 : 1); rep++) {
+    /* Each figure is measured twice and the smaller kept: resident
+     * memory that is not the kept stacks' only adds (the chaos build's
+     * stalls, seed 601: 480 kB more in one run of the 1,024 kept stacks,
+     * stacks_resident still 1,024; CI's mesh-mode tree once: 4,776 kB of
+     * stack pages for 1,025 resident stacks, one page over the bound,
+     * where 4,292-4,296 kB is usual), and stacks kept for real are in
+     * both runs. */
+    for (int rep = 1; rep < 2; rep++) {
         weft_stats s2;
         long long g2, b2 = kept_after(small, 0, &s2, &g2);
         CHECK_CMP_U64(s2.stacks_resident, <=, slack + 1);
