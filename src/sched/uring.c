@@ -268,11 +268,19 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
         }
     }
     atomic_fetch_add_explicit(&me.rt->poller.waits, 1, RLX);
-    /* Until the completion, whatever else unparks it (a shutdown's
-     * wake-up: the worker cancels the operation, below). Acquire: pairs
+    /* Until the completion, whatever else unparks it. A shutdown's
+     * wake-up may run this task on another worker while the ring's own
+     * sleeps: it is told as a close tells it (weft__uring_closed, whose
+     * re-check before sleeping has no lost wake-up), and its next reap
+     * sees the shutdown and cancels (cancels, below). Acquire: pairs
      * with drain's release store of done (the result). */
-    while (!atomic_load_explicit(&o.done, memory_order_acquire))
+    int owner = (int)w->id + 1;
+    while (!atomic_load_explicit(&o.done, memory_order_acquire)) {
         weft__task_park();
+        if (weft__wait_cancelled(me.rt) &&
+            !atomic_load_explicit(&o.done, memory_order_acquire))
+            weft__uring_closed(me.rt, owner);
+    }
     weft__wait_leave(me.rt, me.slot);
     if (o.res == -ECANCELED && deadline != WEFT_NO_DEADLINE &&
         weft__clock_ns() >= deadline)
