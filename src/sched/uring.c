@@ -53,7 +53,9 @@
  * wake-up runs it on some worker while the op is in flight; the ring's
  * own worker, at its next reap, sees the shutdown and queues a cancel of
  * every operation after those begun (ANY | ALL), and the task returns
- * the op's -ECANCELED. weft_close: the descriptor's generation moves
+ * the op's -ECANCELED. The task, woken while its op is in flight,
+ * tells that worker as a close does (below): it may be asleep in its
+ * ring while the task runs on another. weft_close: the descriptor's generation moves
  * (io/fd.c), then rt->uring_closes, and the ring's worker (recorded per
  * descriptor) is woken by the RMW on idle, as weft__wake_one wakes; at
  * its next reap, or in its re-check before it sleeps, each worker whose
