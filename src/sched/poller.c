@@ -167,22 +167,9 @@ static int handle(weft_rt *rt, struct epoll_event *ev, int n, int blocker)
     return got;
 }
 
-int weft__poller_poll(weft_rt *rt, weft_poll_events *buf)
-{
-    weft_poller *p = &rt->poller;
-    if (atomic_load_explicit(&p->state, memory_order_acquire) !=
-        WEFT_POLLER_READY)
-        return 0;
-    struct epoll_event *ev = buf->ev;
-    atomic_store_explicit(&p->last_poll, weft__clock_ns(), RLX);
-    atomic_fetch_add_explicit(&p->polls, 1, RLX);
-    weft__sys_enter();
-    int n = epoll_wait(p->epfd, ev, BATCH, 0);
-    weft__sys_leave();
-    return n > 0 ? handle(rt, ev, n, 0) : 0;
-}
-
-void weft__poller_poll_blocker(weft_rt *rt, weft_poll_events *buf)
+/* One poll without blocking, its events handed out (the blocker's poll
+ * also drains the eventfd). */
+static int poll_now(weft_rt *rt, weft_poll_events *buf, int blocker)
 {
     weft_poller *p = &rt->poller;
     atomic_store_explicit(&p->last_poll, weft__clock_ns(), RLX);
@@ -190,9 +177,21 @@ void weft__poller_poll_blocker(weft_rt *rt, weft_poll_events *buf)
     weft__sys_enter();
     int n = epoll_wait(p->epfd, buf->ev, BATCH, 0);
     weft__sys_leave();
-    if (n > 0)
-        handle(rt, buf->ev, n, 1);
-    atomic_store_explicit(&p->blocker, 0, RLX);
+    return n > 0 ? handle(rt, buf->ev, n, blocker) : 0;
+}
+
+int weft__poller_poll(weft_rt *rt, weft_poll_events *buf)
+{
+    if (atomic_load_explicit(&rt->poller.state, memory_order_acquire) !=
+        WEFT_POLLER_READY)
+        return 0;
+    return poll_now(rt, buf, 0);
+}
+
+void weft__poller_poll_blocker(weft_rt *rt, weft_poll_events *buf)
+{
+    poll_now(rt, buf, 1);
+    atomic_store_explicit(&rt->poller.blocker, 0, RLX);
 }
 
 int weft__poller_take(weft_rt *rt, weft_worker *w)

@@ -171,6 +171,12 @@ static weft_uring *ring_of(weft_worker *w)
     return u;
 }
 
+/* w's ring if it has one made, else NULL. */
+static inline weft_uring *ring_made(weft_worker *w)
+{
+    return w->uring == (void *)1 ? NULL : w->uring;
+}
+
 static struct io_uring_sqe *sqe_of(weft_uring *u)
 {
     struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
@@ -293,8 +299,8 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
 
 int weft__uring_busy(weft_worker *w)
 {
-    weft_uring *u = w->uring;
-    return u && u != (void *)1 && (u->inflight || io_uring_sq_ready(&u->ring));
+    weft_uring *u = ring_made(w);
+    return u && (u->inflight || io_uring_sq_ready(&u->ring));
 }
 
 /* Hand out every completion waiting; the number of tasks woken. */
@@ -397,15 +403,15 @@ void weft__uring_closed(weft_rt *rt, int wid)
 
 int weft__uring_closes_seen(weft_worker *w)
 {
-    weft_uring *u = w->uring;
-    return !u || u == (void *)1 ||
+    weft_uring *u = ring_made(w);
+    return !u ||
            atomic_load_explicit(&w->rt->uring_closes, RLX) == u->seen_closes;
 }
 
 int weft__uring_reap(weft_worker *w)
 {
-    weft_uring *u = w->uring;
-    if (!u || u == (void *)1)
+    weft_uring *u = ring_made(w);
+    if (!u)
         return 0;
     cancels(w, u);
     weft__sys_enter();
@@ -416,8 +422,8 @@ int weft__uring_reap(weft_worker *w)
 
 void weft__uring_sleep(weft_worker *w, int blocker, uint64_t deadline)
 {
-    weft_uring *u = w->uring;
-    if (!u || u == (void *)1)
+    weft_uring *u = ring_made(w);
+    if (!u)
         return;
     if (!u->futex_armed) {
         struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
@@ -458,9 +464,9 @@ void weft__uring_sleep(weft_worker *w, int blocker, uint64_t deadline)
 
 void weft__uring_destroy(weft_worker *w)
 {
-    weft_uring *u = w->uring;
+    weft_uring *u = ring_made(w);
     w->uring = NULL;
-    if (!u || u == (void *)1)
+    if (!u)
         return;
     io_uring_queue_exit(&u->ring);
     free(u);
