@@ -70,7 +70,9 @@ static inline int64_t slotq_pop(_Atomic uint32_t *link, weft_slotq *q)
     return h - 1;
 }
 
-/* The normal band's yield queue. */
+/* The normal band's yield queue. It holds started tasks only (a stack
+ * pointer saved): weft_yield's fast path switches to its head without
+ * binding a stack (worker.c). */
 static inline void yq_push(weft_worker *w, uint32_t slot)
 {
     WEFT_EVW(w, slot, WEFT_EV_YQ);

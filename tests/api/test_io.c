@@ -506,3 +506,96 @@ TEST(api, io_stats_and_dump)
     close(c.p[1]);
     test_rt_destroy_clean(rt);
 }
+
+/* ---- a wake from a descriptor displaces a task never run ----------------
+ * A task woken by the poller takes the LIFO slot, and the task it
+ * displaces goes to the yield queue (worker.c, ready_local). That task may
+ * be one just spawned and never run, and weft_yield's fast path, which
+ * takes the yield queue's head, must start it as any switch does: it
+ * switched to a null stack pointer (a segfault in CI's 10k-connection
+ * echo test, through the yield after a refused preemption). One worker:
+ * readers parked on pipes, a yielder that keeps the yield queue non-empty,
+ * and main, which each round makes a reader's pipe readable, spawns a
+ * child (into the LIFO slot) and yields until the child has run. */
+
+enum { FRESH_READERS = 8, FRESH_ROUNDS = 3000 };
+
+typedef struct {
+    int p[FRESH_READERS][2];
+    _Atomic int children, stop;
+    _Atomic uint64_t bytes;
+} fresh_ctx;
+
+typedef struct {
+    fresh_ctx *c;
+    int fd;
+} fresh_arg;
+
+static void *fresh_reader(void *arg)
+{
+    fresh_ctx *c = ((fresh_arg *)arg)->c;
+    int fd = ((fresh_arg *)arg)->fd;
+    char b[16];
+    ssize_t n;
+    while ((n = weft_read(fd, b, sizeof b)) > 0)
+        atomic_fetch_add(&c->bytes, (uint64_t)n);
+    CHECK_EQ_INT(n, 0);
+    return NULL;
+}
+
+static void *fresh_child(void *arg)
+{
+    atomic_fetch_add(&((fresh_ctx *)arg)->children, 1);
+    return NULL;
+}
+
+static void *fresh_yielder(void *arg)
+{
+    fresh_ctx *c = arg;
+    while (!atomic_load(&c->stop))
+        weft_yield();
+    return NULL;
+}
+
+static void *fresh_main(void *arg)
+{
+    fresh_ctx *c = arg;
+    fresh_arg ra[FRESH_READERS];
+    weft_task r[FRESH_READERS], y;
+    for (int i = 0; i < FRESH_READERS; i++) {
+        CHECK_OK(pipe(c->p[i]));
+        ra[i].c = c;
+        ra[i].fd = c->p[i][0];
+        CHECK_OK(weft_spawn(NULL, &r[i], fresh_reader, &ra[i], NULL));
+    }
+    CHECK_OK(weft_spawn(NULL, &y, fresh_yielder, c, NULL));
+    weft_spawn_attr a = WEFT_SPAWN_ATTR_INIT;
+    a.flags = WEFT_DETACHED;
+    for (int k = 0; k < FRESH_ROUNDS; k++) {
+        CHECK_EQ_INT(write(c->p[k % FRESH_READERS][1], "x", 1), 1);
+        CHECK_OK(weft_spawn(NULL, NULL, fresh_child, c, &a));
+        while (atomic_load(&c->children) <= k)
+            weft_yield();
+    }
+    atomic_store(&c->stop, 1);
+    CHECK_OK(weft_join(y, NULL));
+    for (int i = 0; i < FRESH_READERS; i++)
+        CHECK_OK(close(c->p[i][1]));
+    for (int i = 0; i < FRESH_READERS; i++) {
+        CHECK_OK(weft_join(r[i], NULL));
+        CHECK_OK(weft_close(c->p[i][0]));
+    }
+    return NULL;
+}
+
+TEST_T(api, io_wake_displaces_a_fresh_task_then_yield, 60)
+{
+    fresh_ctx c;
+    memset(&c, 0, sizeof c);
+    weft_rt *rt = test_rt_workers(64, 1);
+    test_run(rt, fresh_main, &c);
+    CHECK_EQ_INT(atomic_load(&c.children), FRESH_ROUNDS);
+    CHECK_EQ_U64(atomic_load(&c.bytes), FRESH_ROUNDS);
+    test_wait_live(rt, 0, 10000);
+    test_rt_destroy_clean(rt);
+}
