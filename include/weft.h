@@ -151,6 +151,10 @@ typedef struct weft_config {
                                   drop new events when full; 1..4096:
                                   flight recorder, the newest MiB per
                                   worker (WEFT_TRACE_RING) */
+    int io;                    /* WEFT_IO_EPOLL (default), WEFT_IO_AUTO or
+                                  WEFT_IO_URING: the backend of the
+                                  descriptor calls (WEFT_IO=epoll|auto|
+                                  uring; "File descriptors" below) */
     const char *bad_env;       /* set by weft_config_default to the first
                                   WEFT_* variable that did not parse;
                                   weft_rt_create then fails with -EINVAL */
@@ -162,6 +166,14 @@ typedef struct weft_config {
  * the same tests; the benchmarks say which wins where. */
 enum { WEFT_BALANCE_STEAL = 0, WEFT_BALANCE_MESH = 1 };
 
+/* I/O backends (weft_config.io, weft_stats.io_backend). EPOLL: the
+ * runtime's epoll poller. URING: an io_uring per worker takes a task's
+ * reads and writes of stream sockets ("File descriptors"); weft_rt_create
+ * fails with -ENOTSUP (weft_last_error says why) where it cannot be used.
+ * AUTO: URING where it can be used, else EPOLL, with the reason in
+ * weft_stats.io_fallback and weft_dump. */
+enum { WEFT_IO_EPOLL = 0, WEFT_IO_AUTO = 1, WEFT_IO_URING = 2 };
+
 /* Environment overrides applied by weft_config_default (each is validated
  * by weft_rt_create; a bad value is -EINVAL naming the variable):
  *   WEFT_WORKERS, WEFT_MAX_TASKS, WEFT_STACK_SIZE, WEFT_SMALL_STACK_SIZE,
@@ -170,7 +182,7 @@ enum { WEFT_BALANCE_STEAL = 0, WEFT_BALANCE_MESH = 1 };
  *   WEFT_POLICY ("balanced", "aggressive" or "permissive"), WEFT_FAIRNESS
  *   ("drr", "lottery" or "strict"), WEFT_PREEMPT_ALL (0 or 1),
  *   WEFT_SIGQUIT_DUMP (0 or 1), WEFT_BLOCKING_THREADS, WEFT_TRACE (a
- *   path), WEFT_TRACE_RING (MiB).
+ *   path), WEFT_TRACE_RING (MiB), WEFT_IO ("epoll", "auto" or "uring").
  * Sizes accept a k/K, m/M or g/G suffix. */
 
 /* Fill *cfg with defaults, then apply WEFT_* overrides. Any thread. */
@@ -685,7 +697,29 @@ typedef struct weft_stats {
     uint64_t io_blocking_polls; /* polls an idle worker blocked in */
     uint64_t blocking_calls;    /* weft_block_on calls run for tasks */
     uint64_t blocking_threads;  /* the blocking pool's threads now */
+    uint64_t io_backend;        /* WEFT_IO_EPOLL or WEFT_IO_URING: what
+                                   cfg.io chose at weft_rt_create */
+    uint64_t io_fallback;       /* WEFT_IO_FB_* below: why the io_uring
+                                   backend is not (or not everywhere) in
+                                   use although cfg.io asked for it; 0 */
+    uint64_t io_fallback_errno; /* the errno of that failure, 0 if none */
+    uint64_t io_uring_ops;      /* operations the io_uring backend made */
 } weft_stats;
+
+/* weft_stats.io_fallback. */
+enum {
+    WEFT_IO_FB_NONE = 0,
+    WEFT_IO_FB_NOT_BUILT = 1, /* built without liburing */
+    WEFT_IO_FB_SETUP = 2,     /* io_uring_setup(2) failed (io_fallback_errno:
+                                 ENOSYS no io_uring, EPERM a seccomp profile
+                                 or kernel.io_uring_disabled, ENOMEM
+                                 RLIMIT_MEMLOCK on old kernels) */
+    WEFT_IO_FB_KERNEL = 3,    /* the kernel lacks an operation the backend
+                                 needs (IORING_OP_FUTEX_WAIT: Linux 6.7) */
+    WEFT_IO_FB_RING = 4       /* the backend is in use, but some worker's
+                                 ring could not be made: that worker's
+                                 calls went to the poller */
+};
 
 /* One worker's share of the counters of weft_stats (the fields that are
  * per worker; the others are 0). */
@@ -927,14 +961,15 @@ WEFT_API void weft_preempt_enable(void);
  * new file that reuses the number keeps O_NONBLOCK unset until
  * weft_fd_forget(fd) or weft_close.
  *
- * WEFT_IO=uring in the environment (read once per process; any other
- * value, or none, is the poller) sends a task's weft_read, weft_recv,
- * weft_write, weft_send and weft_write_all on a stream socket through
- * an io_uring per worker instead (Linux 6.7+, built with liburing; where
- * the ring cannot be made the poller serves the call): the call is
- * queued in the worker's ring and the task parks until it completes,
- * with the same results, deadlines, weft_close and shutdown as above
- * (docs/decisions/0015-io-uring.md). Everything else is the poller's. */
+ * cfg.io WEFT_IO_URING or WEFT_IO_AUTO (WEFT_IO=uring|auto; "I/O
+ * backends" above) sends a task's weft_read, weft_recv, weft_write,
+ * weft_send and weft_write_all on a stream socket through an io_uring
+ * per worker instead (Linux 6.7+, built with liburing; a worker whose
+ * ring cannot be made leaves its calls to the poller, and says so in
+ * weft_stats.io_fallback): the call is queued in the worker's ring and
+ * the task parks until it completes, with the same results, deadlines,
+ * weft_close and shutdown as above (docs/decisions/0015-io-uring.md).
+ * Everything else is the poller's. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_read_until(int fd, void *buf, size_t n,
                                  uint64_t deadline_ns);

@@ -608,7 +608,7 @@ int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
         *res = err; /* as the poller's path would say */
         return 0;
     }
-    if (!r)
+    if (!r || !rt->io_uring)
         return -ENOSYS;
     uint32_t k = atomic_load_explicit(&r->sock, RLX);
     if (!k) {

@@ -393,6 +393,18 @@ static void dump_rt(out *o, weft_rt *rt, int in_signal)
     put_kv(o, "io_polls", tot.io_polls + tot.io_blocking_polls);
     put_kv(o, "blocking_calls", tot.blocking_calls);
     put_kv(o, "blocking_threads", tot.blocking_threads);
+    /* The I/O backend, and why not io_uring when cfg.io asked for it
+     * (weft_stats.io_fallback; weft.h). */
+    static const char *const fb[] = {"none", "not_built", "setup", "kernel",
+                                     "ring"};
+    put_s(o, tot.io_backend == WEFT_IO_URING ? " io_backend=uring"
+                                             : " io_backend=epoll");
+    put_kv(o, "io_uring_ops", tot.io_uring_ops);
+    if (tot.io_fallback && tot.io_fallback < sizeof fb / sizeof fb[0]) {
+        put_s(o, " io_fallback=");
+        put_s(o, fb[tot.io_fallback]);
+        put_kv(o, "io_fallback_errno", tot.io_fallback_errno);
+    }
     put_c(o, '\n');
     for (unsigned i = 0; i < rt->nworkers; i++)
         dump_worker(o, rt, i, now, base);

@@ -65,7 +65,8 @@
     X(io_events)                                                               \
     X(io_polls)                                                                \
     X(io_blocking_polls)                                                       \
-    X(blocking_calls)
+    X(blocking_calls)                                                          \
+    X(io_uring_ops)
 
 static inline uint64_t ld(_Atomic uint64_t *p)
 {
@@ -107,6 +108,7 @@ static void worker_raw(weft_worker *w, uint64_t now, weft_stats *o)
     o->slow_polls = ld(&s->slow_polls);
     o->violations = ld(&s->violations);
     o->preemptions = ld(&s->preemptions);
+    o->io_uring_ops = ld(&s->uring_ops);
     uint64_t idle = ld(&s->idle_ns);
     uint64_t since = atomic_load_explicit(&w->sleep_since, RLX);
     if (since && now > since)
@@ -202,6 +204,10 @@ void weft__obs_totals(weft_rt *rt, uint64_t now, int base, weft_stats *o)
     o->workers = rt->nworkers;
     uint64_t calls;
     weft__blocking_stats(rt, &calls, &o->blocking_threads);
+    o->io_backend = rt->io_uring ? WEFT_IO_URING : WEFT_IO_EPOLL;
+    o->io_fallback = (uint64_t)atomic_load_explicit(&rt->io_fallback, RLX);
+    o->io_fallback_errno =
+        (uint64_t)atomic_load_explicit(&rt->io_fallback_errno, RLX);
 }
 
 int weft_stats_get(weft_rt *rt, weft_stats *o)

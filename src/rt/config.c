@@ -63,6 +63,7 @@ static const struct {
     {"WEFT_FAIRNESS",
      offsetof(weft_config, fairness),
      {"drr", "lottery", "strict"}},
+    {"WEFT_IO", offsetof(weft_config, io), {"epoll", "auto", "uring"}},
 };
 
 /* cgroup v2 "cpu.max" ("max 100000" or "QUOTA PERIOD"), else v1's
@@ -126,6 +127,7 @@ void weft_config_default(weft_config *cfg)
         .blocking_threads = 512,
         .trace = NULL,
         .trace_ring_mb = 0,
+        .io = WEFT_IO_EPOLL,
         .bad_env = NULL,
     };
     /* A path: taken as it is (an empty one means none). */
@@ -234,6 +236,11 @@ int weft__config_check(weft_config *c)
                                "blocking_threads (WEFT_BLOCKING_THREADS): %u "
                                "not in 1..65536",
                                c->blocking_threads);
+    if (c->io < WEFT_IO_EPOLL || c->io > WEFT_IO_URING)
+        return weft__error_set(-EINVAL,
+                               "io (WEFT_IO): %d is not epoll (0), auto (1) "
+                               "or uring (2)",
+                               c->io);
     if (c->trace_ring_mb > 4096)
         return weft__error_set(-EINVAL,
                                "trace_ring_mb (WEFT_TRACE_RING): %u not in "

@@ -297,6 +297,16 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     int err = weft__config_check(&cfg);
     if (err)
         return err;
+    /* The I/O backend (cfg.io): the kernel is asked once per process
+     * (sched/uring.c). */
+    int io_err = 0, io_why = WEFT_IO_FB_NONE;
+    if (cfg.io != WEFT_IO_EPOLL)
+        io_why = weft__uring_probe(&io_err);
+    if (cfg.io == WEFT_IO_URING && io_why != WEFT_IO_FB_NONE)
+        return weft__error_set(
+            -ENOTSUP, "io (WEFT_IO): uring asked for, but %s%s%s%s",
+            weft__uring_fb_text(io_why), io_err ? " (" : "",
+            io_err ? strerror(io_err) : "", io_err ? ")" : "");
     weft__overflow_init();
     weft__membar_init(); /* sched/cancel.c's wait entry */
     /* Find the topology now, on the creating thread: a task's later
@@ -318,6 +328,11 @@ int weft_rt_create(weft_rt **out, const weft_config *cfg_in)
     weft_rt *rt = (weft_rt *)(a + l.rt);
     if ((err = place(rt, &cfg, &l, a, &sum, page, huge, topo)))
         goto fail_place;
+    rt->io_uring = cfg.io != WEFT_IO_EPOLL && io_why == WEFT_IO_FB_NONE;
+    atomic_store_explicit(&rt->io_fallback, io_why, memory_order_relaxed);
+    atomic_store_explicit(&rt->io_fallback_errno, io_err, memory_order_relaxed);
+    if (rt->io_uring)
+        weft__uring_note_use();
     if ((err = enroll(rt)))
         goto fail_enroll;
     if ((err = weft__thr_init(rt, a + l.alt))) {

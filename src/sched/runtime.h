@@ -79,9 +79,15 @@ struct weft_rt {
                                (slots.c); read on every spawn and reap */
     _Atomic uint64_t sc_reclaims; /* reclaims done (slots.c; tests) */
     int mesh;                     /* cfg.balance == WEFT_BALANCE_MESH */
-    uint64_t spawn_bits;          /* state bits every task gets at spawn:
+    /* The io_uring backend is in use (cfg.io and the kernel: rt.c);
+     * if not, or not on every worker, why (weft_stats.io_fallback, a
+     * WEFT_IO_FB_*) and its errno: set at creation, or by a worker whose
+     * ring could not be made (uring.c). */
+    int io_uring;
+    _Atomic int io_fallback, io_fallback_errno;
+    uint64_t spawn_bits; /* state bits every task gets at spawn:
                              WEFT_TS_PREEMPTIBLE with cfg.preempt_all */
-    weft_mbox *mbox;              /* mesh: [dst * nworkers + src] */
+    weft_mbox *mbox;     /* mesh: [dst * nworkers + src] */
 
     /* Written by whoever uses them; each block on its own lines. */
     weft_aligned(WEFT_CACHELINE) weft_stack_pool pool[2]; /* [0] default,

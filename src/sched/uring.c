@@ -79,6 +79,22 @@
 #include "runq.h"
 #include "worker.h"
 
+const char *weft__uring_fb_text(int why)
+{
+    switch (why) {
+    case WEFT_IO_FB_NONE:
+        return "none";
+    case WEFT_IO_FB_NOT_BUILT:
+        return "weft was built without liburing";
+    case WEFT_IO_FB_SETUP:
+        return "io_uring_setup failed";
+    case WEFT_IO_FB_KERNEL:
+        return "the kernel lacks IORING_OP_FUTEX_WAIT (Linux 6.7)";
+    default:
+        return "a worker's ring could not be made";
+    }
+}
+
 #ifdef WEFT_HAVE_URING
 #include <liburing.h>
 #include <linux/futex.h>
@@ -119,17 +135,71 @@ typedef struct weft_uring {
     int futex_armed, epoll_armed;
 } weft_uring;
 
-static _Atomic int chosen = -1; /* -1 unknown, 0 no, 1 yes */
+/* Whether some runtime of the process uses the backend: io/fd.c's first
+ * test on every call, before it looks the runtime up. */
+static _Atomic int chosen;
 
 int weft__uring_chosen(void)
 {
-    int c = atomic_load_explicit(&chosen, RLX);
-    if (c < 0) {
-        const char *e = getenv("WEFT_IO");
-        c = e && !strcmp(e, "uring");
-        atomic_store_explicit(&chosen, c, RLX);
+    return atomic_load_explicit(&chosen, RLX);
+}
+
+void weft__uring_note_use(void)
+{
+    atomic_store_explicit(&chosen, 1, RLX);
+}
+
+/* Make a ring as the backend needs it: SINGLE_ISSUER and DEFER_TASKRUN
+ * when the kernel has them (Linux 6.1), else plain; and the futex wait
+ * in the ring (Linux 6.7), which is what lets the worker sleep in it:
+ * without, no ring. WEFT_IO_FB_NONE, or the reason and *err. */
+static int ring_make(struct io_uring *ring, int *err)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    int e = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+    if (e) {
+        memset(&p, 0, sizeof p);
+        e = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
     }
-    return c;
+    if (e) {
+        *err = -e;
+        return WEFT_IO_FB_SETUP;
+    }
+    struct io_uring_probe *pr = io_uring_get_probe_ring(ring);
+    int ok = pr && io_uring_opcode_supported(pr, IORING_OP_FUTEX_WAIT_NR);
+    if (pr)
+        io_uring_free_probe(pr);
+    if (!ok) {
+        io_uring_queue_exit(ring);
+        *err = ENOSYS;
+        return WEFT_IO_FB_KERNEL;
+    }
+    *err = 0;
+    return WEFT_IO_FB_NONE;
+}
+
+/* The probe's answer: reason + 1 (0 not asked yet) and its errno. Two
+ * threads that ask at once both probe, and agree. */
+static _Atomic int probed, probed_errno;
+
+int weft__uring_probe(int *err)
+{
+    int r = atomic_load_explicit(&probed, memory_order_acquire);
+    if (!r) {
+        struct io_uring ring;
+        int e;
+        int why = ring_make(&ring, &e);
+        if (why == WEFT_IO_FB_NONE)
+            io_uring_queue_exit(&ring);
+        atomic_store_explicit(&probed_errno, e, RLX);
+        /* Release: pairs with the acquire load above (the errno). */
+        atomic_store_explicit(&probed, why + 1, memory_order_release);
+        r = why + 1;
+    }
+    *err = atomic_load_explicit(&probed_errno, RLX);
+    return r - 1;
 }
 
 static weft_uring *ring_of(weft_worker *w)
@@ -137,34 +207,18 @@ static weft_uring *ring_of(weft_worker *w)
     if (weft_likely(w->uring != NULL))
         return w->uring == (void *)1 ? NULL : w->uring;
     weft_uring *u = calloc(1, sizeof *u);
-    if (!u) {
-        w->uring = (void *)1;
-        return NULL;
+    int why = WEFT_IO_FB_RING, err = ENOMEM;
+    if (u) {
+        weft__sys_enter();
+        why = ring_make(&u->ring, &err);
+        weft__sys_leave();
     }
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    weft__sys_enter();
-    int err = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
-    if (err) {
-        memset(&p, 0, sizeof p);
-        err = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
-    }
-    /* The futex wait in the ring (Linux 6.7) is what lets the worker
-     * sleep in it: without, no ring. */
-    if (!err) {
-        struct io_uring_probe *pr = io_uring_get_probe_ring(&u->ring);
-        if (!pr || !io_uring_opcode_supported(pr, IORING_OP_FUTEX_WAIT_NR)) {
-            io_uring_queue_exit(&u->ring);
-            err = -ENOSYS;
-        }
-        if (pr)
-            io_uring_free_probe(pr);
-    }
-    weft__sys_leave();
-    if (err) {
+    if (why != WEFT_IO_FB_NONE) {
         free(u);
         w->uring = (void *)1;
+        /* Seen by weft_stats: this worker's calls go to the poller. */
+        atomic_store_explicit(&w->rt->io_fallback_errno, err, RLX);
+        atomic_store_explicit(&w->rt->io_fallback, WEFT_IO_FB_RING, RLX);
         return NULL;
     }
     w->uring = u;
@@ -258,6 +312,7 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
         break;
     }
     io_uring_sqe_set_data(s, &o);
+    stat_inc(&w->st.uring_ops);
     u->inflight++;
     u->fresh++;
     o.prev = NULL;
@@ -474,9 +529,17 @@ void weft__uring_destroy(weft_worker *w)
 
 #else /* no liburing */
 
+int weft__uring_probe(int *err)
+{
+    *err = 0;
+    return WEFT_IO_FB_NOT_BUILT;
+}
 int weft__uring_chosen(void)
 {
     return 0;
+}
+void weft__uring_note_use(void)
+{
 }
 int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
                    uint64_t deadline_ns, const _Atomic uint32_t *fdgen,

@@ -1,6 +1,6 @@
 /*
  * uring.h - a worker's io_uring (uring.c): the io_uring backend of the
- * descriptor calls (issue 15), chosen by WEFT_IO=uring. A ring per
+ * descriptor calls (issue 15), chosen by cfg.io (WEFT_IO=uring|auto). A ring per
  * worker, made at the first call a task makes on it; the task writes its
  * submission from its own stack record and parks; the worker submits
  * and reaps in batches, on its fairness tick and when it goes idle, and an
@@ -25,9 +25,20 @@ struct weft_rt;
 /* The operations the backend makes. */
 enum { WEFT_UOP_RECV, WEFT_UOP_SEND, WEFT_UOP_READ, WEFT_UOP_WRITE };
 
-/* Is the io_uring backend chosen (WEFT_IO=uring, and a ring could be
- * made once)? Any thread. */
+/* Can this process use the backend? The kernel is asked once (a ring
+ * made with the flags and the operations the backend needs, then
+ * closed): WEFT_IO_FB_NONE, or the WEFT_IO_FB_* reason it cannot, with
+ * the errno in *err. Any thread. */
+int weft__uring_probe(int *err);
+
+/* What a WEFT_IO_FB_* reason means, in a few words. */
+const char *weft__uring_fb_text(int why);
+
+/* Does any runtime of the process use the backend? A runtime that does
+ * calls weft__uring_note_use at its creation, before any call can
+ * reach it. Any thread. */
 int weft__uring_chosen(void);
+void weft__uring_note_use(void);
 
 /* The calling task makes operation op on fd (buf, n, flags as recv(2)
  * or send(2) take them) in its worker's ring and parks until it

@@ -43,6 +43,7 @@ typedef struct weft_wstats {
                                           busy_ns is not written:
                                           obs/stats.c derives busy time
                                           from start_ns and idle_ns */
+    _Atomic uint64_t uring_ops;        /* operations its io_uring made */
     _Atomic uint64_t kept_yields;      /* yields that found nothing else to run:
                                      each ends a poll (worker.c); not in
                                      weft_stats (they are no switch) */

@@ -70,10 +70,13 @@ static uint64_t p99_of(uint64_t *late)
 /* The bound is 2 ms at p99 on an idle runtime. The machine itself may be
  * busy (the suite runs groups in parallel on shared cores), so each
  * attempt also measures plain clock_nanosleep sleeps as a baseline: an
- * attempt passes with p99 < 2 ms; after three failed attempts the test
- * still passes only if weft's best p99 is within 2 ms of the kernel's own
- * best p99 measured meanwhile (the lateness is the machine's, not the
- * runtime's). Never early, in every attempt. */
+ * attempt passes with p99 < 2 ms, or with p99 within 2 ms of the
+ * kernel's own p99 measured right after it, in the same attempt (the
+ * lateness is the machine's, not the runtime's). Each attempt is judged
+ * against its own baseline: CI once failed comparing weft's best attempt
+ * (p99 2.26 ms, whose baseline was 3.20 ms) with the best baseline of
+ * another attempt (0.11 ms), taken while a compiler had stopped. Three
+ * attempts at most. Never early, in every attempt. */
 TEST_T(api, sleep_accuracy_idle_runtime, 60)
 {
     if (TEST_CHAOS)
@@ -81,7 +84,8 @@ TEST_T(api, sleep_accuracy_idle_runtime, 60)
                   "sleep accuracy is tested in the other builds");
     weft_rt *rt = test_rt_workers(256, 2);
     uint64_t late[ACC_N], bound = (TEST_SANITIZED ? 20 : 2) * SU_MS;
-    uint64_t best = UINT64_MAX, best_base = UINT64_MAX;
+    uint64_t best = UINT64_MAX, best_base = 0;
+    int pass = 0;
     for (int attempt = 0; attempt < 3; attempt++) {
         su_join(su_spawn(rt, sleep_accuracy, late));
         uint64_t mx = 0, p50;
@@ -104,12 +108,16 @@ TEST_T(api, sleep_accuracy_idle_runtime, 60)
                 "max %.1f us (plain clock_nanosleep p99 %.1f us)\n",
                 ACC_N, (double)p50 / 1e3, (double)p99 / 1e3, (double)mx / 1e3,
                 (double)base / 1e3);
-        best = p99 < best ? p99 : best;
-        best_base = base < best_base ? base : best_base;
-        if (p99 < bound)
+        if (p99 < best) { /* the best attempt, and its own baseline */
+            best = p99;
+            best_base = base;
+        }
+        if (p99 < bound || p99 < base + bound) {
+            pass = 1;
             break;
+        }
     }
-    if (best >= bound)
+    if (!pass)
         CHECK_CMP_U64(best, <, best_base + bound);
     /* weft_sleep_ns from a task and from a plain thread: never early. */
     sleep_accuracy(late);

@@ -25,7 +25,7 @@ static const char *const names[] = {"WEFT_WORKERS",     "WEFT_MAX_TASKS",
                                     "WEFT_PREEMPT_ALL", "WEFT_SIGQUIT_DUMP",
                                     "WEFT_BALANCE",     "WEFT_POLICY",
                                     "WEFT_FAIRNESS",    "WEFT_TRACE_RING",
-                                    "WEFT_TRACE"};
+                                    "WEFT_TRACE",       "WEFT_IO"};
 #define NV (sizeof names / sizeof names[0])
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
@@ -75,6 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     assert(c.huge_pages == 0 || c.huge_pages == 1);
     assert(c.balance == WEFT_BALANCE_STEAL || c.balance == WEFT_BALANCE_MESH);
     assert(c.trace_ring_mb <= 4096);
+    assert(c.io == WEFT_IO_EPOLL || c.io == WEFT_IO_AUTO ||
+           c.io == WEFT_IO_URING);
     assert(!c.trace || c.trace[0]);
     assert((unsigned __int128)c.max_tasks *
                (c.stack_size + c.small_stack_size + 2 * page) <
