@@ -104,9 +104,13 @@ void weft__switch_finish(weft_worker *w, uintptr_t msg)
         for (;;) {
             if (s & WEFT_TS_WAKE) {
                 /* An unpark raced with the park: consume it, stay
-                 * runnable. */
+                 * runnable. Acquire: pairs with the unparkers' release
+                 * CAS that set WAKE (wake.c): what they published
+                 * before it reaches the task, which runs after the
+                 * push. */
                 if (atomic_compare_exchange_weak_explicit(
-                        &prev->state, &s, s & ~WEFT_TS_WAKE, RLX, RLX)) {
+                        &prev->state, &s, s & ~WEFT_TS_WAKE,
+                        memory_order_acquire, RLX)) {
                     WEFT_EVW(w, slot, WEFT_EV_PARKWAKE);
                     push_band(w, slot);
                     notify(w);

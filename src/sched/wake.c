@@ -9,7 +9,10 @@
  * switched out, or running) it sets WAKE, which the next park consumes
  * instead of parking. So an unpark can arrive before, during or after the
  * park and is never lost; at worst a later park returns early, which every
- * caller tolerates by re-checking its condition in a loop.
+ * caller tolerates by re-checking its condition in a loop. Every unpark
+ * of a RUNNABLE task is an RMW of its state, even when WAKE is set
+ * already (two wakers): that is what orders the waker's flag before the
+ * consumer's re-check (unpark, below).
  *
  * Cancelled joiners. When a runtime is destroyed with tasks left, their
  * finishers never run: weft__task_cancel_joiners wakes each registered
@@ -107,16 +110,29 @@ static inline void unpark(weft_rt *rt, uint32_t slot, uint32_t gen, int remote,
                 woken(rt, slot, remote, self);
                 return;
             }
-        } else if (st == WEFT_TS_RUNNABLE && !(s & WEFT_TS_WAKE)) {
-            /* Release: pairs with the acquire CAS in weft__task_park
-             * that consumes WAKE. */
+        } else if (st == WEFT_TS_RUNNABLE) {
+            /* Set WAKE; when another waker set it already, write it
+             * again all the same (a CAS of s to s). Release: pairs with
+             * the acquire CASes that consume WAKE (weft__task_park,
+             * weft__switch_finish), so what this waker published before
+             * the unpark (the woken flag of its wait) is visible to the
+             * task once the bit it finds is consumed. With a plain
+             * "already set: return", that bit was another waker's: a
+             * late unpark from a wait the task had left. The task
+             * consumed it and re-checked its flag, which this waker had
+             * stored but which had not reached it (x86 lets a store wait
+             * in the store buffer past a later load, here the load of
+             * state), and parked for good: 5 of 64 tasks making
+             * weft_block_on calls back to back hung within 1.3M calls
+             * (stress.blocking_back_to_back_wakes). The RMW orders this
+             * waker's flag before the task's consume in every case. */
             if (atomic_compare_exchange_weak_explicit(
                     &t->state, &s, s | WEFT_TS_WAKE, REL, RLX)) {
                 WEFT_EV(rt, slot, WEFT_EV_WAKEBIT);
                 return;
             }
         } else {
-            return; /* already woken, or DONE */
+            return; /* DONE (or FREE: its slot moved on) */
         }
     }
 }
