@@ -207,6 +207,7 @@ static const struct {
     {"timer_churn", bench_timer_churn},
     {"wakeup", bench_wakeup},
     {"io_wakeup", bench_io_wakeup},
+    {"file_read", bench_file_read},
     {"idle_cpu", bench_idle_cpu},
     {"preempt", bench_preempt},
     {"fairness", bench_fairness},
@@ -220,7 +221,8 @@ static int single_mode(const char *name)
 {
     return !strcmp(name, "switch") || !strcmp(name, "calib") ||
            !strcmp(name, "active_summary") || !strcmp(name, "timer_churn") ||
-           !strcmp(name, "preempt") || !strcmp(name, "fairness");
+           !strcmp(name, "preempt") || !strcmp(name, "fairness") ||
+           !strcmp(name, "file_read");
 }
 
 int main(int argc, char **argv)

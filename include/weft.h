@@ -168,7 +168,8 @@ enum { WEFT_BALANCE_STEAL = 0, WEFT_BALANCE_MESH = 1 };
 
 /* I/O backends (weft_config.io, weft_stats.io_backend). EPOLL: the
  * runtime's epoll poller. URING: an io_uring per worker takes a task's
- * reads and writes of stream sockets ("File descriptors"); weft_rt_create
+ * reads and writes of stream sockets and regular files ("File
+ * descriptors"); weft_rt_create
  * fails with -ENOTSUP (weft_last_error says why) where it cannot be used.
  * AUTO: URING where it can be used, else EPOLL, with the reason in
  * weft_stats.io_fallback and weft_dump. */
@@ -949,9 +950,9 @@ WEFT_API void weft_preempt_enable(void);
  * O_NONBLOCK on it (for every user of the open file description) and,
  * at its first EAGAIN, registers it with the task's runtime's poller
  * (edge-triggered, tagged with a generation). Regular files are always
- * ready and never park (use weft_block_on for slow ones, when it
- * exists). Close a descriptor that tasks have used with weft_close: it
- * wakes every task parked on it with -ECANCELED, forgets the
+ * ready and never park on the poller: the call runs on the worker (use
+ * weft_block_on for slow ones, or the io_uring backend below). Close a
+ * descriptor that tasks have used with weft_close: it wakes every task parked on it with -ECANCELED, forgets the
  * registration in every runtime, then closes: at once when no weft call
  * on the number is in flight, else when the last one leaves (so the
  * number is never reused under a running call). A plain thread blocked
@@ -963,8 +964,9 @@ WEFT_API void weft_preempt_enable(void);
  *
  * cfg.io WEFT_IO_URING or WEFT_IO_AUTO (WEFT_IO=uring|auto; "I/O
  * backends" above) sends a task's weft_read, weft_recv, weft_write,
- * weft_send and weft_write_all on a stream socket through an io_uring
- * per worker instead (Linux 6.7+, built with liburing; a worker whose
+ * weft_send and weft_write_all on a stream socket, and its weft_read,
+ * weft_write, weft_pread and weft_pwrite on a regular file, through an
+ * io_uring per worker instead (Linux 6.7+, built with liburing; a worker whose
  * ring cannot be made leaves its calls to the poller, and says so in
  * weft_stats.io_fallback): the call is queued in the worker's ring and
  * the task parks until it completes, with the same results, deadlines,
@@ -986,6 +988,18 @@ WEFT_API ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
 WEFT_API ssize_t weft_send(int fd, const void *buf, size_t n, int flags);
 WEFT_API ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
                                  uint64_t deadline_ns);
+/* pread(2) and pwrite(2): at offset off (>= 0, else -EINVAL), the file
+ * position untouched. A regular file goes through the io_uring backend
+ * when it is in use (the task parks until the read or write completes:
+ * a read that misses the page cache stops only the task); otherwise the
+ * call runs on the calling thread, as weft_read does on a regular file.
+ * On a pipe or a socket: -ESPIPE, as the system says. Any thread. */
+WEFT_API ssize_t weft_pread(int fd, void *buf, size_t n, off_t off);
+WEFT_API ssize_t weft_pread_until(int fd, void *buf, size_t n, off_t off,
+                                  uint64_t deadline_ns);
+WEFT_API ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off);
+WEFT_API ssize_t weft_pwrite_until(int fd, const void *buf, size_t n, off_t off,
+                                   uint64_t deadline_ns);
 /* Run fn(arg) on a thread of the runtime's blocking pool while the
  * calling task parks, and store its return value in *result (when not
  * NULL): for code that blocks its thread (regular-file I/O, getaddrinfo,

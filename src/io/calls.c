@@ -112,7 +112,7 @@ static ssize_t call_write(int fd, void *a, weft_fdrec *r)
 ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline)
 {
     ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_RECV, buf, n, 0, deadline, &u))
+    if (!weft__io_uring_run(fd, WEFT_UOP_READ, buf, n, 0, -1, deadline, &u))
         return u;
     rw_args a = {buf, n, 0};
     return weft__io_run(fd, DIR_READ, deadline, call_read, &a);
@@ -127,7 +127,7 @@ ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
                         uint64_t deadline)
 {
     ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_RECV, buf, n, flags, deadline, &u))
+    if (!weft__io_uring_run(fd, WEFT_UOP_RECV, buf, n, flags, -1, deadline, &u))
         return u;
     rw_args a = {buf, n, flags};
     return weft__io_run(fd, DIR_READ, deadline, call_recv, &a);
@@ -142,8 +142,8 @@ ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
                         uint64_t deadline)
 {
     ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_SEND, (void *)buf, n, flags, deadline,
-                            &u))
+    if (!weft__io_uring_run(fd, WEFT_UOP_SEND, (void *)buf, n, flags, -1,
+                            deadline, &u))
         return u;
     rw_args a = {(void *)buf, n, flags};
     return weft__io_run(fd, DIR_WRITE, deadline, call_send, &a);
@@ -157,7 +157,8 @@ ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
 ssize_t weft_write_until(int fd, const void *buf, size_t n, uint64_t deadline)
 {
     ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_SEND, (void *)buf, n, 0, deadline, &u))
+    if (!weft__io_uring_run(fd, WEFT_UOP_WRITE, (void *)buf, n, 0, -1, deadline,
+                            &u))
         return u;
     rw_args a = {(void *)buf, n, 0};
     return weft__io_run(fd, DIR_WRITE, deadline, call_write, &a);
@@ -166,6 +167,69 @@ ssize_t weft_write_until(int fd, const void *buf, size_t n, uint64_t deadline)
 ssize_t weft_write(int fd, const void *buf, size_t n)
 {
     return weft_write_until(fd, buf, n, WEFT_NO_DEADLINE);
+}
+
+/* ---- pread, pwrite -------------------------------------------------------
+ * At an offset, without the file position: regular files through the
+ * io_uring backend when it is in use (the task parks until the ring's
+ * completion), else the system call on the calling thread (a regular
+ * file is always "ready"); on anything else the system's answer
+ * (ESPIPE on a pipe or socket). */
+
+typedef struct {
+    void *buf;
+    size_t n;
+    off_t off;
+} prw_args;
+
+static ssize_t call_pread(int fd, void *a, weft_fdrec *r)
+{
+    prw_args *x = a;
+    (void)r;
+    return pread(fd, x->buf, x->n, x->off);
+}
+
+static ssize_t call_pwrite(int fd, void *a, weft_fdrec *r)
+{
+    prw_args *x = a;
+    (void)r;
+    return pwrite(fd, x->buf, x->n, x->off);
+}
+
+ssize_t weft_pread_until(int fd, void *buf, size_t n, off_t off,
+                         uint64_t deadline)
+{
+    if (off < 0)
+        return -EINVAL;
+    ssize_t u;
+    if (!weft__io_uring_run(fd, WEFT_UOP_READ, buf, n, 0, (int64_t)off,
+                            deadline, &u))
+        return u;
+    prw_args a = {buf, n, off};
+    return weft__io_run(fd, DIR_READ, deadline, call_pread, &a);
+}
+
+ssize_t weft_pread(int fd, void *buf, size_t n, off_t off)
+{
+    return weft_pread_until(fd, buf, n, off, WEFT_NO_DEADLINE);
+}
+
+ssize_t weft_pwrite_until(int fd, const void *buf, size_t n, off_t off,
+                          uint64_t deadline)
+{
+    if (off < 0)
+        return -EINVAL;
+    ssize_t u;
+    if (!weft__io_uring_run(fd, WEFT_UOP_WRITE, (void *)buf, n, 0, (int64_t)off,
+                            deadline, &u))
+        return u;
+    prw_args a = {(void *)buf, n, off};
+    return weft__io_run(fd, DIR_WRITE, deadline, call_pwrite, &a);
+}
+
+ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    return weft_pwrite_until(fd, buf, n, off, WEFT_NO_DEADLINE);
 }
 
 ssize_t weft_write_all(int fd, const void *buf, size_t n, size_t *done)

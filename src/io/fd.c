@@ -89,6 +89,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,6 +106,9 @@
 #define MAX_FDS (1u << 20)
 
 enum { REC_NEW = 0, REC_NONBLOCK = 1, REC_REGISTERED = 2 };
+
+/* fdrec.sock: what a descriptor is, for the io_uring backend. */
+enum { KIND_UNKNOWN = 0, KIND_STREAM = 1, KIND_OTHER = 2, KIND_FILE = 3 };
 
 typedef struct fddir {
     uint32_t ready; /* under q's lock */
@@ -124,7 +128,7 @@ typedef struct weft_fdrec {
                                  up or error): no waiting first */
     _Atomic uint32_t rseq;    /* read events of this generation (written
                                  under dir[DIR_READ]'s lock) */
-    _Atomic uint32_t sock;    /* 0 unknown, 1 a socket, 2 not (uring path) */
+    _Atomic uint32_t sock;    /* KIND_*: what the uring path takes */
     _Atomic uint32_t uring_w; /* worker id + 1 whose ring had its last
                                  io_uring operation, 0 none */
     fddir dir[2];
@@ -596,8 +600,28 @@ out:
     return res;
 }
 
+/* What fd is, asked once per record (reset when the number is a new
+ * file: weft__io_fresh, forget). */
+static uint32_t kind_of(int fd, fdrec *r)
+{
+    uint32_t k = atomic_load_explicit(&r->sock, RLX);
+    if (weft_likely(k != KIND_UNKNOWN))
+        return k;
+    int type;
+    socklen_t len = sizeof type;
+    struct stat st;
+    weft__sys_enter();
+    if (!getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
+        k = type == SOCK_STREAM ? KIND_STREAM : KIND_OTHER;
+    else
+        k = !fstat(fd, &st) && S_ISREG(st.st_mode) ? KIND_FILE : KIND_OTHER;
+    weft__sys_leave();
+    atomic_store_explicit(&r->sock, k, RLX);
+    return k;
+}
+
 int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
-                       uint64_t deadline, ssize_t *res)
+                       int64_t off, uint64_t deadline, ssize_t *res)
 {
     if (!weft__uring_chosen())
         return -ENOSYS;
@@ -610,20 +634,15 @@ int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
     }
     if (!r || !rt->io_uring)
         return -ENOSYS;
-    uint32_t k = atomic_load_explicit(&r->sock, RLX);
-    if (!k) {
-        int type;
-        socklen_t len = sizeof type;
-        weft__sys_enter();
-        k = !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) &&
-                    type == SOCK_STREAM
-                ? 1
-                : 2;
-        weft__sys_leave();
-        atomic_store_explicit(&r->sock, k, RLX);
-    }
-    if (k != 1)
-        return -ENOSYS;
+    uint32_t k = kind_of(fd, r);
+    if (k == KIND_STREAM && off < 0) {
+        /* read(2) and write(2) of a stream socket: recv and send. */
+        if (op == WEFT_UOP_READ)
+            op = WEFT_UOP_RECV;
+        else if (op == WEFT_UOP_WRITE)
+            op = WEFT_UOP_SEND;
+    } else if (k != KIND_FILE || op == WEFT_UOP_RECV || op == WEFT_UOP_SEND)
+        return -ENOSYS; /* the caller's path gives the system's answer */
     /* The generation before the reference: a weft_close that marks the
      * number after ref_take moves it after this read, so the operation
      * is of the old generation and the close cancels it (uring.c). */
@@ -639,7 +658,8 @@ int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
      * worker) or the bump comes before that load (no operation begins). */
     atomic_store_explicit(&r->uring_w, (uint32_t)weft__uring_self(),
                           memory_order_seq_cst);
-    err = weft__uring_io(op, fd, buf, n, flags, deadline, &r->gen, gen, res);
+    err =
+        weft__uring_io(op, fd, buf, n, flags, off, deadline, &r->gen, gen, res);
     if (!err && closing(fd))
         *res = -ECANCELED;
     ref_drop(fd);

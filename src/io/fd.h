@@ -29,10 +29,12 @@ ssize_t weft__io_run(int fd, int dir, uint64_t deadline_ns, weft_io_call call,
 
 /* The io_uring backend's form of a read or write (sched/uring.h's op):
  * 0 with *res the result, or -ENOSYS when the backend does not take it
- * (not chosen, a plain thread, not a stream socket): then the poller's
- * path does. */
+ * (not chosen, a plain thread, a descriptor it does not take): then the
+ * caller's own path does. It takes stream sockets (RECV, SEND; READ and
+ * WRITE at off -1 are recv and send with no flags) and regular files
+ * (READ and WRITE, at off, or at the file position when off is -1). */
 int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
-                       uint64_t deadline, ssize_t *res);
+                       int64_t off, uint64_t deadline, ssize_t *res);
 
 /* fd is a new file (accept(2) just returned it): reset its record. */
 void weft__io_fresh(int fd);

@@ -248,7 +248,7 @@ static struct io_uring_sqe *sqe_of(weft_uring *u)
     return s;
 }
 
-int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
+int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
                    uint64_t deadline, const _Atomic uint32_t *fdgen,
                    uint32_t fgen, ssize_t *res)
 {
@@ -304,11 +304,11 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
     case WEFT_UOP_SEND:
         io_uring_prep_send(s, fd, buf, n, flags | MSG_NOSIGNAL);
         break;
-    case WEFT_UOP_READ:
-        io_uring_prep_read(s, fd, buf, (unsigned)n, (uint64_t)-1);
+    case WEFT_UOP_READ: /* off -1: at the file position */
+        io_uring_prep_read(s, fd, buf, (unsigned)n, (uint64_t)off);
         break;
     default:
-        io_uring_prep_write(s, fd, buf, (unsigned)n, (uint64_t)-1);
+        io_uring_prep_write(s, fd, buf, (unsigned)n, (uint64_t)off);
         break;
     }
     io_uring_sqe_set_data(s, &o);
@@ -541,12 +541,12 @@ int weft__uring_chosen(void)
 void weft__uring_note_use(void)
 {
 }
-int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
+int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
                    uint64_t deadline_ns, const _Atomic uint32_t *fdgen,
                    uint32_t fgen, ssize_t *res)
 {
-    (void)op, (void)fd, (void)buf, (void)n, (void)flags, (void)deadline_ns,
-        (void)fdgen, (void)fgen, (void)res;
+    (void)op, (void)fd, (void)buf, (void)n, (void)flags, (void)off,
+        (void)deadline_ns, (void)fdgen, (void)fgen, (void)res;
     return -ENOSYS;
 }
 int weft__uring_closes_seen(struct weft_worker *w)

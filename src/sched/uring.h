@@ -22,7 +22,9 @@
 struct weft_worker;
 struct weft_rt;
 
-/* The operations the backend makes. */
+/* The operations the backend makes: recv(2) and send(2) of a stream
+ * socket; pread(2) and pwrite(2) of a regular file (offset -1: at the
+ * file position, as read(2) and write(2)). */
 enum { WEFT_UOP_RECV, WEFT_UOP_SEND, WEFT_UOP_READ, WEFT_UOP_WRITE };
 
 /* Can this process use the backend? The kernel is asked once (a ring
@@ -41,12 +43,13 @@ int weft__uring_chosen(void);
 void weft__uring_note_use(void);
 
 /* The calling task makes operation op on fd (buf, n, flags as recv(2)
- * or send(2) take them) in its worker's ring and parks until it
+ * or send(2) take them, off as pread(2) and pwrite(2) do, -1 for the
+ * file position) in its worker's ring and parks until it
  * completes or deadline_ns passes (WEFT_NO_DEADLINE: none). Sets *res
  * to the count or -errno (-ETIMEDOUT at the deadline) and returns 0;
  * returns -ENOSYS when the caller is not a task or has no ring (then
  * the caller uses the poller). Task only. */
-int weft__uring_io(int op, int fd, void *buf, size_t n, int flags,
+int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
                    uint64_t deadline_ns, const _Atomic uint32_t *fdgen,
                    uint32_t fgen, ssize_t *res);
 
