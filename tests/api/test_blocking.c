@@ -100,9 +100,17 @@ TEST(api, block_on_parks_only_the_task)
     CHECK_OK(weft_spawn(rt, &t, ticker, &c, NULL));
     while (!atomic_load(&c.in_fn))
         usleep(100);
+    /* While the call holds its pool thread, the ticker ticks on: six
+     * ticks, however slow the machine (a fixed 20 ms window saw 2 in
+     * CI's TSan tree, the blocker still finishing its pthread_create on
+     * the worker when the window opened). Had the call blocked the
+     * worker, none would come: 10 s, then the test fails. */
     long before = atomic_load(&c.ticks);
-    usleep(20000);
-    CHECK_CMP_INT(atomic_load(&c.ticks), >, before + 5);
+    uint64_t t0 = weft_now_ns();
+    while (atomic_load(&c.ticks) <= before + 5) {
+        CHECK_CMP_U64(weft_now_ns() - t0, <, 10000000000ull);
+        usleep(1000);
+    }
     weft_task_info ti;
     CHECK_OK(weft_task_info_get(b, &ti));
     CHECK_EQ_INT(ti.state, WEFT_STATE_PARKED);
