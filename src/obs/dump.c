@@ -53,6 +53,7 @@
 #include "../base/clock.h"
 #include "obs.h"
 #include "../sched/policy.h"
+#include "../sched/uring.h"
 
 #define RLX memory_order_relaxed
 
@@ -395,14 +396,12 @@ static void dump_rt(out *o, weft_rt *rt, int in_signal)
     put_kv(o, "blocking_threads", tot.blocking_threads);
     /* The I/O backend, and why not io_uring when cfg.io asked for it
      * (weft_stats.io_fallback; weft.h). */
-    static const char *const fb[] = {"none", "not_built", "setup", "kernel",
-                                     "ring"};
     put_s(o, tot.io_backend == WEFT_IO_URING ? " io_backend=uring"
                                              : " io_backend=epoll");
     put_kv(o, "io_uring_ops", tot.io_uring_ops);
-    if (tot.io_fallback && tot.io_fallback < sizeof fb / sizeof fb[0]) {
+    if (tot.io_fallback) {
         put_s(o, " io_fallback=");
-        put_s(o, fb[tot.io_fallback]);
+        put_s(o, weft__uring_fb_name((int)tot.io_fallback));
         put_kv(o, "io_fallback_errno", tot.io_fallback_errno);
     }
     put_c(o, '\n');

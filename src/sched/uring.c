@@ -79,20 +79,31 @@
 #include "runq.h"
 #include "worker.h"
 
+/* The WEFT_IO_FB_* reasons: a word for weft_dump, a phrase for
+ * weft_last_error. */
+static const struct {
+    const char *name, *text;
+} fb[] = {
+    {"none", "none"},
+    {"not_built", "weft was built without liburing"},
+    {"setup", "io_uring_setup failed"},
+    {"kernel", "the kernel lacks IORING_OP_FUTEX_WAIT (Linux 6.7)"},
+    {"ring", "a worker's ring could not be made"},
+};
+
+static int fb_index(int why)
+{
+    return why >= 0 && why < (int)(sizeof fb / sizeof fb[0]) ? why : 0;
+}
+
 const char *weft__uring_fb_text(int why)
 {
-    switch (why) {
-    case WEFT_IO_FB_NONE:
-        return "none";
-    case WEFT_IO_FB_NOT_BUILT:
-        return "weft was built without liburing";
-    case WEFT_IO_FB_SETUP:
-        return "io_uring_setup failed";
-    case WEFT_IO_FB_KERNEL:
-        return "the kernel lacks IORING_OP_FUTEX_WAIT (Linux 6.7)";
-    default:
-        return "a worker's ring could not be made";
-    }
+    return fb[fb_index(why)].text;
+}
+
+const char *weft__uring_fb_name(int why)
+{
+    return fb[fb_index(why)].name;
 }
 
 #ifdef WEFT_HAVE_URING

@@ -33,8 +33,10 @@ enum { WEFT_UOP_RECV, WEFT_UOP_SEND, WEFT_UOP_READ, WEFT_UOP_WRITE };
  * the errno in *err. Any thread. */
 int weft__uring_probe(int *err);
 
-/* What a WEFT_IO_FB_* reason means, in a few words. */
+/* What a WEFT_IO_FB_* reason means, in a few words; and its one-word
+ * name (weft_dump's io_fallback=). Signal safe. */
 const char *weft__uring_fb_text(int why);
+const char *weft__uring_fb_name(int why);
 
 /* Does any runtime of the process use the backend? A runtime that does
  * calls weft__uring_note_use at its creation, before any call can
