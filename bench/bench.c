@@ -208,6 +208,7 @@ static const struct {
     {"wakeup", bench_wakeup},
     {"io_wakeup", bench_io_wakeup},
     {"file_read", bench_file_read},
+    {"accept_rate", bench_accept_rate},
     {"idle_cpu", bench_idle_cpu},
     {"preempt", bench_preempt},
     {"fairness", bench_fairness},
@@ -222,7 +223,7 @@ static int single_mode(const char *name)
     return !strcmp(name, "switch") || !strcmp(name, "calib") ||
            !strcmp(name, "active_summary") || !strcmp(name, "timer_churn") ||
            !strcmp(name, "preempt") || !strcmp(name, "fairness") ||
-           !strcmp(name, "file_read");
+           !strcmp(name, "file_read") || !strcmp(name, "accept_rate");
 }
 
 int main(int argc, char **argv)

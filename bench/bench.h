@@ -68,6 +68,7 @@ int bench_skynet(void);
 int bench_wakeup(void);
 int bench_io_wakeup(void);
 int bench_file_read(void);
+int bench_accept_rate(void);
 int bench_idle_cpu(void);
 int bench_fib(void);
 int bench_pingpong(void);

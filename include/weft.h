@@ -971,6 +971,13 @@ WEFT_API void weft_preempt_enable(void);
  * weft_stats.io_fallback): the call is queued in the worker's ring and
  * the task parks until it completes, with the same results, deadlines,
  * weft_close and shutdown as above (docs/decisions/0015-io-uring.md).
+ * A task's weft_accept of a listening stream socket (flags SOCK_NONBLOCK
+ * and SOCK_CLOEXEC only) takes connections that a multishot accept in a
+ * worker's ring accepted: up to 64 (plus one reap's arrivals) may be
+ * accepted ahead of the calls, and the peer's address is the new
+ * socket's getpeername(2). The ring then holds the listening socket
+ * open until weft_close or weft_fd_forget of it (or the runtime's
+ * destroy): close(2) alone frees the number, not the socket.
  * Everything else is the poller's. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_read_until(int fd, void *buf, size_t n,

@@ -236,6 +236,8 @@ uint64_t test_now_ms(void);
  * two counts to prove that a runtime, or a test, left no descriptor
  * behind. Any thread. */
 int test_count_fds(void);
+/* The highest open descriptor number of the process (/proc/self/fd). */
+int test_highest_fd(void);
 
 /* ---- child processes ---------------------------------------------------- */
 

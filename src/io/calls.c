@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fd.h"
+#include "../base/sysmark.h"
 #include "../sched/uring.h"
 
 typedef struct {
@@ -432,6 +433,21 @@ static ssize_t call_accept(int fd, void *a, weft_fdrec *r)
 int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
                       uint64_t deadline)
 {
+    int u;
+    if (!weft__io_uring_accept(fd, flags, deadline, &u)) {
+        /* The ring's multishot took it (io/accept.c): the peer's
+         * address is asked of the new socket. */
+        if (u >= 0) {
+            weft__io_fresh(u);
+            if (addr && len) {
+                weft__sys_enter();
+                if (getpeername(u, addr, len))
+                    *len = 0; /* the peer has reset already */
+                weft__sys_leave();
+            }
+        }
+        return u;
+    }
     acc_args a = {addr, len, flags};
     ssize_t c = weft__io_run(fd, DIR_READ, deadline, call_accept, &a);
     if (c >= 0)

@@ -119,18 +119,20 @@ typedef struct weft_fdrec {
     _Atomic uint32_t gen;   /* written under both queue locks */
     _Atomic uint32_t state; /* REC_*; REGISTERED under reg_lock */
     _Atomic uint32_t reg_lock;
-    uint32_t notsock;         /* send(2) said ENOTSOCK: write(2) it is */
-    _Atomic uint32_t tcp;     /* a TCP socket: found at registration, read
+    uint32_t notsock;            /* send(2) said ENOTSOCK: write(2) it is */
+    _Atomic uint32_t tcp;        /* a TCP socket: found at registration, read
                              after an acquire of state REGISTERED */
-    _Atomic uint32_t drained; /* a task's last read of it was short: rseq
+    _Atomic uint32_t drained;    /* a task's last read of it was short: rseq
                                  then + 1, else 0 ("Short reads") */
-    _Atomic uint32_t closed;  /* an event said the read side ended (hang-
+    _Atomic uint32_t closed;     /* an event said the read side ended (hang-
                                  up or error): no waiting first */
-    _Atomic uint32_t rseq;    /* read events of this generation (written
+    _Atomic uint32_t rseq;       /* read events of this generation (written
                                  under dir[DIR_READ]'s lock) */
-    _Atomic uint32_t sock;    /* KIND_*: what the uring path takes */
-    _Atomic uint32_t uring_w; /* worker id + 1 whose ring had its last
+    _Atomic uint32_t sock;       /* KIND_*: what the uring path takes */
+    _Atomic uint32_t uring_w;    /* worker id + 1 whose ring had its last
                                  io_uring operation, 0 none */
+    _Atomic(weft_acceptq *) acq; /* a listener's queue (accept.c), made
+                                    once for the number, kept */
     fddir dir[2];
 } fdrec;
 
@@ -272,6 +274,7 @@ void weft__io_rt_gone(weft_rt *rt)
     fdtab *t = rt->fdt;
     if (!t)
         return;
+    weft__acceptq_rt_gone(rt);
     pthread_mutex_lock(&tabs_lock);
     for (uint32_t i = 0; i < WEFT_REGISTRY; i++)
         if (tabs[i] == rt)
@@ -417,12 +420,10 @@ static int enroll(weft_rt *rt, fdrec *r, int fd)
  * and sets that direction's ready flag, so its edge is not lost either.
  * The woken task unlinks the node still queued (unlinking checks
  * `queued` under the lock) before its record leaves the stack. */
-static int task_wait(weft_rt *rt, fdrec *r, int fd, unsigned dirs,
-                     uint64_t deadline)
+static int queue_wait(weft_rt *rt, fdrec *r, int fd, unsigned dirs,
+                      uint64_t deadline)
 {
-    int err = enroll(rt, r, fd);
-    if (err)
-        return err;
+    int err;
     uint32_t gen = atomic_load_explicit(&r->gen, ACQ);
     unsigned kind = dirs == 3u                ? WEFT_WK_FD_RW
                     : dirs == 1u << DIR_WRITE ? WEFT_WK_FD_WRITE
@@ -476,6 +477,23 @@ static int task_wait(weft_rt *rt, fdrec *r, int fd, unsigned dirs,
     if (err >= 0 && atomic_load_explicit(&r->gen, ACQ) != gen)
         err = -ECANCELED; /* woken by weft_close */
     return weft__wait_fini(&wt, err);
+}
+
+static int task_wait(weft_rt *rt, fdrec *r, int fd, unsigned dirs,
+                     uint64_t deadline)
+{
+    int err = enroll(rt, r, fd);
+    return err ? err : queue_wait(rt, r, fd, dirs, deadline);
+}
+
+int weft__fdrec_wait(weft_rt *rt, fdrec *r, int fd, int d, uint64_t deadline)
+{
+    return queue_wait(rt, r, fd, 1u << d, deadline);
+}
+
+void weft__fdrec_wake(fdrec *r, int d, uint32_t gen)
+{
+    dir_ready(r, d, gen, 0);
 }
 
 /* A plain thread waits with poll(2) for events (POLLIN, POLLOUT) until
@@ -620,6 +638,52 @@ static uint32_t kind_of(int fd, fdrec *r)
     return k;
 }
 
+void weft__fdrec_ring_owner(fdrec *r, int wid)
+{
+    /* seq_cst store, then the ring's seq_cst load of the generation
+     * (weft__uring_io, weft__uring_multi_accept): against forget's
+     * seq_cst generation bump, then ring_forget's seq_cst exchange of
+     * uring_w. In their single total order either this store comes
+     * before that exchange (the closer tells the ring's worker) or the
+     * bump comes before that load (no operation begins). */
+    atomic_store_explicit(&r->uring_w, (uint32_t)wid, memory_order_seq_cst);
+}
+
+weft_fdrec *weft__fdrec_of(int fd, weft_rt **rt, int *err)
+{
+    return rec_of(fd, rt, err);
+}
+
+int weft__fdrec_stream(int fd, fdrec *r)
+{
+    return kind_of(fd, r) == KIND_STREAM;
+}
+
+_Atomic uint32_t *weft__fdrec_gen(fdrec *r)
+{
+    return &r->gen;
+}
+
+_Atomic(weft_acceptq *) *weft__fdrec_acceptq(fdrec *r)
+{
+    return &r->acq;
+}
+
+int weft__fd_ref_take(int fd)
+{
+    return ref_take(fd);
+}
+
+void weft__fd_ref_drop(int fd)
+{
+    ref_drop(fd);
+}
+
+int weft__fd_closing(int fd)
+{
+    return closing(fd);
+}
+
 int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
                        int64_t off, uint64_t deadline, ssize_t *res)
 {
@@ -651,19 +715,26 @@ int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
         *res = err;
         return 0;
     }
-    /* seq_cst store, then weft__uring_io's seq_cst load of the
-     * generation: against forget's seq_cst generation bump, then its
-     * seq_cst exchange of uring_w. In their single total order either
-     * this store comes before that exchange (the closer tells the ring's
-     * worker) or the bump comes before that load (no operation begins). */
-    atomic_store_explicit(&r->uring_w, (uint32_t)weft__uring_self(),
-                          memory_order_seq_cst);
+    weft__fdrec_ring_owner(r, weft__uring_self());
     err =
         weft__uring_io(op, fd, buf, n, flags, off, deadline, &r->gen, gen, res);
     if (!err && closing(fd))
         *res = -ECANCELED;
     ref_drop(fd);
     return err;
+}
+
+/* After r's generation moved: the ring whose operation of r came last
+ * is told, and cancels what is in flight of the old generation
+ * (sched/uring.c). */
+static void ring_forget(weft_rt *rt, fdrec *r)
+{
+    /* seq_cst: pairs with weft__fdrec_ring_owner's store (after the
+     * generation bump: its header). */
+    uint32_t uw =
+        atomic_exchange_explicit(&r->uring_w, 0, memory_order_seq_cst);
+    if (uw)
+        weft__uring_closed(rt, (int)uw);
 }
 
 /* A number that accept(2) just returned is a new file: whatever the
@@ -678,11 +749,13 @@ void weft__io_fresh(int fd)
     if (!t || fd < 0 || (uint32_t)fd >= t->cap)
         return;
     fdrec *r = &t->rec[fd];
-    if (atomic_load_explicit(&r->state, RLX) != REC_NONBLOCK) {
+    weft_acceptq *q = atomic_load_explicit(&r->acq, ACQ);
+    if (atomic_load_explicit(&r->state, RLX) != REC_NONBLOCK || q) {
         weft__spin_lock(&r->reg_lock);
         for (int d = 0; d < 2; d++)
             weft__spin_lock(qlock(&r->dir[d]));
-        atomic_fetch_add_explicit(&r->gen, 1, RLX);
+        /* seq_cst: as forget's (the ring's pair, ring_forget). */
+        atomic_fetch_add_explicit(&r->gen, 1, memory_order_seq_cst);
         r->dir[0].ready = r->dir[1].ready = 0;
         r->notsock = 0;
         atomic_store_explicit(&r->tcp, 0, RLX);
@@ -694,6 +767,13 @@ void weft__io_fresh(int fd)
         for (int d = 1; d >= 0; d--)
             weft__spin_unlock(qlock(&r->dir[d]));
         weft__spin_unlock(&r->reg_lock);
+        /* The number was a listener closed outside weft: what its
+         * multishot accepted is closed, and the multishot cancelled
+         * (as forget does). */
+        if (q) {
+            weft__acceptq_forget(q);
+            ring_forget(me.rt, r);
+        }
     }
 }
 
@@ -773,12 +853,10 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     for (int d = 1; d >= 0; d--)
         weft__spin_unlock(qlock(&r->dir[d]));
     weft__spin_unlock(&r->reg_lock);
-    /* seq_cst: pairs with weft__io_uring_run's store (above, with the
-     * generation bump). */
-    uint32_t uw =
-        atomic_exchange_explicit(&r->uring_w, 0, memory_order_seq_cst);
-    if (uw)
-        weft__uring_closed(rt, (int)uw);
+    weft_acceptq *q = atomic_load_explicit(&r->acq, ACQ);
+    if (q)
+        weft__acceptq_forget(q);
+    ring_forget(rt, r);
     if (was == REC_REGISTERED) {
         struct epoll_event e = {0};
         weft__sys_enter();

@@ -7,6 +7,9 @@
 #ifndef WEFT_IO_FD_H
 #define WEFT_IO_FD_H
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 #include "weft.h"
 
 /* The directions of a descriptor. */
@@ -47,6 +50,47 @@ void weft__fdrec_read(weft_fdrec *r, ssize_t got, size_t asked);
 /* send(2) said ENOTSOCK for fd: write(2) it is, from now on. */
 int weft__fdrec_notsock(const weft_fdrec *r);
 void weft__fdrec_set_notsock(weft_fdrec *r);
+
+/* ---- for the io_uring backend's accept (accept.c) ----
+ * A listener's queue of accepted descriptors. */
+typedef struct weft_acceptq weft_acceptq;
+
+/* weft_accept through the ring: 0 with *res the new descriptor or
+ * -errno, or -ENOSYS when the backend does not take it (not chosen, a
+ * plain thread, not a listening stream socket, flags other than
+ * SOCK_NONBLOCK and SOCK_CLOEXEC, no ring): then the poller's path. */
+int weft__io_uring_accept(int fd, int flags, uint64_t deadline_ns, int *res);
+
+/* The listener's generation moved (weft_close, weft_fd_forget, or its
+ * number is a new file): what its queue holds is closed. Any thread. */
+void weft__acceptq_forget(weft_acceptq *q);
+
+/* rt is being destroyed, its rings already (their last handler calls
+ * made): its queues are closed and freed. Destroyer. */
+void weft__acceptq_rt_gone(weft_rt *rt);
+
+/* fd.c's record as accept.c uses it: the task's record of fd (NULL
+ * with *err 0 for a plain thread; rec_of); whether fd is a stream
+ * socket; the generation word; the number's queue slot; the ring that
+ * holds r's operations (worker id + 1: its seq_cst store, before the
+ * ring checks the generation); a wait for direction d without
+ * registering with the poller (the queue and ready flag only), and the
+ * wake-up of that direction's waits, or its ready flag, for generation
+ * gen. */
+weft_fdrec *weft__fdrec_of(int fd, weft_rt **rt, int *err);
+int weft__fdrec_stream(int fd, weft_fdrec *r);
+_Atomic uint32_t *weft__fdrec_gen(weft_fdrec *r);
+_Atomic(weft_acceptq *) *weft__fdrec_acceptq(weft_fdrec *r);
+void weft__fdrec_ring_owner(weft_fdrec *r, int wid);
+int weft__fdrec_wait(weft_rt *rt, weft_fdrec *r, int fd, int d,
+                     uint64_t deadline_ns);
+void weft__fdrec_wake(weft_fdrec *r, int d, uint32_t gen);
+
+/* The reference a call holds on fd's number (fd.c, "Closing"): 0 or
+ * -errno; its drop; and whether weft_close has begun on it. */
+int weft__fd_ref_take(int fd);
+void weft__fd_ref_drop(int fd);
+int weft__fd_closing(int fd);
 
 /* rt is being destroyed (its workers and monitor stopped, its tasks'
  * waits ended): forget its table of descriptors. Destroyer. */

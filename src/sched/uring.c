@@ -1,9 +1,11 @@
 /*
  * uring.c - a worker's io_uring (uring.h): the io_uring backend of the
  * descriptor calls, chosen by WEFT_IO=uring (docs/decisions/0015-io-
- * uring.md). It takes read, recv, write and send of stream sockets from
- * tasks, with their deadlines as linked timeouts; everything else (other
- * descriptors, the other calls, plain threads) stays on the poller.
+ * uring.md). It takes read, recv, write and send of stream sockets and
+ * read and write of regular files from tasks, with their deadlines as
+ * linked timeouts, and multishot accepts (io/accept.c); everything else
+ * (other descriptors, the other calls, plain threads) stays on the
+ * poller.
  *
  * The ring. One per worker, made by the first task that makes a call on
  * that worker, with SINGLE_ISSUER and DEFER_TASKRUN when the kernel has
@@ -18,6 +20,19 @@
  * record into the ring's list and parks until the record says done. Each
  * completion stores the result, then done (release), then unparks the
  * task (the park's WAKE bit covers an unpark that comes first).
+ *
+ * A multishot (weft__uring_multi_accept). Its record is on the heap, not
+ * a stack: it outlives the task that armed it. Its user_data is tagged
+ * (TAG_MULTI, the low bit), and each completion goes to its handler,
+ * which belongs to the layer above (io/accept.c: push the descriptor,
+ * wake the takers); the last one (no IORING_CQE_F_MORE) unlinks and
+ * frees it. It is in the ring's list like any operation, with the
+ * listener's generation, so the close scan and the shutdown cancel-all
+ * below cancel it too. A reap counts each multishot completion as a
+ * task woken, whatever the handler did, so that the idle path that
+ * reaped it looks for work again before it sleeps: the handler's
+ * wake-ups go onto this worker's queues, and a worker that slept on
+ * them would leave them there until its next completion.
  *
  * When it reaps. Submissions wait in the ring and go to the kernel, and
  * completions are reaped, with one io_uring_enter: on the worker's
@@ -122,11 +137,15 @@ const char *weft__uring_fb_name(int why)
 #define TAG_IGNORE ((uint64_t)1) /* a linked timeout's own completion */
 #define TAG_FUTEX ((uint64_t)2)  /* the idle futex wait */
 #define TAG_EPOLL ((uint64_t)3)  /* the poll of the epoll instance */
+#define TAG_MULTI ((uint64_t)1)  /* low bit of a multishot's record */
 #define RING_ENTRIES 256
 
 typedef struct weft_uop {
     struct weft_uop *next, *prev; /* the ring's list of operations in
                                      flight; owner only */
+    weft_uring_multi_fn multi;    /* a multishot's handler (heap record,
+                                     user_data tagged MULTI), else NULL */
+    void *arg;                    /* its argument */
     struct weft_rt *rt;
     uint32_t slot, gen;            /* the task, to unpark */
     const _Atomic uint32_t *fdgen; /* the descriptor's generation word */
@@ -217,15 +236,15 @@ static weft_uring *ring_of(weft_worker *w)
 {
     if (weft_likely(w->uring != NULL))
         return w->uring == (void *)1 ? NULL : w->uring;
-    weft_uring *u = calloc(1, sizeof *u);
     int why = WEFT_IO_FB_RING, err = ENOMEM;
-    if (u) {
-        weft__sys_enter();
+    weft__sys_enter(); /* libc: not preempted (base/sysmark.h) */
+    weft_uring *u = calloc(1, sizeof *u);
+    if (u)
         why = ring_make(&u->ring, &err);
-        weft__sys_leave();
-    }
-    if (why != WEFT_IO_FB_NONE) {
+    if (why != WEFT_IO_FB_NONE)
         free(u);
+    weft__sys_leave();
+    if (why != WEFT_IO_FB_NONE) {
         w->uring = (void *)1;
         /* Seen by weft_stats: this worker's calls go to the poller. */
         atomic_store_explicit(&w->rt->io_fallback_errno, err, RLX);
@@ -257,6 +276,31 @@ static struct io_uring_sqe *sqe_of(weft_uring *u)
         s = io_uring_get_sqe(&u->ring);
     }
     return s;
+}
+
+/* The user_data of o's submission: a multishot's is tagged. */
+static inline uint64_t data_of(const weft_uop *o)
+{
+    return (uint64_t)(uintptr_t)o | (o->multi ? TAG_MULTI : 0);
+}
+
+static void link_op(weft_uring *u, weft_uop *o)
+{
+    o->prev = NULL;
+    o->next = u->ops;
+    if (u->ops)
+        u->ops->prev = o;
+    u->ops = o;
+}
+
+static void unlink_op(weft_uring *u, weft_uop *o)
+{
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        u->ops = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
 }
 
 int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
@@ -300,6 +344,7 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
         return -ENOSYS;
     }
     weft_uop o;
+    o.multi = NULL;
     o.rt = me.rt;
     o.slot = me.slot;
     o.gen = weft__task_hgen(me.rt, me.slot);
@@ -326,11 +371,7 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
     stat_inc(&w->st.uring_ops);
     u->inflight++;
     u->fresh++;
-    o.prev = NULL;
-    o.next = u->ops;
-    if (u->ops)
-        u->ops->prev = &o;
-    u->ops = &o;
+    link_op(u, &o);
     if (deadline != WEFT_NO_DEADLINE) {
         struct io_uring_sqe *t = sqe_of(u);
         if (t) {
@@ -363,6 +404,68 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
     return 0;
 }
 
+int weft__uring_multi_accept(int fd, const _Atomic uint32_t *fdgen,
+                             uint32_t fgen, weft_uring_multi_fn fn, void *arg)
+{
+    weft_worker *w = weft__worker_self();
+    if (!w || !w->current)
+        return -ENOSYS;
+    weft_uring *u = ring_of(w);
+    if (!u)
+        return -ENOSYS;
+    weft__sys_enter(); /* libc: not preempted (base/sysmark.h) */
+    weft_uop *o = calloc(1, sizeof *o);
+    weft__sys_leave();
+    if (!o)
+        return -ENOMEM;
+    /* As weft__uring_io's check: a close either moved the generation
+     * before this load, or finds the record in the list (the scan). */
+    /* seq_cst: the load of io's pair (the descriptor's uring_w). */
+    struct io_uring_sqe *s = NULL;
+    if (atomic_load_explicit(fdgen, memory_order_seq_cst) == fgen)
+        s = sqe_of(u);
+    if (!s) {
+        weft__sys_enter();
+        free(o);
+        weft__sys_leave();
+        return atomic_load_explicit(fdgen, RLX) == fgen ? -ENOSYS : -ECANCELED;
+    }
+    o->multi = fn;
+    o->arg = arg;
+    o->rt = w->rt;
+    o->fdgen = fdgen;
+    o->fgen = fgen;
+    io_uring_prep_multishot_accept(s, fd, NULL, NULL,
+                                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(s, data_of(o));
+    stat_inc(&w->st.uring_ops);
+    u->inflight++;
+    u->fresh++;
+    link_op(u, o);
+    return (int)w->id + 1;
+}
+
+/* A completion of the multishot o: to its handler. The last one (no
+ * F_MORE) ends the operation; a handler that asks for a stop gets a
+ * cancel (its completion is then the last). */
+static void multi_done(weft_uring *u, weft_uop *o, const struct io_uring_cqe *c)
+{
+    int more = (c->flags & IORING_CQE_F_MORE) != 0;
+    int stop = o->multi(o->arg, c->res, more, o->fgen);
+    if (!more) {
+        unlink_op(u, o);
+        u->inflight--;
+        free(o); /* the reaper's thread: weft code, under the mark */
+    } else if (stop && !o->cancelled) {
+        struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
+        if (s) { /* else asked again at its next completion */
+            io_uring_prep_cancel64(s, data_of(o), 0);
+            io_uring_sqe_set_data64(s, TAG_IGNORE);
+            o->cancelled = 1;
+        }
+    }
+}
+
 int weft__uring_busy(weft_worker *w)
 {
     weft_uring *u = ring_made(w);
@@ -390,13 +493,16 @@ static int drain(weft_worker *w, weft_uring *u)
             u->epoll_armed = 0;
             continue;
         }
+        if (d & TAG_MULTI) {
+            /* Its handler may have woken tasks (onto this worker's
+             * queues): counted, so that the idle path looks again
+             * before it sleeps. */
+            multi_done(u, (weft_uop *)(uintptr_t)(d & ~TAG_MULTI), c);
+            woken++;
+            continue;
+        }
         weft_uop *o = (weft_uop *)(uintptr_t)d;
-        if (o->prev)
-            o->prev->next = o->next;
-        else
-            u->ops = o->next;
-        if (o->next)
-            o->next->prev = o->prev;
+        unlink_op(u, o);
         struct weft_rt *rt = o->rt;
         uint32_t slot = o->slot, gen = o->gen;
         o->res = c->res;
@@ -441,7 +547,7 @@ static void cancels(weft_worker *w, weft_uring *u)
                     u->seen_closes = c - 1; /* again at the next reap */
                     break;
                 }
-                io_uring_prep_cancel64(s, (uint64_t)(uintptr_t)o, 0);
+                io_uring_prep_cancel64(s, data_of(o), 0);
                 io_uring_sqe_set_data64(s, TAG_IGNORE);
                 o->cancelled = 1;
             }
@@ -534,6 +640,34 @@ void weft__uring_destroy(weft_worker *w)
     w->uring = NULL;
     if (!u)
         return;
+    /* Multishots: the completions no reap took go to their handlers (an
+     * accepted descriptor must reach someone who closes it), then each
+     * still armed gets its last call. Only those: a task's record was on
+     * a stack that is gone. No io_uring_enter: this is not the ring's
+     * thread. */
+    struct io_uring_cqe *c;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&u->ring, head, c)
+    {
+        n++;
+        uint64_t d = c->user_data;
+        if (d > TAG_EPOLL && (d & TAG_MULTI)) {
+            weft_uop *o = (weft_uop *)(uintptr_t)(d & ~TAG_MULTI);
+            int more = (c->flags & IORING_CQE_F_MORE) != 0;
+            if (!more)
+                o->cancelled = 2; /* ended: its last call is this */
+            o->multi(o->arg, c->res, more, o->fgen);
+        }
+    }
+    io_uring_cq_advance(&u->ring, n);
+    for (weft_uop *o = u->ops, *next; o; o = next) {
+        next = o->next;
+        if (o->multi) {
+            if (o->cancelled != 2)
+                o->multi(o->arg, -ECANCELED, 0, o->fgen);
+            free(o);
+        }
+    }
     io_uring_queue_exit(&u->ring);
     free(u);
 }
@@ -586,6 +720,12 @@ void weft__uring_destroy(struct weft_worker *w)
 int weft__uring_self(void)
 {
     return 0;
+}
+int weft__uring_multi_accept(int fd, const _Atomic uint32_t *fdgen,
+                             uint32_t fgen, weft_uring_multi_fn fn, void *arg)
+{
+    (void)fd, (void)fdgen, (void)fgen, (void)fn, (void)arg;
+    return -ENOSYS;
 }
 void weft__uring_closed(struct weft_rt *rt, int wid)
 {

@@ -55,6 +55,25 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
                    uint64_t deadline_ns, const _Atomic uint32_t *fdgen,
                    uint32_t fgen, ssize_t *res);
 
+/* A multishot operation's handler: called with each completion's
+ * result (for accept, a new descriptor or -errno), `more` 0 on the last
+ * one (the operation has ended), and the descriptor generation it was
+ * armed for. A nonzero return asks that the operation be cancelled (a
+ * last completion follows). Runs on the ring's worker's thread in its
+ * reap (weft code: not preempted), or at the runtime's destroy, where
+ * every multishot still armed gets a last call with -ECANCELED. */
+typedef int (*weft_uring_multi_fn)(void *arg, int res, int more, uint32_t fgen);
+
+/* Arm a multishot accept(2) of the listener fd (each accepted
+ * descriptor O_NONBLOCK | O_CLOEXEC) in the calling task's worker's
+ * ring; it is cancelled like an operation of the generation fgen of
+ * *fdgen (weft__uring_closed, shutdown). Its completions go to fn(arg,
+ * ...) until the last. The worker's id + 1 (what weft__uring_closed
+ * takes), or -ENOSYS (not a task, or no ring), -ECANCELED (the
+ * generation moved), -ENOMEM. Task only. */
+int weft__uring_multi_accept(int fd, const _Atomic uint32_t *fdgen,
+                             uint32_t fgen, weft_uring_multi_fn fn, void *arg);
+
 /* Has w scanned its operations since the last weft_close of a
  * descriptor that the backend used (rt->uring_closes)? Owner only: its
  * idle re-check, so that a close that finds it about to sleep is

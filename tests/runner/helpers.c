@@ -76,6 +76,19 @@ int test_count_fds(void)
     return n;
 }
 
+int test_highest_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK_NOT_NULL(d);
+    int high = -1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && atoi(e->d_name) > high)
+            high = atoi(e->d_name);
+    closedir(d);
+    return high;
+}
+
 weft_rt *test_rt_cfg(const weft_config *cfg)
 {
     weft_rt *rt = NULL;
