@@ -144,12 +144,35 @@ bench() {
     [ "$5" = ok ] || status=1
 }
 
-# wrk_run LOG: the load, on CPU 1; sets rps, p99 (ms) and wrk_ok.
+# The CPU time of process $1 (all its threads), user and system, in ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+
+# cpu_busy N: the busy ticks of CPU N so far, then its interrupt and
+# softirq ticks (loopback traffic is partly there, charged to no process),
+# then all its ticks (/proc/stat).
+cpu_busy() {
+    awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i
+        print t - $5 - $6, $7 + $8, t }' /proc/stat
+}
+
+# wrk_run LOG WHAT: the load, on CPU 1; sets rps, p99 (ms) and wrk_ok.
+# Says on stderr what share of CPU 0 the server had over the run and
+# what other processes took of it, and how busy CPU 1 was: on a shared
+# machine, a run in which the server did not have its CPU measures the
+# machine.
 wrk_run() {
-    local out reqs errors
+    local out reqs errors s0 s1 a0 a1 b0 b1
+    s0=$(cpu_ticks "$pid") a0=$(cpu_busy 0) b0=$(cpu_busy 1)
     out=$(timeout $((secs + 60)) taskset -c 1 wrk -t1 -c256 -d"${secs}s" \
         --timeout 8 --latency "http://127.0.0.1:$port/plaintext" 2>&1)
+    s1=$(cpu_ticks "$pid") a1=$(cpu_busy 0) b1=$(cpu_busy 1)
     echo "$out" >"$1"
+    echo "$a0 $a1 $b0 $b1" | awk -v s="$((s1 - s0))" -v w="$2" -v i="$impl" '{
+        t0 = $6 - $3; t1 = $12 - $9; q = $5 - $2
+        if (t0 <= 0 || t1 <= 0) exit
+        printf "hostile.sh: %s: %s: CPU 0: server %.0f%%, interrupts %.0f%%, " \
+            "other processes %.0f%%; CPU 1 busy %.0f%%\n", i, w, 100 * s / t0,
+            100 * q / t0, 100 * ($4 - $1 - s - q) / t0, 100 * ($10 - $7) / t1 }' >&2
     # As ../shared/peers/net/bench.sh reads wrk's report.
     read -r rps reqs p99 errors < <(awk '
         /^Requests\/sec:/ { rps = $2 }
@@ -177,11 +200,10 @@ rss_kib() {
         awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
-# The CPU time of process $1 (all its threads), user and system, in ticks.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
-
 run_load() {
-    local io=$1 impl=weft-$1 b_rps b_p99 b_ok line ok=ok
+    local io=$1
+    impl=weft-$1
+    local b_rps b_p99 b_ok line ok=ok
     echo "hostile.sh: $impl: baseline, then $n hostile clients" >&2
     if ! start_server "$io" "$tmo" $((n + 256 + 100)); then
         for x in http_plaintext http_plaintext_hostile; do
@@ -194,7 +216,7 @@ run_load() {
     # count against the baseline only.
     timeout 30 taskset -c 1 wrk -t1 -c256 -d2s \
         "http://127.0.0.1:$port/plaintext" >/dev/null 2>&1
-    wrk_run "$tmp/wrk-$io-base.log"
+    wrk_run "$tmp/wrk-$io-base.log" alone
     b_rps=$rps b_p99=$p99 b_ok=$wrk_ok
     bench http_plaintext "$impl" "$b_rps" req/s "$b_ok"
     bench http_plaintext_p99 "$impl" "$b_p99" ms "$b_ok"
@@ -203,7 +225,7 @@ run_load() {
         >"$tmp/sc-$io.log" 2>&1 &
     scpid=$!
     sleep 2
-    wrk_run "$tmp/wrk-$io-hostile.log"
+    wrk_run "$tmp/wrk-$io-hostile.log" "with $n hostile"
     wait "$scpid"
     scpid=""
     line=$(grep '^slowclients: mode=' "$tmp/sc-$io.log")
@@ -251,7 +273,8 @@ run_load() {
 }
 
 run_memory() {
-    local io=$1 impl=weft-$1 r0 rk fds i line ok=ok
+    impl=weft-$1
+    local io=$1 r0 rk fds i line ok=ok
     echo "hostile.sh: $impl: RSS with 0 and $k idle connections" >&2
     if ! start_server "$io" 600000 $((k + 100)); then
         bench http_conn_memory "$impl" 0 B/conn FAIL
