@@ -83,41 +83,65 @@ if [ -n "${HOSTILE_LOGS:-}" ]; then
 else
     tmp=$(mktemp -d /tmp/weft-hostile.XXXXXX) keep=0
 fi
-pid="" port="" scpid=""
+pid="" port="" scpid="" slog="" server_died=0
 next_port=$((18000 + ($$ % 50) * 20))
 
 # True when something accepts connections on 127.0.0.1:$1 (within 2 s).
 # shellcheck disable=SC2016  # expanded by the inner shell
 answers() { timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
 
-# start_server IO TIMEOUT_MS MAX_CONN: httpd on CPU 0 in a session of its
-# own, on a free port; waits (20 s at most) until it answers. Sets $pid
-# and $port.
+# start_server IO TIMEOUT_MS MAX_CONN WHAT: httpd on CPU 0 in a session of
+# its own, on a free port, its output in $tmp/httpd-IO-WHAT.log; waits
+# (20 s at most) until it says it listens. Sets $pid, $port and $slog.
+# That the port answers is not enough: another program can take a port
+# between its pick and httpd's bind, and then it answers while httpd has
+# exited (seen on this shared machine: hostile clients served by a
+# stranger's server with another deadline). A server that exits before it
+# listens is tried on up to two more ports.
 start_server() {
-    local i
-    for ((i = 0; i < 1000; i++)); do
-        port=$next_port
-        next_port=$((next_port >= 18999 ? 18000 : next_port + 1))
-        answers "$port" || break
+    local i try
+    slog=$tmp/httpd-$1-$4.log
+    for try in 1 2 3; do
+        for ((i = 0; i < 1000; i++)); do
+            port=$next_port
+            next_port=$((next_port >= 18999 ? 18000 : next_port + 1))
+            answers "$port" || break
+        done
+        PORT=$port WORKERS=1 WEFT_IO=$1 HTTPD_READ_TIMEOUT_MS=$2 \
+            HTTPD_MAX_CONN=$3 setsid taskset -c 0 "$httpd" >"$slog" 2>&1 \
+            </dev/null &
+        pid=$!
+        for ((i = 0; i < 200; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            grep -q "listening on 127.0.0.1:$port\$" "$slog" && return 0
+            sleep 0.1
+        done
+        echo "hostile.sh: httpd (WEFT_IO=$1) did not listen on $port" \
+            "(try $try of 3); it said:" >&2
+        cat "$slog" >&2
+        kill -0 "$pid" 2>/dev/null && { stop_server; return 1; }
+        wait "$pid" 2>/dev/null
+        pid=""
     done
-    PORT=$port WORKERS=1 WEFT_IO=$1 HTTPD_READ_TIMEOUT_MS=$2 HTTPD_MAX_CONN=$3 \
-        setsid taskset -c 0 "$httpd" >"$tmp/httpd-$1.log" 2>&1 </dev/null &
-    pid=$!
-    for ((i = 0; i < 200; i++)); do
-        answers "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "hostile.sh: httpd (WEFT_IO=$1) did not answer on $port:" >&2
-    cat "$tmp/httpd-$1.log" >&2
-    stop_server
     return 1
 }
 
-# SIGTERM to the server's process group, SIGKILL after 3 s.
+# SIGTERM to the server's process group, SIGKILL after 3 s. A server that
+# had already exited is a failure (server_died=1), said with its status and
+# output.
 stop_server() {
-    local i
+    local i rc
     [ -n "$pid" ] || return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid"
+        rc=$?
+        echo "hostile.sh: httpd had exited before it was stopped, status $rc" \
+            "($( ((rc > 128)) && kill -l $((rc - 128)) ));" \
+            "it said:" >&2
+        cat "$slog" >&2
+        server_died=1 pid=""
+        return 0
+    fi
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < 30; i++)); do
         kill -0 "$pid" 2>/dev/null || break
@@ -205,7 +229,7 @@ run_load() {
     impl=weft-$1
     local b_rps b_p99 b_ok line ok=ok
     echo "hostile.sh: $impl: baseline, then $n hostile clients" >&2
-    if ! start_server "$io" "$tmo" $((n + 256 + 100)); then
+    if ! start_server "$io" "$tmo" $((n + 256 + 100)) load; then
         for x in http_plaintext http_plaintext_hostile; do
             bench $x "$impl" 0 req/s FAIL; bench ${x}_p99 "$impl" 0 ms FAIL
         done
@@ -254,6 +278,7 @@ run_load() {
     c1=$(cpu_ticks "$pid")
     stop_clients
     stop_server
+    [ $server_died = 0 ] || ok=FAIL b_ok=FAIL
     hz=$(getconf CLK_TCK)
     bench http_plaintext_hostile "$impl" "$rps" req/s $ok
     bench http_plaintext_hostile_p99 "$impl" "$p99" ms $ok
@@ -264,7 +289,7 @@ run_load() {
         "$(awk -v a="$p99" -v b="$b_p99" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')" ratio $ok
     bench http_hostile_server_cpu "$impl" \
         "$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN { printf "%.1f", (b - a) * 100 / hz / 5 }')" \
-        %cpu "$([ -n "$c0" ] && [ -n "$c1" ] && echo ok || echo FAIL)"
+        %cpu "$([ -n "$c0" ] && [ -n "$c1" ] && [ $server_died = 0 ] && echo ok || echo FAIL)"
     awk -v a="$rps" -v b="$b_rps" -v p="$p99" -v q="$b_p99" -v i="$impl" 'BEGIN {
         t = b > 0 ? a / b : 0; l = q > 0 ? p / q : 0
         printf "hostile.sh: %s: throughput %.3f of the baseline (%s), p99 %.3fx (%s)\n",
@@ -276,7 +301,7 @@ run_memory() {
     impl=weft-$1
     local io=$1 r0 rk fds i line ok=ok
     echo "hostile.sh: $impl: RSS with 0 and $k idle connections" >&2
-    if ! start_server "$io" 600000 $((k + 100)); then
+    if ! start_server "$io" 600000 $((k + 100)) mem; then
         bench http_conn_memory "$impl" 0 B/conn FAIL
         return
     fi
@@ -299,7 +324,8 @@ run_memory() {
     stop_clients
     line=$(grep '^slowclients: mode=' "$tmp/scq-$io.log")
     stop_server
-    if [ "$fds" -lt "$k" ] || [ -z "$line" ] || [ "$(field closes "$line")" != 0 ]; then
+    if [ $server_died = 1 ] || [ "$fds" -lt "$k" ] || [ -z "$line" ] ||
+        [ "$(field closes "$line")" != 0 ]; then
         ok=FAIL
         echo "hostile.sh: $impl: the server held $fds descriptors for $k clients" >&2
         cat "$tmp/scq-$io.log" >&2
@@ -311,7 +337,9 @@ run_memory() {
 }
 
 for io in "$@"; do
+    server_died=0
     run_load "$io"
+    server_died=0
     run_memory "$io"
 done
 exit $status
