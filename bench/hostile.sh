@@ -2,7 +2,8 @@
 # hostile.sh - examples/httpd's good clients beside many hostile ones, and
 # its memory per connection (issue 15, item 5).
 #
-#   bash bench/hostile.sh [-b BUILD] [-n N] [-k K] [-d SECS] [-t MS] [io...]
+#   bash bench/hostile.sh [-b BUILD] [-s SERVER] [-n N] [-k K] [-d SECS]
+#                         [-t MS] [io...]
 #
 # For each io backend (default: epoll uring; WEFT_IO of the server):
 #  1. httpd starts alone on CPU 0 (taskset -c 0, WORKERS=1, a free port
@@ -40,28 +41,32 @@
 # slowclients' own line; it is not a check.
 #
 # BUILD (default build-me, relative to the repository) holds
-# examples/httpd and bench/slowclients; this script builds nothing. N +
+# examples/httpd and bench/slowclients; this script builds nothing. -s
+# runs another server binary instead of BUILD/examples/httpd (another
+# build of it, or a copy under another name where something else on the
+# machine signals processes named httpd). N +
 # 256 must stay under the server's connection cap: HTTPD_MAX_CONN is set
 # to N + 256 + 100 (hostile) and K + 100 (memory).
 set -u
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=build-me n=1000 k=10000 secs=8 tmo=2000
+build=build-me server="" n=1000 k=10000 secs=8 tmo=2000
 while [ $# -gt 0 ]; do
     case "$1" in
     -b) build=$2; shift 2 ;;
+    -s) server=$2; shift 2 ;;
     -n) n=$2; shift 2 ;;
     -k) k=$2; shift 2 ;;
     -d) secs=$2; shift 2 ;;
     -t) tmo=$2; shift 2 ;;
-    -*) echo "usage: hostile.sh [-b BUILD] [-n N] [-k K] [-d SECS] [-t MS] [io...]" >&2
+    -*) echo "usage: hostile.sh [-b BUILD] [-s SERVER] [-n N] [-k K] [-d SECS] [-t MS] [io...]" >&2
         exit 2 ;;
     *) break ;;
     esac
 done
 [ $# -gt 0 ] || set -- epoll uring
 case $build in /*) ;; *) build=$here/$build ;; esac
-httpd=$build/examples/httpd sc=$build/bench/slowclients
+httpd=${server:-$build/examples/httpd} sc=$build/bench/slowclients
 for b in "$httpd" "$sc"; do
     [ -x "$b" ] || { echo "hostile.sh: no $b (build the Release tree first)" >&2; exit 2; }
 done
