@@ -5,13 +5,13 @@
  *
  * Arena order (DESIGN.md §3): the runtime header and its workers, summary
  * words (top, root, leaf), reservation maps (avail, resv), the hot and cold
- * TCB arrays, per-slot queue links, stack metadata, timer heaps, mesh
- * mailboxes, stats baselines (obs/stats.c), signal stacks, then the
- * default-class stacks and the small-class stacks (page aligned). Only the
- * header, the worker array and the summary words are written at creation;
- * everything else is touched when first used. The metadata (all before the
- * stacks) is padded to whole huge pages and backed by them when the system
- * allows (mem/arena.c).
+ * TCB arrays, task names, per-slot queue links, stack metadata, timer
+ * heaps, mesh mailboxes, stats baselines (obs/stats.c), signal stacks, then
+ * the default-class stacks and the small-class stacks (page aligned). Only
+ * the header, the worker array and the summary words are written at
+ * creation; everything else is touched when first used. The metadata (all
+ * before the stacks) is padded to whole huge pages and backed by them when
+ * the system allows (mem/arena.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -41,7 +41,7 @@
 /* ---- create ----------------------------------------------------------- */
 
 typedef struct layout {
-    size_t rt, workers, sum, hot, cold, tiers, link, evr;
+    size_t rt, workers, sum, hot, cold, names, tiers, link, evr;
     size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt, obs;
     size_t meta, fence[2], stacks[2], total;
 } layout;
@@ -56,6 +56,7 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->sum = weft__arena_add(&p, weft__summary_bytes(s), line);
     l->hot = weft__arena_add(&p, n * sizeof(weft_tcb), line);
     l->cold = weft__arena_add(&p, n * sizeof(weft_tcb_cold), line);
+    l->names = weft__arena_add(&p, n * sizeof(weft_task_name), line);
     l->tiers = weft__arena_add(&p, n * sizeof(weft_tier_slot), line);
     l->link = weft__arena_add(&p, n * 4, line);
 #ifdef WEFT_DEBUG
@@ -163,6 +164,7 @@ static int place(weft_rt *rt, const weft_config *cfg, const layout *l, char *a,
     weft__summary_init(&rt->sum);
     rt->hot = (weft_tcb *)(a + l->hot);
     rt->cold = (weft_tcb_cold *)(a + l->cold);
+    rt->names = (weft_task_name *)(a + l->names);
     rt->tiers = (weft_tier_slot *)(a + l->tiers);
     rt->link = (_Atomic uint32_t *)(a + l->link);
 #ifdef WEFT_DEBUG
