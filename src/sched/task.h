@@ -11,7 +11,11 @@
  * elsewhere and costs only the tasks that use it: a name in the names
  * array (flagged by the NAMED bit, so spawn of an unnamed task never
  * touches it), task-local values at the top of its own stack (tls.c),
- * tier state in the monitor's array, tagged with the generation.
+ * tier state in the monitor's array, tagged with the generation. The
+ * arrays that every task touches are laid out next to each other, apart
+ * from those it may not (rt/rt.c), since the metadata sits on huge pages:
+ * an array between two touched ones costs its huge pages too
+ * (docs/decisions/0016-memory-per-task.md).
  *
  * State word (64 bits, one CAS per change):
  *
