@@ -57,7 +57,8 @@ typedef struct weft_stack_pool {
     _Atomic uint8_t *flags;     /* WEFT_STK_* per stack; see stack.c */
     _Atomic uint32_t *owner;    /* slot + 1 of the task bound, 0 = none */
     void **san;                 /* TSan fiber of each stack (TSan builds):
-                                  one per stack, reused by its tasks */
+                                  one per stack, reused by its tasks; no
+                                  room is laid out for it in others */
     _Atomic uint64_t head;      /* Treiber top: tag << 32 | (index + 1) */
     _Atomic uint32_t bump;      /* stacks at or above never handed out */
     _Atomic uint64_t resident;  /* stacks that may hold resident pages */

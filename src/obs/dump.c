@@ -141,7 +141,7 @@ static int task_snapshot(weft_rt *rt, uint32_t slot, uint64_t s,
     o->polls = weft__task_polls(&rt->hot[slot]);
     /* The name is plain memory, written by the spawner before the task
      * was handed over; copied racily and forced to end. */
-    weft__name_get(c, o->name);
+    weft__name_get(&rt->names[slot], s, o->name);
     /* Still the same task? Its generation moves on when it is reaped.
      * Acquire fence: the reads above come before this one (a seqlock
      * reader's order; the writer's side is reap's release and the next
@@ -303,7 +303,7 @@ static void dump_worker(out *o, weft_rt *rt, unsigned i, uint64_t now, int base)
     put_u(o, i);
     if (run) {
         char name[16];
-        weft__name_get(&rt->cold[run - 1], name);
+        weft__task_name(rt, run - 1, name);
         put_s(o, " running");
         put_kv(o, "task", run - 1);
         put_bracket(o, "name", name);

@@ -53,7 +53,9 @@ weft_noreturn static void report(weft_rt *rt, int cls, uint32_t owner,
                                  const char *how, uintptr_t below)
 {
     weft_stack_pool *p = &rt->pool[cls];
-    const char *name = owner ? rt->cold[owner - 1].name : "?";
+    char name[16] = "?";
+    if (owner)
+        weft__task_name(rt, owner - 1, name);
     weft__die("stack",
               "stack overflow in task '%s' (slot %u, %lu-byte %s stack, %s "
               "%lu bytes below its bottom)",

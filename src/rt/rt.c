@@ -4,14 +4,25 @@
  * is overflow.c.
  *
  * Arena order (DESIGN.md §3): the runtime header and its workers, summary
- * words (top, root, leaf), reservation maps (avail, resv), the hot and cold
- * TCB arrays, per-slot queue links, stack metadata, timer heaps, mesh
- * mailboxes, stats baselines (obs/stats.c), signal stacks, then the
- * default-class stacks and the small-class stacks (page aligned). Only the
- * header, the worker array and the summary words are written at creation;
- * everything else is touched when first used. The metadata (all before the
- * stacks) is padded to whole huge pages and backed by them when the system
- * allows (mem/arena.c).
+ * words (top, root, leaf), reservation maps (avail, resv); then the arrays
+ * that every live task touches, side by side: the hot and cold TCB arrays,
+ * per-slot queue links, each stack's flags and owner; then stack free-list
+ * links (and TSan fibers, in TSan builds only), timer heaps, mesh
+ * mailboxes, stats baselines (obs/stats.c), signal stacks. That much, the
+ * metadata, is padded to whole huge pages and backed by them when the
+ * system allows (mem/arena.c). Then, on normal pages, the default-class
+ * and small-class stacks (page aligned), and above them the per-slot
+ * arrays that only some tasks touch (names, tier slots). Only the header,
+ * the worker array and the summary words are written at creation;
+ * everything else is touched when first used.
+ *
+ * Why this order: a huge page is resident as a whole once any byte of it
+ * is touched, so live tasks cost the huge pages their arrays span. An
+ * array that every task touches belongs with the others, so that they
+ * span as few huge pages as their bytes need; an array that only some
+ * tasks touch would make a whole huge page resident for one entry (2 MiB
+ * for the tier slot of a task the monitor tracks), where a normal page
+ * costs 4 KiB (docs/decisions/0016-memory-per-task.md).
  */
 #include <errno.h>
 #include <limits.h>
@@ -37,11 +48,17 @@
 #include "rt.h"
 
 #define RLX memory_order_relaxed
+/* Bytes per stack of weft_stack_pool.san: TSan builds only. */
+#ifdef WEFT_TSAN
+#define SAN_FIBER_BYTES sizeof(void *)
+#else
+#define SAN_FIBER_BYTES 0
+#endif
 
 /* ---- create ----------------------------------------------------------- */
 
 typedef struct layout {
-    size_t rt, workers, sum, hot, cold, tiers, link, evr;
+    size_t rt, workers, sum, hot, cold, names, tiers, link, evr;
     size_t next[2], flags[2], owner[2], san[2], timers, mbox, order, alt, obs;
     size_t meta, fence[2], stacks[2], total;
 } layout;
@@ -54,20 +71,24 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->rt = weft__arena_add(&p, sizeof(weft_rt), line);
     l->workers = weft__arena_add(&p, c->workers * sizeof(weft_worker), line);
     l->sum = weft__arena_add(&p, weft__summary_bytes(s), line);
+    /* What every live task touches, side by side ("Arena order"). */
     l->hot = weft__arena_add(&p, n * sizeof(weft_tcb), line);
     l->cold = weft__arena_add(&p, n * sizeof(weft_tcb_cold), line);
-    l->tiers = weft__arena_add(&p, n * sizeof(weft_tier_slot), line);
     l->link = weft__arena_add(&p, n * 4, line);
+    size_t ns = weft__stacks_per_class(c);
+    for (int k = 0; k < 2; k++) {
+        l->flags[k] = weft__arena_add(&p, ns, line);
+        l->owner[k] = weft__arena_add(&p, ns * 4, line);
+    }
+    /* Dense once used, but not by every task: free-list links (a stack
+     * handed out from the bump index has none) and TSan fibers. */
+    for (int k = 0; k < 2; k++) {
+        l->next[k] = weft__arena_add(&p, ns * 4, line);
+        l->san[k] = weft__arena_add(&p, ns * SAN_FIBER_BYTES, line);
+    }
 #ifdef WEFT_DEBUG
     l->evr = weft__arena_add(&p, n * sizeof(weft_evring), line);
 #endif
-    size_t ns = weft__stacks_per_class(c);
-    for (int k = 0; k < 2; k++) {
-        l->next[k] = weft__arena_add(&p, ns * 4, line);
-        l->flags[k] = weft__arena_add(&p, ns, line);
-        l->owner[k] = weft__arena_add(&p, ns * 4, line);
-        l->san[k] = weft__arena_add(&p, ns * sizeof(void *), line);
-    }
     /* Timer heaps: one per worker, room for every task's timer. */
     l->timers =
         weft__arena_add(&p, c->workers * n * sizeof(weft_theap_ent), line);
@@ -91,6 +112,11 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
     l->fence[1] = weft__arena_add(&p, page, page);
     l->stacks[1] = weft__arena_add(
         &p, ns * weft__stack_stride(c->small_stack_size, 1, page), page);
+    /* Sparse per-slot arrays, on normal pages above the stacks (where no
+     * overflow reaches): a named task's name, a tracked task's tier
+     * slot. */
+    l->names = weft__arena_add(&p, n * sizeof(weft_task_name), page);
+    l->tiers = weft__arena_add(&p, n * sizeof(weft_tier_slot), line);
     l->total = weft__arena_add(&p, 0, page);
 }
 
@@ -163,6 +189,7 @@ static int place(weft_rt *rt, const weft_config *cfg, const layout *l, char *a,
     weft__summary_init(&rt->sum);
     rt->hot = (weft_tcb *)(a + l->hot);
     rt->cold = (weft_tcb_cold *)(a + l->cold);
+    rt->names = (weft_task_name *)(a + l->names);
     rt->tiers = (weft_tier_slot *)(a + l->tiers);
     rt->link = (_Atomic uint32_t *)(a + l->link);
 #ifdef WEFT_DEBUG

@@ -64,6 +64,8 @@ struct weft_rt {
     weft_evring *evr;       /* [max_tasks] in WEFT_DEBUG builds, else
                                NULL (evtrace.h) */
     weft_tcb_cold *cold;    /* [max_tasks] */
+    weft_task_name *names;  /* [max_tasks]: named tasks' names only
+                               (sched/task.h, NAMED) */
     weft_tier_slot *tiers;  /* [max_tasks]: the monitor's (sysmon.c) */
     _Atomic uint32_t *link; /* [max_tasks] queue links */
     void *arena;
@@ -235,6 +237,17 @@ static inline int weft__slot_running(struct weft_rt *rt, uint32_t slot)
                 slot + 1)
             return -2;
     return -1;
+}
+
+/* The name of the task in slot (empty when it has none), as of now: a
+ * stale name of a reused slot unless the caller checks the generation.
+ * Any thread; signal safe. */
+static inline void weft__task_name(const struct weft_rt *rt, uint32_t slot,
+                                   char out[16])
+{
+    weft__name_get(
+        &rt->names[slot],
+        atomic_load_explicit(&rt->hot[slot].state, memory_order_relaxed), out);
 }
 
 /* Bytes at the top of every stack kept for task-local values. */

@@ -49,10 +49,12 @@ weft_cold static void canary_dead(weft_worker *w, weft_tcb *t)
     weft_rt *rt = w->rt;
     uint32_t slot = slot_of(rt, t);
     int cls = (atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
+    char name[16];
+    weft__task_name(rt, slot, name);
     weft__die("stack",
               "stack overflow in task '%s' (slot %u, %lu-byte %s stack, "
               "canary overwritten)",
-              rt->cold[slot].name, slot, (unsigned long)rt->pool[cls].size,
+              name, slot, (unsigned long)rt->pool[cls].size,
               cls ? "small" : "default");
 }
 

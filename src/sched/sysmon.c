@@ -218,7 +218,7 @@ static void promoted(weft_rt *rt, uint32_t slot, int tier, uint64_t ran)
         return;
     weft_task t = weft__handle(rt->id, slot, weft__task_hgen(rt, slot));
     char name[16];
-    weft__name_get(&rt->cold[slot], name);
+    weft__task_name(rt, slot, name);
     weft__policy_warn(rt, t, name, ran);
 }
 

@@ -88,11 +88,12 @@ weft_cold weft_noinline static void trace_spawn(weft_rt *rt, weft_worker *w,
                 << 32;
     weft_tring *r = weft__trace_ring(rt, w);
     uint32_t g = hgen(rt, gen);
+    uint64_t nw[2];
+    weft__name_words(&rt->names[slot],
+                     atomic_load_explicit(&rt->hot[slot].state, RLX), nw);
     if (r) /* the name was set above: it goes with the spawn */
-        weft__trace_put(
-            r, WEFT_TEV_SPAWN, slot, g & 0xff, g >> 8, parent,
-            __atomic_load_n(&rt->cold[slot].name_w[0], __ATOMIC_RELAXED),
-            __atomic_load_n(&rt->cold[slot].name_w[1], __ATOMIC_RELAXED));
+        weft__trace_put(r, WEFT_TEV_SPAWN, slot, g & 0xff, g >> 8, parent,
+                        nw[0], nw[1]);
 }
 
 int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
@@ -132,15 +133,13 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
      * (racily, then checks the generation): an atomic store, so that the
      * two never race as plain and atomic accesses. */
     atomic_store_explicit(&t->polls, (uint64_t)(uintptr_t)arg, RLX);
-    c->result = NULL;
-    c->tls = NULL;
-    c->tls_area = NULL;
+    c->tls = NULL; /* and result (sched/task.h) */
     c->stack = 0;
     atomic_store_explicit(&c->cpu_ns, 0, RLX);
     c->nopreempt = 0;
     bits |= rt->spawn_bits; /* cfg.preempt_all */
     weft__cold_wait_set(c, WEFT_WK_NONE, NULL);
-    weft__name_set(c, attr ? attr->name : NULL);
+    bits |= weft__name_set(&rt->names[slot], attr ? attr->name : NULL);
     /* Relaxed: the task is handed over by a queue push or a signal bit,
      * both release operations. */
     atomic_store_explicit(&t->state, gen | bits | WEFT_TS_RUNNABLE, RLX);
@@ -300,7 +299,7 @@ static weft_worker *run_inline(weft_worker *w, uint32_t slot)
     void *tls[WEFT_TLS_KEYS];
     c->stack = pc->stack;
     weft__cold_set_fiber(c, weft__cold_fiber(pc));
-    c->tls_area = tls;
+    c->tls = weft__tls_area(tls);
     /* The parent waits for the child on its own stack: for observers it
      * is parked in a join (obs/dump.c), though its state stays RUNNABLE.
      * Its cold line is already loaded (pc->stack above). */
@@ -315,7 +314,7 @@ static weft_worker *run_inline(weft_worker *w, uint32_t slot)
     void *arg = t->arg;
     weft__task_started(t, 1);
     void *r = fn(arg);
-    if (c->tls)
+    if (weft__tls_values(c))
         weft__task_exit(r); /* its TLS destructors, then its result */
     else
         c->result = r;
@@ -323,8 +322,6 @@ static weft_worker *run_inline(weft_worker *w, uint32_t slot)
     weft__cold_wait_set(pc, WEFT_WK_NONE, NULL);
     c->stack = 0;
     weft__cold_set_fiber(c, NULL);
-    c->tls = NULL;
-    c->tls_area = NULL;
     stat_inc(&w->st.finishes);
     if (weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))
         trace_end(rt, w, slot);

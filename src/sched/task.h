@@ -5,6 +5,18 @@
  * every switch touches; the cold part is what spawn, join and dumps touch.
  * Both live in arena arrays indexed by slot.
  *
+ * What a parked task costs. Every live task makes its entries of the
+ * arrays its spawn writes resident: hot (32), cold (40), its queue link
+ * (4) and its stack's flags and owner (5). A task's optional data lives
+ * elsewhere and costs only the tasks that use it: a name in the names
+ * array (flagged by the NAMED bit, so spawn of an unnamed task never
+ * touches it), task-local values at the top of its own stack (tls.c),
+ * tier state in the monitor's array, tagged with the generation. The
+ * arrays that every task touches are laid out next to each other, apart
+ * from those it may not (rt/rt.c), since the metadata sits on huge pages:
+ * an array between two touched ones costs its huge pages too
+ * (docs/decisions/0016-memory-per-task.md).
+ *
  * State word (64 bits, one CAS per change):
  *
  *     bits 0-2   state        (enum below)
@@ -17,7 +29,10 @@
  *     bits 8-11  priority     0..15
  *     bit  12    CANARY       default-class stack with a canary (the
  *                             guard budget ran out); checked on switch-out
- *     bits 13-39 unused
+ *     bit  13    NAMED        spawned with a name: it is in the slot's
+ *                             entry of the names array (weft_task_name);
+ *                             without it the name is empty
+ *     bits 14-39 unused
  *     bits 40-63 generation   of the slot, +1 each time it is freed
  *
  * States, who owns the task (and its stack) in each, and what may follow:
@@ -62,6 +77,7 @@ enum {
 #define WEFT_TS_SMALL (UINT64_C(1) << 6)
 #define WEFT_TS_PREEMPTIBLE (UINT64_C(1) << 7)
 #define WEFT_TS_CANARY (UINT64_C(1) << 12)
+#define WEFT_TS_NAMED (UINT64_C(1) << 13)
 #define WEFT_TS_PRIO_SHIFT 8
 #define WEFT_TS_GEN_SHIFT 40
 #define WEFT_TS_GEN_MASK (~UINT64_C(0) << WEFT_TS_GEN_SHIFT)
@@ -119,7 +135,18 @@ static inline uint64_t weft__task_polls(weft_tcb *t)
 
 /* Cold part. */
 typedef struct weft_tcb_cold {
-    void *result;              /* return value; written before DONE */
+    /* One word for what the task needs while it runs and what its
+     * joiner needs once it has ended: its TLS destructors have run
+     * (weft__tls_finish) before the result is stored, and nothing reads
+     * tls after that. Spawn clears both. */
+    union {
+        void **tls;   /* task-local values: NULL (none set), the values'
+                         array (at the top of its own stack), or, tagged
+                         with bit 0, where they go when first set for a
+                         task run inline by its joiner (no stack of its
+                         own; tls.c). The task itself only */
+        void *result; /* its return value; written before DONE */
+    };
     _Atomic uintptr_t joiner;  /* tagged: 0, a waiter, or
                                   WEFT_JOINER_DONE */
     uint32_t stack;            /* bound stack index + 1; 0 = none. Owner:
@@ -130,18 +157,6 @@ typedef struct weft_tcb_cold {
     uint16_t nopreempt; /* weft_preempt_disable depth; the task itself
                            writes, its worker's SIGURG handler reads
                            (same thread) */
-    void **tls;         /* task-local values (on its stack) or NULL */
-    void **tls_area;    /* where they go when first set, if not at the top
-                        of its own stack (a task run inline by its joiner
-                        has no stack of its own); NULL otherwise */
-    union {
-        char name[16]; /* for errors and dumps; NUL-terminated. Written
-                          by the spawner and read by the monitor and
-                          dumps: through name_w, as relaxed atomic words
-                          (weft__name_set/get), so that a stale read of a
-                          reused slot is no data race */
-        uint64_t name_w[2];
-    };
     /* Accounting (sched/worker.c, sysmon.c); read racily by
      * weft_task_info. */
     _Atomic uint64_t cpu_ns; /* CPU time of its polls: the worker running
@@ -155,12 +170,37 @@ typedef struct weft_tcb_cold {
 #endif
 } weft_tcb_cold;
 
-/* Every task costs its cold part in resident memory while it lives
- * (bench memory): 72 bytes outside TSan builds (56 before budgets and
- * wait records), and its tier slot 24 more. */
+/* cold.tls for a task whose values, once set, go to `area` (a task run
+ * inline on its joiner's stack). Its starter. */
+static inline void **weft__tls_area(void **area)
+{
+    return (void **)((uintptr_t)area | 1);
+}
+
+/* The task's values' array, or NULL while none has been set. The task
+ * itself. */
+static inline void **weft__tls_values(const weft_tcb_cold *c)
+{
+    uintptr_t v = (uintptr_t)c->tls;
+    return (v & 1) ? NULL : (void **)v;
+}
+
+/* Every task costs its cold part in resident memory while it lives (see
+ * "What a parked task costs" above); its tier slot only once the monitor
+ * tracks it. */
 #ifndef WEFT_TSAN
-_Static_assert(sizeof(weft_tcb_cold) <= 72, "cold TCB grew");
+_Static_assert(sizeof(weft_tcb_cold) <= 40, "cold TCB grew");
 #endif
+
+/* A task's name (for errors, dumps and traces; NUL-terminated, at most 15
+ * characters) in the names array, indexed by slot. Written by the spawner
+ * of a named task only (NAMED in its state word) before the task is
+ * handed over; read by the monitor, dumps, traces and the overflow
+ * reporter as relaxed atomic words, so that a stale read of a reused slot
+ * is no data race. */
+typedef struct weft_task_name {
+    uint64_t w[2];
+} weft_task_name;
 
 /*
  * Where a task waits (cold.wait_kind). Each blocking primitive records its
@@ -222,26 +262,46 @@ typedef struct weft_tier_slot {
     _Atomic uint32_t violations; /* its polls over budget */
 } weft_tier_slot;
 
-/* Set / copy out a task's name (see weft_tcb_cold.name). Any thread. */
-static inline void weft__name_set(weft_tcb_cold *c, const char *name)
+/* Set n to name (NULL: empty); returns WEFT_TS_NAMED when the name is
+ * not empty, for the state word, else 0 and n is not touched. The
+ * spawner. */
+static inline uint64_t weft__name_set(weft_task_name *n, const char *name)
 {
+    if (!name || !name[0])
+        return 0;
     union {
         char b[16];
         uint64_t w[2];
     } u = {{0}};
-    for (int i = 0; name && name[i] && i < 15; i++)
+    for (int i = 0; name[i] && i < 15; i++)
         u.b[i] = name[i];
-    __atomic_store_n(&c->name_w[0], u.w[0], __ATOMIC_RELAXED);
-    __atomic_store_n(&c->name_w[1], u.w[1], __ATOMIC_RELAXED);
+    __atomic_store_n(&n->w[0], u.w[0], __ATOMIC_RELAXED);
+    __atomic_store_n(&n->w[1], u.w[1], __ATOMIC_RELAXED);
+    return WEFT_TS_NAMED;
 }
-static inline void weft__name_get(const weft_tcb_cold *c, char out[16])
+
+/* The name's two words for state word s (zeros without NAMED). Any
+ * thread, racily: the caller checks the generation if it must. Signal
+ * safe. */
+static inline void weft__name_words(const weft_task_name *n, uint64_t s,
+                                    uint64_t w[2])
+{
+    w[0] = w[1] = 0;
+    if (s & WEFT_TS_NAMED) {
+        w[0] = __atomic_load_n(&n->w[0], __ATOMIC_RELAXED);
+        w[1] = __atomic_load_n(&n->w[1], __ATOMIC_RELAXED);
+    }
+}
+
+/* Copy out the name for state word s, NUL-terminated. As above. */
+static inline void weft__name_get(const weft_task_name *n, uint64_t s,
+                                  char out[16])
 {
     union {
         char b[16];
         uint64_t w[2];
     } u;
-    u.w[0] = __atomic_load_n(&c->name_w[0], __ATOMIC_RELAXED);
-    u.w[1] = __atomic_load_n(&c->name_w[1], __ATOMIC_RELAXED);
+    weft__name_words(n, s, u.w);
     for (int i = 0; i < 16; i++)
         out[i] = u.b[i];
     out[15] = '\0';

@@ -2,9 +2,12 @@
  * tls.c - task-local storage: keys shared by all runtimes, values in the
  * task's cold TCB, which follow the task across workers (a
  * _Thread_local would not). The values' array sits at the top of the
- * task's stack, or in the cold TCB's own area for a task without one
- * (WEFT_TLS_BYTES, sched/task.h); destructors run when the task ends,
- * up to four rounds, as POSIX does for threads.
+ * task's stack (WEFT_TLS_BYTES, sched/runtime.h), or, for a task run
+ * inline on its joiner's stack, in an area of the joiner's frame, which
+ * the inline run leaves tagged in cold.tls (sched/task.h); it is written
+ * only when the first value is set, so a task that sets none touches
+ * neither. Destructors run when the task ends, up to four rounds, as
+ * POSIX does for threads.
  */
 #include <string.h>
 
@@ -25,7 +28,7 @@ weft_tcb_cold *weft__tls_finish(void)
     weft_rt *rt = w->rt;
     weft_tcb_cold *c = &rt->cold[w->cur_slot];
     /* Destructors may set values again; four rounds, as POSIX allows. */
-    for (int round = 0; c->tls && round < 4; round++) {
+    for (int round = 0; weft__tls_values(c) && round < 4; round++) {
         int any = 0;
         for (unsigned k = 0; k < WEFT_TLS_KEYS; k++) {
             void (*d)(void *) = atomic_load_explicit(&keys.dtor[k], ACQ);
@@ -68,15 +71,16 @@ int weft_tls_set(weft_tls_key key, void *value)
         return -EPERM;
     weft_rt *rt = w->rt;
     weft_tcb_cold *c = &rt->cold[w->cur_slot];
-    if (!c->tls) {
+    if (!weft__tls_values(c)) {
         int cls =
             (atomic_load_explicit(&w->current->state, RLX) & WEFT_TS_SMALL) ? 1
                                                                             : 0;
-        c->tls = c->tls_area
-                     ? c->tls_area
-                     : (void **)(weft__stack_top(&rt->pool[cls], c->stack - 1) -
-                                 WEFT_TLS_BYTES);
-        memset(c->tls, 0, WEFT_TLS_BYTES);
+        void **area =
+            c->tls ? (void **)((uintptr_t)c->tls & ~(uintptr_t)1)
+                   : (void **)(weft__stack_top(&rt->pool[cls], c->stack - 1) -
+                               WEFT_TLS_BYTES);
+        memset(area, 0, WEFT_TLS_BYTES);
+        c->tls = area;
     }
     c->tls[key] = value;
     return 0;
@@ -87,6 +91,6 @@ void *weft_tls_get(weft_tls_key key)
     weft_worker *w = weft__worker_self();
     if (key >= WEFT_TLS_KEYS || !w || !w->current)
         return NULL;
-    void **tls = w->rt->cold[w->cur_slot].tls;
+    void **tls = weft__tls_values(&w->rt->cold[w->cur_slot]);
     return tls ? tls[key] : NULL;
 }

@@ -146,16 +146,16 @@ weft_noinline void weft__trace_run(weft_worker *w, weft_tcb *from,
     unsigned wk = 0;
     if (from && why == MSG_PARK)
         wk = atomic_load_explicit(&rt->cold[slot_of(rt, from)].wait_kind, RLX);
-    uint64_t gen = 0, n0 = 0, n1 = 0;
+    uint64_t gen = 0, nw[2] = {0, 0};
     uint32_t slot = UINT32_MAX;
     if (to_slot1) {
         slot = to_slot1 - 1;
-        gen = weft__hgen(rt, atomic_load_explicit(&rt->hot[slot].state, RLX));
-        n0 = __atomic_load_n(&rt->cold[slot].name_w[0], __ATOMIC_RELAXED);
-        n1 = __atomic_load_n(&rt->cold[slot].name_w[1], __ATOMIC_RELAXED);
+        uint64_t s = atomic_load_explicit(&rt->hot[slot].state, RLX);
+        gen = weft__hgen(rt, s);
+        weft__name_words(&rt->names[slot], s, nw);
     }
     weft__trace_put(r, WEFT_TEV_RUN, slot, from ? (unsigned)why : 0xff, wk, gen,
-                    n0, n1);
+                    nw[0], nw[1]);
 }
 
 /* Any other event, from a hook that knows its caller's worker. */

@@ -145,7 +145,7 @@ static weft_noreturn void report(weft_rt *rt, const weft_suspect *e,
 {
     char name[16], buf[512], evs[512];
     uint32_t slot = e->slot1 - 1;
-    weft__name_get(&rt->cold[slot], name);
+    weft__task_name(rt, slot, name);
     where(rt, slot, buf, sizeof buf);
 #ifdef WEFT_DEBUG
     weft__ev_text(rt, slot, evs, sizeof evs);

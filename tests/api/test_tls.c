@@ -219,3 +219,44 @@ TEST(api, tls_destructor_may_set_again)
     CHECK_EQ_INT(atomic_load(&resets), 3); /* values 1, 2, 3 */
     test_rt_destroy_clean(rt);
 }
+
+/* A child run inline by its joiner (one worker: it stays in the parent's
+ * LIFO slot) keeps its values in the joiner's frame, not at the top of
+ * the shared stack: the parent's value survives; its destructor runs,
+ * and then its result (which shares a word with the TLS pointer,
+ * sched/task.h) reaches the joiner. A second inline child that sets
+ * nothing starts with NULL and also returns its result. */
+static void *inline_child(void *arg)
+{
+    CHECK_NULL(weft_tls_get(dkey));
+    if (arg) {
+        CHECK_OK(weft_tls_set(dkey, arg));
+        CHECK_EQ_PTR(weft_tls_get(dkey), arg);
+    }
+    return (void *)0x5150;
+}
+
+static void *inline_parent(void *arg)
+{
+    (void)arg;
+    CHECK_OK(weft_tls_set(dkey, (void *)2));
+    for (uintptr_t v = 0; v < 2; v++) {
+        weft_task t;
+        void *r = NULL;
+        CHECK_OK(weft_spawn(NULL, &t, inline_child, (void *)(v * 7), NULL));
+        CHECK_OK(weft_join(t, &r));
+        CHECK_EQ_PTR(r, (void *)0x5150);
+        CHECK_EQ_PTR(weft_tls_get(dkey), (void *)2);
+    }
+    CHECK_EQ_INT(atomic_load(&resets), 1); /* the first child's, once */
+    return NULL;
+}
+
+TEST(api, tls_inline_child_values_and_result)
+{
+    CHECK_OK(weft_tls_key_create(&dkey, reset_dtor));
+    weft_rt *rt = test_rt_workers(64, 1);
+    test_run(rt, inline_parent, NULL);
+    CHECK_EQ_U64(test_stats(rt).inlined, 2);
+    test_rt_destroy_clean(rt);
+}
