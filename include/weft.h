@@ -260,13 +260,15 @@ enum {
  * its own (other tasks' frames). weft_stats.canary_only counts such
  * stacks; weft_rt_create says so in weft_last_error when it sets up
  * canary-only stacks. Two overflows at once print one line. The small
- * class's stack includes 128 bytes of task-local values; a signal
- * delivered to a task (SIGURG for preemption, 3-4 KiB with AVX-512
- * state) lands on its stack: give small stacks room for it. So does the
- * scheduler's next decision when a task parks (a task parked in weft_read
- * needed 1088 bytes), and, in a program linked with lazy binding (no
- * -z now), the first call of each shared-library function (about
- * 2.5 KiB with AVX-512).
+ * class's stack includes 128 bytes of task-local values. weft's own
+ * signals (SIGURG for preemption and isolation, 3-4 KiB of frame with
+ * AVX-512 state) never land on a task's stack: they run on the thread's
+ * signal stack, and a preempted task keeps that one while it is switched
+ * out. A signal the program itself handles without SA_ONSTACK does land
+ * there. The scheduler's next decision when a task parks does run on the
+ * task's stack (a task parked in weft_read needed 1088 bytes), and, in a
+ * program linked with lazy binding (no -z now), so does the first call
+ * of each shared-library function (about 2.5 KiB with AVX-512).
  *
  * Stack classes for weft_spawn_attr.stack. */
 #define WEFT_STACK_DEFAULT ((size_t)0)

@@ -202,9 +202,9 @@ weft_rt *test_rt_workers(uint32_t max_tasks, unsigned workers);
 weft_rt *test_rt_cfg(const weft_config *cfg);
 
 /* No signal from rt's monitor: no preemption (latency 0) and no tier
- * promotion. For tasks on stacks too small for a signal frame (weft.h,
- * "Stack overflow": 3-4 KiB with AVX-512), which a long poll, as on a
- * loaded machine or in the chaos build, would otherwise draw. */
+ * promotion, which a long poll, as on a loaded machine or in the chaos
+ * build, would otherwise draw. For tests that measure what a preemption
+ * or an isolation would disturb. */
 void test_policy_no_signals(weft_rt *rt);
 
 /* Wait (polling, up to 10 s, else the test fails) until task t is

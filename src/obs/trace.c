@@ -179,6 +179,8 @@ static const char *end_name(unsigned why)
     switch (why) {
     case MSG_YIELD:
     case MSG_YBAND:
+    case MSG_PREEMPT:
+    case MSG_PBAND:
         return "yield";
     case MSG_PARK:
         return "park";

@@ -101,9 +101,11 @@ static void plan(const weft_config *c, const weft_summary *s, size_t page,
      * threads. */
     l->obs = weft__arena_add(&p, (c->workers + 1) * sizeof(weft_stats), line);
     /* Signal stacks: one per thread, the workers' and the spares'
-     * (isolate.c: at most max(workers, 2) spares). */
-    size_t nthr = c->workers + (c->workers < 2 ? 2 : c->workers);
-    l->alt = weft__arena_add(&p, nthr * WEFT_ALTSTACK, page);
+     * (isolate.c: at most max(workers, 2) spares), and the pool that
+     * preempted tasks take theirs from (sched/sigstack.c). */
+    uint32_t nthr = c->workers + (c->workers < 2 ? 2 : c->workers);
+    l->alt = weft__arena_add(
+        &p, weft__sigstack_count(nthr, c->max_tasks) * WEFT_ALTSTACK, page);
     l->meta = weft__arena_add(&p, 0, weft__arena_huge_size());
     /* Each class behind a fence page (mem/stack.h): an overflow that no
      * guard stopped stays in its class. */

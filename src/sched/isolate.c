@@ -41,8 +41,8 @@
  *
  * Bounds. At most nworkers spare threads (at least 2) exist besides the
  * workers' own: the table has nworkers + spares entries, each with an
- * isolation identity and a signal stack. When none is free, the worker
- * waits for one (the monitor retries every tick).
+ * isolation identity and a signal stack (sigstack.c). When none is
+ * free, the worker waits for one (the monitor retries every tick).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -84,6 +84,9 @@ static void *thread_main(void *arg)
     weft_rt *rt = t->rt;
     atomic_store_explicit(&t->tid, (int)syscall(SYS_gettid), RLX);
     pthread_sigmask(SIG_SETMASK, &rt->thr_mask, NULL);
+    /* t->altstack is this thread's from here on (sigstack.c): a thread
+     * that left with an isolated task and exited passes the one it had
+     * last to the next thread of its entry. */
     stack_t ss = {.ss_sp = t->altstack, .ss_size = WEFT_ALTSTACK};
     sigaltstack(&ss, NULL);
     for (;;) {
@@ -94,7 +97,6 @@ static void *thread_main(void *arg)
         if (c == THR_EXIT)
             break;
         weft_worker *w = &rt->workers[c - 1];
-        w->ctx.altstack = t->altstack;
         atomic_store_explicit(&w->thr, (uint32_t)(t - rt->thr), RLX);
         if (rt->cfg.pin)
             pin_worker(w);
@@ -154,6 +156,11 @@ int weft__thr_init(weft_rt *rt, char *altstacks)
         return -ENOMEM;
     }
     memset(rt->iso, 0, rt->nthr * sizeof(weft_worker));
+    if (weft__sigstack_init(rt, altstacks)) {
+        free(rt->thr);
+        free(rt->iso);
+        return -ENOMEM;
+    }
     for (uint32_t i = 0; i < rt->nthr; i++) {
         rt->thr[i].rt = rt;
         rt->thr[i].altstack = altstacks + (size_t)i * WEFT_ALTSTACK;
@@ -161,6 +168,7 @@ int weft__thr_init(weft_rt *rt, char *altstacks)
         if (!e) {
             while (i--)
                 free(rt->iso[i].timers.e);
+            weft__sigstack_fini(rt);
             free(rt->thr);
             free(rt->iso);
             return -ENOMEM;
@@ -176,6 +184,7 @@ void weft__thr_fini(weft_rt *rt)
 {
     for (uint32_t i = 0; i < rt->nthr; i++)
         free(rt->iso[i].timers.e);
+    weft__sigstack_fini(rt);
     free(rt->iso);
     free(rt->thr);
     rt->iso = NULL; /* a trace stopped after this touches none */

@@ -6,14 +6,17 @@
  * Problem. A task that computes without calling weft keeps its worker: a
  * cooperative scheduler never gets control back. The monitor thread
  * (sysmon.c) sees such a poll and sends SIGURG to the worker's thread;
- * the handler runs on the task's own stack (SIGURG is installed without
- * SA_ONSTACK) and, when it is safe, switches the task out right there, as
- * a yield. The kernel has saved every register of the interrupted code,
- * vector registers and the FP control words included, and the signal
- * mask, in the signal frame on that stack; the switch saves only what a
- * call saves. When the task is resumed, possibly on another worker
- * thread, the switch returns into the handler, the handler returns, and
- * sigreturn restores the frame: the task continues exactly where it was.
+ * the handler runs on the thread's signal stack (SA_ONSTACK: a frame of
+ * 3-4 KiB never lands on a task's stack, which may be a 1 KiB small one;
+ * sigstack.c) and, when it is safe, switches the task out right there,
+ * as a yield. The kernel has saved every register of the interrupted
+ * code, vector registers and the FP control words included, and the
+ * signal mask, in the signal frame; the switch saves only what a call
+ * saves. The task keeps that signal stack while it is switched out, and
+ * the thread takes a spare (sigstack.c). When the task is resumed,
+ * possibly on another worker thread, the switch returns into the
+ * handler, the handler returns, and sigreturn restores the frame: the
+ * task continues exactly where it was, on its own stack.
  *
  * When is it safe. Only when the interrupted instruction is in code that
  * holds no runtime state in registers or locks: the program's own text
@@ -46,9 +49,10 @@
  * SIGURG during the handler finds the PC in weft code and only sets the
  * yield request. sigreturn then restores the mask saved in the frame,
  * the task's own. (2) sigreturn also reinstalls the alternate signal
- * stack saved in the frame, which belongs to the thread the signal was
- * delivered to; the handler rewrites it to the resuming worker's own
- * (weft__preempt_fix_uc), as Go's runtime does for its signal stacks.
+ * stack saved in the frame, which was the first thread's; the handler
+ * names the stack the task brought, which becomes the resuming thread's
+ * (weft__sigstack_adopt), as Go's runtime rewrites the stack in the
+ * frame for its signal stacks.
  *
  * Other SIGURGs. The handler acts only on signals sent by this process
  * with tgkill (si_code SI_TKILL, si_pid our pid); any other SIGURG (a
@@ -194,14 +198,6 @@ int weft__isolate_uc_ok(void *ucv)
 #endif
 }
 
-void weft__preempt_fix_uc(void *ucv, weft_worker *w)
-{
-    ucontext_t *uc = ucv;
-    uc->uc_stack.ss_sp = w->ctx.altstack;
-    uc->uc_stack.ss_size = WEFT_ALTSTACK;
-    uc->uc_stack.ss_flags = 0;
-}
-
 static void on_urg(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
@@ -223,7 +219,8 @@ static void init_once(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_urg;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
+    /* SA_ONSTACK: the frame never lands on a task's stack (sigstack.c). */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGURG, &sa, &old_urg);
 }
@@ -298,12 +295,20 @@ void weft__preempt_here(void *uc)
         stat_inc(&w->st.preempt_refused);
         return;
     }
-    if (!weft__worker_preempt(w)) { /* nothing else is ready, or its
-                                       band's turn goes on */
+    /* The signal stack this frame is on, which the task keeps while it
+     * is switched out (sigstack.c). */
+    char *mine = weft__sigstack_current(w);
+    int r = weft__worker_preempt(w);
+    if (r < 0) { /* no spare signal stack: as a refusal */
+        atomic_store_explicit(&w->yield_req, seq + 1, RLX);
+        stat_inc(&w->st.preempt_refused);
+        return;
+    }
+    if (!r) { /* nothing else is ready, or its band's turn goes on */
         atomic_store_explicit(&w->preempt_none, seq + 1, RLX);
         return;
     }
-    /* Resumed, maybe on another worker thread: sigreturn must install
-     * that thread's signal stack, not the one it was delivered on. */
-    weft__preempt_fix_uc(uc, weft__worker_self());
+    /* Resumed, maybe on another thread: this stack becomes that
+     * thread's signal stack, and sigreturn installs it. */
+    weft__sigstack_adopt(weft__worker_self(), mine, uc);
 }

@@ -16,19 +16,14 @@ void weft__preempt_init(void);
  * program's text, outside weft's own? Async-signal-safe. */
 int weft__preempt_pc_safe(uintptr_t pc);
 
-/* Called by the SIGURG handler on a worker's thread, on the interrupted
- * task's stack: switch the running task out if the monitor asked for it
- * and it is safe (preempt.c). uc is the handler's ucontext. Signal
- * handler only. */
+/* Called by the SIGURG handler on a worker's thread, on the thread's
+ * signal stack (sigstack.c): switch the running task out if the monitor
+ * asked for it and it is safe (preempt.c). uc is the handler's ucontext.
+ * Signal handler only. */
 void weft__preempt_here(void *uc);
 
 /* The SIGURG handler's own part of weft__preempt_here's check: may the
  * interrupted context (uc) be switched out? (preempt.c) */
 int weft__preempt_uc_safe(void *uc);
-
-/* Point uc's saved alternate signal stack at the calling worker's: the
- * handler may return on another thread than the one it was entered on
- * (preempt.c). */
-void weft__preempt_fix_uc(void *uc, weft_worker *w);
 
 #endif

@@ -201,8 +201,9 @@ int64_t weft__worker_from_summary(weft_worker *w);
 /* worker.c: make w the calling thread's worker (NULL: none). */
 void weft__worker_set_self(weft_worker *w);
 /* worker.c: switch w's running task out as a yield if anything else is
- * ready here; 0 if nothing is (or its band's turn goes on), 1 once it
- * has been resumed. Signal handler on w's thread (preempt.c decides). */
+ * ready here; 0 if nothing is (or its band's turn goes on), -1 if no
+ * spare signal stack is free (sigstack.c), 1 once it has been resumed.
+ * Signal handler on w's thread (preempt.c decides). */
 int weft__worker_preempt(weft_worker *w);
 
 /* bands.c: copy the fairness rule when it changed; the banded run order

@@ -157,6 +157,11 @@ struct weft_rt {
                              which every thread of the runtime takes
                              (spares are created by the monitor, which
                              blocks everything) */
+    char *sigstk;         /* [nsig] signal stacks of WEFT_ALTSTACK bytes
+                             (arena; sigstack.c) */
+    uint32_t nsig;
+    _Atomic uint64_t *sigfree; /* bitmap: 1 = in the pool; any thread's
+                                  SIGURG handler or its switch */
     weft_aligned(WEFT_CACHELINE) _Atomic uint64_t
         isolations; /* workers given away */
     /* Policy (sched/policy.c): the weft_policy as words under a seqlock,
@@ -252,7 +257,8 @@ static inline void weft__task_name(const struct weft_rt *rt, uint32_t slot,
 
 /* Bytes at the top of every stack kept for task-local values. */
 #define WEFT_TLS_BYTES (WEFT_TLS_KEYS * sizeof(void *))
-/* Per-worker alternate signal stack (stack-overflow reports). */
+/* Each signal stack: a thread's (every handler of weft's runs on it) or
+ * a preempted task's (sched/sigstack.c). */
 #define WEFT_ALTSTACK ((size_t)64 * 1024)
 
 /* Finish the calling task's own work: TLS destructors, then store

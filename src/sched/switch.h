@@ -14,7 +14,11 @@ enum {
     MSG_YIELD = 1, /* a normal-band task yielded: the yield queue */
     MSG_PARK = 2,
     MSG_DEAD = 3,
-    MSG_YBAND = 4 /* a task of another band yielded: its band's queue */
+    MSG_YBAND = 4,   /* a task of another band yielded: its band's queue */
+    MSG_PREEMPT = 5, /* a normal-band task was preempted: the yield queue,
+                        after the thread's spare signal stack is
+                        installed (sigstack.c) */
+    MSG_PBAND = 6    /* the same, a task of another band */
 };
 #define MSG_MASK ((uintptr_t)31)
 

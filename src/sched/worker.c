@@ -637,17 +637,25 @@ void weft__sched_ready(weft_rt *rt, uint32_t slot)
 int weft__worker_preempt(weft_worker *w)
 {
     weft_tcb *cur = w->current;
+    /* The task will leave with the signal stack its handler runs on: the
+     * thread needs a spare before it runs anything else (sigstack.c). */
+    if (!weft__sigstack_reserve(w))
+        return -1;
     poll_timers(w); /* the due timer may be why it is preempted */
     int band = band_of(cur);
     int64_t next = find_local(w, band);
-    if (next < 0) /* nothing else is ready, or its band's turn goes on */
+    if (next < 0) { /* nothing else is ready, or its band's turn goes on */
+        weft__sigstack_unreserve(w);
         return 0;
+    }
     stat_inc(&w->st.preemptions);
     stat_inc(&w->st.yields);
     if (weft__tracing(w->rt))
         weft__trace_event(w->rt, w, WEFT_TEV_PREEMPT, w->cur_slot, 0, 0, 0, 0);
+    weft__sigstack_leave(w); /* the entered side installs the spare */
     switch_ctx(w, cur, next,
-               (uintptr_t)cur | (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));
+               (uintptr_t)cur |
+                   (band == BAND_NORMAL ? MSG_PREEMPT : MSG_PBAND));
     return 1;
 }
 

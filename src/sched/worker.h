@@ -60,14 +60,14 @@ typedef struct weft_slotq {
 } weft_slotq;
 
 /* The thread a worker runs on, as the worker sees it: the scheduler
- * context (the thread's own stack) and the signal stack. An isolation
- * identity takes its worker's whole (isolate.c). Owner-only. */
+ * context (the thread's own stack). Its signal stack is the thread's
+ * (weft_thr, sigstack.c). An isolation identity takes its worker's whole
+ * (isolate.c). Owner-only. */
 typedef struct weft_wctx {
     void *sched_sp;    /* the scheduler context (thread stack) */
     void *sched_fiber; /* its TSan fiber */
     void *stack_lo;    /* the thread stack, for ASan's fiber API */
     size_t stack_size;
-    char *altstack; /* signal stack of the thread running it (arena) */
 } weft_wctx;
 
 /* A worker's view of its runtime, the first three words of its first

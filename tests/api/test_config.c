@@ -409,17 +409,15 @@ TEST(api, config_minimum_sizes_work)
     c.small_stack_size = TEST_ASAN ? 4096 : 1024;
 #endif
     weft_rt *rt = test_rt_cfg(&c);
-    /* A 1 KiB stack has no room for a signal frame (weft.h, "Stack
-     * overflow"): chaos seed 624 stalled the small task long enough for
-     * a preemption signal, whose frame ran 1936 bytes past its bottom. */
-    test_policy_no_signals(rt);
+    /* The monitor's signals may reach the small task (chaos seed 624
+     * stalled it long enough for one): their frames go on the thread's
+     * signal stack, never on the 1 KiB stack (sched/sigstack.c). */
     /* max_tasks 1: the main task has the only slot. */
     CHECK_EQ_PTR(test_run(rt, answer, (void *)1), (void *)2);
     test_rt_destroy_clean(rt);
 
     c.max_tasks = 2;
     rt = test_rt_cfg(&c);
-    test_policy_no_signals(rt);
     CHECK_EQ_PTR(test_run(rt, use_small, (void *)21), (void *)42);
     test_rt_destroy_clean(rt);
 }

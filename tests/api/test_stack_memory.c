@@ -86,10 +86,10 @@ static long long kept_after(size_t small, size_t keep, weft_stats *st,
     c.small_stack_size = small;
     c.stack_keep = keep;
     weft_rt *rt = test_rt_cfg(&c);
-    /* No SIGURG from the monitor: its frame (3-4 KiB with AVX-512 state)
-     * lands on whatever stack the worker runs when it arrives, and a
-     * 4 KiB stack cannot take it (a reported overflow, not this test's
-     * subject). Polls here are long only when the machine is busy. */
+    /* No SIGURG from the monitor: an isolation would hand a worker to a
+     * spare thread while memory is measured. (Its frame no longer lands
+     * on a task's stack: sched/sigstack.c.) Polls here are long only
+     * when the machine is busy. */
     test_policy_no_signals(rt);
     mem_run *m = calloc(1, sizeof *m);
     CHECK_NOT_NULL(m);
