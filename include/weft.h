@@ -268,7 +268,10 @@ enum {
  * there. The scheduler's next decision when a task parks does run on the
  * task's stack (a task parked in weft_read needed 1088 bytes), and, in a
  * program linked with lazy binding (no -z now), so does the first call
- * of each shared-library function (about 2.5 KiB with AVX-512).
+ * of each shared-library function (glibc saves the vector registers
+ * there: about 2.5 KiB with AVX-512): link programs that run tasks on
+ * stacks under 4 KiB with -Wl,-z,now (or run them with LD_BIND_NOW=1),
+ * as everything in weft's own build is.
  *
  * Stack classes for weft_spawn_attr.stack. */
 #define WEFT_STACK_DEFAULT ((size_t)0)
