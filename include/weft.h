@@ -982,7 +982,10 @@ WEFT_API void weft_preempt_enable(void);
  * accepted ahead of the calls, and the peer's address is the new
  * socket's getpeername(2). The ring then holds the listening socket
  * open until weft_close or weft_fd_forget of it (or the runtime's
- * destroy): close(2) alone frees the number, not the socket.
+ * destroy): close(2) alone frees the number, not the socket. Those two
+ * cancel the multishot and return once the ring has let the socket go
+ * (its worker's next reap; they wait at most 1 s), so that a connect
+ * after weft_close is refused as after close(2).
  * Everything else is the poller's. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t n);
 WEFT_API ssize_t weft_read_until(int fd, void *buf, size_t n,

@@ -56,7 +56,9 @@
  * that has already reset gets a zero-length address. A listener held by
  * a multishot stays open in the kernel until weft_close or
  * weft_fd_forget (or the runtime's destroy) cancels it: close(2) alone
- * frees the number, not the socket (weft.h says so).
+ * frees the number, not the socket (weft.h says so). weft_close and
+ * weft_fd_forget return only once the cancel has completed
+ * (weft__acceptq_holds, fd.c's ring_release_wait).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -318,6 +320,16 @@ static void drain(weft_acceptq *q)
 void weft__acceptq_forget(weft_acceptq *q)
 {
     drain(q);
+}
+
+int weft__acceptq_holds(weft_acceptq *q, uint32_t gen)
+{
+    weft__spin_lock(&q->lock);
+    /* One multishot at a time: a newer generation's is armed only after
+     * this one's last call cleared `armed` (on_accept). */
+    int held = q->armed && q->armed_gen != gen;
+    weft__spin_unlock(&q->lock);
+    return held;
 }
 
 void weft__acceptq_rt_gone(weft_rt *rt)

@@ -274,13 +274,15 @@ void weft__io_rt_gone(weft_rt *rt)
     fdtab *t = rt->fdt;
     if (!t)
         return;
-    weft__acceptq_rt_gone(rt);
     pthread_mutex_lock(&tabs_lock);
     for (uint32_t i = 0; i < WEFT_REGISTRY; i++)
         if (tabs[i] == rt)
             tabs[i] = NULL;
     atomic_fetch_sub_explicit(&ntabs, 1, RLX);
     pthread_mutex_unlock(&tabs_lock);
+    /* After the table left tabs: a weft_close on another thread finds
+     * the queues only under tabs_lock (forget_all_). */
+    weft__acceptq_rt_gone(rt);
     munmap(t, sizeof(fdtab) + (size_t)t->cap * sizeof(fdrec));
     rt->fdt = NULL;
 }
@@ -827,11 +829,13 @@ void weft__fdrec_set_notsock(fdrec *r)
 
 /* End generation of fd in rt's table: waits woken (they return
  * -ECANCELED), registration removed. Under tabs_lock. */
-static void forget(weft_rt *rt, fdtab *t, int fd)
+/* 1 when a multishot accept of the number's old generation still holds
+ * the listener in a ring (ring_release_wait). */
+static int forget(weft_rt *rt, fdtab *t, int fd)
 {
     fdrec *r = &t->rec[fd];
     if (atomic_load_explicit(&r->state, ACQ) == REC_NEW)
-        return;
+        return 0;
     weft__spin_lock(&r->reg_lock);
     for (int d = 0; d < 2; d++)
         weft__spin_lock(qlock(&r->dir[d]));
@@ -854,8 +858,11 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
         weft__spin_unlock(qlock(&r->dir[d]));
     weft__spin_unlock(&r->reg_lock);
     weft_acceptq *q = atomic_load_explicit(&r->acq, ACQ);
-    if (q)
+    int held = 0;
+    if (q) {
         weft__acceptq_forget(q);
+        held = weft__acceptq_holds(q, atomic_load_explicit(&r->gen, RLX));
+    }
     ring_forget(rt, r);
     if (was == REC_REGISTERED) {
         struct epoll_event e = {0};
@@ -865,30 +872,75 @@ static void forget(weft_rt *rt, fdtab *t, int fd)
     }
     for (int d = 0; d < 2; d++)
         weft__wake_list(list[d], 0);
+    return held;
 }
 
-/* Forget fd in every runtime's table. */
-static void forget_all(int fd)
+/* Forget fd in every runtime's table (all: 1 forget, 0 look only); 1 when
+ * a ring still holds a listener of its old generation. Queues are freed
+ * only after their table left tabs (weft__io_rt_gone), so one found here
+ * under tabs_lock is alive. */
+static int forget_all_(int fd, int all)
 {
     if (!atomic_load_explicit(&ntabs, RLX))
-        return;
+        return 0;
+    int held = 0;
     weft__sys_enter();
     pthread_mutex_lock(&tabs_lock);
     for (uint32_t i = 0; i < WEFT_REGISTRY; i++) {
         weft_rt *rt = tabs[i];
         fdtab *t = rt ? rt->fdt : NULL;
-        if (t && (uint32_t)fd < t->cap)
-            forget(rt, t, fd);
+        if (!t || (uint32_t)fd >= t->cap)
+            continue;
+        if (all) {
+            held |= forget(rt, t, fd);
+        } else {
+            fdrec *r = &t->rec[fd];
+            weft_acceptq *q = atomic_load_explicit(&r->acq, ACQ);
+            held |=
+                q && weft__acceptq_holds(q, atomic_load_explicit(&r->gen, RLX));
+        }
     }
     pthread_mutex_unlock(&tabs_lock);
     weft__sys_leave();
+    return held;
+}
+
+static int forget_all(int fd)
+{
+    return forget_all_(fd, 1);
+}
+
+/*
+ * A listener's multishot accept (io/accept.c) holds the socket in the
+ * kernel until its cancel completes, at the next reap of the ring's
+ * worker (ring_forget wakes it when idle). weft_close and weft_fd_forget
+ * wait for that, so that once they return the socket is closed and a
+ * connect(2) is refused, as after close(2) of a listener nobody else
+ * holds (Go's Close waits for its descriptor too). The wait sleeps (a
+ * task parks, so the ring's worker may be its own), 10 us doubling to
+ * 1 ms, and gives up after RELEASE_WAIT_NS: a worker that does not reap
+ * for that long (a task that neither yields nor may be preempted) lets
+ * the socket go at its next reap.
+ */
+#define RELEASE_WAIT_NS (1000ull * 1000 * 1000)
+
+static void ring_release_wait(int fd)
+{
+    uint64_t t0 = weft_now_ns(), step = 10 * 1000;
+    while (forget_all_(fd, 0) && weft_now_ns() - t0 < RELEASE_WAIT_NS) {
+        if (weft_sleep_ns(step)) /* shut down: destroy cancels it */
+            return;
+        if (step < 1000 * 1000)
+            step *= 2;
+    }
 }
 
 int weft_fd_forget(int fd)
 {
     if (fd < 0)
         return -EBADF;
-    forget_all(fd);
+    if (forget_all(fd))
+        ring_release_wait(fd);
     return 0;
 }
 
@@ -898,11 +950,13 @@ int weft_close(int fd)
         return -EBADF;
     _Atomic uint32_t *w = ref_word(fd);
     if (!w) { /* past the table: nothing can be in flight through it */
-        forget_all(fd);
+        int held = forget_all(fd);
         weft__sys_enter();
         int c = close(fd);
         int e = errno;
         weft__sys_leave();
+        if (held)
+            ring_release_wait(fd);
         return c ? -e : 0;
     }
     /* The mark, and a reference of our own while we forget the number
@@ -914,17 +968,19 @@ int weft_close(int fd)
             return -EBADF; /* closed twice */
     } while (!atomic_compare_exchange_weak_explicit(w, &v, (v | CLOSING) + 1,
                                                     memory_order_acq_rel, RLX));
-    forget_all(fd);
+    int held = forget_all(fd);
     /* Drop our reference: with no call in flight we close now; else
      * the last call out does (ref_drop). */
+    int c = 0, e = 0;
     if (atomic_fetch_sub_explicit(w, 1, memory_order_acq_rel) ==
         (CLOSING | 1)) {
         atomic_store_explicit(w, 0, RLX);
         weft__sys_enter();
-        int c = close(fd);
-        int e = errno;
+        c = close(fd);
+        e = errno;
         weft__sys_leave();
-        return c ? -e : 0;
     }
-    return 0;
+    if (held)
+        ring_release_wait(fd);
+    return c ? -e : 0;
 }

@@ -65,6 +65,11 @@ int weft__io_uring_accept(int fd, int flags, uint64_t deadline_ns, int *res);
  * number is a new file): what its queue holds is closed. Any thread. */
 void weft__acceptq_forget(weft_acceptq *q);
 
+/* 1 while a multishot accept armed for a generation other than gen (an
+ * older one: a listener since closed or forgotten) is armed on q, and so
+ * holds that socket open in the kernel. Any thread. */
+int weft__acceptq_holds(weft_acceptq *q, uint32_t gen);
+
 /* rt is being destroyed, its rings already (their last handler calls
  * made): its queues are closed and freed. Destroyer. */
 void weft__acceptq_rt_gone(weft_rt *rt);

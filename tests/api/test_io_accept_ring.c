@@ -516,3 +516,79 @@ TEST_T(api, io_ring_accept_one_at_a_time, 120)
     test_rt_destroy_clean(rt);
     CHECK_EQ_INT(test_count_fds(), fds0);
 }
+
+/* ---- weft_close means closed -----------------------------------------------
+ * A listener whose multishot is armed (an accept timed out on it) is
+ * closed with weft_close, by a plain thread, and by a task on the ring's
+ * own worker (which must let the worker reap while it waits); a
+ * connect(2) right after is refused, as after close(2) of a listener
+ * nobody holds. Without the wait for the cancel (fd.c,
+ * ring_release_wait) the ring still held the socket and the connect
+ * succeeded. weft_fd_forget then close(2) does the same. */
+
+enum { CLOSE_ROUNDS = 20 };
+
+typedef struct {
+    int lfd;
+    struct sockaddr_in addr;
+    int refused;
+} cr_ctx;
+
+static int is_refused(const struct sockaddr_in *addr)
+{
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_CMP_INT(c, >=, 0);
+    int r = connect(c, (const struct sockaddr *)addr, sizeof *addr);
+    int e = errno;
+    close(c);
+    return r < 0 && e == ECONNREFUSED;
+}
+
+static void *close_in_task(void *arg)
+{
+    cr_ctx *c = arg;
+    CHECK_OK(weft_close(c->lfd));
+    c->refused = is_refused(&c->addr);
+    return NULL;
+}
+
+enum { BY_THREAD, BY_TASK, BY_FORGET };
+
+static void close_refuses(int how)
+{
+    weft_rt *rt = ring_rt(1);
+    for (int round = 0; round < CLOSE_ROUNDS; round++) {
+        cr_ctx c = {0};
+        c.lfd = listener(&c.addr, 16);
+        arm_ctx a = {c.lfd};
+        test_run(rt, arm_task, &a); /* the multishot stays armed */
+        if (how == BY_TASK) {
+            test_run(rt, close_in_task, &c);
+        } else {
+            if (how == BY_FORGET) {
+                CHECK_OK(weft_fd_forget(c.lfd));
+                CHECK_OK(close(c.lfd));
+            } else {
+                CHECK_OK(weft_close(c.lfd));
+            }
+            c.refused = is_refused(&c.addr);
+        }
+        CHECK_EQ_INT(c.refused, 1);
+    }
+    test_rt_destroy_clean(rt);
+}
+
+TEST_T(api, io_ring_accept_close_refuses_at_once_thread, 60)
+{
+    close_refuses(BY_THREAD);
+}
+
+TEST_T(api, io_ring_accept_close_refuses_at_once_task, 60)
+{
+    close_refuses(BY_TASK);
+}
+
+TEST_T(api, io_ring_accept_forget_refuses_at_once, 60)
+{
+    close_refuses(BY_FORGET);
+}
