@@ -360,8 +360,9 @@ static inline uint64_t take_in_leaf(weft_summary *s, uint32_t l, unsigned n)
     while (w != FULL) {
         uint64_t got = 0, free_bits = ~w;
         for (unsigned i = 0; i < n && free_bits; i++) {
-            got |= free_bits & -free_bits;
-            free_bits &= free_bits - 1;
+            uint64_t bit = weft__slot_pick(free_bits);
+            got |= bit;
+            free_bits &= ~bit;
         }
         /* Acquire: pairs with the release of a slot (fetch_and below), so
          * the slot's previous user's writes (its TCB) happen-before ours. */

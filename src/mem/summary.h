@@ -26,6 +26,21 @@
 #include <stdint.h>
 
 #define WEFT_LEAF_SLOTS 63u
+
+/* Of the free slots b (non-zero) of a leaf, the one a reserver takes
+ * first (a one-bit mask): the lowest even one, else the lowest. Hot TCBs
+ * are 32 bytes, two to a cache line (slots 2k and 2k+1), and tasks made
+ * one after another are the ones most likely to run at once on different
+ * workers (a spawner's and its thieves', yielders spawned together):
+ * lowest-first put them two to a line, and every switch of one took the
+ * line from the other's worker. Even-first gives each of 32 consecutive
+ * slots a line of its own (docs/decisions/0013, "A shared line"). */
+static inline uint64_t weft__slot_pick(uint64_t b)
+{
+    uint64_t even = b & UINT64_C(0x5555555555555555);
+    uint64_t from = even ? even : b;
+    return from & -from;
+}
 #define WEFT_LEAF_SIGNALS ((UINT64_C(1) << 63) - 1)
 #define WEFT_LEAF_YIELD (UINT64_C(1) << 63)
 

@@ -120,9 +120,10 @@ int64_t weft__slot_refill(weft_rt *rt, weft_worker *w)
     uint64_t b = weft__summary_reserve_batch(&rt->sum, &w->resv_hint, SC_BATCH);
     if (!b)
         return -EAGAIN;
+    uint64_t first = weft__slot_pick(b);
     atomic_store_explicit(&w->sc_leaf, w->resv_hint, RLX);
-    atomic_store_explicit(&w->sc_bits, b & (b - 1), RLX);
-    return (int64_t)w->resv_hint * WEFT_LEAF_SLOTS + weft_ctz64(b);
+    atomic_store_explicit(&w->sc_bits, b & ~first, RLX);
+    return (int64_t)w->resv_hint * WEFT_LEAF_SLOTS + weft_ctz64(first);
 }
 
 int64_t weft__slot_reserve(weft_rt *rt, weft_worker *w)

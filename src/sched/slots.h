@@ -43,12 +43,13 @@ static inline int64_t weft__slot_take(weft_rt *rt, weft_worker *w)
                 atomic_load_explicit(&w->sc_bits, memory_order_relaxed);
             int64_t slot;
             if (weft_likely(b)) {
-                atomic_store_explicit(&w->sc_bits, b & (b - 1),
+                uint64_t bit = weft__slot_pick(b);
+                atomic_store_explicit(&w->sc_bits, b & ~bit,
                                       memory_order_relaxed);
                 slot = (int64_t)atomic_load_explicit(&w->sc_leaf,
                                                      memory_order_relaxed) *
                            WEFT_LEAF_SLOTS +
-                       weft_ctz64(b);
+                       weft_ctz64(bit);
             } else {
                 slot = weft__slot_refill(rt, w);
             }

@@ -225,6 +225,34 @@ TEST(unit, summary_reserve_prefers_hint_leaf)
     tree_fini(&t);
 }
 
+/* Slots handed out one after another get hot TCBs on separate cache
+ * lines (two 32-byte TCBs a line: slots 2k and 2k+1) while a leaf has
+ * slots of one parity left: of 63, the 32 even bits first, each a line
+ * of its own, then the odd ones; in batches too. Lowest-first gave
+ * consecutive tasks shared lines (decisions/0013, "A shared line"). */
+TEST(unit, summary_reserve_spreads_cache_lines)
+{
+    tree t;
+    tree_init(&t, 63 * 4);
+    uint32_t hint = 1; /* leaf 1: slots 63..125, odd slot numbers first */
+    uint8_t line[64] = {0};
+    for (int i = 0; i < 32; i++) {
+        int64_t r = weft__summary_reserve(&t.s, &hint);
+        CHECK_EQ_INT(r / 63, 1);
+        CHECK_EQ_INT((r - 63) % 2, 0);
+        CHECK_EQ_INT(line[r / 2 - 31], 0);
+        line[r / 2 - 31] = 1;
+    }
+    for (int i = 0; i < 31; i++)
+        CHECK_EQ_INT((weft__summary_reserve(&t.s, &hint) - 63) % 2, 1);
+    hint = 2;
+    uint64_t b = weft__summary_reserve_batch(&t.s, &hint, 8);
+    CHECK_EQ_U64(b, UINT64_C(0x5555));
+    CHECK_EQ_U64(weft__slot_pick(UINT64_C(0xa)), UINT64_C(0x2));
+    CHECK_EQ_U64(weft__slot_pick(UINT64_C(0xc)), UINT64_C(0x4));
+    tree_fini(&t);
+}
+
 static void release_unreserved(void *arg)
 {
     tree *t = arg;
