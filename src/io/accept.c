@@ -89,8 +89,10 @@ struct weft_acceptq {
     int err;   /* an error the multishot ended with, or 0 */
     int armed; /* a multishot of generation armed_gen is armed */
     uint32_t armed_gen;
-    uint32_t listen_gen; /* generation + 1 whose SO_ACCEPTCONN was asked */
-    int listening;
+    /* (generation + 1) << 1 | listening: the answer of SO_ACCEPTCONN for
+     * that generation, 0 none yet; one word, read without the lock (a
+     * writer stores a whole answer; two for one generation agree). */
+    _Atomic uint64_t listen;
     struct weft_acceptq *next; /* every queue of the process (qs) */
 };
 
@@ -183,10 +185,9 @@ static weft_acceptq *queue_of(weft_rt *rt, weft_fdrec *r, int fd, uint32_t gen)
         if (!q)
             return NULL;
     }
-    weft__spin_lock(&q->lock);
-    int known = q->listen_gen == gen + 1, listening = q->listening;
-    weft__spin_unlock(&q->lock);
-    if (weft_unlikely(!known)) {
+    uint64_t l = atomic_load_explicit(&q->listen, RLX);
+    int listening = (int)(l & 1);
+    if (weft_unlikely(l >> 1 != (uint64_t)gen + 1)) {
         int on = 0;
         socklen_t len = sizeof on;
         weft__sys_enter();
@@ -194,10 +195,8 @@ static weft_acceptq *queue_of(weft_rt *rt, weft_fdrec *r, int fd, uint32_t gen)
             on = 0;
         weft__sys_leave();
         listening = on != 0;
-        weft__spin_lock(&q->lock);
-        q->listen_gen = gen + 1;
-        q->listening = listening;
-        weft__spin_unlock(&q->lock);
+        atomic_store_explicit(
+            &q->listen, ((uint64_t)gen + 1) << 1 | (uint64_t)listening, RLX);
     }
     return listening ? q : NULL;
 }
