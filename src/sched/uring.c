@@ -138,6 +138,20 @@ const char *weft__uring_fb_name(int why)
 #define TAG_FUTEX ((uint64_t)2)  /* the idle futex wait */
 #define TAG_EPOLL ((uint64_t)3)  /* the poll of the epoll instance */
 #define TAG_MULTI ((uint64_t)1)  /* low bit of a multishot's record */
+/* A submission's user_data is its record's address, tagged with the
+ * ring's count of submissions in bits 56-62 (user addresses are under
+ * 2^56 on every ISA this builds for). Why: a linked timeout that fires as
+ * its operation completes cancels that operation by user_data, from task
+ * work that DEFER_TASKRUN runs at the ring's next enter. By then the
+ * completion may have been reaped and the task, at the same stack depth,
+ * may have queued its next operation with a record at the same address:
+ * the timeout cancelled it (-ECANCELED, no close, no shutdown: 976 of
+ * 2,000 rounds of a read whose data came at its deadline followed by a
+ * read without one; found by a program written from weft.h). The tag
+ * makes the next operation's user_data differ. */
+#define SEQ_SHIFT 56
+#define SEQ_MASK ((uint64_t)0x7f)
+#define ADDR_MASK ((UINT64_C(1) << SEQ_SHIFT) - 1)
 #define RING_ENTRIES 256
 
 typedef struct weft_uop {
@@ -152,6 +166,7 @@ typedef struct weft_uop {
     uint32_t fgen;                 /* its value when the op began */
     int res;
     int cancelled; /* a cancel was submitted for it */
+    uint64_t data; /* its user_data (new_data) */
     _Atomic uint32_t done;
     struct __kernel_timespec ts;
 } weft_uop;
@@ -163,6 +178,7 @@ typedef struct weft_uring {
     uint32_t seen_closes; /* rt->uring_closes at the last scan */
     weft_uop *ops;        /* in flight, newest first */
     int futex_armed, epoll_armed;
+    uint32_t seq; /* submissions of records: user_data's tag */
 } weft_uring;
 
 /* Whether some runtime of the process uses the backend: io/fd.c's first
@@ -278,10 +294,14 @@ static struct io_uring_sqe *sqe_of(weft_uring *u)
     return s;
 }
 
-/* The user_data of o's submission: a multishot's is tagged. */
-static inline uint64_t data_of(const weft_uop *o)
+/* The user_data of o's submission, kept in o->data: its address, a
+ * multishot's tagged MULTI, and the ring's sequence tag (SEQ_SHIFT). */
+static inline uint64_t new_data(weft_uring *u, weft_uop *o)
 {
-    return (uint64_t)(uintptr_t)o | (o->multi ? TAG_MULTI : 0);
+    uint64_t a = (uint64_t)(uintptr_t)o | (o->multi ? TAG_MULTI : 0);
+    u->seq++;
+    o->data = a | (u->seq & SEQ_MASK) << SEQ_SHIFT;
+    return o->data;
 }
 
 static void link_op(weft_uring *u, weft_uop *o)
@@ -367,7 +387,7 @@ int weft__uring_io(int op, int fd, void *buf, size_t n, int flags, int64_t off,
         io_uring_prep_write(s, fd, buf, (unsigned)n, (uint64_t)off);
         break;
     }
-    io_uring_sqe_set_data(s, &o);
+    io_uring_sqe_set_data64(s, new_data(u, &o));
     stat_inc(&w->st.uring_ops);
     u->inflight++;
     u->fresh++;
@@ -437,7 +457,7 @@ int weft__uring_multi_accept(int fd, const _Atomic uint32_t *fdgen,
     o->fgen = fgen;
     io_uring_prep_multishot_accept(s, fd, NULL, NULL,
                                    SOCK_NONBLOCK | SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(s, data_of(o));
+    io_uring_sqe_set_data64(s, new_data(u, o));
     stat_inc(&w->st.uring_ops);
     u->inflight++;
     u->fresh++;
@@ -459,7 +479,7 @@ static void multi_done(weft_uring *u, weft_uop *o, const struct io_uring_cqe *c)
     } else if (stop && !o->cancelled) {
         struct io_uring_sqe *s = io_uring_get_sqe(&u->ring);
         if (s) { /* else asked again at its next completion */
-            io_uring_prep_cancel64(s, data_of(o), 0);
+            io_uring_prep_cancel64(s, o->data, 0);
             io_uring_sqe_set_data64(s, TAG_IGNORE);
             o->cancelled = 1;
         }
@@ -493,6 +513,7 @@ static int drain(weft_worker *w, weft_uring *u)
             u->epoll_armed = 0;
             continue;
         }
+        d &= ADDR_MASK;
         if (d & TAG_MULTI) {
             /* Its handler may have woken tasks (onto this worker's
              * queues): counted, so that the idle path looks again
@@ -547,7 +568,7 @@ static void cancels(weft_worker *w, weft_uring *u)
                     u->seen_closes = c - 1; /* again at the next reap */
                     break;
                 }
-                io_uring_prep_cancel64(s, data_of(o), 0);
+                io_uring_prep_cancel64(s, o->data, 0);
                 io_uring_sqe_set_data64(s, TAG_IGNORE);
                 o->cancelled = 1;
             }
@@ -576,8 +597,24 @@ void weft__uring_closed(weft_rt *rt, int wid)
 int weft__uring_closes_seen(weft_worker *w)
 {
     weft_uring *u = ring_made(w);
-    return !u ||
-           atomic_load_explicit(&w->rt->uring_closes, RLX) == u->seen_closes;
+    if (!u)
+        return 1;
+    /* Acquire: as cancels' load (the generation moved before). */
+    uint32_t c =
+        atomic_load_explicit(&w->rt->uring_closes, memory_order_acquire);
+    if (c == u->seen_closes)
+        return 1;
+    /* Nothing in flight (the list is the owner's, and this is the owner):
+     * no operation of a closed descriptor to cancel; one queued later
+     * checks its descriptor's generation itself (weft__uring_io). Without
+     * this an idle worker whose ring had nothing left to reap saw the
+     * count move after any weft_close and never slept (about one CPU,
+     * found by a program written from weft.h). */
+    if (!u->ops) {
+        u->seen_closes = c;
+        return 1;
+    }
+    return 0;
 }
 
 int weft__uring_reap(weft_worker *w)
@@ -652,7 +689,7 @@ void weft__uring_destroy(weft_worker *w)
         n++;
         uint64_t d = c->user_data;
         if (d > TAG_EPOLL && (d & TAG_MULTI)) {
-            weft_uop *o = (weft_uop *)(uintptr_t)(d & ~TAG_MULTI);
+            weft_uop *o = (weft_uop *)(uintptr_t)(d & ADDR_MASK & ~TAG_MULTI);
             int more = (c->flags & IORING_CQE_F_MORE) != 0;
             if (!more)
                 o->cancelled = 2; /* ended: its last call is this */
