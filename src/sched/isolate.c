@@ -57,7 +57,9 @@
 #include "../base/clock.h"
 #include "../base/futex.h"
 #include "../base/check.h"
+#include "poller.h"
 #include "runq.h"
+#include "uring.h"
 
 #define RLX memory_order_relaxed
 #define ISO_TIMERS                                                             \
@@ -304,9 +306,14 @@ int weft__thr_restore_priority(void)
 int weft__isolate_here(weft_worker *w)
 {
     weft_rt *rt = w->rt;
+    /* A ring with operations in flight stays with this thread, and so
+     * does the worker (uring.c, "Isolation"). */
+    if (!weft__uring_isolate(w, NULL))
+        return 0;
     weft_worker *iso = weft__iso_claim(rt);
     if (!iso)
         return 0;
+    weft__uring_isolate(w, iso);
     /* The identity the task goes on with: w's view of the runtime,
      * w's scheduler frame on this thread (where the task's next switch
      * lands), and queues of its own, which stay empty (nothing is queued
@@ -368,6 +375,11 @@ void weft__isolate_retire(weft_worker *iso)
             signal_task(rt, (uint32_t)y);
     }
     iso->xbands = 0;
+    /* Its task may have parked on a descriptor while every worker slept:
+     * nobody would block in the poller for it (poller.c, "Who polls").
+     * Before the timers below, which may be that wait's deadline. */
+    if (weft__poller_wanted(&rt->poller))
+        weft__wake_one(rt);
     /* A timer its task armed before parking with a deadline: it is
      * fired from here, the only thread that owns this heap. */
     uint64_t next;
@@ -384,5 +396,6 @@ void weft__isolate_retire(weft_worker *iso)
     }
     for (int k = 0; k < 2; k++)
         weft__stack_drain(&rt->pool[k], &iso->cache[k]);
+    weft__uring_retire(iso);
     weft__iso_release(iso);
 }

@@ -252,6 +252,13 @@ static weft_uring *ring_of(weft_worker *w)
 {
     if (weft_likely(w->uring != NULL))
         return w->uring == (void *)1 ? NULL : w->uring;
+    /* An isolated task's calls go to the poller: a ring of its identity
+     * would be reaped by nobody once the task parks and the identity
+     * retires. */
+    if (w->iso_of) {
+        w->uring = (void *)1;
+        return NULL;
+    }
     int why = WEFT_IO_FB_RING, err = ENOMEM;
     weft__sys_enter(); /* libc: not preempted (base/sysmark.h) */
     weft_uring *u = calloc(1, sizeof *u);
@@ -575,6 +582,45 @@ static void cancels(weft_worker *w, weft_uring *u)
     }
 }
 
+/*
+ * Isolation. The ring is made with SINGLE_ISSUER (and DEFER_TASKRUN,
+ * whose completions are run only when the issuer enters): a worker moved
+ * to another thread by isolation got EEXIST from every io_uring_enter,
+ * its submissions never reached the kernel and its tasks never woke,
+ * while its idle path spun on the error (found by a program written
+ * from weft.h: a task blocked in pthread_join for 150 ms, then a read).
+ * So a worker whose ring is idle leaves it to the isolation identity,
+ * which frees it when it retires, and makes a new one on its next
+ * thread; a worker whose ring has operations in flight is not isolated
+ * (the monitor asks again at its next tick; only this thread can reap
+ * those completions, and it runs the task until it yields, as without
+ * isolation). Runs in the SIGURG handler on the ring's thread, which
+ * was running the task's own code: the ring's fields are the owner's.
+ */
+int weft__uring_isolate(weft_worker *w, weft_worker *iso)
+{
+    weft_uring *u = ring_made(w);
+    if (!u)
+        return 1;
+    if (u->inflight || io_uring_sq_ready(&u->ring))
+        return 0;
+    if (iso) {
+        iso->uring_old = u;
+        w->uring = NULL;
+    }
+    return 1;
+}
+
+void weft__uring_retire(weft_worker *iso)
+{
+    weft_uring *u = iso->uring_old;
+    if (!u)
+        return;
+    iso->uring_old = NULL;
+    io_uring_queue_exit(&u->ring);
+    free(u);
+}
+
 int weft__uring_self(void)
 {
     weft_worker *w = weft__worker_self();
@@ -757,6 +803,15 @@ void weft__uring_destroy(struct weft_worker *w)
 int weft__uring_self(void)
 {
     return 0;
+}
+int weft__uring_isolate(struct weft_worker *w, struct weft_worker *iso)
+{
+    (void)w, (void)iso;
+    return 1;
+}
+void weft__uring_retire(struct weft_worker *iso)
+{
+    (void)iso;
 }
 int weft__uring_multi_accept(int fd, const _Atomic uint32_t *fdgen,
                              uint32_t fgen, weft_uring_multi_fn fn, void *arg)

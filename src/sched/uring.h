@@ -95,6 +95,18 @@ int weft__uring_reap(struct weft_worker *w);
 void weft__uring_sleep(struct weft_worker *w, int blocker,
                        uint64_t deadline_ns);
 
+/* Isolation (isolate.c) is about to move worker w to another thread and
+ * leave its task on this one, under the identity iso. A ring made with
+ * SINGLE_ISSUER only ever takes submissions from the thread that made
+ * it. 1: go on; w's ring, if it had one, idle, is left to iso (freed by
+ * weft__uring_retire) and w makes a new one on its next thread. 0:
+ * refuse the isolation, w's ring has operations in flight, whose
+ * completions only this thread can reap. This thread, in the handler. */
+int weft__uring_isolate(struct weft_worker *w, struct weft_worker *iso);
+
+/* Free what weft__uring_isolate left to iso. Its thread, at retire. */
+void weft__uring_retire(struct weft_worker *iso);
+
 /* The calling task's worker's id + 1, its ring made if it had none;
  * 0 for a plain thread or a worker whose ring cannot be made. */
 int weft__uring_self(void);

@@ -233,6 +233,9 @@ typedef struct weft_worker {
                           to the FIFO yield queue (worker.c) */
     void *uring;       /* its io_uring (uring.c), made at first use; NULL none
                     yet, (void *)1 cannot be made. Owner only */
+    void *uring_old;   /* an isolation identity's: the ring of the worker it
+                          took the task from, freed at its retire
+                          (uring.c, weft__uring_isolate) */
 
     /* Shared line: set by wakers, slept on by the owner. */
     weft_aligned(WEFT_CACHELINE) _Atomic uint32_t sleep; /* 1: asleep or
