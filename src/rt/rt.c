@@ -139,6 +139,9 @@ static void stop_workers(weft_rt *rt, uint32_t started)
         weft__futex_wake(&w->sleep, INT_MAX); /* and its ring's (idle.c) */
     }
     weft__poller_kick(rt); /* a worker asleep in the poller */
+    /* A preemptible task that never calls weft: preempted out of its
+     * worker, whose join below would wait for it forever. */
+    weft__sysmon_stop_preemptible(rt, started);
     weft__thr_stop_all(rt);
     /* A trace still recording ends here, written to cfg.trace's path:
      * every thread has stopped, and the counters it is checked against

@@ -698,6 +698,30 @@ void weft__sysmon_kick(weft_rt *rt)
         weft__futex_wake(&rt->mon_sleep, 1);
 }
 
+void weft__sysmon_stop_preemptible(weft_rt *rt, uint32_t started)
+{
+    for (int round = 0; round < 1000; round++) {
+        int left = 0;
+        for (uint32_t i = 0; i < started; i++) {
+            weft_worker *w = &rt->workers[i];
+            uint32_t run = atomic_load_explicit(&w->running, RLX);
+            if (!run || !(atomic_load_explicit(&rt->hot[run - 1].state, RLX) &
+                          WEFT_TS_PREEMPTIBLE))
+                continue;
+            left = 1;
+            /* The worker's thread exists until the destroyer joins it
+             * (pthread_kill on one that has exited is harmless then).
+             * The handler switches to the scheduler loop, which exits
+             * (weft__worker_preempt). */
+            request(rt, w, &w->preempt_req, weft__poll_seq(w));
+        }
+        if (!left)
+            return;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 void weft__sysmon_stop(weft_rt *rt)
 {
     if (!rt->mon_started)

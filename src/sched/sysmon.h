@@ -12,6 +12,14 @@ struct weft_rt;
  * only. start returns 0 or -EAGAIN. */
 int weft__sysmon_start(struct weft_rt *rt);
 void weft__sysmon_stop(struct weft_rt *rt);
+
+/* The runtime stops (rt->stopping set, the monitor stopped): ask every
+ * worker running a preemptible task to switch it out, again every
+ * millisecond until none runs one (or 1 s has passed): a preemptible
+ * task that never calls weft otherwise kept its worker, and the
+ * destroy's join of it, forever. Non-preemptible tasks are left to
+ * switch by themselves (weft.h, weft_rt_destroy). Destroyer. */
+void weft__sysmon_stop_preemptible(struct weft_rt *rt, uint32_t started);
 /* A worker has left idle: wake the monitor if it sleeps with no timeout
  * (sysmon.c). Call after the seq_cst decrement of rt->idle, when a
  * seq_cst load of rt->mon_sleep reads WEFT_MON_DEEP. */

@@ -644,7 +644,10 @@ int weft__worker_preempt(weft_worker *w)
     poll_timers(w); /* the due timer may be why it is preempted */
     int band = band_of(cur);
     int64_t next = find_local(w, band);
-    if (next < 0) { /* nothing else is ready, or its band's turn goes on */
+    /* Stopping: find_local has nothing, and the task goes to the
+     * scheduler loop, which exits (sysmon.c, stop_preemptible). */
+    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX)) {
+        /* nothing else is ready, or its band's turn goes on */
         weft__sigstack_unreserve(w);
         return 0;
     }
