@@ -924,7 +924,12 @@ WEFT_API int weft_set_warn_callback(weft_rt *rt, weft_warn_fn fn, void *arg);
  * its worker waiting longer than latency_ns, is switched out by a signal
  * (SIGURG) when the interrupted instruction is safe: in the program's own
  * code (never libc, the loader, other shared libraries or weft itself)
- * and outside a weft_preempt_disable() section. Elsewhere it is asked to
+ * and outside a weft_preempt_disable() section, and never inside a
+ * signal handler of the program's that runs on a signal stack
+ * (SA_ONSTACK: weft installs one on every worker thread); install
+ * handlers that may run long on a worker thread that way, since one on
+ * the task's stack cannot be told from the task's own code, and the
+ * code it interrupted may be weft's. Elsewhere it is asked to
  * yield at its next weft call. It resumes exactly where it was, possibly
  * on another worker thread, with its registers (vector registers too)
  * and signal mask intact. What a preemptible task must not hold across a

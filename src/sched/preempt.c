@@ -136,6 +136,21 @@ int weft__preempt_pc_safe(uintptr_t pc)
     return 0;
 }
 
+static uintptr_t uc_sp(void *ucv)
+{
+    ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.sp;
+#elif defined(__riscv)
+    return (uintptr_t)uc->uc_mcontext.__gregs[REG_SP];
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
 static uintptr_t uc_pc(void *ucv)
 {
     ucontext_t *uc = ucv;
@@ -268,12 +283,53 @@ void weft_preempt_enable(void)
  * this worker's yield queue, if anything else is ready. Signal handler
  * on a worker's thread.
  */
+/*
+ * Inside a handler of the program's own? The interrupted PC is then the
+ * handler's, in the program's text, but the code the handler interrupted
+ * may be weft's, holding a lock or the worker: a SIGPROF handler that
+ * spun 3 ms let a preemption switch out a task in weft_mutex_unlock with
+ * the queue's spin lock held, and the next task on that thread took the
+ * handler's signal mask (found by a program written from weft.h). A
+ * handler installed with SA_ONSTACK runs on the thread's signal stack:
+ * a stack pointer off the task's stack refuses the preemption or
+ * isolation (the task is asked again at its next cooperative point and
+ * by the monitor). A handler on the task's own stack cannot be told from
+ * the task's code (its mask cannot tell either: a task may block signals
+ * itself, and preemption keeps its mask); weft.h asks for SA_ONSTACK.
+ */
+static int in_program_handler(weft_worker *w, void *ucv)
+{
+    /* The running task's stack (an inline child runs on its joiner's,
+     * whose index it carries), its guard zone or canary included. */
+    weft_rt *rt = w->rt;
+    uint32_t st = rt->cold[w->cur_slot].stack;
+    if (!st)
+        return 0;
+    int cls =
+        (atomic_load_explicit(&w->current->state, RLX) & WEFT_TS_SMALL) ? 1 : 0;
+    const weft_stack_pool *p = &rt->pool[cls];
+    uintptr_t lo = (uintptr_t)(p->base + (size_t)(st - 1) * p->stride);
+    uintptr_t hi = (uintptr_t)weft__stack_top(p, st - 1);
+    uintptr_t sp = uc_sp(ucv);
+    return sp < lo || sp > hi;
+}
+
 void weft__preempt_here(void *uc)
 {
     weft_worker *w = weft__worker_self();
     if (!w || !w->current || w->iso_of)
         return;
     uint64_t seq = weft__poll_seq(w);
+    if (weft_unlikely(in_program_handler(w, uc))) {
+        if (atomic_load_explicit(&w->iso_req, memory_order_acquire) ==
+                seq + 1 ||
+            atomic_load_explicit(&w->preempt_req, memory_order_acquire) ==
+                seq + 1) {
+            atomic_store_explicit(&w->yield_req, seq + 1, RLX);
+            stat_inc(&w->st.preempt_refused);
+        }
+        return;
+    }
     /* Acquire: pairs with the monitor's release store of the request. */
     if (atomic_load_explicit(&w->iso_req, memory_order_acquire) == seq + 1) {
         atomic_store_explicit(&w->iso_req, 0, RLX);
