@@ -63,15 +63,30 @@ uint64_t test_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Open descriptors, less the monitor's: it opens a thread's
+ * /proc/self/task/TID/{stat,schedstat} the first time it times one of
+ * its polls (sched/thrclock.c), whenever that is, and closes them at the
+ * destroy; counted, they made a test's count move by 2 at a random
+ * moment (api.io_ring_accept_close_ends_the_queued under ASan). */
 int test_count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
     CHECK_NOT_NULL(d);
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') /* "." and ".." */
-            n++;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') /* "." and ".." */
+            continue;
+        char path[300], to[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(path, to, sizeof to - 1);
+        if (k > 0) {
+            to[k] = 0;
+            if (!strncmp(to, "/proc/", 6) && strstr(to, "/task/"))
+                continue;
+        }
+        n++;
+    }
     closedir(d);
     return n;
 }
