@@ -200,6 +200,10 @@ weft_rt *test_rt_workers(uint32_t max_tasks, unsigned workers);
 
 /* A runtime from an explicit config; fails the test on error. */
 weft_rt *test_rt_cfg(const weft_config *cfg);
+/* A runtime of `workers` workers and max_tasks slots with I/O backend
+ * `io` (WEFT_IO_*); the test is skipped where WEFT_IO_URING cannot run
+ * (weft_rt_create's -ENOTSUP). */
+weft_rt *test_rt_io(unsigned workers, uint32_t max_tasks, int io);
 
 /* No signal from rt's monitor: no preemption (latency 0) and no tier
  * promotion, which a long poll, as on a loaded machine or in the chaos

@@ -26,28 +26,13 @@
 #include <ucontext.h>
 
 #include "../base/check.h"
+#include "../base/uctx.h"
 #include "rt.h"
 
 #define RLX memory_order_relaxed
 
 static struct sigaction old_segv, old_bus;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
-
-/* The interrupted context's stack pointer. */
-static uintptr_t uc_sp(void *ucv)
-{
-    ucontext_t *uc = ucv;
-#if defined(__x86_64__)
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-    return (uintptr_t)uc->uc_mcontext.sp;
-#elif defined(__riscv)
-    return (uintptr_t)uc->uc_mcontext.__gregs[REG_SP];
-#else
-    (void)uc;
-    return 0; /* unknown ISA: only guard-zone hits are recognised */
-#endif
-}
 
 weft_noreturn static void report(weft_rt *rt, int cls, uint32_t owner,
                                  const char *how, uintptr_t below)
@@ -96,7 +81,7 @@ static void own_overflow(void *addr, uintptr_t sp)
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
-    own_overflow(si->si_addr, uc_sp(uc));
+    own_overflow(si->si_addr, weft__uc_sp(uc));
     for (uint32_t id = 1; id < WEFT_REGISTRY; id++) {
         weft_rt *rt = weft__rt_by_id(id);
         if (!rt)

@@ -72,6 +72,7 @@
 #include "../base/clock.h"
 #include "../base/compiler.h"
 #include "../base/sysmark.h"
+#include "../base/uctx.h"
 #include "runq.h"
 
 extern const char __start_weft_text[] __attribute__((weak));
@@ -136,39 +137,9 @@ int weft__preempt_pc_safe(uintptr_t pc)
     return 0;
 }
 
-static uintptr_t uc_sp(void *ucv)
-{
-    ucontext_t *uc = ucv;
-#if defined(__x86_64__)
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-    return (uintptr_t)uc->uc_mcontext.sp;
-#elif defined(__riscv)
-    return (uintptr_t)uc->uc_mcontext.__gregs[REG_SP];
-#else
-    (void)uc;
-    return 0;
-#endif
-}
-
-static uintptr_t uc_pc(void *ucv)
-{
-    ucontext_t *uc = ucv;
-#if defined(__x86_64__)
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-    return (uintptr_t)uc->uc_mcontext.pc;
-#elif defined(__riscv)
-    return (uintptr_t)uc->uc_mcontext.__gregs[REG_PC];
-#else
-    (void)uc;
-    return 0; /* unknown ISA: never safe */
-#endif
-}
-
 int weft__preempt_uc_safe(void *uc)
 {
-    return weft__preempt_pc_safe(uc_pc(uc));
+    return weft__preempt_pc_safe(weft__uc_pc(uc));
 }
 
 /*
@@ -190,7 +161,7 @@ int weft__isolate_uc_ok(void *ucv)
      * hold the worker that the isolation would hand to another thread. */
     if (weft__sys_depth())
         return 0;
-    uintptr_t pc = uc_pc(ucv);
+    uintptr_t pc = weft__uc_pc(ucv);
     if (pc >= (uintptr_t)__start_weft_text && pc < (uintptr_t)__stop_weft_text)
         return 0;
     if (weft__preempt_pc_safe(pc))
@@ -310,7 +281,7 @@ static int in_program_handler(weft_worker *w, void *ucv)
     const weft_stack_pool *p = &rt->pool[cls];
     uintptr_t lo = (uintptr_t)(p->base + (size_t)(st - 1) * p->stride);
     uintptr_t hi = (uintptr_t)weft__stack_top(p, st - 1);
-    uintptr_t sp = uc_sp(ucv);
+    uintptr_t sp = weft__uc_sp(ucv);
     return sp < lo || sp > hi;
 }
 

@@ -26,17 +26,7 @@
 
 static weft_rt *ring_rt(unsigned workers)
 {
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = workers;
-    cfg.max_tasks = 256;
-    cfg.io = WEFT_IO_URING;
-    weft_rt *rt = NULL;
-    int err = weft_rt_create(&rt, &cfg);
-    if (err == -ENOTSUP)
-        TEST_SKIP("the io_uring backend cannot run here");
-    CHECK_OK(err);
-    return rt;
+    return test_rt_io(workers, 256, WEFT_IO_URING);
 }
 
 static int listener(struct sockaddr_in *addr, int backlog)

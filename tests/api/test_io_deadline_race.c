@@ -98,16 +98,7 @@ static void *reader(void *arg)
 
 static void run(int io)
 {
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = 1;
-    cfg.max_tasks = 64;
-    cfg.io = io;
-    weft_rt *rt = NULL;
-    int err = weft_rt_create(&rt, &cfg);
-    if (err == -ENOTSUP)
-        TEST_SKIP("the io_uring backend cannot run here");
-    CHECK_OK(err);
+    weft_rt *rt = test_rt_io(1, 64, io);
     race r = {0};
     test_run(rt, reader, &r);
     CHECK_EQ_INT(r.cancelled, 0);

@@ -96,16 +96,7 @@ static void *iso_main(void *arg)
 static void run(int io)
 {
     skip_tsan();
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = 1;
-    cfg.max_tasks = 64;
-    cfg.io = io;
-    weft_rt *rt = NULL;
-    int err = weft_rt_create(&rt, &cfg);
-    if (err == -ENOTSUP)
-        TEST_SKIP("the io_uring backend cannot run here");
-    CHECK_OK(err);
+    weft_rt *rt = test_rt_io(1, 64, io);
     weft_policy pol;
     CHECK_OK(weft_policy_get(rt, &pol));
     for (int t = WEFT_TIER_MONITOR; t < WEFT_TIER_ISOLATE; t++)

@@ -69,16 +69,7 @@ static void *idle_main(void *arg)
 
 TEST_T(api, io_ring_idle_after_close_sleeps, 60)
 {
-    weft_config cfg;
-    weft_config_default(&cfg);
-    cfg.workers = 2;
-    cfg.max_tasks = 64;
-    cfg.io = WEFT_IO_URING;
-    weft_rt *rt = NULL;
-    int err = weft_rt_create(&rt, &cfg);
-    if (err == -ENOTSUP)
-        TEST_SKIP("the io_uring backend cannot run here");
-    CHECK_OK(err);
+    weft_rt *rt = test_rt_io(2, 64, WEFT_IO_URING);
     test_run(rt, idle_main, NULL);
     weft_stats st = test_stats(rt);
     CHECK_CMP_U64(st.io_uring_ops, >=, 8);

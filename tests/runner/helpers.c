@@ -112,6 +112,21 @@ weft_rt *test_rt_cfg(const weft_config *cfg)
     return rt;
 }
 
+weft_rt *test_rt_io(unsigned workers, uint32_t max_tasks, int io)
+{
+    weft_config cfg;
+    weft_config_default(&cfg);
+    cfg.workers = workers;
+    cfg.max_tasks = max_tasks;
+    cfg.io = io;
+    weft_rt *rt = NULL;
+    int err = weft_rt_create(&rt, &cfg);
+    if (err == -ENOTSUP)
+        TEST_SKIP("the io_uring backend cannot run here");
+    CHECK_OK(err);
+    return rt;
+}
+
 void test_policy_no_signals(weft_rt *rt)
 {
     weft_policy pol;
