@@ -196,6 +196,7 @@ static const struct {
     {"spawn", bench_spawn},
     {"skynet", bench_skynet},
     {"fib", bench_fib},
+    {"fib_spawn", bench_fib_spawn},
     {"yield_many", bench_yield_many},
     {"chained_spawn", bench_chained_spawn},
     {"active_summary", bench_active_summary},

@@ -71,6 +71,7 @@ int bench_file_read(void);
 int bench_accept_rate(void);
 int bench_idle_cpu(void);
 int bench_fib(void);
+int bench_fib_spawn(void);
 int bench_pingpong(void);
 int bench_skynet_chan(void);
 int bench_memory(void);

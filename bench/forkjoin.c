@@ -2,10 +2,12 @@
  * forkjoin.c - the fork-join trees: `skynet` (join-based: a node at level
  * < depth spawns 10 children and joins each; a leaf returns its ordinal;
  * the root must equal the sum of 0 .. 10^depth - 1) and `fib` (fib(n),
- * every call with n >= 2 spawns fib(n-1), computes fib(n-2) itself and
- * joins the child). Sizes follow BENCH_SCALE as the peers' do: skynet's
- * depth is 6 + log10(scale), fib's n is 30 + log_phi(scale). Values: total
- * ms. fib also runs at one worker, for the 1 -> N speedup.
+ * every call with n >= 2 offers fib(n-1) as a task, computes fib(n-2)
+ * itself and joins the child: weft_fork_join, as rayon's join; and
+ * `fib_spawn`, the same tree with weft_spawn + weft_join, a handle per
+ * node). Sizes follow BENCH_SCALE as the peers' do: skynet's depth is
+ * 6 + log10(scale), fib's n is 30 + log_phi(scale). Values: total ms. fib
+ * also runs at one worker, for the 1 -> N speedup.
  */
 #include <math.h>
 #include <stdint.h>
@@ -93,12 +95,25 @@ static void *fib(void *arg)
         return NULL;
     }
     fib_arg x = {a->n - 1, 0}, y = {a->n - 2, 0};
-    weft_task t;
-    if (weft_spawn(NULL, &t, fib, &x, NULL) != 0) {
-        t = WEFT_TASK_NULL;
-        fib(&x);
+    weft_fork_join(fib, &y, fib, &x, NULL, NULL);
+    a->r = x.r + y.r;
+    return NULL;
+}
+
+static void *fib_spawn(void *arg)
+{
+    fib_arg *a = arg;
+    if (a->n < 2) {
+        a->r = (uint64_t)a->n;
+        return NULL;
     }
-    fib(&y);
+    fib_arg x = {a->n - 1, 0}, y = {a->n - 2, 0};
+    weft_task t;
+    if (weft_spawn(NULL, &t, fib_spawn, &x, NULL) != 0) {
+        t = WEFT_TASK_NULL;
+        fib_spawn(&x);
+    }
+    fib_spawn(&y);
     if (t.id)
         weft_join(t, NULL);
     a->r = x.r + y.r;
@@ -116,7 +131,7 @@ static double fib_trial(void *p, int *ok)
         y = z;
     }
     double t0 = bench_now_ns();
-    if (weft_rt_run(c->rt, fib, &a, NULL))
+    if (weft_rt_run(c->rt, c->depth ? fib_spawn : fib, &a, NULL))
         *ok = 0;
     double t1 = bench_now_ns();
     if (a.r != x)
@@ -134,17 +149,27 @@ int bench_skynet(void)
     return bench_report("skynet", workers, v, "ms", ok);
 }
 
-int bench_fib(void)
+static int fib_run(const char *name, int spawn)
 {
     int workers = bench_workers(), rc = 0;
     int counts[2] = {1, workers};
     for (int i = 0; i < (workers > 1 ? 2 : 1); i++) {
         int ok = 1;
-        ctx c = {bench_rt((unsigned)counts[i], 1u << 20), 0, fib_n()};
+        ctx c = {bench_rt((unsigned)counts[i], 1u << 20), spawn, fib_n()};
         double v = bench_median(fib_trial, &c, &ok);
         bench_verbose_stats(c.rt);
         weft_rt_destroy(c.rt);
-        rc |= bench_report("fib", counts[i], v, "ms", ok);
+        rc |= bench_report(name, counts[i], v, "ms", ok);
     }
     return rc;
+}
+
+int bench_fib(void)
+{
+    return fib_run("fib", 0);
+}
+
+int bench_fib_spawn(void)
+{
+    return fib_run("fib_spawn", 1);
 }

@@ -319,6 +319,26 @@ WEFT_API int weft_join(weft_task t, void **result);
  * (already detached or claimed by a joiner). Any thread. */
 WEFT_API int weft_detach(weft_task t);
 
+/* Fork-join: run fa(a) and fb(b), possibly in parallel, and return when
+ * both have returned; *ra and *rb (each may be NULL) get their results.
+ * fa runs on the calling task at once; fb is offered to the other
+ * workers, and if none has taken it when fa returns, the caller runs it
+ * next, as a plain call (so a nest of weft_fork_join calls that nobody
+ * steals from costs little more than the recursion). Only an fb that
+ * another worker takes becomes a task of its own (counted in
+ * weft_stats.spawns and .forks_stolen), with the caller's priority,
+ * stack class and preemptibility; no handle to it exists.
+ * So fb may run as the caller or as another task: it must not rely on
+ * weft_self, task-local values, or the worker it runs on, and fa must
+ * not wait for something only fb does (it may run after fa, on the same
+ * task: a deadlock). Either may block, yield, be preempted, or call
+ * weft_fork_join again. The call is not a cancellation point (fa and fb
+ * see cancellation in their own blocking calls) and waits for fb even
+ * when the calling task is cancelled. On a plain thread fa then fb run
+ * on the caller. Errors: -EINVAL (fa or fb NULL). Any thread. */
+WEFT_API int weft_fork_join(weft_fn fa, void *a, weft_fn fb, void *b, void **ra,
+                            void **rb);
+
 /* Let every other ready task run once, then continue. From a plain thread
  * it is sched_yield(). Any thread. */
 WEFT_API void weft_yield(void);
@@ -657,6 +677,8 @@ typedef struct weft_stats {
     uint64_t steal_attempts;  /* victims looked at */
     uint64_t inlined;         /* joins that ran a not-yet-started child on
                                  the joiner's own stack */
+    uint64_t forks;           /* weft_fork_join calls from tasks */
+    uint64_t forks_stolen;    /* their fb that ran as a task of its own */
     uint64_t stacks_resident; /* stacks that may hold resident memory:
                                  touched and not given back (a small class
                                  under a page is never given back: its

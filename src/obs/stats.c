@@ -51,6 +51,8 @@
     X(steals)                                                                  \
     X(steal_attempts)                                                          \
     X(inlined)                                                                 \
+    X(forks)                                                                   \
+    X(forks_stolen)                                                            \
     X(deflected)                                                               \
     X(mail_chunks)                                                             \
     X(polls)                                                                   \
@@ -101,6 +103,8 @@ static void worker_raw(weft_worker *w, uint64_t now, weft_stats *o)
     o->steals = ld(&s->steals);
     o->steal_attempts = ld(&s->steal_attempts);
     o->inlined = ld(&s->inlined);
+    o->forks = ld(&s->forks);
+    o->forks_stolen = ld(&s->forks_stolen);
     o->deflected = ld(&s->deflected);
     o->mail_chunks = ld(&s->mail_in);
     o->polls = o->switches + o->inlined;

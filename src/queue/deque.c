@@ -57,7 +57,7 @@ uint32_t weft__deque_take(weft_deque *d)
     return x;
 }
 
-uint32_t weft__deque_steal(weft_deque *d)
+uint32_t weft__deque_steal(weft_deque *d, void **job)
 {
     int64_t t = atomic_load_explicit(&d->top, SC);
     /* seq_cst + acquire: pairs with take's exchange (the race) and with
@@ -66,6 +66,9 @@ uint32_t weft__deque_steal(weft_deque *d)
     if (t >= b)
         return WEFT_DEQUE_EMPTY;
     uint32_t x = atomic_load_explicit(&d->buf[t & MASK], RLX);
+    /* Before the CAS, like x: after it the owner may reuse the position. */
+    if (weft__deque_is_job(x))
+        *job = atomic_load_explicit(&d->jobs[t & MASK], RLX);
     if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1, SC, RLX))
         return WEFT_DEQUE_ABORT;
     return x;

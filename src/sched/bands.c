@@ -179,8 +179,11 @@ static int64_t take_band(weft_worker *w, int b)
         }
         if (weft__deque_maybe_nonempty(&w->dq)) {
             uint32_t x = weft__deque_take(&w->dq);
-            if (x != WEFT_DEQUE_EMPTY)
+            if (x < WEFT_DEQUE_JOB)
                 return x;
+            if (x != WEFT_DEQUE_EMPTY &&
+                (s = weft__worker_claim(w, &w->dq, x)) >= 0)
+                return s;
         }
         return yq_pop(w);
     }

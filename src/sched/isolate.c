@@ -361,6 +361,7 @@ void weft__isolate_retire(weft_worker *iso)
         signal_task(rt, iso->lifo - 1);
     iso->lifo = 0;
     uint32_t x;
+    /* No fork record is ever pushed here (fork.c): slots only. */
     while ((x = weft__deque_take(&iso->dq)) != WEFT_DEQUE_EMPTY)
         signal_task(rt, x);
     int64_t y;

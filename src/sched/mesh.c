@@ -275,6 +275,9 @@ static uint32_t mesh_send(weft_worker *w, uint32_t v, uint32_t want)
     uint32_t got[WEFT_CHUNK];
     uint32_t k =
         weft__deque_grab(&w->dq, got, want < WEFT_CHUNK ? want : WEFT_CHUNK);
+    /* Fork records leave as tasks (fork.c), before the next push reuses
+     * their positions. */
+    k = weft__worker_claim_grabbed(w, got, k);
     uint32_t i = 0;
     while (i < k && mesh_stage(w, v, got[i], i + 1 < k))
         i++;

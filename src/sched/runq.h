@@ -89,6 +89,15 @@ static inline int64_t yq_pop(weft_worker *w)
 /* Push onto the deque when the ring is full (worker.c). */
 void weft__worker_push_overflow(weft_worker *w, uint32_t slot);
 
+/* Job entry x, just taken or grabbed from w's deque d, as a task to run,
+ * or -1 (sched/fork.c). Owner only. (worker.c) */
+int64_t weft__worker_claim(weft_worker *w, weft_deque *d, uint32_t x);
+
+/* The fork records among x[0..n), just grabbed from w's deque, made
+ * tasks in place; returns how many entries are left. Owner only.
+ * (worker.c) */
+uint32_t weft__worker_claim_grabbed(weft_worker *w, uint32_t *x, uint32_t n);
+
 static inline void push_local(weft_worker *w, uint32_t slot)
 {
     WEFT_EVW(w, slot, WEFT_EV_DQ);

@@ -12,6 +12,7 @@
  * its deque (weft__steal_share) and publishes its yield bit in the
  * summary tree (weft__steal_publish).
  */
+#include "fork.h"
 #include "runq.h"
 
 /*
@@ -71,11 +72,19 @@ weft_noinline int64_t weft__steal_take(weft_worker *w)
             weft_deque *d = b == BAND_NORMAL ? &v->dq : xdq(v, b);
             stat_inc(&w->st.steal_attempts);
             for (int tries = 0; tries < 4; tries++) {
-                uint32_t x = weft__deque_steal(d);
+                void *job = NULL;
+                uint32_t x = weft__deque_steal(d, &job);
                 if (x == WEFT_DEQUE_EMPTY)
                     break;
                 if (x != WEFT_DEQUE_ABORT) {
                     stat_inc(&w->st.steals);
+                    /* A fork record becomes a task here (fork.c). */
+                    if (weft__deque_is_job(x)) {
+                        int64_t s = weft__fork_claim(w, job);
+                        if (s < 0)
+                            return -1;
+                        x = (uint32_t)s;
+                    }
                     if (weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))
                         weft__trace_event(w->rt, w, WEFT_TEV_STEAL, x, 0, v->id,
                                           0, 0);

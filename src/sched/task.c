@@ -96,24 +96,15 @@ weft_cold weft_noinline static void trace_spawn(weft_rt *rt, weft_worker *w,
                         nw[0], nw[1]);
 }
 
-int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
-               const weft_spawn_attr *attr)
+/* Reserve a slot and make it a RUNNABLE task that runs fn(arg), with
+ * state bits `bits` and name `name`; count and trace the spawn. Returns
+ * the slot (not yet queued) or -EAGAIN; *gen is its generation. w: the
+ * caller's worker or NULL; any runtime. Inline: weft_spawn is a hot
+ * path (callgrind). */
+static inline __attribute__((always_inline)) int64_t
+task_new(weft_rt *rt, weft_worker *w, int mine, weft_fn fn, void *arg,
+         uint64_t bits, const char *name, uint64_t *gen_out)
 {
-    weft_worker *w = weft__worker_self();
-    if (!rt) {
-        if (!w || !w->current)
-            return -EPERM;
-        rt = w->rt;
-    }
-    uint64_t bits;
-    int err = check_attr(rt, attr, &bits);
-    if (err)
-        return err;
-    if (!fn || (!out && !(bits & WEFT_TS_DETACHED)))
-        return -EINVAL;
-    if (atomic_load_explicit(&rt->shutdown, RLX))
-        return -ECANCELED;
-    int mine = w && w->rt == rt;
     int64_t slot = weft__slot_take(rt, w);
     if (slot < 0)
         return -EAGAIN;
@@ -139,7 +130,7 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
     c->nopreempt = 0;
     bits |= rt->spawn_bits; /* cfg.preempt_all */
     weft__cold_wait_set(c, WEFT_WK_NONE, NULL);
-    bits |= weft__name_set(&rt->names[slot], attr ? attr->name : NULL);
+    bits |= weft__name_set(&rt->names[slot], name);
     /* Relaxed: the task is handed over by a queue push or a signal bit,
      * both release operations. */
     atomic_store_explicit(&t->state, gen | bits | WEFT_TS_RUNNABLE, RLX);
@@ -153,6 +144,40 @@ int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
         if (weft__tracing(rt))
             trace_spawn(rt, w, (uint32_t)slot, gen);
     }
+    *gen_out = gen;
+    return slot;
+}
+
+int64_t weft__task_new(weft_rt *rt, weft_worker *w, weft_fn fn, void *arg,
+                       uint64_t bits)
+{
+    uint64_t gen;
+    return task_new(rt, w, w && w->rt == rt, fn, arg, bits, NULL, &gen);
+}
+
+int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
+               const weft_spawn_attr *attr)
+{
+    weft_worker *w = weft__worker_self();
+    if (!rt) {
+        if (!w || !w->current)
+            return -EPERM;
+        rt = w->rt;
+    }
+    uint64_t bits;
+    int err = check_attr(rt, attr, &bits);
+    if (err)
+        return err;
+    if (!fn || (!out && !(bits & WEFT_TS_DETACHED)))
+        return -EINVAL;
+    if (atomic_load_explicit(&rt->shutdown, RLX))
+        return -ECANCELED;
+    uint64_t gen;
+    int mine = w && w->rt == rt;
+    int64_t slot =
+        task_new(rt, w, mine, fn, arg, bits, attr ? attr->name : NULL, &gen);
+    if (slot < 0)
+        return (int)slot;
     if (out)
         *out = weft__handle(rt->id, (uint32_t)slot, hgen(rt, gen));
     if (mine)
@@ -285,7 +310,13 @@ static weft_worker *run_inline(weft_worker *w, uint32_t slot)
         if (x == WEFT_DEQUE_EMPTY)
             return NULL;
         if (x != slot) {
-            push_local(w, x); /* not ours: back where it was */
+            /* Not ours: back where it was. (A fork record that moved
+             * this way is not its parent's to take back: the parent
+             * waits for whoever takes it, fork.c.) */
+            if (weft__deque_is_job(x))
+                weft__deque_put_back(&w->dq, x);
+            else
+                push_local(w, x);
             return NULL;
         }
     }

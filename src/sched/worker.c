@@ -42,6 +42,7 @@
 #include "../base/bits.h"
 #include "../base/check.h"
 #include "../base/clock.h"
+#include "fork.h"
 #include "uring.h"
 
 /* Sanitizer builds take the general switch path, which carries the
@@ -126,6 +127,23 @@ poll_turn(weft_worker *w, weft_tcb *from, uint32_t to_slot1, uintptr_t why,
 
 /* ---- queues ------------------------------------------------------------ */
 
+/* The fork records among x[0..n), grabbed from w's deque, made tasks
+ * (fork.c) in place; returns how many entries are left (a record no
+ * task could be made for is its parent's to run). Owner only. */
+weft_noinline uint32_t weft__worker_claim_grabbed(weft_worker *w, uint32_t *x,
+                                                  uint32_t n)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t s = x[i];
+        if (weft__deque_is_job(x[i]) &&
+            (s = weft__worker_claim(w, &w->dq, x[i])) < 0)
+            continue;
+        x[k++] = (uint32_t)s;
+    }
+    return k;
+}
+
 /* Push onto the deque; a full ring moves its older half to the injection
  * queue in one batch and retries. Owner only. */
 weft_noinline void weft__worker_push_overflow(weft_worker *w, uint32_t slot)
@@ -133,11 +151,28 @@ weft_noinline void weft__worker_push_overflow(weft_worker *w, uint32_t slot)
     while (weft__deque_push(&w->dq, slot) < 0) {
         uint32_t half[WEFT_DEQUE_CAP / 2];
         uint32_t n = weft__deque_grab(&w->dq, half, WEFT_DEQUE_CAP / 2);
+        /* Fork records leave as tasks: the queue holds slots. One OR a
+         * task (it vectorizes) when there is none. */
+        uint32_t any = 0;
+        for (uint32_t i = 0; i < n; i++)
+            any |= half[i];
+        if (weft_unlikely(any & WEFT_DEQUE_JOB))
+            n = weft__worker_claim_grabbed(w, half, n);
         for (uint32_t i = 0; i < n; i++)
             WEFT_EV(w->rt, half[i], WEFT_EV_INJ);
-        weft__inject_push(&w->rt->inject, half, n);
-        weft__wake_one(w->rt);
+        if (n) {
+            weft__inject_push(&w->rt->inject, half, n);
+            weft__wake_one(w->rt);
+        }
     }
+}
+
+/* Job entry x, just taken or grabbed from w's deque d, as a task to run
+ * (fork.c), or -1: its parent runs it. Owner only. */
+weft_noinline int64_t weft__worker_claim(weft_worker *w, weft_deque *d,
+                                         uint32_t x)
+{
+    return weft__fork_claim(w, weft__deque_job(d, x));
 }
 
 /* Take a batch from the injection queue: run the first, queue the rest. */
@@ -302,8 +337,11 @@ static inline __attribute__((always_inline)) int64_t find_local(weft_worker *w,
     w->lifo_runs = 0;
     if (weft__deque_maybe_nonempty(&w->dq)) {
         uint32_t x = weft__deque_take(&w->dq);
-        if (x != WEFT_DEQUE_EMPTY)
+        if (weft_likely(x < WEFT_DEQUE_JOB))
             return x;
+        if (x != WEFT_DEQUE_EMPTY &&
+            (s = weft__worker_claim(w, &w->dq, x)) >= 0)
+            return s;
     }
     if (w->rt->mesh) {
         if (w->mesh.nstaged)

@@ -27,8 +27,9 @@ typedef struct weft_wstats {
     _Atomic uint64_t fast_yields; /* yields by the fast path: each is also
                                      a switch */
     _Atomic uint64_t steals, steal_attempts;
-    _Atomic uint64_t inlined;            /* joins that ran the child inline */
-    _Atomic uint64_t deflected, mail_in; /* mesh: tasks sent, received */
+    _Atomic uint64_t inlined;             /* joins that ran the child inline */
+    _Atomic uint64_t forks, forks_stolen; /* weft_fork_join (fork.c) */
+    _Atomic uint64_t deflected, mail_in;  /* mesh: tasks sent, received */
     /* Budgets (sysmon.c, worker.c): polls are counted by switches and
      * fast_yields; these by the worker at the end of a poll, or by the
      * monitor (preemptions are counted by the worker that preempts). */

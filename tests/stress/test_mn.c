@@ -35,7 +35,8 @@ static void *thief(void *p)
     deque_run *r = p;
     long mine = 0;
     for (;;) {
-        uint32_t x = weft__deque_steal(r->d);
+        void *job;
+        uint32_t x = weft__deque_steal(r->d, &job);
         if (x == WEFT_DEQUE_EMPTY) {
             if (atomic_load(&r->done))
                 break;
@@ -86,6 +87,149 @@ TEST_T(stress, deque_owner_vs_thieves, 180)
     for (uint32_t i = 0; i < n; i += 9973)
         CHECK_EQ_INT(r.seen[i], 1);
     free((void *)r.seen);
+    free(r.d);
+}
+
+/* Job entries (fork records, queue/deque.h): the owner pushes a record,
+ * sometimes slots above it that it takes back, then takes the record
+ * back with weft__deque_take_job, as weft_fork_join does; three thieves
+ * steal. Each record leaves exactly once, a thief gets the pointer that
+ * was pushed with its entry, and take_job never takes back a record a
+ * thief has, or one that is not the bottom entry. */
+static uint64_t mix(uint64_t x);
+
+/* Room for n more pushes? Owner only. */
+static int deque_room(weft_deque *d, int64_t n)
+{
+    return atomic_load(&d->bottom) - atomic_load(&d->top) + n <=
+           (int64_t)WEFT_DEQUE_CAP;
+}
+
+typedef struct job_run {
+    weft_deque *d;
+    _Atomic uint8_t *seen; /* per record */
+    uint32_t *rec;         /* record i holds i */
+    uint32_t n;
+    _Atomic long taken, bad;
+    _Atomic int done;
+} job_run;
+
+static void job_count(job_run *r, void *p, long *mine)
+{
+    uint32_t *q = p;
+    if (q < r->rec || q >= r->rec + r->n || *q != (uint32_t)(q - r->rec) ||
+        atomic_fetch_add_explicit(&r->seen[*q], 1, memory_order_relaxed))
+        atomic_fetch_add(&r->bad, 1);
+    (*mine)++;
+}
+
+static void *job_thief(void *p)
+{
+    job_run *r = p;
+    long mine = 0;
+    for (;;) {
+        void *job = NULL;
+        uint32_t x = weft__deque_steal(r->d, &job);
+        if (x == WEFT_DEQUE_EMPTY) {
+            if (atomic_load(&r->done))
+                break;
+            continue;
+        }
+        if (x == WEFT_DEQUE_ABORT)
+            continue;
+        if (weft__deque_is_job(x))
+            job_count(r, job, &mine);
+        else if (x != 7u) /* the owner's filler slots are all 7 */
+            atomic_fetch_add(&r->bad, 1);
+    }
+    atomic_fetch_add(&r->taken, mine);
+    return NULL;
+}
+
+TEST_T(stress, deque_jobs_owner_vs_thieves, 180)
+{
+    const uint32_t n = TEST_SANITIZED ? 300000 : 3000000;
+    job_run r = {0};
+    r.n = n;
+    r.d = aligned_alloc(WEFT_CACHELINE, sizeof *r.d);
+    r.seen = calloc(n, 1);
+    r.rec = malloc(n * sizeof *r.rec);
+    CHECK(r.d && r.seen && r.rec);
+    memset(r.d, 0, sizeof *r.d);
+    for (uint32_t i = 0; i < n; i++)
+        r.rec[i] = i;
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, job_thief, &r);
+    long mine = 0, back = 0;
+    uint64_t seed = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        seed = mix(seed + i);
+        /* Records left to slow thieves: keep room for this round. */
+        while (!deque_room(r.d, 8)) {
+            uint32_t x = weft__deque_take(r.d);
+            if (x != WEFT_DEQUE_EMPTY && weft__deque_is_job(x))
+                job_count(&r, weft__deque_job(r.d, x), &mine);
+        }
+        int64_t at = weft__deque_push_job(r.d, &r.rec[i]);
+        CHECK(at >= 0);
+        /* Slots above it, taken back (or stolen) before the take_job. */
+        uint32_t above = (uint32_t)(seed % 4 == 0 ? seed % 3 + 1 : 0);
+        for (uint32_t k = 0; k < above; k++)
+            CHECK(weft__deque_push(r.d, 7u) == 0);
+        if (seed % 16 == 1) { /* take_job while slots are above: refused */
+            if (above)
+                CHECK(!weft__deque_take_job(r.d, at, &r.rec[i]));
+        }
+        if (!above && seed % 8 == 3) {
+            /* Taken and put back (an inline join that found another
+             * entry): a thief that gets it later must get its pointer,
+             * though taking the last entry moved top. */
+            uint32_t x = weft__deque_take(r.d);
+            if (x == WEFT_DEQUE_EMPTY)
+                continue; /* a thief has it */
+            CHECK(weft__deque_is_job(x));
+            CHECK(weft__deque_job(r.d, x) == &r.rec[i]);
+            weft__deque_put_back(r.d, x);
+            if (seed % 3 == 0) /* left to the thieves (or the final drain) */
+                continue;
+            x = weft__deque_take(r.d);
+            if (x != WEFT_DEQUE_EMPTY) {
+                CHECK(weft__deque_is_job(x));
+                job_count(&r, weft__deque_job(r.d, x), &mine);
+            }
+            continue;
+        }
+        for (uint32_t k = 0; k < above; k++) {
+            uint32_t x = weft__deque_take(r.d);
+            if (x == WEFT_DEQUE_EMPTY)
+                break;
+            if (weft__deque_is_job(x)) { /* ours: thieves took the rest */
+                job_count(&r, weft__deque_job(r.d, x), &mine);
+                goto next;
+            }
+            CHECK(x == 7u);
+        }
+        if (weft__deque_take_job(r.d, at, &r.rec[i])) {
+            job_count(&r, &r.rec[i], &mine);
+            back++;
+        }
+    next:;
+    }
+    uint32_t x;
+    while ((x = weft__deque_take(r.d)) != WEFT_DEQUE_EMPTY)
+        if (weft__deque_is_job(x)) /* left to the thieves, not taken */
+            job_count(&r, weft__deque_job(r.d, x), &mine);
+    atomic_store(&r.done, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ_INT(atomic_load(&r.bad), 0);
+    CHECK_EQ_INT(atomic_load(&r.taken) + mine, n);
+    CHECK(back > 0 && atomic_load(&r.taken) > 0); /* both sides won some */
+    for (uint32_t i = 0; i < n; i += 9973)
+        CHECK_EQ_INT(r.seen[i], 1);
+    free((void *)r.seen);
+    free(r.rec);
     free(r.d);
 }
 
