@@ -194,7 +194,9 @@ static const struct {
 } workloads[] = {
     {"switch", bench_switch},
     {"spawn", bench_spawn},
+    {"spawn_detached", bench_spawn_detached},
     {"skynet", bench_skynet},
+    {"skynet_spawn", bench_skynet_spawn},
     {"fib", bench_fib},
     {"fib_spawn", bench_fib_spawn},
     {"yield_many", bench_yield_many},

@@ -61,10 +61,12 @@ void bench_done_wait(bench_done *d);
 /* Workloads: each returns 0, or 1 if a check failed. */
 int bench_switch(void);
 int bench_spawn(void);
+int bench_spawn_detached(void);
 int bench_chained_spawn(void);
 int bench_yield_many(void);
 int bench_active_summary(void);
 int bench_skynet(void);
+int bench_skynet_spawn(void);
 int bench_wakeup(void);
 int bench_io_wakeup(void);
 int bench_file_read(void);

@@ -1,7 +1,10 @@
 /*
- * forkjoin.c - the fork-join trees: `skynet` (join-based: a node at level
- * < depth spawns 10 children and joins each; a leaf returns its ordinal;
- * the root must equal the sum of 0 .. 10^depth - 1) and `fib` (fib(n),
+ * forkjoin.c - the fork-join trees: `skynet` (a node at level < depth
+ * runs its 10 children with weft_fork_n, which offers each to other
+ * workers as a task and runs the rest itself, as the peers' scopes and
+ * task groups do; a leaf returns its ordinal; the root must equal the sum
+ * of 0 .. 10^depth - 1; `skynet_spawn`: the same tree with weft_spawn
+ * and weft_join per child) and `fib` (fib(n),
  * every call with n >= 2 offers fib(n-1) as a task, computes fib(n-2)
  * itself and joins the child: weft_fork_join, as rayon's join; and
  * `fib_spawn`, the same tree with weft_spawn + weft_join, a handle per
@@ -39,12 +42,32 @@ static void *skynet(void *arg)
         return NULL;
     }
     node kid[10];
+    void *args[10];
+    for (int i = 0; i < 10; i++) {
+        kid[i] = (node){n->level + 1, n->depth, n->ordinal * 10 + i, 0};
+        args[i] = &kid[i];
+    }
+    weft_fork_n(10, skynet, args, NULL);
+    n->sum = 0;
+    for (int i = 0; i < 10; i++)
+        n->sum += kid[i].sum;
+    return NULL;
+}
+
+static void *skynet_spawn(void *arg)
+{
+    node *n = arg;
+    if (n->level == n->depth) {
+        n->sum = n->ordinal;
+        return NULL;
+    }
+    node kid[10];
     weft_task t[10];
     for (int i = 0; i < 10; i++) {
         kid[i] = (node){n->level + 1, n->depth, n->ordinal * 10 + i, 0};
-        if (weft_spawn(NULL, &t[i], skynet, &kid[i], NULL) != 0) {
+        if (weft_spawn(NULL, &t[i], skynet_spawn, &kid[i], NULL) != 0) {
             t[i] = WEFT_TASK_NULL;
-            skynet(&kid[i]); /* out of slots: run it here */
+            skynet_spawn(&kid[i]); /* out of slots: run it here */
         }
     }
     /* Join newest first: the last child spawned is in the LIFO slot, the
@@ -74,7 +97,7 @@ static double skynet_trial(void *p, int *ok)
         leaves *= 10;
     expect = leaves * (leaves - 1) / 2;
     double t0 = bench_now_ns();
-    if (weft_rt_run(c->rt, skynet, &root, NULL))
+    if (weft_rt_run(c->rt, c->n ? skynet_spawn : skynet, &root, NULL))
         *ok = 0;
     double t1 = bench_now_ns();
     if (root.sum != expect)
@@ -139,14 +162,24 @@ static double fib_trial(void *p, int *ok)
     return (t1 - t0) / 1e6;
 }
 
-int bench_skynet(void)
+static int skynet_run(const char *name, int spawn)
 {
     int workers = bench_workers(), ok = 1;
-    ctx c = {bench_rt((unsigned)workers, 1u << 20), skynet_depth(), 0};
+    ctx c = {bench_rt((unsigned)workers, 1u << 20), skynet_depth(), spawn};
     double v = bench_median(skynet_trial, &c, &ok);
     bench_verbose_stats(c.rt);
     weft_rt_destroy(c.rt);
-    return bench_report("skynet", workers, v, "ms", ok);
+    return bench_report(name, workers, v, "ms", ok);
+}
+
+int bench_skynet(void)
+{
+    return skynet_run("skynet", 0);
+}
+
+int bench_skynet_spawn(void)
+{
+    return skynet_run("skynet_spawn", 1);
 }
 
 static int fib_run(const char *name, int spawn)

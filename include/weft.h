@@ -339,6 +339,16 @@ WEFT_API int weft_detach(weft_task t);
 WEFT_API int weft_fork_join(weft_fn fa, void *a, weft_fn fb, void *b, void **ra,
                             void **rb);
 
+/* Run fn(args[i]) for every i < n, possibly in parallel, and return when
+ * all have returned; results[i] (results may be NULL) gets each result.
+ * As weft_fork_join calls that split [0, n) in halves, the first half
+ * run by the caller: the same rules for fn as for fb above, no task made
+ * for a call that no other worker takes, log2(n) nested frames. The
+ * order in which the calls run is not defined. n = 0 does nothing.
+ * Errors: -EINVAL (fn NULL, or args NULL with n > 0). Any thread. */
+WEFT_API int weft_fork_n(size_t n, weft_fn fn, void *const *args,
+                         void **results);
+
 /* Let every other ready task run once, then continue. From a plain thread
  * it is sched_yield(). Any thread. */
 WEFT_API void weft_yield(void);

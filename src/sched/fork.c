@@ -189,3 +189,42 @@ out:
         *rb = y;
     return 0;
 }
+
+/* ---- weft_fork_n: n calls as halves ------------------------------------- */
+
+/* fn over args[lo, hi), split in halves by weft_fork_join (rayon's
+ * par_iter does the same): the left half runs here, the right one is
+ * offered; log2(n) frames deep at most. */
+typedef struct span {
+    weft_fn fn;
+    void *const *args;
+    void **results;
+    size_t lo, hi;
+} span;
+
+static void *run_span(void *p)
+{
+    span *s = p;
+    if (s->hi - s->lo == 1) {
+        void *r = s->fn(s->args[s->lo]);
+        if (s->results)
+            s->results[s->lo] = r;
+        return NULL;
+    }
+    size_t mid = s->lo + (s->hi - s->lo) / 2;
+    span left = {s->fn, s->args, s->results, s->lo, mid};
+    span right = {s->fn, s->args, s->results, mid, s->hi};
+    weft_fork_join(run_span, &left, run_span, &right, NULL, NULL);
+    return NULL;
+}
+
+int weft_fork_n(size_t n, weft_fn fn, void *const *args, void **results)
+{
+    if (!fn || (n && !args))
+        return -EINVAL;
+    if (!n)
+        return 0;
+    span all = {fn, args, results, 0, n};
+    run_span(&all);
+    return 0;
+}

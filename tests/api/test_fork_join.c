@@ -457,3 +457,63 @@ TEST(api, fork_join_fa_joins_a_parked_child_two_workers)
     test_run(rt, older_main, NULL);
     test_rt_destroy_clean(rt);
 }
+
+/* ---- weft_fork_n ----------------------------------------------------------- */
+
+static _Atomic uint8_t fn_ran[100000];
+
+static void *fn_mark(void *arg)
+{
+    uintptr_t i = (uintptr_t)arg;
+    if (atomic_fetch_add(&fn_ran[i], 1))
+        CHECK(!"a call ran twice");
+    return (void *)(i * 3);
+}
+
+static void fork_n_check(size_t n)
+{
+    static void *args[100000], *res[100000];
+    for (size_t i = 0; i < n; i++) {
+        args[i] = (void *)(uintptr_t)i;
+        res[i] = NULL;
+        atomic_store(&fn_ran[i], 0);
+    }
+    CHECK_OK(weft_fork_n(n, fn_mark, args, res));
+    for (size_t i = 0; i < n; i++) {
+        CHECK_EQ_INT(atomic_load(&fn_ran[i]), 1);
+        CHECK_EQ_PTR(res[i], (void *)(uintptr_t)(i * 3));
+    }
+}
+
+static void *fork_n_main(void *arg)
+{
+    (void)arg;
+    size_t sizes[] = {1, 2, 3, 10, 1000, 100000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        fork_n_check(sizes[k]);
+    CHECK_OK(weft_fork_n(0, fn_mark, NULL, NULL));
+    void *one[1] = {(void *)(uintptr_t)5};
+    atomic_store(&fn_ran[5], 0);
+    CHECK_OK(weft_fork_n(1, fn_mark, one, NULL)); /* results NULL */
+    CHECK_EQ_INT(atomic_load(&fn_ran[5]), 1);
+    CHECK_ERR(weft_fork_n(3, NULL, one, NULL), -EINVAL);
+    CHECK_ERR(weft_fork_n(3, fn_mark, NULL, NULL), -EINVAL);
+    return NULL;
+}
+
+TEST(api, fork_n_runs_each_call_once)
+{
+    weft_rt *rt = test_rt_workers(1u << 12, 2);
+    weft_stats s0 = test_stats(rt);
+    test_run(rt, fork_n_main, NULL);
+    weft_stats s1 = test_stats(rt);
+    /* n calls take n - 1 forks. */
+    CHECK_EQ_U64(s1.forks - s0.forks,
+                 0 + 1 + 2 + 9 + 999 + 99999 + 0 /* n = 1 at the end */);
+    test_rt_destroy_clean(rt);
+}
+
+TEST(api, fork_n_on_a_plain_thread)
+{
+    fork_n_check(1000);
+}
