@@ -68,8 +68,8 @@ static void *walk(void *arg)
 static void trees(unsigned workers, uint32_t max_tasks)
 {
     weft_rt *rt = test_rt_workers(max_tasks, workers);
-    uint32_t leaves = TEST_SANITIZED ? 20000 : 100000;
-    int rounds = TEST_SANITIZED ? 3 : 5;
+    uint32_t leaves = TEST_SANITIZED ? 6000 : 100000;
+    int rounds = TEST_SANITIZED ? 2 : 5;
     tree t = {calloc(leaves, 1), leaves};
     CHECK(t.ran);
     weft_stats s0 = test_stats(rt);
