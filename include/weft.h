@@ -265,8 +265,12 @@ enum {
  * AVX-512 state) never land on a task's stack: they run on the thread's
  * signal stack, and a preempted task keeps that one while it is switched
  * out. A signal the program itself handles without SA_ONSTACK does land
- * there. The scheduler's next decision when a task parks does run on the
- * task's stack (a task parked in weft_read needed 1088 bytes), and, in a
+ * there. The scheduler's next decision when a task parks, yields or ends
+ * runs on the task's stack (1.5 KiB and more: due timers and their
+ * wake-ups), except for small-class tasks when the small class is under
+ * 4 KiB, which leave it to the worker's own stack at the cost of one
+ * more switch; the wait itself still runs on the task's stack (a task
+ * parked in weft_read needed about 1 KiB). And, in a
  * program linked with lazy binding (no -z now), so does the first call
  * of each shared-library function (glibc saves the vector registers
  * there: about 2.5 KiB with AVX-512): link programs that run tasks on

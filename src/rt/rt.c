@@ -239,6 +239,7 @@ static int place(weft_rt *rt, const weft_config *cfg, const layout *l, char *a,
     weft__policy_init(rt);
     rt->obs_base = (weft_stats *)(a + l->obs);
     rt->spawn_bits = cfg->preempt_all ? WEFT_TS_PREEMPTIBLE : 0;
+    rt->small_tiny = cfg->small_stack_size < 4096;
     return 0;
 }
 

@@ -87,6 +87,10 @@ struct weft_rt {
      * ring could not be made (uring.c). */
     int io_uring;
     _Atomic int io_fallback, io_fallback_errno;
+    /* The small class is under 4 KiB: a small-class task that parks,
+     * yields or ends leaves the next decision to the scheduler loop's
+     * stack instead of making it on its own (worker.c, "Small stacks"). */
+    int small_tiny;
     uint64_t spawn_bits; /* state bits every task gets at spawn:
                              WEFT_TS_PREEMPTIBLE with cfg.preempt_all */
     weft_mbox *mbox;     /* mesh: [dst * nworkers + src] */

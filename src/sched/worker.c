@@ -440,10 +440,35 @@ static inline int others_signalled(weft_worker *w)
 }
 
 /* The general yield: any run-order step may supply the next task. */
+/*
+ * Small stacks. A task that parks, yields or ends makes the next decision
+ * (find_work: due timers and their wake-ups, a poll, a steal) on its own
+ * stack, which saves a switch to the scheduler loop and back. That chain
+ * needs about 1.5 KiB more than the wait itself (a task sleeping in
+ * weft_sleep_ns overflowed a 1,536-byte stack, Release and Debug alike),
+ * so on a small class under 4 KiB (rt->small_tiny) a small-class task
+ * switches to the scheduler loop instead, which decides on the worker's
+ * own stack: one switch more a park for those tasks only. State word s.
+ */
+static inline int off_stack(weft_worker *w, uint64_t s)
+{
+    return (s & WEFT_TS_SMALL) && w->rt->small_tiny;
+}
+
 weft_noinline static void yield_slow(weft_worker *w)
 {
     weft_tcb *cur = w->current;
     int band = band_of(cur);
+    if (weft_unlikely(off_stack(w, atomic_load_explicit(&cur->state, RLX))) &&
+        !w->iso_of) {
+        /* The loop queues it (MSG_YIELD) and decides; if nothing else is
+         * ready the task simply runs next. */
+        stat_inc(&w->st.yields);
+        switch_ctx(w, cur, -1,
+                   (uintptr_t)cur |
+                       (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));
+        return;
+    }
     /* An isolated task's yield ends its isolation: to its thread's old
      * frame (isolate.c). */
     int64_t next = w->iso_of ? -1 : find_local(w, band);
@@ -533,7 +558,8 @@ void weft__task_park(void)
         }
     }
     stat_inc(&w->st.parks);
-    switch_ctx(w, cur, find_work(w), (uintptr_t)cur | MSG_PARK);
+    switch_ctx(w, cur, weft_unlikely(off_stack(w, s)) ? -1 : find_work(w),
+               (uintptr_t)cur | MSG_PARK);
 }
 
 #if defined(WEFT_CTX_HAS_START) && !WEFT_SANITIZED
@@ -579,6 +605,10 @@ WEFT_NO_TSAN void weft__task_switch_dead(void)
 {
     weft_worker *w = weft__worker_self();
     weft_tcb *cur = w->current;
+    if (weft_unlikely(off_stack(w, atomic_load_explicit(&cur->state, RLX)))) {
+        switch_ctx(w, cur, -1, (uintptr_t)cur | MSG_DEAD);
+        weft__die("worker", "a finished task was resumed");
+    }
     int64_t next = find_work(w);
 #if defined(WEFT_CTX_HAS_START) && !WEFT_SANITIZED
     if (next >= 0 && !w->hot[next].sp &&

@@ -191,3 +191,68 @@ TEST_T(api, stack_many_tasks_keep_contents, 60)
     CHECK_EQ_U64(st.spawns, MANY + 1);
     test_rt_destroy_clean(rt);
 }
+
+/* ---- 1 KiB small stacks: the scheduler's decisions stay off them --------- */
+
+/* A small-class task that parks, yields and ends on a 1 KiB stack. Its
+ * own calls fit (the memory bench's tasks park in a receive in about 700
+ * bytes), but the next decision (find_work: due timers and the wake-ups
+ * they make) did not: a task sleeping in weft_sleep_ns overflowed a
+ * 1,536-byte stack. With the decision made on the worker's stack
+ * (worker.c, "Small stacks") these run clean; before, "stack overflow
+ * ... canary overwritten" and an abort. */
+static _Atomic long tiny_done;
+
+static void *tiny_task(void *arg)
+{
+    uintptr_t i = (uintptr_t)arg;
+    for (int k = 0; k < 40; k++) {
+        weft_sleep_ns(1000 + ((i + (uintptr_t)k) % 7) * 1000);
+        if (k % 5 == 0)
+            weft_yield();
+    }
+    atomic_fetch_add(&tiny_done, 1);
+    return NULL;
+}
+
+static void *tiny_main(void *arg)
+{
+    (void)arg;
+    weft_spawn_attr a = WEFT_SPAWN_ATTR_INIT;
+    a.flags = WEFT_DETACHED;
+    a.stack = WEFT_STACK_SMALL;
+    for (uintptr_t i = 0; i < 1000; i++)
+        CHECK_OK(weft_spawn(NULL, NULL, tiny_task, (void *)i, &a));
+    while (atomic_load(&tiny_done) < 1000)
+        weft_sleep_ns(1000000);
+    return NULL;
+}
+
+static void tiny_stacks(unsigned workers)
+{
+#ifdef WEFT_SWITCH_UCONTEXT
+    TEST_SKIP("no small class under 4 KiB with the ucontext switcher");
+#endif
+    if (TEST_SANITIZED || TEST_CHAOS)
+        TEST_SKIP("sanitizer and chaos frames need more than 1 KiB");
+    weft_config c;
+    weft_config_default(&c);
+    c.workers = workers;
+    c.max_tasks = 2048;
+    c.small_stack_size = 1024;
+    weft_rt *rt = test_rt_cfg(&c);
+    atomic_store(&tiny_done, 0);
+    test_run(rt, tiny_main, NULL);
+    test_wait_live(rt, 0, 10000);
+    test_rt_destroy_clean(rt);
+}
+
+TEST(api, stack_1k_small_class_sleeps_yields_ends_one_worker)
+{
+    tiny_stacks(1);
+}
+
+TEST(api, stack_1k_small_class_sleeps_yields_ends_two_workers)
+{
+    tiny_stacks(2);
+}
