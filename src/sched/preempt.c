@@ -285,6 +285,14 @@ static int in_program_handler(weft_worker *w, void *ucv)
     return sp < lo || sp > hi;
 }
 
+/* Refused: the task yields at its next cooperative point (yield_req),
+ * and the monitor asks again at its next tick. */
+static void refuse(weft_worker *w, uint64_t seq)
+{
+    atomic_store_explicit(&w->yield_req, seq + 1, RLX);
+    stat_inc(&w->st.preempt_refused);
+}
+
 void weft__preempt_here(void *uc)
 {
     weft_worker *w = weft__worker_self();
@@ -295,10 +303,8 @@ void weft__preempt_here(void *uc)
         if (atomic_load_explicit(&w->iso_req, memory_order_acquire) ==
                 seq + 1 ||
             atomic_load_explicit(&w->preempt_req, memory_order_acquire) ==
-                seq + 1) {
-            atomic_store_explicit(&w->yield_req, seq + 1, RLX);
-            stat_inc(&w->st.preempt_refused);
-        }
+                seq + 1)
+            refuse(w, seq);
         return;
     }
     /* Acquire: pairs with the monitor's release store of the request. */
@@ -316,10 +322,7 @@ void weft__preempt_here(void *uc)
     if (!(atomic_load_explicit(&cur->state, RLX) & WEFT_TS_PREEMPTIBLE))
         return;
     if (rt->cold[w->cur_slot].nopreempt || !weft__preempt_uc_safe(uc)) {
-        /* Not here: at its next cooperative point; the monitor also
-         * tries again at its next tick. */
-        atomic_store_explicit(&w->yield_req, seq + 1, RLX);
-        stat_inc(&w->st.preempt_refused);
+        refuse(w, seq); /* not here */
         return;
     }
     /* The signal stack this frame is on, which the task keeps while it
@@ -327,8 +330,7 @@ void weft__preempt_here(void *uc)
     char *mine = weft__sigstack_current(w);
     int r = weft__worker_preempt(w);
     if (r < 0) { /* no spare signal stack: as a refusal */
-        atomic_store_explicit(&w->yield_req, seq + 1, RLX);
-        stat_inc(&w->st.preempt_refused);
+        refuse(w, seq);
         return;
     }
     if (!r) { /* nothing else is ready, or its band's turn goes on */
