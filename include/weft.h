@@ -99,7 +99,9 @@ typedef struct weft_rt weft_rt;
  * limited by a cgroup CPU quota), max_tasks 65536,
  * stack_size 256 KiB, small_stack_size 16 KiB, stack_keep 1024,
  * guard_pages 1. Limits (else -EINVAL from weft_rt_create): max_tasks
- * 1..16777216; stack_size a multiple of the page size, 16 KiB..1 GiB;
+ * 1..16777216, and at least 63 per worker rounded up (workers <=
+ * ceil(max_tasks / 63): each worker needs a leaf of 63 task slots, so
+ * max_tasks 1 allows one worker, 64 two); stack_size a multiple of the page size, 16 KiB..1 GiB;
  * small_stack_size a multiple of 64, 1 KiB..stack_size (4 KiB.. with the
  * portable ucontext switcher; under 4 KiB only for tasks that call nothing
  * deep: 128 bytes go to task-local values);
@@ -315,7 +317,8 @@ WEFT_API int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
  * -EDEADLK (t is the calling task), -EINVAL (t is detached or another
  * joiner has claimed it), -ECANCELED (the calling task's runtime is shut
  * down and t had not ended: t is left detached, reaped when it ends; or
- * t's runtime was destroyed before t ended).
+ * t's runtime was destroyed while this call waited for t: a join made
+ * after that destroy finds no such runtime, -ESRCH).
  * Any thread. */
 WEFT_API int weft_join(weft_task t, void **result);
 
@@ -326,20 +329,28 @@ WEFT_API int weft_detach(weft_task t);
 /* Fork-join: run fa(a) and fb(b), possibly in parallel, and return when
  * both have returned; *ra and *rb (each may be NULL) get their results.
  * fa runs on the calling task at once; fb is offered to the other
- * workers, and if none has taken it when fa returns, the caller runs it
- * next, as a plain call (so a nest of weft_fork_join calls that nobody
- * steals from costs little more than the recursion). Only an fb that
- * another worker takes becomes a task of its own (counted in
- * weft_stats.spawns and .forks_stolen), with the caller's priority,
- * stack class and preemptibility; no handle to it exists.
+ * workers, and if nobody has taken it when fa returns, the caller runs
+ * it next, as a plain call (so a nest of weft_fork_join calls that
+ * nobody steals from costs little more than the recursion: about 220
+ * bytes of the caller's stack a level in an optimized build). fb becomes
+ * a task of its own when someone else takes it first: another worker,
+ * or the caller's own worker while fa is parked, yielding or preempted
+ * (so when fa blocks, fb usually runs as a task). Such a task has the
+ * caller's priority, stack class and preemptibility (not its
+ * weft_preempt_disable count: that is per task), is named "fork", is
+ * counted in
+ * weft_stats.spawns and .forks_stolen, has no handle, and is gone (its
+ * slot free, weft_stats.live down) when the call returns.
  * So fb may run as the caller or as another task: it must not rely on
  * weft_self, task-local values, or the worker it runs on, and fa must
  * not wait for something only fb does (it may run after fa, on the same
  * task: a deadlock). Either may block, yield, be preempted, or call
- * weft_fork_join again. The call is not a cancellation point (fa and fb
- * see cancellation in their own blocking calls) and waits for fb even
- * when the calling task is cancelled. On a plain thread fa then fb run
- * on the caller. Errors: -EINVAL (fa or fb NULL). Any thread. */
+ * weft_fork_join again. While the caller waits for an fb that runs as a
+ * task it is PARKED in "join" (weft_task_info, weft_dump) with no object.
+ * The call is not a cancellation point (fa and fb see cancellation in
+ * their own blocking calls) and waits for fb even when the calling task
+ * is cancelled. On a plain thread fa then fb run on the caller, and
+ * nothing is counted. Errors: -EINVAL (fa or fb NULL). Any thread. */
 WEFT_API int weft_fork_join(weft_fn fa, void *a, weft_fn fb, void *b, void **ra,
                             void **rb);
 
@@ -347,8 +358,9 @@ WEFT_API int weft_fork_join(weft_fn fa, void *a, weft_fn fb, void *b, void **ra,
  * all have returned; results[i] (results may be NULL) gets each result.
  * As weft_fork_join calls that split [0, n) in halves, the first half
  * run by the caller: the same rules for fn as for fb above, no task made
- * for a call that no other worker takes, log2(n) nested frames. The
- * order in which the calls run is not defined. n = 0 does nothing.
+ * for a call that nobody else takes, log2(n) nested levels, n - 1 forks
+ * (weft_stats.forks counts them). The order in which the calls run is
+ * not defined. n = 0 does nothing.
  * Errors: -EINVAL (fn NULL, or args NULL with n > 0). Any thread. */
 WEFT_API int weft_fork_n(size_t n, weft_fn fn, void *const *args,
                          void **results);
@@ -691,7 +703,8 @@ typedef struct weft_stats {
     uint64_t steal_attempts;  /* victims looked at */
     uint64_t inlined;         /* joins that ran a not-yet-started child on
                                  the joiner's own stack */
-    uint64_t forks;           /* weft_fork_join calls from tasks */
+    uint64_t forks;           /* weft_fork_join calls from tasks (and the
+                                 n - 1 of each weft_fork_n) */
     uint64_t forks_stolen;    /* their fb that ran as a task of its own */
     uint64_t stacks_resident; /* stacks that may hold resident memory:
                                  touched and not given back (a small class

@@ -71,6 +71,7 @@ static const char *const wait_names[WEFT_WK_COUNT] = {
     [WEFT_WK_JOIN] = "join",
     [WEFT_WK_PARK] = "park",
     [WEFT_WK_JOIN_INLINE] = "join",
+    [WEFT_WK_FORK] = "join",
     [WEFT_WK_FD_READ] = "fd read",
     [WEFT_WK_FD_WRITE] = "fd write",
     [WEFT_WK_FD_RW] = "fd read write",

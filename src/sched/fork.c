@@ -23,8 +23,13 @@
  *   4. else someone took the record, or will (a thief, the worker's run
  *      loop while the parent was parked or preempted, the deque's
  *      overflow), and called weft__fork_claim: the parent waits for the
- *      word to say DONE (fb ran as a task: its result is in the record)
- *      or REFUSED (no task could be made: the parent calls fb(b) itself).
+ *      word to say DONE (fb ran as a task, which has ended and whose slot
+ *      is reaped: its result is in the record) or REFUSED (no task could
+ *      be made: the parent calls fb(b) itself). DONE comes after the reap
+ *      (WEFT_TS_FORK, task.c's end of a task), so that once the call
+ *      returns the task no longer counts: not in weft_stats.live, not
+ *      against max_tasks, not as a live task to weft_rt_destroy (which
+ *      said -EBUSY in the gap, found by a program written from weft.h).
  *
  * Invariants.
  * - A record is in at most one deque entry, pushed once; it leaves it by
@@ -33,9 +38,9 @@
  * - The parent does not return before the entry has left the deque and,
  *   if claimed, the claimer is done with the record: in (4) it waits for
  *   DONE or REFUSED, written by the claimer's last access to the record
- *   (the task it became reads fn and arg before it runs fb, and its
- *   exchange to DONE is its last touch). So no deque entry and no task
- *   ever points at a dead frame.
+ *   (the task it became reads fn and arg before it runs fb, and the
+ *   exchange to DONE after its reap is the last touch). So no deque entry
+ *   and no task ever points at a dead frame.
  * - A claimed record's task inherits the parent's priority, stack class
  *   and preemptibility, and is detached: nothing can observe it but the
  *   word.
@@ -85,17 +90,24 @@
 #define INHERIT                                                                \
     ((UINT64_C(15) << WEFT_TS_PRIO_SHIFT) | WEFT_TS_SMALL | WEFT_TS_PREEMPTIBLE)
 
-/* The body of a claimed record's task. */
+/* The body of a claimed record's task: its result is the record, which
+ * the task's end hands to weft__fork_done once the slot is reaped. */
 static void *fork_run(void *p)
 {
     weft_fork *f = p;
     f->result = f->fn(f->arg);
-    /* acq_rel: release for the result (the parent's acquire load of the
-     * word); acquire for the parent's waiter record (its release CAS). */
+    return f;
+}
+
+void weft__fork_done(void *p)
+{
+    weft_fork *f = p;
+    /* acq_rel: release for the result and the reap (the parent's acquire
+     * load of the word); acquire for the parent's waiter record (its
+     * release CAS). After this the record may be gone. */
     uintptr_t x = atomic_exchange_explicit(&f->word, WEFT_FORK_DONE, ACQ_REL);
     if (x > WEFT_FORK_REFUSED)
         weft__waiter_wake((weft_waiter *)x);
-    return NULL;
 }
 
 int64_t weft__fork_claim(weft_worker *w, weft_fork *f)
@@ -103,7 +115,10 @@ int64_t weft__fork_claim(weft_worker *w, weft_fork *f)
     weft_rt *rt = w->rt;
     int64_t slot = -1;
     if (!atomic_load_explicit(&rt->shutdown, RLX))
-        slot = weft__task_new(rt, w, fork_run, f, f->bits);
+        /* Named, so that dumps and the monitor's warnings say what it
+         * is: it has no handle of its own. */
+        slot =
+            weft__task_new(rt, w, fork_run, f, f->bits | WEFT_TS_FORK, "fork");
     if (slot >= 0) {
         stat_inc(&w->st.forks_stolen);
         return slot;
@@ -132,7 +147,7 @@ weft_noinline static void *fork_wait(weft_fork *f)
                                                 REL, ACQ)) {
         weft_tcb_cold *c = &me.rt->cold[me.slot];
         /* For observers a join; nothing they may cancel is linked. */
-        weft__cold_wait_set(c, WEFT_WK_JOIN_INLINE, NULL);
+        weft__cold_wait_set(c, WEFT_WK_FORK, NULL);
         /* Acquire: pairs with weft__waiter_wake's release of the flag. */
         while (!atomic_load_explicit(&me.futex, ACQ))
             weft__task_park();

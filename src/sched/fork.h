@@ -29,4 +29,9 @@ typedef struct weft_fork {
  * parent runs it itself. Owner worker (w's thread). */
 int64_t weft__fork_claim(weft_worker *w, weft_fork *f);
 
+/* The task a claimed record became has ended and its slot is reaped:
+ * tell the record's caller (DONE). Called by the task's end (task.c)
+ * with the record, the task's result. Any worker. */
+void weft__fork_done(void *f);
+
 #endif

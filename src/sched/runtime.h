@@ -266,12 +266,13 @@ static inline void weft__task_name(const struct weft_rt *rt, uint32_t slot,
 #define WEFT_ALTSTACK ((size_t)64 * 1024)
 
 /* Reserve a slot and make it a runnable task running fn(arg) with state
- * bits `bits` (WEFT_TS_*: priority, class, DETACHED...), counted as a
- * spawn; the caller queues it (weft__sched_ready*) or runs it. Returns
- * the slot or -EAGAIN (max_tasks live). w: the caller's worker or NULL.
- * Any thread. (task.c) */
+ * bits `bits` (WEFT_TS_*: priority, class, DETACHED...) and name `name`
+ * (NULL: none), counted as a spawn; the caller queues it
+ * (weft__sched_ready*) or runs it. Returns the slot or -EAGAIN
+ * (max_tasks live). w: the caller's worker or NULL. Any thread.
+ * (task.c) */
 int64_t weft__task_new(struct weft_rt *rt, weft_worker *w, weft_fn fn,
-                       void *arg, uint64_t bits);
+                       void *arg, uint64_t bits, const char *name);
 
 /* Finish the calling task's own work: TLS destructors, then store
  * `result`. Task only. */

@@ -78,11 +78,13 @@ weft_noinline int64_t weft__steal_take(weft_worker *w)
                     break;
                 if (x != WEFT_DEQUE_ABORT) {
                     stat_inc(&w->st.steals);
-                    /* A fork record becomes a task here (fork.c). */
+                    /* A fork record becomes a task here (fork.c); one
+                     * no task could be made for is its parent's to run:
+                     * on to the next victim. */
                     if (weft__deque_is_job(x)) {
                         int64_t s = weft__fork_claim(w, job);
                         if (s < 0)
-                            return -1;
+                            break;
                         x = (uint32_t)s;
                     }
                     if (weft_unlikely(atomic_load_explicit(&w->tracing, RLX)))

@@ -28,6 +28,7 @@
 #include "../base/check.h"
 #include "../base/futex.h"
 #include "../base/spin.h"
+#include "fork.h"
 #include "runq.h"
 #include "slots.h"
 
@@ -149,10 +150,10 @@ task_new(weft_rt *rt, weft_worker *w, int mine, weft_fn fn, void *arg,
 }
 
 int64_t weft__task_new(weft_rt *rt, weft_worker *w, weft_fn fn, void *arg,
-                       uint64_t bits)
+                       uint64_t bits, const char *name)
 {
     uint64_t gen;
-    return task_new(rt, w, w && w->rt == rt, fn, arg, bits, NULL, &gen);
+    return task_new(rt, w, w && w->rt == rt, fn, arg, bits, name, &gen);
 }
 
 int weft_spawn(weft_rt *rt, weft_task *out, weft_fn fn, void *arg,
@@ -258,6 +259,16 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
         /* DETACHED is final and excludes joiners, so nobody else may claim
          * this slot: no joiner exchange, no CAS. A racing stale unpark at
          * most loses its WAKE bit, which means nothing on a dead task. */
+        if (weft_unlikely(s & WEFT_TS_FORK)) {
+            /* Its caller waits in weft_fork_join: told only once the slot
+             * is free, so that what it sees after (live, max_tasks, a
+             * destroy) no longer counts this task. The record is the
+             * result, read before the slot can be reused. */
+            void *f = c->result;
+            reap(rt, slot, w);
+            weft__fork_done(f);
+            return;
+        }
         reap(rt, slot, w);
         return;
     }

@@ -78,6 +78,9 @@ enum {
 #define WEFT_TS_PREEMPTIBLE (UINT64_C(1) << 7)
 #define WEFT_TS_CANARY (UINT64_C(1) << 12)
 #define WEFT_TS_NAMED (UINT64_C(1) << 13)
+/* A claimed fork record's task (sched/fork.c): detached, its result is
+ * the record, which it signals once its slot is reaped. */
+#define WEFT_TS_FORK (UINT64_C(1) << 14)
 #define WEFT_TS_PRIO_SHIFT 8
 #define WEFT_TS_GEN_SHIFT 40
 #define WEFT_TS_GEN_MASK (~UINT64_C(0) << WEFT_TS_GEN_SHIFT)
@@ -234,6 +237,10 @@ enum {
     WEFT_WK_BLOCKING,    /* weft_block_on (io/blocking.c); obj: the function */
     WEFT_WK_JOIN_INLINE, /* running the joined child on its own stack:
                             shown as "join", but nothing is linked */
+    WEFT_WK_FORK,        /* weft_fork_join waiting for its second half,
+                            which another worker took (sched/fork.c):
+                            shown as "join"; nothing cancellable is
+                            linked */
     WEFT_WK_COUNT
 };
 
@@ -241,7 +248,7 @@ enum {
  * or about to (sched/cancel.c)? */
 static inline int weft__wk_links(unsigned k)
 {
-    return k != WEFT_WK_NONE && k != WEFT_WK_JOIN_INLINE;
+    return k != WEFT_WK_NONE && k != WEFT_WK_JOIN_INLINE && k != WEFT_WK_FORK;
 }
 
 /* Record (kind, obj) as what the task of cold part c waits on; (NONE,
