@@ -79,6 +79,26 @@ static void own_overflow(void *addr, uintptr_t sp)
                bottom - a);
 }
 
+/* A fault in the fence below class cls of rt: if this thread runs a
+ * task of that runtime and class, that task overran into it (the fence
+ * lies below every stack of the class). Signal safe. */
+static void fence_task(weft_rt *rt, int cls, void *addr)
+{
+    weft_worker *w = weft__worker_self();
+    weft_tcb *t = w ? w->current : NULL;
+    if (!t || w->rt != rt ||
+        ((atomic_load_explicit(&t->state, RLX) & WEFT_TS_SMALL) ? 1 : 0) != cls)
+        return;
+    uint32_t slot = w->cur_slot, s = rt->cold[slot].stack;
+    if (!s)
+        return;
+    uintptr_t bottom = (uintptr_t)weft__stack_bottom(&rt->pool[cls], s - 1);
+    report(rt, cls, slot + 1,
+           "canary only: ran over the stacks below it into the class's "
+           "fence,",
+           bottom - (uintptr_t)addr);
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     own_overflow(si->si_addr, weft__uc_sp(uc));
@@ -91,11 +111,16 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
             int64_t i = weft__stack_find_guard(p, si->si_addr);
             if (i == -1)
                 continue;
-            if (i == WEFT_STACK_FENCE) /* not this thread's task: whose? */
+            if (i == WEFT_STACK_FENCE) {
+                /* The thread's own task of that class, when it runs one
+                 * (its stack pointer may already be past the area's
+                 * bound own_overflow checks): name it. */
+                fence_task(rt, cls, si->si_addr);
                 weft__die("stack",
                           "stack overflow ran into the fence below the %s "
                           "stacks (fault at %p)",
                           cls ? "small" : "default", si->si_addr);
+            }
             uint32_t owner = atomic_load_explicit(&p->owner[i], RLX);
             uintptr_t bottom = (uintptr_t)weft__stack_bottom(p, (uint32_t)i);
             report(rt, cls, owner, "guard zone hit",

@@ -401,3 +401,22 @@ TEST_T(fault, die_fault_while_reporting_aborts, 60)
     CHECK_EQ_INT(WTERMSIG(ch.status), SIGABRT);
     CHECK_STR_CONTAINS(ch.err, "weft: a fault while reporting a fault");
 }
+
+/* A 1 KiB small class (canary only, packed): an unbounded overflow runs
+ * over the stacks below it to a fault, and the line names the task. (A
+ * program written from weft.h once got the fence's line without a name,
+ * on a deep weft_fork_n; the handler now names the thread's task of that
+ * class there too, rt/overflow.c, but this test reaches the fault by the
+ * named path, not the fence's.) */
+TEST_T(fault, overflow_1k_small_unbounded_named, 60)
+{
+#ifdef WEFT_SWITCH_UCONTEXT
+    TEST_SKIP("no small class under 4 KiB with the ucontext switcher");
+#endif
+    overflow_case c = {.small = 1,
+                       .guard_pages = 1,
+                       .bounded = 0,
+                       .stack_size = 1024,
+                       .small_size = 1024};
+    expect_overflow_report_any(&c);
+}
