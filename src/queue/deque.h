@@ -115,9 +115,21 @@ static inline int weft__deque_take_job(weft_deque *d, int64_t i, void *p)
             (WEFT_DEQUE_JOB | pos) ||
         atomic_load_explicit(&d->jobs[pos], memory_order_relaxed) != p)
         return 0;
-    /* Now it is take's race for the bottom entry, which is p's (a thief
-     * that took it moved top past i: take then finds the deque empty). */
-    return weft__deque_take(d) != WEFT_DEQUE_EMPTY;
+    /* Now it is weft__deque_take on the bottom entry, which is p's,
+     * inline and with the entry already known (deque.c has the race and
+     * its orders): publish bottom = i, then read top. */
+    atomic_exchange_explicit(&d->bottom, i, memory_order_seq_cst);
+    int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
+    if (t < i)
+        return 1; /* others remain above top: i is ours */
+    int won = 0;
+    if (t == i) /* the last entry: whoever moves top past it owns it */
+        won = atomic_compare_exchange_strong_explicit(
+            &d->top, &t, t + 1, memory_order_seq_cst, memory_order_relaxed);
+    /* t > i: a thief took it (top passed i). Either way the deque is
+     * empty now: bottom back above top. */
+    atomic_store_explicit(&d->bottom, i + 1, memory_order_relaxed);
+    return won;
 }
 
 /* Steal from the top; WEFT_DEQUE_EMPTY, WEFT_DEQUE_ABORT (lost a race:

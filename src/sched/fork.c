@@ -173,7 +173,10 @@ int weft_fork_join(weft_fn fa, void *a, weft_fn fb, void *b, void **ra,
         goto out;
     }
     stat_inc(&w->st.forks);
-    weft_fork f = {.fn = fb, .arg = b};
+    weft_fork f; /* result: written only by the task it may become */
+    f.fn = fb;
+    f.arg = b;
+    atomic_init(&f.word, WEFT_FORK_PENDING);
     weft_deque *d = &w->dq;
     uint64_t s = atomic_load_explicit(&w->current->state, RLX);
     f.bits = (s & INHERIT) | WEFT_TS_DETACHED;
