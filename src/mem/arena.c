@@ -20,8 +20,6 @@
  */
 #include "arena.h"
 
-#include "../arch/fiber_san.h"
-
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,14 +45,6 @@ void *weft__arena_map(size_t size)
 
 void weft__arena_unmap(void *base, size_t size)
 {
-    /* ASan builds: the stacks of tasks that never returned leave their
-     * frames' redzones poisoned in the shadow, which munmap does not
-     * clear; a later mapping at the same address (the next runtime's
-     * metadata) then read as a "stack-buffer-underflow" (found by a
-     * program that made and destroyed runtimes in a row under ASan). A
-     * large range is cleared by releasing its shadow pages, not by
-     * writing them. */
-    weft_san_unpoison(base, size);
     munmap(base, size);
 }
 

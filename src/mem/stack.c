@@ -378,6 +378,17 @@ void weft__stack_pool_fini(weft_stack_pool *p)
     for (uint32_t i = 0; i < n && i < p->count; i++)
         if (p->san[i])
             weft_tsan_destroy(p->san[i]);
+#elif defined(WEFT_ASAN)
+    /* The frames of tasks that never returned, or that ended, leave
+     * their redzones poisoned in ASan's shadow, and munmap does not
+     * clear it: the next mapping at these addresses (another runtime's
+     * metadata) then read as a stack-buffer-underflow (found by a
+     * program that made and destroyed runtimes in a row). Only stacks
+     * ever handed out can hold poison: those below the bump mark. */
+    uint32_t n = atomic_load_explicit(&p->bump, RLX);
+    if (n > p->count)
+        n = p->count;
+    weft_san_unpoison(p->base, (size_t)n * p->stride);
 #else
     (void)p;
 #endif
