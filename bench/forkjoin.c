@@ -86,6 +86,7 @@ static void *skynet_spawn(void *arg)
 typedef struct {
     weft_rt *rt;
     int depth, n;
+    int spawn; /* the weft_spawn + weft_join shape (skynet_spawn, fib_spawn) */
 } ctx;
 
 static double skynet_trial(void *p, int *ok)
@@ -97,7 +98,7 @@ static double skynet_trial(void *p, int *ok)
         leaves *= 10;
     expect = leaves * (leaves - 1) / 2;
     double t0 = bench_now_ns();
-    if (weft_rt_run(c->rt, c->n ? skynet_spawn : skynet, &root, NULL))
+    if (weft_rt_run(c->rt, c->spawn ? skynet_spawn : skynet, &root, NULL))
         *ok = 0;
     double t1 = bench_now_ns();
     if (root.sum != expect)
@@ -154,7 +155,7 @@ static double fib_trial(void *p, int *ok)
         y = z;
     }
     double t0 = bench_now_ns();
-    if (weft_rt_run(c->rt, c->depth ? fib_spawn : fib, &a, NULL))
+    if (weft_rt_run(c->rt, c->spawn ? fib_spawn : fib, &a, NULL))
         *ok = 0;
     double t1 = bench_now_ns();
     if (a.r != x)
@@ -165,7 +166,7 @@ static double fib_trial(void *p, int *ok)
 static int skynet_run(const char *name, int spawn)
 {
     int workers = bench_workers(), ok = 1;
-    ctx c = {bench_rt((unsigned)workers, 1u << 20), skynet_depth(), spawn};
+    ctx c = {bench_rt((unsigned)workers, 1u << 20), skynet_depth(), 0, spawn};
     double v = bench_median(skynet_trial, &c, &ok);
     bench_verbose_stats(c.rt);
     weft_rt_destroy(c.rt);
@@ -188,7 +189,7 @@ static int fib_run(const char *name, int spawn)
     int counts[2] = {1, workers};
     for (int i = 0; i < (workers > 1 ? 2 : 1); i++) {
         int ok = 1;
-        ctx c = {bench_rt((unsigned)counts[i], 1u << 20), spawn, fib_n()};
+        ctx c = {bench_rt((unsigned)counts[i], 1u << 20), 0, fib_n(), spawn};
         double v = bench_median(fib_trial, &c, &ok);
         bench_verbose_stats(c.rt);
         weft_rt_destroy(c.rt);

@@ -78,10 +78,6 @@
 #define REL memory_order_release
 #define ACQ_REL memory_order_acq_rel
 
-/* The band bits of a state word, and the normal band's (runq.h). */
-#define TS_BAND (UINT64_C(3) << (WEFT_TS_PRIO_SHIFT + 2))
-#define TS_NORMAL ((uint64_t)BAND_NORMAL << (WEFT_TS_PRIO_SHIFT + 2))
-
 #define WEFT_FORK_PENDING ((uintptr_t)0)
 #define WEFT_FORK_DONE ((uintptr_t)1)
 #define WEFT_FORK_REFUSED ((uintptr_t)2)

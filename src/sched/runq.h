@@ -25,6 +25,9 @@
 #define IO_TICK 8    /* and every so many, descriptors polled (poller.c) */
 #define INJECT_BATCH 32
 #define BAND_NORMAL WEFT_BAND_NORMAL
+/* The band bits of a state word, and their value for the normal band. */
+#define TS_BAND (UINT64_C(3) << (WEFT_TS_PRIO_SHIFT + 2))
+#define TS_NORMAL ((uint64_t)BAND_NORMAL << (WEFT_TS_PRIO_SHIFT + 2))
 
 static inline uint32_t slot_of(weft_rt *rt, weft_tcb *t)
 {

@@ -259,17 +259,15 @@ void weft__task_publish_end(weft_worker *w, weft_tcb *t, uint32_t slot)
         /* DETACHED is final and excludes joiners, so nobody else may claim
          * this slot: no joiner exchange, no CAS. A racing stale unpark at
          * most loses its WAKE bit, which means nothing on a dead task. */
-        if (weft_unlikely(s & WEFT_TS_FORK)) {
-            /* Its caller waits in weft_fork_join: told only once the slot
-             * is free, so that what it sees after (live, max_tasks, a
-             * destroy) no longer counts this task. The record is the
-             * result, read before the slot can be reused. */
-            void *f = c->result;
-            reap(rt, slot, w);
-            weft__fork_done(f);
-            return;
-        }
+        /* A claimed fork record's task: its caller waits in
+         * weft_fork_join, told only once the slot is free, so that what
+         * it sees after (live, max_tasks, a destroy) no longer counts this
+         * task. The record is the result, read before the slot can be
+         * reused. */
+        void *f = (s & WEFT_TS_FORK) ? c->result : NULL;
         reap(rt, slot, w);
+        if (weft_unlikely(f != NULL))
+            weft__fork_done(f);
         return;
     }
     uintptr_t j = atomic_exchange_explicit(&c->joiner, WEFT_JOINER_DONE,

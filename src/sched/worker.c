@@ -459,21 +459,13 @@ weft_noinline static void yield_slow(weft_worker *w)
 {
     weft_tcb *cur = w->current;
     int band = band_of(cur);
-    if (weft_unlikely(off_stack(w, atomic_load_explicit(&cur->state, RLX))) &&
-        !w->iso_of) {
-        /* The loop queues it (MSG_YIELD) and decides; if nothing else is
-         * ready the task simply runs next. */
-        stat_inc(&w->st.yields);
-        switch_ctx(w, cur, -1,
-                   (uintptr_t)cur |
-                       (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));
-        return;
-    }
     /* An isolated task's yield ends its isolation: to its thread's old
-     * frame (isolate.c). */
-    int64_t next = w->iso_of ? -1 : find_local(w, band);
-    if (next < 0 && !atomic_load_explicit(&w->rt->stopping, RLX) &&
-        !w->iso_of) {
+     * frame (isolate.c). A task on a tiny stack goes to the scheduler
+     * loop, which queues it and decides ("Small stacks"). */
+    int to_loop =
+        w->iso_of || off_stack(w, atomic_load_explicit(&cur->state, RLX));
+    int64_t next = to_loop ? -1 : find_local(w, band);
+    if (next < 0 && !to_loop && !atomic_load_explicit(&w->rt->stopping, RLX)) {
         /* Nothing else is ready, or its band's turn goes on: the task
          * goes on, but its poll ends here as if it had switched. A task
          * that yields is no hog, whatever its yield finds: timed as one
@@ -490,11 +482,8 @@ weft_noinline static void yield_slow(weft_worker *w)
                (uintptr_t)cur | (band == BAND_NORMAL ? MSG_YIELD : MSG_YBAND));
 }
 
-/* The band bits of the state word, and their value for the normal band:
- * the fast path below tests "normal band, no small stack, no canary" with
- * one xor and one and. */
-#define TS_BAND (UINT64_C(3) << (WEFT_TS_PRIO_SHIFT + 2))
-#define TS_NORMAL ((uint64_t)BAND_NORMAL << (WEFT_TS_PRIO_SHIFT + 2))
+/* The fast path below tests "normal band, no small stack, no canary"
+ * with one xor and one and (TS_BAND, TS_NORMAL: runq.h). */
 
 /*
  * weft_yield's fast path covers the steady state of yielding tasks: the
@@ -605,11 +594,10 @@ WEFT_NO_TSAN void weft__task_switch_dead(void)
 {
     weft_worker *w = weft__worker_self();
     weft_tcb *cur = w->current;
-    if (weft_unlikely(off_stack(w, atomic_load_explicit(&cur->state, RLX)))) {
-        switch_ctx(w, cur, -1, (uintptr_t)cur | MSG_DEAD);
-        weft__die("worker", "a finished task was resumed");
-    }
-    int64_t next = find_work(w);
+    int64_t next =
+        weft_unlikely(off_stack(w, atomic_load_explicit(&cur->state, RLX)))
+            ? -1
+            : find_work(w);
 #if defined(WEFT_CTX_HAS_START) && !WEFT_SANITIZED
     if (next >= 0 && !w->hot[next].sp &&
         !((atomic_load_explicit(&w->hot[next].state, RLX) ^
