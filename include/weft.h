@@ -424,7 +424,7 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * with its mutex held). */
 
 typedef struct weft_wlist_ {
-    void *head_, *tail_;
+    void *head_;
 } weft_wlist_;
 typedef struct weft_waitq {
     uint32_t lock_;
@@ -435,7 +435,7 @@ typedef struct weft_waitq {
     {                                                                          \
         0, 0,                                                                  \
         {                                                                      \
-            NULL, NULL                                                         \
+            NULL                                                               \
         }                                                                      \
     }
 

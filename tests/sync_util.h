@@ -48,8 +48,11 @@ static inline unsigned su_wq_len(weft_waitq *q)
     _Atomic uint32_t *l = weft__wq_lock_word(q);
     weft__spin_lock(l);
     unsigned n = 0;
-    for (weft_wnode *x = q->list_.head_; x; x = x->next)
-        n++;
+    weft_wnode *h = q->list_.head_, *x = h;
+    if (h) /* a ring (sync/wait.h): round once */
+        do
+            n++;
+        while ((x = x->next) != h);
     weft__spin_unlock(l);
     return n;
 }

@@ -10,9 +10,9 @@
 #define CHAN_CLOSED UINT32_C(0x6368616f)
 #define CHAN_DEAD UINT32_C(0xdeadc4a7)
 
-/* 56 bytes, so that with malloc's header it takes one 64-byte chunk: a
+/* 40 bytes, so that with malloc's header it takes one 48-byte chunk: a
  * parked receiver's channel is part of what each parked task costs
- * (bench memory). The ring follows the struct. */
+ * (bench memory, decisions/0016). The ring follows the struct. */
 struct weft_chan {
     _Atomic uint32_t lock;
     _Atomic uint32_t magic; /* CHAN_MAGIC, CHAN_CLOSED, CHAN_DEAD */
@@ -23,7 +23,7 @@ struct weft_chan {
     weft_wlist_ sendq, recvq;
 };
 
-_Static_assert(sizeof(struct weft_chan) <= 56, "weft_chan must stay small");
+_Static_assert(sizeof(struct weft_chan) <= 40, "weft_chan must stay small");
 
 static inline int weft__chan_bad(const weft_chan *ch)
 {

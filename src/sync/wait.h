@@ -124,46 +124,57 @@ static inline void weft__wait_wake(weft_wait *wt)
  * queue is touched). */
 void weft__wait_wake_remote(weft_wait *wt);
 
-/* ---- queues (a weft_waitq's list_): the caller holds its lock ------- */
+/* ---- queues (a weft_waitq's list_): the caller holds its lock -------
+ *
+ * A queue is one pointer, its oldest node; the nodes form a circular
+ * doubly linked ring, so the newest is head->prev. One word rather than
+ * head and tail keeps every primitive that embeds a queue small: a
+ * channel is two queues and 24 bytes, 40 in all, which malloc serves
+ * from a 48-byte chunk (a parked receiver's channel is part of what each
+ * parked task costs, bench `memory`, decisions/0016). Invariants: head_
+ * is NULL or a node with queued == 1 whose ring holds exactly the queued
+ * nodes of this queue in FIFO order; a node off every queue has
+ * queued == 0 and links that mean nothing. */
+
+static inline void weft__wq_link_before(weft_wnode *h, weft_wnode *n)
+{
+    weft_wnode *t = h->prev;
+    n->prev = t;
+    n->next = h;
+    t->next = n;
+    h->prev = n;
+}
 
 static inline void weft__wq_push(weft_wlist_ *q, weft_wnode *n)
 {
-    weft_wnode *t = q->tail_;
-    n->next = NULL;
-    n->prev = t;
-    if (t)
-        t->next = n;
-    else
+    weft_wnode *h = q->head_;
+    if (h) {
+        weft__wq_link_before(h, n);
+    } else {
+        n->next = n->prev = n;
         q->head_ = n;
-    q->tail_ = n;
+    }
     n->queued = 1;
 }
 
 static inline void weft__wq_push_head(weft_wlist_ *q, weft_wnode *n)
 {
-    weft_wnode *h = q->head_;
-    n->prev = NULL;
-    n->next = h;
-    if (h)
-        h->prev = n;
-    else
-        q->tail_ = n;
-    q->head_ = n;
-    n->queued = 1;
+    weft__wq_push(q, n);
+    q->head_ = n; /* the ring's newest becomes its oldest */
 }
 
 static inline void weft__wq_unlink(weft_wlist_ *q, weft_wnode *n)
 {
     if (!n->queued)
         return;
-    if (n->prev)
+    if (n->next == n) {
+        q->head_ = NULL;
+    } else {
         n->prev->next = n->next;
-    else
-        q->head_ = n->next;
-    if (n->next)
         n->next->prev = n->prev;
-    else
-        q->tail_ = n->prev;
+        if (q->head_ == n)
+            q->head_ = n->next;
+    }
     n->queued = 0;
 }
 
