@@ -80,6 +80,7 @@ struct weft_rt {
     _Atomic int sc_reclaim; /* reclaimers of slot caches at work
                                (slots.c); read on every spawn and reap */
     _Atomic uint64_t sc_reclaims; /* reclaims done (slots.c; tests) */
+    _Atomic uint32_t sc_lock;     /* one reclaimer at a time (slots.c) */
     int mesh;                     /* cfg.balance == WEFT_BALANCE_MESH */
     /* The io_uring backend is in use (cfg.io and the kernel: rt.c);
      * if not, or not on every worker, why (weft_stats.io_fallback, a
