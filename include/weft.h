@@ -272,12 +272,15 @@ enum {
  * wake-ups), except for small-class tasks when the small class is under
  * 4 KiB, which leave it to the worker's own stack at the cost of one
  * more switch; the wait itself still runs on the task's stack (a task
- * parked in weft_read needed about 1 KiB). And, in a
- * program linked with lazy binding (no -z now), so does the first call
- * of each shared-library function (glibc saves the vector registers
- * there: about 2.5 KiB with AVX-512): link programs that run tasks on
- * stacks under 4 KiB with -Wl,-z,now (or run them with LD_BIND_NOW=1),
- * as everything in weft's own build is.
+ * parked in weft_read needed about 1 KiB). weft's own calls into shared
+ * libraries are bound when the program starts (it is built with
+ * -fno-plt), however the program is linked. The program's own calls are
+ * not: in a program linked with lazy binding (no -z now), a task's first
+ * call of a shared-library function runs glibc's resolver on the task's
+ * stack, which saves the vector registers there (about 2.5 KiB with
+ * AVX-512). Link programs whose tasks call such functions on stacks
+ * under 4 KiB with -Wl,-z,now (or run them with LD_BIND_NOW=1), as
+ * everything in weft's own build is.
  *
  * Stack classes for weft_spawn_attr.stack. */
 #define WEFT_STACK_DEFAULT ((size_t)0)
