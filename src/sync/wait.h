@@ -136,20 +136,14 @@ void weft__wait_wake_remote(weft_wait *wt);
  * nodes of this queue in FIFO order; a node off every queue has
  * queued == 0 and links that mean nothing. */
 
-static inline void weft__wq_link_before(weft_wnode *h, weft_wnode *n)
-{
-    weft_wnode *t = h->prev;
-    n->prev = t;
-    n->next = h;
-    t->next = n;
-    h->prev = n;
-}
-
 static inline void weft__wq_push(weft_wlist_ *q, weft_wnode *n)
 {
     weft_wnode *h = q->head_;
-    if (h) {
-        weft__wq_link_before(h, n);
+    if (h) { /* between the newest and the oldest */
+        n->prev = h->prev;
+        n->next = h;
+        h->prev->next = n;
+        h->prev = n;
     } else {
         n->next = n->prev = n;
         q->head_ = n;
