@@ -582,3 +582,65 @@ TEST_T(api, io_ring_accept_forget_refuses_at_once, 60)
 {
     close_refuses(BY_FORGET);
 }
+
+/* ---- an acceptor through the ring does not make the poller poll ----------
+ * The only task waiting is an acceptor parked on the multishot's queue:
+ * its wake-up comes from the ring's reap, so neither the busy worker
+ * (every IO_TICK decisions) nor the monitor (every WEFT_POLL_GAP_NS)
+ * may poll the epoll instance for it. It did: the wait counted in the
+ * poller's waiters, and echo's worker made 30,411 empty epoll_wait
+ * calls against 3,841 io_uring_enter in 2 s. A yielder makes YIELDS
+ * decisions and sleeps, then a connection shows the acceptor still
+ * works. */
+
+enum { YIELDS = 20000 };
+
+typedef struct {
+    int lfd;
+    int got;
+} quiet_ctx;
+
+static void *quiet_acceptor(void *arg)
+{
+    quiet_ctx *c = arg;
+    int fd = weft_accept(c->lfd, NULL, NULL, 0);
+    c->got = fd >= 0;
+    if (fd >= 0)
+        CHECK_OK(weft_close(fd));
+    return NULL;
+}
+
+static void *quiet_yielder(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < YIELDS; i++)
+        weft_yield();
+    weft_sleep_ns(20 * MS);
+    return NULL;
+}
+
+TEST_T(api, io_ring_accept_waiter_does_not_poll, 60)
+{
+    weft_rt *rt = ring_rt(1);
+    struct sockaddr_in addr;
+    quiet_ctx c = {.lfd = listener(&addr, 16)};
+    weft_task t;
+    CHECK_OK(weft_spawn(rt, &t, quiet_acceptor, &c, NULL));
+    weft_stats st;
+    for (int i = 0;; i++) { /* until the acceptor has parked */
+        CHECK_OK(weft_stats_get(rt, &st));
+        if (st.io_waits >= 1)
+            break;
+        CHECK_CMP_INT(i, <, 10000);
+        usleep(1000);
+    }
+    uint64_t polls = st.io_polls + st.io_blocking_polls;
+    test_run(rt, quiet_yielder, NULL);
+    CHECK_OK(weft_stats_get(rt, &st));
+    CHECK_EQ_U64(st.io_polls + st.io_blocking_polls, polls);
+    close(dial(&addr));
+    CHECK_OK(weft_join(t, NULL));
+    CHECK_EQ_INT(c.got, 1);
+    CHECK_OK(weft_close(c.lfd));
+    test_rt_destroy_clean(rt);
+}
