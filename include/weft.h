@@ -1133,7 +1133,8 @@ WEFT_API int weft_connect_until(int fd, const struct sockaddr *addr,
 /* Wait until fd is ready for events (WEFT_FD_READ, WEFT_FD_WRITE, or
  * both): 0, or -ETIMEDOUT, -ECANCELED. For a library's own non-blocking
  * descriptors; readiness may be spurious (try the call, and wait again
- * on EAGAIN). */
+ * on EAGAIN). A descriptor ready already returns 0 at once, whatever the
+ * deadline (from a task this costs one poll(2) before it parks). */
 #define WEFT_FD_READ 1
 #define WEFT_FD_WRITE 2
 WEFT_API int weft_fd_wait(int fd, int events, uint64_t deadline_ns);

@@ -112,11 +112,9 @@ static ssize_t call_write(int fd, void *a, weft_fdrec *r)
 
 ssize_t weft_read_until(int fd, void *buf, size_t n, uint64_t deadline)
 {
-    ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_READ, buf, n, 0, -1, deadline, &u))
-        return u;
+    weft_ring_req q = {WEFT_UOP_READ, buf, n, 0, -1};
     rw_args a = {buf, n, 0};
-    return weft__io_run(fd, DIR_READ, deadline, call_read, &a);
+    return weft__io_run_ring(fd, DIR_READ, deadline, call_read, &a, &q);
 }
 
 ssize_t weft_read(int fd, void *buf, size_t n)
@@ -127,11 +125,9 @@ ssize_t weft_read(int fd, void *buf, size_t n)
 ssize_t weft_recv_until(int fd, void *buf, size_t n, int flags,
                         uint64_t deadline)
 {
-    ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_RECV, buf, n, flags, -1, deadline, &u))
-        return u;
+    weft_ring_req q = {WEFT_UOP_RECV, buf, n, flags, -1};
     rw_args a = {buf, n, flags};
-    return weft__io_run(fd, DIR_READ, deadline, call_recv, &a);
+    return weft__io_run_ring(fd, DIR_READ, deadline, call_recv, &a, &q);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
@@ -142,12 +138,9 @@ ssize_t weft_recv(int fd, void *buf, size_t n, int flags)
 ssize_t weft_send_until(int fd, const void *buf, size_t n, int flags,
                         uint64_t deadline)
 {
-    ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_SEND, (void *)buf, n, flags, -1,
-                            deadline, &u))
-        return u;
+    weft_ring_req q = {WEFT_UOP_SEND, (void *)buf, n, flags, -1};
     rw_args a = {(void *)buf, n, flags};
-    return weft__io_run(fd, DIR_WRITE, deadline, call_send, &a);
+    return weft__io_run_ring(fd, DIR_WRITE, deadline, call_send, &a, &q);
 }
 
 ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
@@ -157,12 +150,9 @@ ssize_t weft_send(int fd, const void *buf, size_t n, int flags)
 
 ssize_t weft_write_until(int fd, const void *buf, size_t n, uint64_t deadline)
 {
-    ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_WRITE, (void *)buf, n, 0, -1, deadline,
-                            &u))
-        return u;
+    weft_ring_req q = {WEFT_UOP_WRITE, (void *)buf, n, 0, -1};
     rw_args a = {(void *)buf, n, 0};
-    return weft__io_run(fd, DIR_WRITE, deadline, call_write, &a);
+    return weft__io_run_ring(fd, DIR_WRITE, deadline, call_write, &a, &q);
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t n)
@@ -202,12 +192,9 @@ ssize_t weft_pread_until(int fd, void *buf, size_t n, off_t off,
 {
     if (off < 0)
         return -EINVAL;
-    ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_READ, buf, n, 0, (int64_t)off,
-                            deadline, &u))
-        return u;
+    weft_ring_req q = {WEFT_UOP_READ, buf, n, 0, (int64_t)off};
     prw_args a = {buf, n, off};
-    return weft__io_run(fd, DIR_READ, deadline, call_pread, &a);
+    return weft__io_run_ring(fd, DIR_READ, deadline, call_pread, &a, &q);
 }
 
 ssize_t weft_pread(int fd, void *buf, size_t n, off_t off)
@@ -220,12 +207,9 @@ ssize_t weft_pwrite_until(int fd, const void *buf, size_t n, off_t off,
 {
     if (off < 0)
         return -EINVAL;
-    ssize_t u;
-    if (!weft__io_uring_run(fd, WEFT_UOP_WRITE, (void *)buf, n, 0, (int64_t)off,
-                            deadline, &u))
-        return u;
+    weft_ring_req q = {WEFT_UOP_WRITE, (void *)buf, n, 0, (int64_t)off};
     prw_args a = {(void *)buf, n, off};
-    return weft__io_run(fd, DIR_WRITE, deadline, call_pwrite, &a);
+    return weft__io_run_ring(fd, DIR_WRITE, deadline, call_pwrite, &a, &q);
 }
 
 ssize_t weft_pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -433,7 +417,12 @@ static ssize_t call_accept(int fd, void *a, weft_fdrec *r)
 int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
                       uint64_t deadline)
 {
-    int u;
+    /* The reference first, as weft__io_run_ring takes it (fd.c): the
+     * ring's path touches the descriptor before it waits. The poller's
+     * path takes a second one of its own. */
+    int u = weft__fd_ref_take(fd);
+    if (u)
+        return u;
     if (!weft__io_uring_accept(fd, flags, deadline, &u)) {
         /* The ring's multishot took it (io/accept.c): the peer's
          * address is asked of the new socket. */
@@ -446,12 +435,14 @@ int weft_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
                 weft__sys_leave();
             }
         }
+        weft__fd_ref_drop(fd);
         return u;
     }
     acc_args a = {addr, len, flags};
     ssize_t c = weft__io_run(fd, DIR_READ, deadline, call_accept, &a);
     if (c >= 0)
         weft__io_fresh((int)c);
+    weft__fd_ref_drop(fd);
     return (int)c;
 }
 

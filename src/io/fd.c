@@ -64,11 +64,13 @@
  *
  * Closing. Every call holds a reference on its descriptor number for
  * its whole length (a process-wide word per number, `refs`, shared by
- * tasks of every runtime and plain threads). weft_close marks the word
+ * tasks of every runtime and plain threads), taken before it first
+ * touches the descriptor (weft__io_run_ring). weft_close marks the word
  * CLOSING (new calls fail with -ECANCELED), bumps the generation under
  * both queue locks of the number in every runtime's table, wakes the
- * queued waits (which see the new generation and return -ECANCELED) and
- * removes the registration; the close(2) itself is made by whoever drops
+ * queued waits (which see the new generation and return -ECANCELED;
+ * one that queues after the forget sees the mark under the same lock)
+ * and removes the registration; the close(2) itself is made by whoever drops
  * the last reference: weft_close when no call was in flight, else the
  * last call to leave (as Go's poll.FD does). So no call of the old file
  * is still running when the number can be reused, and an event of the
@@ -333,6 +335,8 @@ static void on_event(weft_rt *rt, uint64_t key, uint32_t ev)
         dir_ready(r, DIR_WRITE, gen, 0);
 }
 
+static int closing(int fd);
+
 /* ---- the record of a descriptor -------------------------------------------
  * A call from a task: the record of fd in its runtime's table, with
  * O_NONBLOCK set (once per generation). NULL with *err for a plain thread
@@ -362,9 +366,23 @@ static fdrec *rec_of(int fd, weft_rt **rtp, int *err)
     weft__sys_leave();
     if (bad)
         return NULL;
+    /* The caller holds the number's reference. A weft_close that marked
+     * it meanwhile leaves the record NEW for the number's next file, whose
+     * first call must set O_NONBLOCK again (with the record NONBLOCK, a
+     * socket opened later on the number blocked its worker): forget takes
+     * this lock after the mark, so either the mark is seen here or forget
+     * comes after and resets the state itself. */
+    weft__spin_lock(&r->reg_lock);
+    int gone = closing(fd);
     uint32_t n = REC_NEW;
-    atomic_compare_exchange_strong_explicit(&r->state, &n, REC_NONBLOCK, RLX,
-                                            RLX);
+    if (!gone)
+        atomic_compare_exchange_strong_explicit(&r->state, &n, REC_NONBLOCK,
+                                                RLX, RLX);
+    weft__spin_unlock(&r->reg_lock);
+    if (gone) {
+        *err = -ECANCELED;
+        return NULL;
+    }
     return r;
 }
 
@@ -374,8 +392,11 @@ static int enroll(weft_rt *rt, fdrec *r, int fd)
     if (atomic_load_explicit(&r->state, ACQ) == REC_REGISTERED)
         return 0;
     weft__spin_lock(&r->reg_lock);
-    int err = 0;
-    if (atomic_load_explicit(&r->state, RLX) != REC_REGISTERED) {
+    /* Not for a number weft_close marked: its registration would outlive
+     * the file, and the record say REGISTERED to the next one (as in
+     * rec_of, forget takes this lock after the mark). */
+    int err = closing(fd) ? -ECANCELED : 0;
+    if (!err && atomic_load_explicit(&r->state, RLX) != REC_REGISTERED) {
         uint64_t key =
             (uint64_t)atomic_load_explicit(&r->gen, RLX) << 32 | (uint32_t)fd;
         struct epoll_event e = {.events =
@@ -439,7 +460,13 @@ static int queue_wait(weft_rt *rt, fdrec *r, int fd, unsigned dirs,
     for (int d = 0; d < 2; d++)
         if (dirs & 1u << d)
             weft__spin_lock(qlock(&r->dir[d]));
-    if (atomic_load_explicit(&r->gen, RLX) != gen) {
+    /* A weft_close marks the number, then forgets it under these locks
+     * (gen moves, queued waits are woken): either it forgot before we
+     * locked, and its mark is seen here, or it finds our nodes queued.
+     * The generation alone missed a close that came between this call's
+     * reference and the load of gen above: the call queued under the
+     * new generation and was never woken. */
+    if (atomic_load_explicit(&r->gen, RLX) != gen || closing(fd)) {
         err = -ECANCELED;
     } else if ((dirs & 1u << DIR_READ && r->dir[DIR_READ].ready) ||
                (dirs & 1u << DIR_WRITE && r->dir[DIR_WRITE].ready)) {
@@ -562,21 +589,35 @@ static int closing(int fd)
     return w && (atomic_load_explicit(w, RLX) & CLOSING);
 }
 
+static int ring_run(weft_rt *rt, fdrec *r, int fd, const weft_ring_req *q,
+                    uint64_t deadline, ssize_t *res);
+
 /* The calls: try, and on EAGAIN wait and try again, holding a reference
- * on the number throughout. A plain thread's call with a deadline first
- * sets O_NONBLOCK (plain_nonblock), so that the call itself cannot block
- * past the deadline. */
-ssize_t weft__io_run(int fd, int d, uint64_t deadline, weft_io_call call,
-                     void *args)
+ * on the number throughout. The reference comes first, before anything
+ * touches the descriptor (the record's fcntl at a task's first call, the
+ * ring's getsockopt): a weft_close made from then on leaves the close(2)
+ * to this call. (Found by a program written from weft.h: a weft_close
+ * that landed during a first call's fcntl closed at once, and the call
+ * then read from, or wrote to, the next file on the number, every time.)
+ * A plain thread's call with a deadline first sets O_NONBLOCK
+ * (plain_nonblock), so that the call itself cannot block past the
+ * deadline. */
+ssize_t weft__io_run_ring(int fd, int d, uint64_t deadline, weft_io_call call,
+                          void *args, const weft_ring_req *ring)
 {
-    weft_rt *rt = NULL;
-    int err;
-    fdrec *r = rec_of(fd, &rt, &err);
+    int err = ref_take(fd);
     if (err)
         return err;
-    if ((err = ref_take(fd)))
-        return err;
+    weft_rt *rt = NULL;
     ssize_t res;
+    fdrec *r = rec_of(fd, &rt, &err);
+    if (err) {
+        res = err;
+        goto out;
+    }
+    if (ring && weft__uring_chosen() &&
+        !ring_run(rt, r, fd, ring, deadline, &res))
+        goto out;
     if (!r && deadline != WEFT_NO_DEADLINE && (err = plain_nonblock(fd))) {
         res = err;
         goto out;
@@ -694,43 +735,43 @@ int weft__fd_closing(int fd)
     return closing(fd);
 }
 
-int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
-                       int64_t off, uint64_t deadline, ssize_t *res)
+/* The call through the io_uring backend, the reference held: 0 with
+ * *res, or nonzero when the backend does not take it (a plain thread, a
+ * descriptor it does not take, no ring on this worker): then the
+ * poller's path does. */
+static int ring_run(weft_rt *rt, fdrec *r, int fd, const weft_ring_req *q,
+                    uint64_t deadline, ssize_t *res)
 {
-    if (!weft__uring_chosen())
-        return -ENOSYS;
-    weft_rt *rt = NULL;
-    int err;
-    fdrec *r = rec_of(fd, &rt, &err);
-    if (err) {
-        *res = err; /* as the poller's path would say */
-        return 0;
-    }
     if (!r || !rt->io_uring)
         return -ENOSYS;
+    int op = q->op;
     uint32_t k = kind_of(fd, r);
-    if (k == KIND_STREAM && off < 0) {
+    if (k == KIND_STREAM && q->off < 0) {
         /* read(2) and write(2) of a stream socket: recv and send. */
         if (op == WEFT_UOP_READ)
             op = WEFT_UOP_RECV;
         else if (op == WEFT_UOP_WRITE)
             op = WEFT_UOP_SEND;
     } else if (k != KIND_FILE || op == WEFT_UOP_RECV || op == WEFT_UOP_SEND)
-        return -ENOSYS; /* the caller's path gives the system's answer */
-    /* The generation before the reference: a weft_close that marks the
-     * number after ref_take moves it after this read, so the operation
-     * is of the old generation and the close cancels it (uring.c). */
+        return -ENOSYS; /* the poller's path gives the system's answer */
+    /* The generation, then the mark, both after the reference. A
+     * weft_close whose mark came first was seen by ref_take. One whose
+     * mark came after it cannot close(2) before this call leaves, and
+     * either moves the generation after this read, so the operation is
+     * of the old generation and the close cancels it (uring.c), or
+     * before it: then its mark, made before the move (a seq_cst RMW,
+     * which this acquire load read), is seen below, and nothing is
+     * queued. */
     uint32_t gen = atomic_load_explicit(&r->gen, ACQ);
-    if ((err = ref_take(fd))) {
-        *res = err;
+    if (closing(fd)) {
+        *res = -ECANCELED;
         return 0;
     }
     weft__fdrec_ring_owner(r, weft__uring_self());
-    err =
-        weft__uring_io(op, fd, buf, n, flags, off, deadline, &r->gen, gen, res);
+    int err = weft__uring_io(op, fd, q->buf, q->n, q->flags, q->off, deadline,
+                             &r->gen, gen, res);
     if (!err && closing(fd))
         *res = -ECANCELED;
-    ref_drop(fd);
     return err;
 }
 
@@ -787,29 +828,52 @@ void weft__io_fresh(int fd)
     }
 }
 
+/* weft_fd_wait from a task: is fd ready for ev already? 1 yes, 0 no,
+ * -EBADF. The registration is edge-triggered and a wait sees only edges
+ * that come after it is queued (or set the ready flag before): a
+ * descriptor that was ready before, whose edge an earlier wait or call
+ * took, gives none. weft's own calls wait only after EAGAIN, which the
+ * edge model covers; a user's wait may come at any time, so it looks
+ * first. (Found by a program written from weft.h: a second wait on a
+ * writable socket, or on a socket with unread data, timed out; with no
+ * deadline it would have parked for good.) Readiness that comes after
+ * the look raises an edge, which the wait then takes. */
+static int ready_now(int fd, short ev)
+{
+    struct pollfd p = {.fd = fd, .events = ev};
+    weft__sys_enter();
+    int n = poll(&p, 1, 0);
+    weft__sys_leave();
+    if (n <= 0)
+        return 0;
+    return (p.revents & POLLNVAL) ? -EBADF : 1;
+}
+
 int weft_fd_wait(int fd, int events, uint64_t deadline)
 {
     if (!(events & (WEFT_FD_READ | WEFT_FD_WRITE)) ||
         (events & ~(WEFT_FD_READ | WEFT_FD_WRITE)))
         return -EINVAL;
-    weft_rt *rt = NULL;
-    int err;
-    fdrec *r = rec_of(fd, &rt, &err);
+    /* The reference first, as weft__io_run_ring's. */
+    int err = ref_take(fd);
     if (err)
         return err;
-    if (!r)
-        return thread_wait(fd,
-                           (short)((events & WEFT_FD_READ ? POLLIN : 0) |
-                                   (events & WEFT_FD_WRITE ? POLLOUT : 0)),
-                           deadline);
-    if ((err = ref_take(fd)))
-        return err;
-    err = task_wait(rt, r, fd,
-                    (events & WEFT_FD_READ ? 1u << DIR_READ : 0) |
-                        (events & WEFT_FD_WRITE ? 1u << DIR_WRITE : 0),
-                    deadline);
+    weft_rt *rt = NULL;
+    fdrec *r = rec_of(fd, &rt, &err);
+    short ev = (short)((events & WEFT_FD_READ ? POLLIN : 0) |
+                       (events & WEFT_FD_WRITE ? POLLOUT : 0));
+    if (err) {
+        /* rec_of's error */
+    } else if (!r) {
+        err = thread_wait(fd, ev, deadline);
+    } else if ((err = ready_now(fd, ev)) == 0) {
+        err = task_wait(rt, r, fd,
+                        (events & WEFT_FD_READ ? 1u << DIR_READ : 0) |
+                            (events & WEFT_FD_WRITE ? 1u << DIR_WRITE : 0),
+                        deadline);
+    }
     ref_drop(fd);
-    return err;
+    return err > 0 ? 0 : err;
 }
 
 void weft__fdrec_read(fdrec *r, ssize_t got, size_t asked)
@@ -842,8 +906,11 @@ void weft__fdrec_set_notsock(fdrec *r)
 static int forget(weft_rt *rt, fdtab *t, int fd)
 {
     fdrec *r = &t->rec[fd];
-    if (atomic_load_explicit(&r->state, ACQ) == REC_NEW)
-        return 0;
+    /* Even a record no call has taken further than REC_NEW: a call may
+     * hold the number's reference while it makes its record (rec_of's
+     * fcntl), and its wait must then find the number closing under the
+     * queue locks (queue_wait), which needs forget to take them after
+     * the mark. */
     weft__spin_lock(&r->reg_lock);
     for (int d = 0; d < 2; d++)
         weft__spin_lock(qlock(&r->dir[d]));

@@ -23,21 +23,32 @@ typedef struct weft_fdrec weft_fdrec;
  * errno. */
 typedef ssize_t (*weft_io_call)(int fd, void *args, weft_fdrec *r);
 
-/* Make the call on fd, and on EAGAIN wait for direction dir (until
- * deadline_ns) and make it again; holds a reference on the number
- * throughout (fd.c, "Closing"). The call's result or -errno. Any
- * thread. */
-ssize_t weft__io_run(int fd, int dir, uint64_t deadline_ns, weft_io_call call,
-                     void *args);
-
-/* The io_uring backend's form of a read or write (sched/uring.h's op):
- * 0 with *res the result, or -ENOSYS when the backend does not take it
- * (not chosen, a plain thread, a descriptor it does not take): then the
- * caller's own path does. It takes stream sockets (RECV, SEND; READ and
- * WRITE at off -1 are recv and send with no flags) and regular files
+/* A read or write that the io_uring backend may make instead of the
+ * call (sched/uring.h's op): it takes stream sockets (RECV, SEND; READ
+ * and WRITE at off -1 are recv and send with no flags) and regular files
  * (READ and WRITE, at off, or at the file position when off is -1). */
-int weft__io_uring_run(int fd, int op, void *buf, size_t n, int flags,
-                       int64_t off, uint64_t deadline, ssize_t *res);
+typedef struct {
+    int op;
+    void *buf;
+    size_t n;
+    int flags;
+    int64_t off;
+} weft_ring_req;
+
+/* Make the call on fd, and on EAGAIN wait for direction dir (until
+ * deadline_ns) and make it again; through the io_uring backend instead
+ * when it is chosen and takes `ring` (NULL: never). Holds a reference on
+ * the number throughout, taken before anything touches the descriptor
+ * (fd.c, "Closing"). The call's result or -errno. Any thread. */
+ssize_t weft__io_run_ring(int fd, int dir, uint64_t deadline_ns,
+                          weft_io_call call, void *args,
+                          const weft_ring_req *ring);
+
+static inline ssize_t weft__io_run(int fd, int dir, uint64_t deadline_ns,
+                                   weft_io_call call, void *args)
+{
+    return weft__io_run_ring(fd, dir, deadline_ns, call, args, NULL);
+}
 
 /* fd is a new file (accept(2) just returned it): reset its record. */
 void weft__io_fresh(int fd);
@@ -58,7 +69,8 @@ typedef struct weft_acceptq weft_acceptq;
 /* weft_accept through the ring: 0 with *res the new descriptor or
  * -errno, or -ENOSYS when the backend does not take it (not chosen, a
  * plain thread, not a listening stream socket, flags other than
- * SOCK_NONBLOCK and SOCK_CLOEXEC, no ring): then the poller's path. */
+ * SOCK_NONBLOCK and SOCK_CLOEXEC, no ring): then the poller's path.
+ * The caller holds a reference on the number (weft__fd_ref_take). */
 int weft__io_uring_accept(int fd, int flags, uint64_t deadline_ns, int *res);
 
 /* The listener's generation moved (weft_close, weft_fd_forget, or its

@@ -627,6 +627,14 @@ int weft__uring_self(void)
     return w && w->current && ring_of(w) ? (int)w->id + 1 : 0;
 }
 
+int weft__uring_reap_self(void)
+{
+    /* The ring is the worker's thread's, and so is this task's code (the
+     * header: weft code is not preempted), as when it queues an op. */
+    weft_worker *w = weft__worker_self();
+    return w && w->current && ring_made(w) ? weft__uring_reap(w) : 0;
+}
+
 void weft__uring_closed(weft_rt *rt, int wid)
 {
     /* Release: pairs with cancels' acquire load (the generation moved
@@ -801,6 +809,10 @@ void weft__uring_destroy(struct weft_worker *w)
     (void)w;
 }
 int weft__uring_self(void)
+{
+    return 0;
+}
+int weft__uring_reap_self(void)
 {
     return 0;
 }

@@ -111,6 +111,13 @@ void weft__uring_retire(struct weft_worker *iso);
  * 0 for a plain thread or a worker whose ring cannot be made. */
 int weft__uring_self(void);
 
+/* The calling task's worker reaps its ring now (when it has one), and
+ * the number of completions handed out: for a call whose deadline has
+ * passed, so that what the kernel has already completed, a connection a
+ * multishot accept took while the task kept the worker busy, is its
+ * answer (io/accept.c). 0 on a plain thread. */
+int weft__uring_reap_self(void);
+
 /* A descriptor whose operations may be in flight in the ring of worker
  * wid - 1 (0: none known) changed generation (weft_close): the workers
  * scan their operations and cancel those of old generations. Any

@@ -191,3 +191,59 @@ TEST(api, io_fd_wait_both_deadline_then_close)
     close(c.sv[1]);
     test_rt_destroy_clean(rt);
 }
+
+/* ---- ready already: every wait ends at once ------------------------------
+ * The registration is edge-triggered; a descriptor that is ready and
+ * whose edge an earlier wait took gives no new one. A second wait for
+ * writing on a writable socket, and a wait for reading with data left
+ * unread, timed out after their 200 ms (found by a program written from
+ * weft.h; with no deadline they would have parked for good), and a past
+ * deadline on a ready descriptor said -ETIMEDOUT. Each backend. */
+
+static void *wait_ready_again(void *arg)
+{
+    wctx *c = arg;
+    uint64_t t0 = weft_now_ns(), soon = t0 + 200 * MS;
+    c->r = 0;
+    for (int i = 0; i < 3 && !c->r; i++) /* the first also registers */
+        c->r = weft_fd_wait(c->sv[0], WEFT_FD_WRITE, soon);
+    CHECK_EQ_INT(write(c->sv[1], "xy", 2), 2);
+    for (int i = 0; i < 3 && !c->r; i++) /* unread data stays readable */
+        c->r = weft_fd_wait(c->sv[0], WEFT_FD_READ, soon);
+    if (!c->r)
+        c->r = weft_fd_wait(c->sv[0], WEFT_FD_READ, 1); /* long past */
+    if (!c->r)
+        c->r = weft_fd_wait(c->sv[0], WEFT_FD_WRITE, 1);
+    c->took_ns = weft_now_ns() - t0;
+    /* Not ready: a past deadline still says so. */
+    char b[2];
+    CHECK_EQ_INT(weft_read(c->sv[0], b, 2), 2);
+    c->r2 = weft_fd_wait(c->sv[0], WEFT_FD_READ, 1);
+    return NULL;
+}
+
+static void fd_wait_ready_again(int io)
+{
+    weft_rt *rt = test_rt_io(1, 64, io);
+    wctx c;
+    pair(c.sv);
+    weft_task t;
+    CHECK_OK(weft_spawn(rt, &t, wait_ready_again, &c, NULL));
+    CHECK_OK(weft_join(t, NULL));
+    CHECK_EQ_INT(c.r, 0);
+    CHECK_CMP_U64(c.took_ns, <, 100 * MS);
+    CHECK_EQ_INT(c.r2, -ETIMEDOUT);
+    CHECK_OK(weft_close(c.sv[0]));
+    close(c.sv[1]);
+    test_rt_destroy_clean(rt);
+}
+
+TEST(api, io_fd_wait_ready_already_epoll)
+{
+    fd_wait_ready_again(WEFT_IO_EPOLL);
+}
+
+TEST(api, io_fd_wait_ready_already_uring)
+{
+    fd_wait_ready_again(WEFT_IO_URING);
+}

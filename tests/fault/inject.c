@@ -6,6 +6,8 @@
 #include "inject.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -136,6 +138,31 @@ int __wrap_eventfd(unsigned init, int flags)
         return -1;
     }
     return __real_eventfd(init, flags);
+}
+
+/* ---- fcntl: a hook before F_SETFL ------------------------------------ */
+
+int __real_fcntl(int fd, int cmd, ...);
+
+static void (*_Atomic fcntl_fn)(int, int, void *);
+static void *_Atomic fcntl_arg;
+
+void fault_fcntl_hook(void (*fn)(int fd, int cmd, void *arg), void *arg)
+{
+    atomic_store(&fcntl_arg, arg);
+    atomic_store(&fcntl_fn, fn);
+}
+
+int __wrap_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *x = va_arg(ap, void *); /* as glibc's fcntl takes it */
+    va_end(ap);
+    void (*fn)(int, int, void *) = atomic_load(&fcntl_fn);
+    if (fn && cmd == F_SETFL)
+        fn(fd, cmd, atomic_load(&fcntl_arg));
+    return __real_fcntl(fd, cmd, x);
 }
 
 /* ---- the system-call mark -------------------------------------------- */

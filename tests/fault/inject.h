@@ -5,7 +5,8 @@
  * passes it on, or, once armed, fails the Nth call with the errno the
  * kernel or libc would give: mmap ENOMEM, mprotect ENOMEM, pthread_create
  * EAGAIN, calloc and aligned_alloc ENOMEM, madvise ENOMEM, epoll_create1
- * and eventfd EMFILE. Nothing of this is in the library itself.
+ * and eventfd EMFILE; fcntl only runs a test's hook (below). Nothing of
+ * this is in the library itself.
  */
 #ifndef WEFT_TESTS_INJECT_H
 #define WEFT_TESTS_INJECT_H
@@ -44,5 +45,11 @@ int fault_fired(int k);
  * no state), and is not counted. */
 void fault_unmarked_reset(void);
 unsigned fault_unmarked(void **last_caller);
+
+/* fcntl(2) as the library makes it, with a hook: once set, fn(fd, cmd,
+ * arg) runs before each F_SETFL the library's objects make, before the
+ * real call (a test's way to act while a weft call is inside its first
+ * use of a descriptor: fd.c, rec_of). NULL clears it. */
+void fault_fcntl_hook(void (*fn)(int fd, int cmd, void *arg), void *arg);
 
 #endif
