@@ -352,6 +352,18 @@ static void hwloc_distances(weft_topo *t, hwloc_topology_t h)
     hwloc_distances_release(h, d);
 }
 
+/* Does the kernel describe CPU c's caches? When it does not (a VM whose
+ * hypervisor hides them), hwloc reads CPUID instead, which there may
+ * describe nothing real: under Firecracker on an AMD EPYC it gave each
+ * of two vCPUs an L3 of its own of 508 MiB. Its L3 is then unknown, as
+ * the sysfs source says (one group), and both sources agree. */
+static int kernel_has_caches(unsigned c)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/cache", c);
+    return access(path, F_OK) == 0;
+}
+
 int weft__topo_hwloc(weft_topo *t, const cpu_set_t *allowed)
 {
     hwloc_topology_t h;
@@ -375,9 +387,10 @@ int weft__topo_hwloc(weft_topo *t, const cpu_set_t *allowed)
                : -1;
         if (r->core < 0)
             r->core = UNKNOWN_CORE + c;
-        r->l3 = pu ? first_pu(hwloc_get_ancestor_obj_by_type(
-                         h, HWLOC_OBJ_L3CACHE, pu))
-                   : -1;
+        r->l3 = pu && kernel_has_caches(c)
+                    ? first_pu(hwloc_get_ancestor_obj_by_type(
+                          h, HWLOC_OBJ_L3CACHE, pu))
+                    : -1;
         hwloc_obj_t pkg =
             pu ? hwloc_get_ancestor_obj_by_type(h, HWLOC_OBJ_PACKAGE, pu)
                : NULL;
