@@ -150,15 +150,19 @@ static int on_accept(void *arg, int res, int more, uint32_t fgen)
         q->err = res;
         wake = 1;
     }
+    int ended = 0;
     if (!more && q->armed && q->armed_gen == fgen) {
         q->armed = 0; /* a waiting task arms again */
-        wake = 1;
+        ended = 1;
     }
     weft__spin_unlock(&q->lock);
     if (stale >= 0)
         close_fd(stale); /* of a listener closed since, or no memory */
-    if (wake && gen == fgen)
-        weft__fdrec_wake(q->r, DIR_READ, fgen);
+    /* The waits of the current generation: woken for what was pushed,
+     * and when the multishot they relied on ended, whatever its
+     * generation, so that one of them arms again. */
+    if ((wake && gen == fgen) || ended)
+        weft__fdrec_wake(q->r, DIR_READ, gen);
     return stop || gen != fgen;
 }
 
@@ -218,6 +222,14 @@ int weft__io_uring_accept(int fd, int flags, uint64_t deadline, int *res)
         return -ENOSYS;
     _Atomic uint32_t *gp = weft__fdrec_gen(r);
     uint32_t gen = atomic_load_explicit(gp, memory_order_acquire);
+    /* The generation, then the mark, after the caller's reference (as
+     * fd.c's ring_run): a weft_close that moved the generation before
+     * that load is seen here, so nothing is cached or armed for a
+     * generation whose close has already looked at the queue. */
+    if (weft__fd_closing(fd)) {
+        *res = -ECANCELED;
+        return 0;
+    }
     weft_acceptq *q = queue_of(rt, r, fd, gen);
     if (!q)
         return -ENOSYS;
@@ -236,7 +248,11 @@ int weft__io_uring_accept(int fd, int flags, uint64_t deadline, int *res)
         } else {
             c = -EAGAIN;
         }
-        if (!q->armed && left < LOW && (c >= 0 || c == -EAGAIN)) {
+        /* A multishot armed for an older generation (its listener was
+         * closed; its cancel may not have landed) does not hold off
+         * this one's. */
+        if ((!q->armed || q->armed_gen != gen) && left < LOW &&
+            (c >= 0 || c == -EAGAIN)) {
             arm = 1;
             q->armed = 1;
             q->armed_gen = gen;
@@ -270,6 +286,11 @@ int weft__io_uring_accept(int fd, int flags, uint64_t deadline, int *res)
                 if (q->armed_gen == gen)
                     q->armed = 0;
                 weft__spin_unlock(&q->lock);
+                /* Tasks that found it armed and wait for its
+                 * connections: one of them arms in its own ring, or takes
+                 * the poller's path itself. (Their waits do not make the
+                 * poller poll: nothing else would wake them.) */
+                weft__fdrec_wake(r, DIR_READ, gen);
                 if (c == -EAGAIN && wid != -ECANCELED) {
                     /* No ring on this worker, or no memory: the
                      * poller's path. */

@@ -105,7 +105,7 @@ static ssize_t call_write(int fd, void *a, weft_fdrec *r)
         ssize_t k = send(fd, x->buf, x->n, MSG_NOSIGNAL);
         if (k >= 0 || errno != ENOTSOCK)
             return k;
-        weft__fdrec_set_notsock(r); /* a pipe or a file: write(2) now */
+        weft__fdrec_set_notsock(r, fd); /* a pipe or a file: write(2) now */
     }
     return no_sigpipe(write_plain, fd, x->buf, x->n, x->n);
 }
@@ -268,7 +268,7 @@ static ssize_t call_writev(int fd, void *a, weft_fdrec *r)
         ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
         if (k >= 0 || errno != ENOTSOCK)
             return k;
-        weft__fdrec_set_notsock(r);
+        weft__fdrec_set_notsock(r, fd);
     }
     size_t bytes = 0;
     for (int i = 0; i < x->cnt; i++)

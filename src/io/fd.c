@@ -121,7 +121,7 @@ typedef struct weft_fdrec {
     _Atomic uint32_t gen;   /* written under both queue locks */
     _Atomic uint32_t state; /* REC_*; REGISTERED under reg_lock */
     _Atomic uint32_t reg_lock;
-    uint32_t notsock;            /* send(2) said ENOTSOCK: write(2) it is */
+    _Atomic uint32_t notsock;    /* send(2) said ENOTSOCK: write(2) it is */
     _Atomic uint32_t tcp;        /* a TCP socket: found at registration, read
                              after an acquire of state REGISTERED */
     _Atomic uint32_t drained;    /* a task's last read of it was short: rseq
@@ -685,7 +685,15 @@ static uint32_t kind_of(int fd, fdrec *r)
     else
         k = !fstat(fd, &st) && S_ISREG(st.st_mode) ? KIND_FILE : KIND_OTHER;
     weft__sys_leave();
-    atomic_store_explicit(&r->sock, k, RLX);
+    /* Kept for the generation, but not once weft_close marked the number
+     * (under reg_lock, as rec_of's store): forget may have reset it
+     * while getsockopt ran, and the next file on the number, a pipe say,
+     * would be taken for this one (a read of it sent as recv: -ENOTSOCK;
+     * found by a review's reproducer). */
+    weft__spin_lock(&r->reg_lock);
+    if (!closing(fd))
+        atomic_store_explicit(&r->sock, k, RLX);
+    weft__spin_unlock(&r->reg_lock);
     return k;
 }
 
@@ -808,7 +816,7 @@ void weft__io_fresh(int fd)
         /* seq_cst: as forget's (the ring's pair, ring_forget). */
         atomic_fetch_add_explicit(&r->gen, 1, memory_order_seq_cst);
         r->dir[0].ready = r->dir[1].ready = 0;
-        r->notsock = 0;
+        atomic_store_explicit(&r->notsock, 0, RLX);
         atomic_store_explicit(&r->tcp, 0, RLX);
         atomic_store_explicit(&r->drained, 0, RLX);
         atomic_store_explicit(&r->closed, 0, RLX);
@@ -888,13 +896,18 @@ void weft__fdrec_read(fdrec *r, ssize_t got, size_t asked)
 
 int weft__fdrec_notsock(const fdrec *r)
 {
-    return r && r->notsock;
+    return r && atomic_load_explicit(&r->notsock, RLX);
 }
 
-void weft__fdrec_set_notsock(fdrec *r)
+void weft__fdrec_set_notsock(fdrec *r, int fd)
 {
-    if (r)
-        r->notsock = 1;
+    if (!r)
+        return;
+    /* Under reg_lock and not once closing, as kind_of's store. */
+    weft__spin_lock(&r->reg_lock);
+    if (!closing(fd))
+        atomic_store_explicit(&r->notsock, 1, RLX);
+    weft__spin_unlock(&r->reg_lock);
 }
 
 /* ---- closing ------------------------------------------------------------ */
@@ -923,7 +936,7 @@ static int forget(weft_rt *rt, fdtab *t, int fd)
     }
     int was = (int)atomic_load_explicit(&r->state, RLX);
     atomic_store_explicit(&r->state, REC_NEW, RLX);
-    r->notsock = 0;
+    atomic_store_explicit(&r->notsock, 0, RLX);
     atomic_store_explicit(&r->tcp, 0, RLX);
     atomic_store_explicit(&r->drained, 0, RLX);
     atomic_store_explicit(&r->closed, 0, RLX);

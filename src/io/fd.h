@@ -60,7 +60,7 @@ void weft__fdrec_read(weft_fdrec *r, ssize_t got, size_t asked);
 
 /* send(2) said ENOTSOCK for fd: write(2) it is, from now on. */
 int weft__fdrec_notsock(const weft_fdrec *r);
-void weft__fdrec_set_notsock(weft_fdrec *r);
+void weft__fdrec_set_notsock(weft_fdrec *r, int fd);
 
 /* ---- for the io_uring backend's accept (accept.c) ----
  * A listener's queue of accepted descriptors. */

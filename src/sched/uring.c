@@ -469,6 +469,13 @@ int weft__uring_multi_accept(int fd, const _Atomic uint32_t *fdgen,
     u->inflight++;
     u->fresh++;
     link_op(u, o);
+    /* Submitted now, while the caller still holds the number's
+     * reference: the kernel takes the file the number names when it
+     * reads the submission, and after the caller leaves the number may be
+     * closed and name another file by the worker's next reap. */
+    weft__sys_enter();
+    io_uring_submit(&u->ring);
+    weft__sys_leave();
     return (int)w->id + 1;
 }
 

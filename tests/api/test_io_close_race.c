@@ -15,8 +15,10 @@
  * read on it sets O_NONBLOCK again and is woken by its data (a record
  * left NONBLOCK or REGISTERED would skip both). Each backend.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -132,4 +134,124 @@ TEST_T(api, io_close_in_first_read_uring, 30)
 TEST_T(api, io_close_in_first_write_uring, 30)
 {
     close_in_first_call(WEFT_IO_URING, 1);
+}
+
+/* ---- the io_uring backend: a close while the call asks what fd is ---------
+ * The ring's paths ask getsockopt(SO_TYPE) at a number's first call
+ * (fd.c, kind_of): the hook holds the task there while the number is
+ * closed (found by a review, with reproducers).
+ * A read: the kind it then learnt was kept for the number's next file,
+ * a pipe, whose read went out as recv and failed with -ENOTSOCK.
+ * An accept: it read the generation after the close had moved it, and
+ * armed a multishot for it that no close would cancel: the closed
+ * listener's port kept accepting, and the next listener on the number
+ * was taken for armed (its accepts timed out, or saw -EBADF). */
+
+static void hold_in_getsockopt(int fd, int opt, void *arg)
+{
+    cr_ctx *c = arg;
+    if (fd != c->fd || opt != SO_TYPE || atomic_load(&c->in_call))
+        return;
+    atomic_store(&c->in_call, 1);
+    for (int i = 0; i < 20000 && !atomic_load(&c->closed); i++)
+        usleep(100);
+}
+
+static void *ring_read(void *arg)
+{
+    cr_ctx *c = arg;
+    char b[16];
+    c->res = weft_read_until(c->fd, b, sizeof b, weft_now_ns() + 2000000000ull);
+    return NULL;
+}
+
+/* Hold a task running fn(c) in its getsockopt(SO_TYPE) on c->fd, close
+ * the number meanwhile, and let it go: its result. */
+static ssize_t close_in_kind(weft_rt *rt, cr_ctx *c, void *(*fn)(void *))
+{
+    fault_getsockopt_hook(hold_in_getsockopt, c);
+    weft_task t;
+    CHECK_OK(weft_spawn(rt, &t, fn, c, NULL));
+    for (int i = 0; i < 20000 && !atomic_load(&c->in_call); i++)
+        usleep(100);
+    CHECK_EQ_INT(atomic_load(&c->in_call), 1);
+    CHECK_OK(weft_close(c->fd));
+    atomic_store(&c->closed, 1);
+    CHECK_OK(weft_join(t, NULL));
+    fault_getsockopt_hook(NULL, NULL);
+    return c->res;
+}
+
+TEST_T(api, io_ring_close_while_kind_is_asked_read, 30)
+{
+    weft_rt *rt = test_rt_io(1, 64, WEFT_IO_URING);
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    cr_ctx c = {.fd = sv[0]};
+    CHECK_EQ_INT(close_in_kind(rt, &c, ring_read), -ECANCELED);
+    close(sv[1]);
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    CHECK_EQ_INT(p[0], sv[0]); /* the number's next file */
+    CHECK_EQ_INT(write(p[1], "hello", 5), 5);
+    cr_ctx d = {.fd = p[0]};
+    test_run(rt, ring_read, &d);
+    CHECK_EQ_INT(d.res, 5);
+    CHECK_OK(weft_close(p[0]));
+    close(p[1]);
+    test_rt_destroy_clean(rt);
+}
+
+static int tcp_listener(struct sockaddr_in *a)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_CMP_INT(fd, >=, 0);
+    memset(a, 0, sizeof *a);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_OK(bind(fd, (struct sockaddr *)a, sizeof *a));
+    socklen_t sl = sizeof *a;
+    CHECK_OK(getsockname(fd, (struct sockaddr *)a, &sl));
+    CHECK_OK(listen(fd, 16));
+    return fd;
+}
+
+static void *ring_accept(void *arg)
+{
+    cr_ctx *c = arg;
+    c->res = weft_accept_until(c->fd, NULL, NULL, 0,
+                               weft_now_ns() + (c->write ? 1000000000ull : 1));
+    if (c->res >= 0)
+        CHECK_OK(weft_close((int)c->res));
+    return NULL;
+}
+
+TEST_T(api, io_ring_close_while_kind_is_asked_accept, 30)
+{
+    weft_rt *rt = test_rt_io(1, 64, WEFT_IO_URING);
+    for (int past = 0; past < 2; past++) { /* a deadline past, then 1 s */
+        struct sockaddr_in a1, a2;
+        int l1 = tcp_listener(&a1);
+        cr_ctx c = {.fd = l1, .write = past};
+        CHECK_EQ_INT(close_in_kind(rt, &c, ring_accept), -ECANCELED);
+        usleep(20000); /* the ring's worker reaps what it would */
+        /* Closed means closed: nobody holds the old listener. */
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK_EQ_INT(connect(s, (struct sockaddr *)&a1, sizeof a1), -1);
+        CHECK_EQ_INT(errno, ECONNREFUSED);
+        close(s);
+        /* The next listener on the number accepts, twice. */
+        int l2 = tcp_listener(&a2);
+        CHECK_EQ_INT(l2, l1);
+        for (int k = 0; k < 2; k++) {
+            s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            CHECK_OK(connect(s, (struct sockaddr *)&a2, sizeof a2));
+            cr_ctx d = {.fd = l2, .write = 1};
+            test_run(rt, ring_accept, &d);
+            CHECK_CMP_INT(d.res, >=, 0);
+            close(s);
+        }
+        CHECK_OK(weft_close(l2));
+    }
+    test_rt_destroy_clean(rt);
 }

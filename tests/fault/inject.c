@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "../internal.h"
@@ -163,6 +164,27 @@ int __wrap_fcntl(int fd, int cmd, ...)
     if (fn && cmd == F_SETFL)
         fn(fd, cmd, atomic_load(&fcntl_arg));
     return __real_fcntl(fd, cmd, x);
+}
+
+/* ---- getsockopt: a hook before SOL_SOCKET ones ------------------------ */
+
+int __real_getsockopt(int fd, int level, int opt, void *v, socklen_t *len);
+
+static void (*_Atomic gso_fn)(int, int, void *);
+static void *_Atomic gso_arg;
+
+void fault_getsockopt_hook(void (*fn)(int fd, int opt, void *arg), void *arg)
+{
+    atomic_store(&gso_arg, arg);
+    atomic_store(&gso_fn, fn);
+}
+
+int __wrap_getsockopt(int fd, int level, int opt, void *v, socklen_t *len)
+{
+    void (*fn)(int, int, void *) = atomic_load(&gso_fn);
+    if (fn && level == SOL_SOCKET)
+        fn(fd, opt, atomic_load(&gso_arg));
+    return __real_getsockopt(fd, level, opt, v, len);
 }
 
 /* ---- the system-call mark -------------------------------------------- */

@@ -5,7 +5,7 @@
  * passes it on, or, once armed, fails the Nth call with the errno the
  * kernel or libc would give: mmap ENOMEM, mprotect ENOMEM, pthread_create
  * EAGAIN, calloc and aligned_alloc ENOMEM, madvise ENOMEM, epoll_create1
- * and eventfd EMFILE; fcntl only runs a test's hook (below). Nothing of
+ * and eventfd EMFILE; fcntl and getsockopt only run a test's hook (below). Nothing of
  * this is in the library itself.
  */
 #ifndef WEFT_TESTS_INJECT_H
@@ -51,5 +51,9 @@ unsigned fault_unmarked(void **last_caller);
  * real call (a test's way to act while a weft call is inside its first
  * use of a descriptor: fd.c, rec_of). NULL clears it. */
 void fault_fcntl_hook(void (*fn)(int fd, int cmd, void *arg), void *arg);
+
+/* getsockopt(2) likewise: fn(fd, optname, arg) before each SOL_SOCKET
+ * getsockopt the library's objects make (fd.c's kind_of asks SO_TYPE). */
+void fault_getsockopt_hook(void (*fn)(int fd, int opt, void *arg), void *arg);
 
 #endif
