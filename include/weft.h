@@ -888,6 +888,9 @@ WEFT_API int weft_dump(weft_rt *rt, FILE *f);
  *            a preemptible task is preempted when its poll overruns;
  *   ISOLATE  the task's worker role is handed to a spare thread so that it
  *            cannot starve the other tasks; it comes back after behaving.
+ *            The request is a signal (SIGURG) to the task's thread: a
+ *            system call the kernel does not restart after a handler
+ *            (nanosleep, poll, ...; signal(7)) may return EINTR, once.
  * tier[t] holds the rules for leaving tier t: promotion to t+1 when any
  * promotion threshold is reached (a zero threshold never fires), demotion
  * to t-1 at the end of a good poll when every demotion threshold is met.
