@@ -440,7 +440,18 @@ static void test_lazy_expiry(void)
     sleep_ms(300);
     ASK(fd, ":2\r\n", "DBSIZE"); /* expired, not removed yet */
     ASK(fd, "$-1\r\n", "GET", "e");
-    ASK(fd, ":1\r\n", "DBSIZE"); /* the GET removed it */
+    /* The GET removed it, and f too when f's entry sits on the chain the
+     * lookup walked (kv_store.c, find: an expired entry met on the way
+     * is dropped). The hash's key is random per process, so e and f share
+     * a chain in some runs: once in CI, DBSIZE said 0 here. */
+    request(fd, ARGS("DBSIZE"));
+    long long left = read_int(fd);
+    checks++;
+    if (left != 0 && left != 1)
+        fail(__LINE__,
+             "DBSIZE %lld after GET of an expired key, want 1 "
+             "(or 0)",
+             left);
     ASK(fd, ":0\r\n", "EXISTS", "f");
     ASK(fd, ":0\r\n", "DBSIZE");
     close(fd);
